@@ -1,0 +1,97 @@
+"""The primitive set: what the array API lacks and every loss may need.
+
+A :class:`Backend` binds one array namespace (``xp``) to the primitives below.
+:class:`ArrayAPIBackend` implements every primitive with array-API calls only; it
+serves numpy and array-api-strict. Framework backends (``backends/torch.py``,
+``backends/jax.py``) subclass it and replace primitives with the framework's
+native, fused kernels. Core maths calls ``b.xp`` and these primitives, nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Array = Any
+
+_HALF_PRECISION = ("float16", "bfloat16")
+
+
+class ArrayAPIBackend:
+    """Primitive set written against the array API standard alone.
+
+    Args:
+        name: public name of the backend (``"numpy"``, ``"torch"``, ...).
+        xp: the array namespace, bound once here and never detected per call.
+        array_types: the concrete array classes this backend accepts.
+    """
+
+    has_autodiff = False
+
+    def __init__(self, name: str, xp: Any, array_types: tuple[type, ...]) -> None:
+        self.name = name
+        self.xp = xp
+        self.array_types = array_types
+        self._half = tuple(getattr(xp, n) for n in _HALF_PRECISION if hasattr(xp, n))
+
+    def __repr__(self) -> str:
+        return f"<polyloss backend {self.name!r}>"
+
+    # -- input handling (used by the binding layer, never by core maths) --------
+    def is_array(self, x: Any) -> bool:
+        return isinstance(x, self.array_types)
+
+    def compute_dtype(self, x: Array) -> Array:
+        """float16/bfloat16 are computed in float32; other dtypes unchanged."""
+        if x.dtype in self._half:
+            return self.xp.astype(x, self.xp.float32)
+        return x
+
+    def is_traced(self, x: Array) -> bool:
+        """True when ``x`` has no concrete values (jit/vmap/compile tracing)."""
+        return False
+
+    def int_range(self, x: Array) -> tuple[int, int]:
+        """(min, max) of a concrete, non-empty integer array as Python ints."""
+        return int(self.xp.min(x)), int(self.xp.max(x))
+
+    def float_range(self, x: Array) -> tuple[float, float]:
+        """(min, max) of a concrete, non-empty float array as Python floats."""
+        return float(self.xp.min(x)), float(self.xp.max(x))
+
+    # -- the primitive set --------------------------------------------------------
+    def log_softmax(self, x: Array, axis: int) -> Array:
+        xp = self.xp
+        shifted = x - self.stop_gradient(xp.max(x, axis=axis, keepdims=True))
+        return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+
+    def logsumexp(self, x: Array, axis: int) -> Array:
+        xp = self.xp
+        m = self.stop_gradient(xp.max(x, axis=axis, keepdims=True))
+        m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+        return xp.squeeze(m, axis=axis) + xp.log(xp.sum(xp.exp(x - m), axis=axis))
+
+    def softplus(self, x: Array) -> Array:
+        """log(1 + exp(x)): exact for large |x|, 0 / inf at -inf / +inf, gradient 1/2 at 0,
+        and finite first and second derivatives everywhere (double where: the branch
+        not taken never sees an argument that overflows)."""
+        xp = self.xp
+        positive = x > 0
+        x_pos = xp.where(positive, x, 0.0)
+        x_neg = xp.where(positive, 0.0, x)
+        return xp.where(positive, x_pos + xp.log1p(xp.exp(-x_pos)), xp.log1p(xp.exp(x_neg)))
+
+    def sigmoid(self, x: Array) -> Array:
+        xp = self.xp
+        return xp.exp(-self.softplus(-x))
+
+    def take_along_axis(self, x: Array, indices: Array, axis: int) -> Array:
+        return self.xp.take_along_axis(x, indices, axis=axis)
+
+    def one_hot(self, labels: Array, num_classes: int, dtype: Any) -> Array:
+        """One-hot encoding on a new last axis."""
+        xp = self.xp
+        classes = xp.arange(num_classes, dtype=labels.dtype)
+        return xp.astype(labels[..., None] == classes, dtype)
+
+    def stop_gradient(self, x: Array) -> Array:
+        return x  # no autodiff in this backend

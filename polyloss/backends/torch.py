@@ -1,0 +1,120 @@
+"""PyTorch backend: native fused kernels for the primitive set, plus harness hooks.
+
+The only module (with ``polyloss/torch.py``) that imports torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import array_api_compat.torch as xp
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from polyloss.backends.base import ArrayAPIBackend
+
+_is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+
+
+class TorchBackend(ArrayAPIBackend):
+    framework = "torch"
+    has_autodiff = True
+
+    def __init__(self) -> None:
+        super().__init__("torch", xp, (torch.Tensor,))
+        self._half = (torch.float16, torch.bfloat16)
+
+    # -- input handling --------------------------------------------------------
+    def compute_dtype(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float() if x.dtype in self._half else x
+
+    def is_traced(self, x: torch.Tensor) -> bool:
+        return (
+            torch.compiler.is_compiling()
+            or _is_functorch_wrapped(x)
+            or x.device.type == "meta"
+        )
+
+    def int_range(self, x: torch.Tensor) -> tuple[int, int]:
+        low, high = torch.aminmax(x)
+        return int(low), int(high)
+
+    def float_range(self, x: torch.Tensor) -> tuple[float, float]:
+        low, high = torch.aminmax(x.detach())
+        return float(low), float(high)
+
+    # -- primitives: native kernels -------------------------------------------
+    def log_softmax(self, x: torch.Tensor, axis: int) -> torch.Tensor:
+        return torch.log_softmax(x, dim=axis)
+
+    def logsumexp(self, x: torch.Tensor, axis: int) -> torch.Tensor:
+        return torch.logsumexp(x, dim=axis)
+
+    # softplus: the array-API primitive of the base class. Not F.softplus, which returns
+    # x itself above 20 (off by up to 2e-9, seen in float64 parity), nor torch.logaddexp,
+    # whose second derivative is NaN at -1000.
+
+    def sigmoid(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(x)
+
+    def take_along_axis(self, x: torch.Tensor, indices: torch.Tensor, axis: int) -> torch.Tensor:
+        return torch.take_along_dim(x, indices, dim=axis)
+
+    def stop_gradient(self, x: torch.Tensor) -> torch.Tensor:
+        return x.detach()
+
+    # -- harness hooks (conformance checks only) ---------------------------------
+    def asarray(self, value: Any, dtype: str | None = None) -> torch.Tensor:
+        if dtype == "bfloat16":
+            return torch.as_tensor(np.asarray(value, dtype="float32")).to(torch.bfloat16)
+        return torch.as_tensor(np.asarray(value, dtype=dtype))
+
+    def to_numpy(self, x: torch.Tensor) -> np.ndarray:
+        x = x.detach()
+        if x.dtype in self._half:
+            x = x.float()
+        return x.cpu().numpy()
+
+    def value_and_grad(
+        self, fn: Callable[..., Any], arrays: Sequence[Any], argnums: Sequence[int], cotangent: Any = None
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        inputs = [a.detach().clone().requires_grad_(i in argnums) for i, a in enumerate(arrays)]
+        out = fn(*inputs)
+        scalar = out.sum() if cotangent is None else (out * torch.as_tensor(cotangent, dtype=out.dtype)).sum()
+        grads = torch.autograd.grad(scalar, [inputs[i] for i in argnums], allow_unused=True)
+        grads = [torch.zeros_like(inputs[i]) if g is None else g for g, i in zip(grads, argnums)]
+        return self.to_numpy(out), [self.to_numpy(g) for g in grads]
+
+    def check_finite_differences(
+        self, fn: Callable[..., Any], arrays: Sequence[Any], argnums: Sequence[int], order: int
+    ) -> None:
+        def wrt(*diff_inputs: torch.Tensor) -> torch.Tensor:
+            full = list(arrays)
+            for i, value in zip(argnums, diff_inputs):
+                full[i] = value
+            return fn(*full)
+
+        diff = [arrays[i].detach().clone().requires_grad_(True) for i in argnums]
+        torch.autograd.gradcheck(wrt, diff, eps=1e-6, atol=1e-5, rtol=1e-4, raise_exception=True)
+        if order >= 2:
+            torch.autograd.gradgradcheck(wrt, diff, eps=1e-6, atol=1e-5, rtol=1e-4, raise_exception=True)
+
+    def vmap(self, fn: Callable[..., Any], in_axes: Sequence[int | None]) -> Callable[..., Any]:
+        return torch.func.vmap(fn, in_dims=tuple(in_axes))
+
+    def compile(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return torch.compile(fn, fullgraph=True, dynamic=False)
+
+    def jit(self, fn: Callable[..., Any]) -> Callable[..., Any] | None:
+        return None
+
+
+BACKEND = TorchBackend()
+
+
+def reference_modules() -> Any:
+    """The modules handed to torch references in the specs."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(torch=torch, F=F, np=np)

@@ -1,0 +1,401 @@
+"""The agreement harness: every check derived from a :class:`~polyloss.specs.LossSpec`.
+
+Used by the test-suite (with hypothesis drawing the cases) and by
+``python -m polyloss verify`` (with seeded cases). Framework-free itself: it
+reaches torch and jax only through ``polyloss.backends`` hooks, and reports a
+framework that is not installed as ``missing`` instead of failing to import.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from polyloss._binding import bind
+from polyloss.specs import SPECS, Case, LossSpec, NotApplicable, Reference
+
+FRAMEWORK_BACKENDS = {
+    "numpy": "polyloss.backends.numpy",
+    "array_api_strict": "polyloss.backends.strict",
+    "torch": "polyloss.backends.torch",
+    "jax": "polyloss.backends.jax",
+}
+REQUIRED_PACKAGE = {"array_api_strict": "array-api-strict", "torch": "torch", "jax": "jax"}
+
+
+@dataclass
+class Outcome:
+    """One check's result: ``status`` is ``pass``, ``fail``, ``n/a`` or ``missing``."""
+
+    check: str
+    backend: str
+    status: str
+    error: float = 0.0  # largest |actual - expected| / (atol + rtol |expected|); <= 1 passes
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("pass", "n/a", "missing")
+
+
+@dataclass
+class Environment:
+    """The backends (and their framework modules) importable on this install."""
+
+    backends: dict[str, Any] = field(default_factory=dict)
+    modules: dict[str, Any] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls) -> "Environment":
+        env = cls()
+        for name, module_name in FRAMEWORK_BACKENDS.items():
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as error:
+                env.missing[name] = f"{REQUIRED_PACKAGE.get(name, name)} not installed ({error})"
+                continue
+            if hasattr(module, "enable_float64"):
+                module.enable_float64()
+            env.backends[name] = module.BACKEND
+            env.modules[name] = module
+        return env
+
+    def reference_modules(self, framework: str) -> Any:
+        if framework not in self.modules:
+            raise ImportError(self.missing.get(framework, f"{framework} not installed"))
+        return self.modules[framework].reference_modules()
+
+
+# --------------------------------------------------------------------------- plumbing
+
+_BOUND: dict[tuple[str, str], Callable[..., Any]] = {}
+_TRANSFORMED: dict[tuple[Any, ...], Callable[..., Any]] = {}
+
+
+def _bound(spec: LossSpec, backend: Any) -> Callable[..., Any]:
+    key = (spec.name, backend.name)
+    if key not in _BOUND:
+        _BOUND[key] = bind(spec.core(), backend)
+    return _BOUND[key]
+
+
+def _positional_names(spec: LossSpec) -> tuple[str, ...]:
+    import inspect
+
+    params = list(inspect.signature(spec.core()).parameters.values())[1:]
+    return tuple(p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def _closure(spec: LossSpec, backend: Any, names: Sequence[str], params: dict[str, Any], reduction: str) -> Callable[..., Any]:
+    """``f(*arrays)`` in the order of ``names``; positional inputs by position, the rest by keyword."""
+    loss = _bound(spec, backend)
+    positional = _positional_names(spec)
+    order = [names.index(p) for p in positional]
+    keywords = [(i, n) for i, n in enumerate(names) if n not in positional]
+
+    def f(*arrays: Any) -> Any:
+        kwargs = {n: arrays[i] for i, n in keywords}
+        return loss(*(arrays[i] for i in order), **kwargs, **params, reduction=reduction)
+
+    return f
+
+
+def _convert(backend: Any, case: Case, float_dtype: str) -> list[Any]:
+    out = []
+    for value in case.arrays.values():
+        dtype = float_dtype if np.issubdtype(value.dtype, np.floating) else None
+        out.append(backend.asarray(value, dtype))
+    return out
+
+
+def _argnums(spec: LossSpec, case: Case) -> list[int]:
+    return [i for i, name in enumerate(case.arrays) if name in spec.differentiable]
+
+
+def _cotangent(shape: tuple[int, ...]) -> np.ndarray | None:
+    """Fixed weights for the per-sample outputs of ``reduction="none"`` (so each sample counts differently)."""
+    if shape == ():
+        return None
+    return np.linspace(0.5, 1.5, int(np.prod(shape))).reshape(shape)
+
+
+def compare(actual: Any, expected: Any, rtol: float, atol: float) -> tuple[bool, float, str]:
+    """Elementwise closeness; NaN matches NaN and inf matches the same inf."""
+    a = np.asarray(actual, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    if a.shape != e.shape:
+        return False, float("inf"), f"shape {a.shape} != expected {e.shape}"
+    same_special = (np.isnan(a) & np.isnan(e)) | (np.isinf(a) & (a == e))
+    with np.errstate(invalid="ignore"):
+        ratio = np.abs(a - e) / (atol + rtol * np.abs(e))
+    ratio = np.where(same_special, 0.0, ratio)
+    ratio = np.where(np.isnan(ratio), np.inf, ratio)
+    worst = float(ratio.max()) if ratio.size else 0.0
+    if worst <= 1.0:
+        return True, worst, ""
+    idx = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.ndim else ()
+    return False, worst, f"at index {tuple(int(i) for i in idx)}: got {a[idx]!r}, expected {e[idx]!r} (rtol={rtol}, atol={atol})"
+
+
+def _outcome(check: str, backend: str, results: list[tuple[bool, float, str]], label: str = "") -> Outcome:
+    worst = max((r[1] for r in results), default=0.0)
+    failures = [r[2] for r in results if not r[0]]
+    if failures:
+        return Outcome(check, backend, "fail", worst, f"{label}{failures[0]}")
+    return Outcome(check, backend, "pass", worst)
+
+
+def _guard(check: str, backend: str, body: Callable[[], Outcome]) -> Outcome:
+    try:
+        return body()
+    except NotApplicable as reason:
+        return Outcome(check, backend, "n/a", detail=str(reason))
+    except Exception as error:  # a crash is a failure with its message, never a silent pass
+        return Outcome(check, backend, "fail", float("inf"), f"{type(error).__name__}: {error}")
+
+
+def numpy_values(spec: LossSpec, case: Case, env: Environment) -> dict[str, np.ndarray]:
+    """The float64 reference values of ``polyloss.numpy`` per reduction."""
+    backend = env.backends["numpy"]
+    names = list(case.arrays)
+    arrays = _convert(backend, case, "float64")
+    return {r: np.asarray(_closure(spec, backend, names, case.params, r)(*arrays)) for r in spec.reductions}
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_values(spec: LossSpec, case: Case, env: Environment, backend_name: str) -> Outcome:
+    """float64 values of one backend == polyloss.numpy, every reduction."""
+    if backend_name not in env.backends:
+        return Outcome("value", backend_name, "missing", detail=env.missing[backend_name])
+
+    def body() -> Outcome:
+        expected = numpy_values(spec, case, env)
+        backend = env.backends[backend_name]
+        arrays = _convert(backend, case, "float64")
+        rtol, atol = spec.tolerances["float64"]
+        results = []
+        for r in spec.reductions:
+            got = backend.to_numpy(_closure(spec, backend, list(case.arrays), case.params, r)(*arrays))
+            results.append(compare(got, expected[r], rtol, atol))
+        return _outcome("value", backend_name, results)
+
+    return _guard("value", backend_name, body)
+
+
+def check_float32(spec: LossSpec, case: Case, env: Environment, backend_name: str) -> Outcome:
+    """float32 values within float32 tolerance of the float64 reference."""
+    if backend_name not in env.backends:
+        return Outcome("float32", backend_name, "missing", detail=env.missing[backend_name])
+
+    def body() -> Outcome:
+        expected = numpy_values(spec, case, env)
+        backend = env.backends[backend_name]
+        arrays = _convert(backend, case, "float32")
+        rtol, atol = spec.tolerances["float32"]
+        results = []
+        for r in spec.reductions:
+            out = _closure(spec, backend, list(case.arrays), case.params, r)(*arrays)
+            results.append(compare(backend.to_numpy(out), expected[r], rtol, atol))
+            if str(out.dtype).rsplit(".", 1)[-1] != "float32":
+                results.append((False, float("inf"), f"loss dtype {out.dtype}, expected float32"))
+        return _outcome("float32", backend_name, results)
+
+    return _guard("float32", backend_name, body)
+
+
+def _grads(spec: LossSpec, case: Case, backend: Any, reduction: str, fn: Callable[..., Any] | None = None,
+           shape: tuple[int, ...] | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+    arrays = _convert(backend, case, "float64")
+    f = fn or _closure(spec, backend, list(case.arrays), case.params, reduction)
+    cotangent = _cotangent(shape) if shape is not None else None
+    return backend.value_and_grad(f, arrays, _argnums(spec, case), cotangent)
+
+
+def check_gradients(spec: LossSpec, case: Case, env: Environment) -> Outcome:
+    """torch autograd gradients == jax.grad gradients (float64), every reduction."""
+    for name in ("torch", "jax"):
+        if name not in env.backends:
+            return Outcome("grad", "torch~jax", "missing", detail=env.missing[name])
+
+    def body() -> Outcome:
+        expected = numpy_values(spec, case, env)
+        rtol, atol = spec.tolerances["float64"]
+        results = []
+        for r in spec.reductions:
+            shape = expected[r].shape
+            _, torch_grads = _grads(spec, case, env.backends["torch"], r, shape=shape)
+            _, jax_grads = _grads(spec, case, env.backends["jax"], r, shape=shape)
+            for name, gt, gj in zip([n for n in case.arrays if n in spec.differentiable], torch_grads, jax_grads):
+                ok, err, detail = compare(gt, gj, rtol, atol)
+                results.append((ok, err, f"d/d{name} ({r}) {detail}"))
+                results.append((bool(np.isfinite(gt).all()), 0.0, f"d/d{name} ({r}) has non-finite entries"))
+        return _outcome("grad", "torch~jax", results)
+
+    return _guard("grad", "torch~jax", body)
+
+
+def check_finite_differences(spec: LossSpec, case: Case, env: Environment, backend_name: str) -> Outcome:
+    """Autodiff gradients == central finite differences (float64; second order when declared)."""
+    if backend_name not in env.backends:
+        return Outcome("fd", backend_name, "missing", detail=env.missing[backend_name])
+
+    def body() -> Outcome:
+        backend = env.backends[backend_name]
+        arrays = _convert(backend, case, "float64")
+        f = _closure(spec, backend, list(case.arrays), case.params, "none")
+        backend.check_finite_differences(f, arrays, _argnums(spec, case), 2 if spec.second_order else 1)
+        return Outcome("fd", backend_name, "pass")
+
+    return _guard("fd", backend_name, body)
+
+
+def _transformed(kind: str, spec: LossSpec, backend: Any, case: Case, reduction: str) -> Callable[..., Any]:
+    """jit/compile once per (loss, parameters, reduction): recompiles only on new shapes."""
+    key = (kind, spec.name, backend.name, tuple(case.arrays), repr(sorted(case.params.items())), reduction)
+    if key not in _TRANSFORMED:
+        f = _closure(spec, backend, list(case.arrays), case.params, reduction)
+        _TRANSFORMED[key] = backend.jit(f) if kind == "jit" else backend.compile(f)
+    return _TRANSFORMED[key]
+
+
+def check_jit(spec: LossSpec, case: Case, env: Environment, reductions: Sequence[str] | None = None) -> Outcome:
+    """jax.jit(loss) == eager, value and gradient."""
+    if "jax" not in env.backends:
+        return Outcome("jit", "jax", "missing", detail=env.missing["jax"])
+    return _transform_check("jit", spec, case, env, env.backends["jax"], reductions or spec.reductions)
+
+
+def check_compile(spec: LossSpec, case: Case, env: Environment, reductions: Sequence[str] = ("mean",)) -> Outcome:
+    """torch.compile(loss, fullgraph=True) == eager, value and gradient."""
+    if "torch" not in env.backends:
+        return Outcome("compile", "torch", "missing", detail=env.missing["torch"])
+    return _transform_check("compile", spec, case, env, env.backends["torch"], reductions)
+
+
+def _transform_check(kind: str, spec: LossSpec, case: Case, env: Environment, backend: Any,
+                     reductions: Sequence[str]) -> Outcome:
+    def body() -> Outcome:
+        rtol, atol = spec.tolerances["float64"]
+        results = []
+        for r in reductions:
+            eager_value, eager_grads = _grads(spec, case, backend, r)
+            value, grads = _grads(spec, case, backend, r, fn=_transformed(kind, spec, backend, case, r))
+            results.append(compare(value, eager_value, rtol, atol))
+            results += [compare(g, e, rtol, atol) for g, e in zip(grads, eager_grads)]
+        return _outcome(kind, backend.name, results)
+
+    return _guard(kind, backend.name, body)
+
+
+def check_vmap(spec: LossSpec, cases: Sequence[Case], env: Environment, backend_name: str) -> Outcome:
+    """vmap over a leading batch axis == a Python loop over the cases (same shapes)."""
+    if backend_name not in env.backends:
+        return Outcome("vmap", backend_name, "missing", detail=env.missing[backend_name])
+
+    def body() -> Outcome:
+        backend = env.backends[backend_name]
+        rtol, atol = spec.tolerances["float64"]
+        names = list(cases[0].arrays)
+        stacked = Case({n: np.stack([c.arrays[n] for c in cases]) for n in names}, cases[0].params)
+        results = []
+        for r in spec.reductions:
+            f = _closure(spec, backend, names, stacked.params, r)
+            batched = backend.to_numpy(backend.vmap(f, [0] * len(names))(*_convert(backend, stacked, "float64")))
+            looped = np.stack([backend.to_numpy(f(*_convert(backend, c, "float64"))) for c in cases])
+            results.append(compare(batched, looped, rtol, atol))
+        return _outcome("vmap", backend_name, results)
+
+    return _guard("vmap", backend_name, body)
+
+
+def check_reference(spec: LossSpec, reference: Reference, case: Case, env: Environment) -> Outcome:
+    """The loss == an upstream implementation, value (every reduction) and gradient."""
+    label = f"ref:{reference.name}"
+    framework = reference.framework
+    try:
+        modules = env.reference_modules(framework)
+    except ImportError as error:
+        return Outcome(label, framework, "missing", detail=str(error))
+
+    def body() -> Outcome:
+        backend = env.backends[framework]
+        rtol, atol = spec.tolerances["float64"]
+        names = list(case.arrays)
+
+        def ref_fn(r: str) -> Callable[..., Any]:
+            return lambda *arrays: reference.fn(modules, dict(zip(names, arrays)), case.params, r)
+
+        results = []
+        for r in spec.reductions:
+            ours = _closure(spec, backend, names, case.params, r)
+            if reference.grads and backend.has_autodiff:
+                ref_value, ref_grads = _grads(spec, case, backend, r, fn=ref_fn(r), shape=None)
+                shape = np.shape(ref_value)
+                ref_value, ref_grads = _grads(spec, case, backend, r, fn=ref_fn(r), shape=shape)
+                value, grads = _grads(spec, case, backend, r, fn=ours, shape=shape)
+                results.append(compare(value, ref_value, rtol, atol))
+                for name, g, e in zip([n for n in names if n in spec.differentiable], grads, ref_grads):
+                    ok, err, detail = compare(g, e, rtol, atol)
+                    results.append((ok, err, f"d/d{name} ({r}) {detail}"))
+            else:
+                arrays = _convert(backend, case, "float64")
+                expected = np.asarray(backend.to_numpy(ref_fn(r)(*arrays)) if framework != "numpy"
+                                      else ref_fn(r)(*arrays), dtype=np.float64)
+                results.append(compare(backend.to_numpy(ours(*arrays)), expected, rtol, atol))
+        return _outcome(label, framework, results)
+
+    return _guard(label, framework, body)
+
+
+# --------------------------------------------------------------------------- whole runs
+
+
+def make_cases(spec: LossSpec, variant_index: int, seed: int, n: int, count: int = 1) -> list[Case]:
+    """``count`` cases of one variant with batch size ``n`` (same shapes), reproducible from ``seed``."""
+    rng = np.random.default_rng([seed, variant_index])
+    return [spec.variants[variant_index].make(rng, n) for _ in range(count)]
+
+
+CHECKS = ("value", "float32", "grad", "fd", "jit", "vmap", "compile", "reference")
+
+
+def run_spec(spec: LossSpec, env: Environment, *, seed: int = 0, n: int = 3, compile: bool = True,
+             on_step: Callable[[], None] | None = None) -> list[Outcome]:
+    """Every check on every variant of ``spec``; ``on_step`` is called after each variant."""
+    outcomes: list[Outcome] = []
+    for index, variant in enumerate(spec.variants):
+        cases = make_cases(spec, index, seed, n, count=3)
+        case = cases[0]
+        for backend_name in ("array_api_strict", "torch", "jax"):
+            outcomes.append(check_values(spec, case, env, backend_name))
+        for backend_name in ("torch", "jax"):
+            outcomes.append(check_float32(spec, case, env, backend_name))
+            outcomes.append(check_finite_differences(spec, case, env, backend_name))
+            outcomes.append(check_vmap(spec, cases, env, backend_name))
+        outcomes.append(check_gradients(spec, case, env))
+        outcomes.append(check_jit(spec, case, env))
+        if compile and index == 0:
+            outcomes.append(check_compile(spec, case, env))
+        for reference in spec.references:
+            outcomes.append(check_reference(spec, reference, case, env))
+        if on_step:
+            on_step()
+    return outcomes
+
+
+def selected_specs(family: str | None = None, names: Sequence[str] | None = None) -> list[LossSpec]:
+    specs = list(SPECS.values())
+    if family:
+        specs = [s for s in specs if s.family == family]
+    if names:
+        unknown = sorted(set(names) - set(SPECS))
+        if unknown:
+            raise ValueError(f"unknown loss name(s): {', '.join(unknown)}; see `python -m polyloss list`")
+        specs = [s for s in specs if s.name in names]
+    return specs

@@ -1,0 +1,144 @@
+"""Static argument checks shared by every loss.
+
+They look at Python parameters, shapes and dtypes only (static under ``jax.jit``
+and ``torch.compile``), except :func:`check_class_indices` and
+:func:`check_unit_interval`, which read values and therefore run only when the
+backend says the array is concrete (eager mode).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(reduction: Any) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a Python float, got {type(value).__name__} {value!r}")
+    if math.isnan(value):
+        raise ValueError(f"{name} must not be NaN, got {value!r}")
+    return float(value)
+
+
+def check_positive(name: str, value: Any) -> float:
+    v = _number(name, value)
+    if not v > 0 or math.isinf(v):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return v
+
+
+def check_nonnegative(name: str, value: Any) -> float:
+    v = _number(name, value)
+    if not v >= 0 or math.isinf(v):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return v
+
+
+def check_interval(name: str, value: Any, low: float, high: float) -> float:
+    v = _number(name, value)
+    if not low <= v <= high:
+        raise ValueError(f"{name} must be in [{low:g}, {high:g}], got {value!r}")
+    return v
+
+
+def check_finite(name: str, value: Any, *, minimum: float = -math.inf) -> float:
+    v = _number(name, value)
+    if math.isinf(v) or v < minimum:
+        bound = f" >= {minimum:g}" if minimum > -math.inf else ""
+        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
+    return v
+
+
+def check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def check_same_shape(name_a: str, a: Any, name_b: str, b: Any) -> None:
+    """Equal shapes, no broadcasting: (N, 1) against (N,) is refused."""
+    if tuple(a.shape) != tuple(b.shape):
+        raise ValueError(
+            f"{name_b} must have the same shape as {name_a}, got {name_b}.shape="
+            f"{tuple(b.shape)} and {name_a}.shape={tuple(a.shape)} (polyloss never broadcasts them)"
+        )
+
+
+def check_shape(name: str, x: Any, shape: tuple[int, ...]) -> None:
+    if tuple(x.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(x.shape)}")
+
+
+def check_axis(name: str, x: Any, axis: Any) -> int:
+    """Normalise ``axis`` of array ``name`` to a non-negative int."""
+    if isinstance(axis, bool) or not isinstance(axis, int):
+        raise TypeError(f"axis must be an int, got {axis!r}")
+    ndim = len(x.shape)
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis must be in [-{ndim}, {ndim}) for {name} of shape {tuple(x.shape)}, got {axis}")
+    return axis % ndim
+
+
+def check_min_ndim(name: str, x: Any, ndim: int) -> None:
+    if len(x.shape) < ndim:
+        raise ValueError(f"{name} must have at least {ndim} dimension(s), got shape {tuple(x.shape)}")
+
+
+def check_floating(xp: Any, name: str, x: Any) -> None:
+    if not xp.isdtype(x.dtype, "real floating"):
+        raise TypeError(f"{name} must have a real floating dtype, got {x.dtype}")
+
+
+def is_integer(xp: Any, x: Any) -> bool:
+    return xp.isdtype(x.dtype, "integral")
+
+
+def check_class_indices(b: Any, target: Any, num_classes: int, ignore_index: int | None) -> None:
+    """Refuse class indices outside [0, num_classes) in eager mode.
+
+    Traced labels cannot be inspected; the loss then marks those samples NaN.
+    """
+    if b.is_traced(target) or math.prod(target.shape) == 0:
+        return
+    low, high = b.int_range(target)
+    if low >= 0 and high < num_classes:
+        return
+    xp = b.xp
+    bad = (target < 0) | (target >= num_classes)
+    if ignore_index is not None:
+        bad = bad & (target != ignore_index)
+    if not bool(xp.any(bad)):
+        return
+    sentinel = xp.asarray(xp.iinfo(target.dtype).max, dtype=target.dtype)
+    first_bad = int(xp.min(xp.where(bad, target, sentinel)))
+    ignored = "" if ignore_index is None else f" and is not ignore_index={ignore_index}"
+    raise ValueError(
+        f"target contains class index {first_bad}, outside [0, {num_classes}){ignored}; "
+        f"the class axis has {num_classes} classes"
+    )
+
+
+def check_unit_interval(b: Any, name: str, x: Any) -> None:
+    """Refuse values outside [0, 1] (or NaN) in eager mode."""
+    if b.is_traced(x) or math.prod(x.shape) == 0:
+        return
+    low, high = b.float_range(x)
+    if not (0.0 <= low and high <= 1.0):
+        bad = low if not 0.0 <= low else high
+        raise ValueError(f"{name} must contain probabilities in [0, 1], got a value of {bad!r}")
+
+
+def check_nonnegative_values(b: Any, name: str, x: Any) -> None:
+    """Refuse negative (or NaN) values in eager mode."""
+    if b.is_traced(x) or math.prod(x.shape) == 0:
+        return
+    low, _ = b.float_range(x)
+    if not low >= 0:
+        raise ValueError(f"{name} must be non-negative, got a value of {low!r}")

@@ -1,0 +1,24 @@
+"""The catalogue of core losses; the backends bind every entry."""
+
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+F = TypeVar("F", bound=Callable)
+
+#: name -> core function, in definition order.
+CORE_LOSSES: dict[str, Callable] = {}
+
+
+def loss(family: str, *, needs_autodiff: bool = False) -> Callable[[F], F]:
+    """Register a core loss ``fn(b, *arrays, **params)`` under its family."""
+
+    def register(fn: F) -> F:
+        if fn.__name__ in CORE_LOSSES:
+            raise RuntimeError(f"loss {fn.__name__!r} registered twice")
+        fn.family = family  # type: ignore[attr-defined]
+        fn.needs_autodiff = needs_autodiff  # type: ignore[attr-defined]
+        CORE_LOSSES[fn.__name__] = fn
+        return fn
+
+    return register

@@ -1,0 +1,641 @@
+"""Classification losses: logits (or probabilities) with class or binary targets.
+
+Conventions shared by ``cross_entropy``, ``nll`` and ``focal``:
+
+* the class axis is ``axis`` (default -1); integer targets have the logits'
+  shape without that axis, probability targets the logits' shape;
+* ``ignore_index`` samples contribute exactly zero value and zero gradient, even
+  when their logits are ``-inf``;
+* ``"mean"`` divides by the sum of the weights of the non-ignored samples
+  (class ``weight`` or per-class ``alpha`` of each sample's target, else 1),
+  as torch does; when that sum is 0 (every sample ignored) the loss is 0;
+* class indices outside ``[0, num_classes)`` raise ``ValueError`` when the
+  labels are concrete; under ``jax.jit``/``jax.vmap``/``torch.compile``/
+  ``torch.func.vmap`` no value check can run and those samples' loss is NaN.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from polyloss.core._checks import (
+    check_axis,
+    check_class_indices,
+    check_finite,
+    check_floating,
+    check_interval,
+    check_nonnegative,
+    check_reduction,
+    check_same_shape,
+    check_shape,
+    check_unit_interval,
+    is_integer,
+)
+from polyloss.core._reduce import along_axis, reduce, relu, safe_pow
+from polyloss.core._registry import loss
+
+Array = Any
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_class_target(logits: Array, target: Array, axis: int) -> None:
+    expected = tuple(s for i, s in enumerate(logits.shape) if i != axis)
+    if tuple(target.shape) != expected:
+        raise ValueError(
+            f"target must have shape {expected} (the logits' shape {tuple(logits.shape)} without the "
+            f"class axis {axis}) for class indices, or the logits' shape for probabilities; "
+            f"got {tuple(target.shape)}"
+        )
+
+
+def _check_ignore_index(ignore_index: Any) -> None:
+    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
+        raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
+
+
+def _check_class_vector(name: str, vector: Array, num_classes: int) -> None:
+    check_shape(name, vector, (num_classes,))
+
+
+class _Picked(NamedTuple):
+    value: Array  # x[..., y, ...] per sample; NaN for out-of-range traced labels
+    index: Array  # the class index actually gathered (always in range)
+    keep: Array | None  # True for samples not ignored; None when nothing is ignored
+
+
+def _mask_ignored_rows(b: Any, x: Array, target: Array, axis: int, ignore_index: int | None) -> Array:
+    """Zero the logits of ignored samples so ``-inf`` rows give no NaN gradient."""
+    if ignore_index is None:
+        return x
+    xp = b.xp
+    return xp.where(xp.expand_dims(target != ignore_index, axis=axis), x, 0.0)
+
+
+def _pick(b: Any, x: Array, target: Array, axis: int, ignore_index: int | None) -> _Picked:
+    """Gather ``x`` at each sample's class without wrapping, clamping or silent zeros."""
+    xp = b.xp
+    num_classes = x.shape[axis]
+    keep = None
+    index = target
+    if ignore_index is not None:
+        keep = target != ignore_index
+        index = xp.where(keep, target, 0)
+    traced = b.is_traced(target)
+    if traced:
+        in_range = (index >= 0) & (index < num_classes)
+        index = xp.where(in_range, index, 0)
+    picked = xp.squeeze(b.take_along_axis(x, xp.expand_dims(index, axis=axis), axis), axis=axis)
+    if traced:
+        picked = xp.where(in_range, picked, xp.nan)
+    return _Picked(picked, index, keep)
+
+
+def _take_class_vector(xp: Any, vector: Array, index: Array) -> Array:
+    return xp.reshape(xp.take(vector, xp.reshape(index, (-1,)), axis=0), index.shape)
+
+
+def _reduce_classes(
+    xp: Any, per_sample: Array, picked: _Picked, sample_weight: Array | None, reduction: str
+) -> Array:
+    """The shared ignore/weight rule of nll, cross_entropy and focal.
+
+    ``per_sample`` already carries ``sample_weight``; ignored samples become
+    exactly 0 and ``"mean"`` divides by the sum of the kept samples' weights.
+    """
+    keep = picked.keep
+    if keep is not None:
+        per_sample = xp.where(keep, per_sample, 0.0)
+        if sample_weight is None:
+            sample_weight = xp.astype(keep, per_sample.dtype)
+        else:
+            sample_weight = xp.where(keep, sample_weight, 0.0)
+    if sample_weight is None or reduction != "mean":
+        return reduce(xp, per_sample, reduction)
+    return reduce(xp, per_sample, reduction, normalizer=xp.sum(sample_weight))
+
+
+def _bce_terms(b: Any, logits: Array, target: Array, pos_weight: Array | None) -> Array:
+    """-(p_w t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))), exact at +-inf.
+
+    A zero coefficient times an infinite softplus is 0, never NaN.
+    """
+    xp = b.xp
+    positive = target * pos_weight if pos_weight is not None else target
+    negative = 1.0 - target
+    pos_term = xp.where(positive == 0, 0.0, positive * b.softplus(-logits))
+    neg_term = xp.where(negative == 0, 0.0, negative * b.softplus(logits))
+    return pos_term + neg_term
+
+
+# --------------------------------------------------------------------------- losses
+
+
+@loss("classification")
+def cross_entropy(
+    b: Any,
+    logits: Array,
+    target: Array,
+    *,
+    axis: int = -1,
+    weight: Array | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    reduction: str = "mean",
+) -> Array:
+    r"""Softmax cross-entropy with class-index or probability targets.
+
+    With class indices :math:`y_i`, :math:`K` classes, smoothing :math:`\varepsilon`
+    and class weights :math:`w`:
+
+    .. math::
+        \ell_i = -(1-\varepsilon)\, w_{y_i} \log p_{i y_i}
+                 - \tfrac{\varepsilon}{K} \textstyle\sum_c w_c \log p_{ic}
+                 + z\, w_{y_i} (\operatorname{logsumexp}_c x_{ic})^2,
+        \qquad p_i = \operatorname{softmax}(x_i)
+
+    ``"mean"`` is :math:`\sum_i \ell_i / \sum_i w_{y_i}` over non-ignored samples.
+    With probability targets :math:`t`: :math:`\ell_i = -\sum_c w_c \tilde t_{ic}
+    \log p_{ic}`, :math:`\tilde t = (1-\varepsilon) t + \varepsilon / K`, and
+    ``"mean"`` divides by the number of samples.
+
+    Args:
+        logits: unnormalised scores, classes on ``axis``.
+        target: integer class indices (the logits' shape without ``axis``) or
+            class probabilities (the logits' shape, floating).
+        axis: the class axis (default -1; pass 1 for torch's ``(N, C, ...)``).
+        weight: optional per-class weights, shape ``(K,)``.
+        ignore_index: a class index whose samples are ignored (integer targets only).
+        label_smoothing: :math:`\varepsilon` in [0, 1], mass spread over all K classes.
+        z_loss: coefficient (>= 0) of PaLM's auxiliary ``logsumexp(logits)^2``
+            term, weighted like its sample; no anchor library has it.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per sample: the logits'
+            shape without ``axis``).
+
+    Returns:
+        The loss; per sample with ``reduction="none"`` (0 for ignored samples).
+
+    Matches ``torch.nn.functional.cross_entropy(moveaxis(logits, axis, 1), target,
+    weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing)``
+    (``ignore_index=None`` is torch's ``-100`` never occurring) and
+    ``optax.losses.softmax_cross_entropy_with_integer_labels`` /
+    ``optax.losses.softmax_cross_entropy`` followed by the mean. Deliberate
+    differences: an all-ignored batch gives 0 with zero gradient (torch: NaN);
+    ignored rows with ``-inf`` logits give zero gradient (torch: NaN).
+    Shift-invariant: adding a constant to every logit changes nothing beyond
+    the rounding of the shifted logits themselves (log-softmax, not
+    logsumexp minus the target logit, which cancels catastrophically).
+    """
+    check_reduction(reduction)
+    xp = b.xp
+    check_floating(xp, "logits", logits)
+    axis = check_axis("logits", logits, axis)
+    _check_ignore_index(ignore_index)
+    label_smoothing = check_interval("label_smoothing", label_smoothing, 0.0, 1.0)
+    z_loss = check_nonnegative("z_loss", z_loss)
+    num_classes = logits.shape[axis]
+    if weight is not None:
+        _check_class_vector("weight", weight, num_classes)
+
+    if not is_integer(xp, target):
+        return _cross_entropy_soft(b, logits, target, axis, weight, ignore_index, label_smoothing, z_loss, reduction)
+
+    _check_class_target(logits, target, axis)
+    check_class_indices(b, target, num_classes, ignore_index)
+    logits = _mask_ignored_rows(b, logits, target, axis, ignore_index)
+    log_probs = b.log_softmax(logits, axis)
+    picked = _pick(b, log_probs, target, axis, ignore_index)
+    class_weight = None if weight is None else _take_class_vector(xp, weight, picked.index)
+    per_sample = -picked.value if class_weight is None else -picked.value * class_weight
+    if label_smoothing > 0.0:
+        weighted = log_probs if weight is None else log_probs * along_axis(xp, weight, axis, logits.ndim)
+        smooth = -xp.sum(weighted, axis=axis)
+        per_sample = (1.0 - label_smoothing) * per_sample + (label_smoothing / num_classes) * smooth
+    if z_loss > 0.0:
+        log_z = b.logsumexp(logits, axis)
+        z_term = z_loss * log_z * log_z
+        per_sample = per_sample + (z_term if class_weight is None else z_term * class_weight)
+    return _reduce_classes(xp, per_sample, picked, class_weight, reduction)
+
+
+def _cross_entropy_soft(
+    b: Any,
+    logits: Array,
+    target: Array,
+    axis: int,
+    weight: Array | None,
+    ignore_index: int | None,
+    label_smoothing: float,
+    z_loss: float,
+    reduction: str,
+) -> Array:
+    xp = b.xp
+    check_floating(xp, "target", target)
+    check_same_shape("logits", logits, "target", target)
+    if ignore_index is not None:
+        raise ValueError(
+            f"ignore_index applies to integer class targets only, got ignore_index={ignore_index} "
+            "with probability targets (zero the rows instead)"
+        )
+    num_classes = logits.shape[axis]
+    log_probs = b.log_softmax(logits, axis)
+    coef = target if label_smoothing == 0.0 else target * (1.0 - label_smoothing) + label_smoothing / num_classes
+    if weight is not None:
+        coef = coef * along_axis(xp, weight, axis, logits.ndim)
+    # 0 * log 0 = 0: classes with zero target mass may have -inf logits.
+    per_sample = -xp.sum(xp.where(coef == 0, 0.0, coef * log_probs), axis=axis)
+    if z_loss > 0.0:
+        log_z = b.logsumexp(logits, axis)
+        per_sample = per_sample + z_loss * log_z * log_z
+    return reduce(xp, per_sample, reduction)
+
+
+@loss("classification")
+def nll(
+    b: Any,
+    log_probs: Array,
+    target: Array,
+    *,
+    axis: int = -1,
+    weight: Array | None = None,
+    ignore_index: int | None = None,
+    reduction: str = "mean",
+) -> Array:
+    r"""Negative log-likelihood of class indices given log-probabilities.
+
+    .. math:: \ell_i = -w_{y_i} \log p_{i y_i}, \qquad
+              \text{mean} = \textstyle\sum_i \ell_i / \sum_i w_{y_i}
+
+    Args:
+        log_probs: log-probabilities, classes on ``axis``.
+        target: integer class indices, ``log_probs``' shape without ``axis``.
+        axis: the class axis (default -1).
+        weight: optional per-class weights, shape ``(K,)``.
+        ignore_index: a class index whose samples are ignored.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per sample).
+
+    Returns:
+        The loss; per sample with ``reduction="none"``.
+
+    Matches ``torch.nn.functional.nll_loss(moveaxis(log_probs, axis, 1), target,
+    weight=weight, ignore_index=ignore_index)``, except that an all-ignored
+    batch gives 0 (torch: NaN).
+    """
+    check_reduction(reduction)
+    xp = b.xp
+    check_floating(xp, "log_probs", log_probs)
+    axis = check_axis("log_probs", log_probs, axis)
+    _check_ignore_index(ignore_index)
+    if not is_integer(xp, target):
+        raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
+    num_classes = log_probs.shape[axis]
+    if weight is not None:
+        _check_class_vector("weight", weight, num_classes)
+    _check_class_target(log_probs, target, axis)
+    check_class_indices(b, target, num_classes, ignore_index)
+    picked = _pick(b, log_probs, target, axis, ignore_index)
+    class_weight = None if weight is None else _take_class_vector(xp, weight, picked.index)
+    per_sample = -picked.value if class_weight is None else -picked.value * class_weight
+    return _reduce_classes(xp, per_sample, picked, class_weight, reduction)
+
+
+@loss("classification")
+def focal(
+    b: Any,
+    logits: Array,
+    target: Array,
+    *,
+    gamma: float = 2.0,
+    alpha: float | Array | None = None,
+    axis: int = -1,
+    ignore_index: int | None = None,
+    reduction: str = "mean",
+) -> Array:
+    r"""Multi-class softmax focal loss.
+
+    .. math:: \ell_i = -\alpha_{y_i} (1 - p_{i y_i})^\gamma \log p_{i y_i}
+
+    :math:`1 - p` is computed as ``-expm1(log p)`` (no cancellation) and its
+    power with a guarded ``pow``, so the gradient stays finite as
+    :math:`p \to 1` for every :math:`\gamma \ge 0`.
+
+    Args:
+        logits: unnormalised scores, classes on ``axis``.
+        target: integer class indices, the logits' shape without ``axis``.
+        gamma: focusing parameter, >= 0 (default 2; 0 gives cross-entropy).
+        alpha: ``None`` (no weighting), a float scaling every sample, or
+            per-class weights of shape ``(K,)``. A float scales the loss and
+            ``"mean"`` divides by the number of kept samples; per-class
+            weights act like ``cross_entropy``'s ``weight`` (``"mean"`` divides
+            by their sum over the kept samples).
+        axis: the class axis (default -1).
+        ignore_index: a class index whose samples are ignored.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per sample).
+
+    Returns:
+        The loss; per sample with ``reduction="none"``.
+
+    With ``alpha=1.0`` it is the ``FocalLoss`` of seed document 000 (SFT loss
+    functions); with ``alpha=0.25`` the ``FocalLoss`` of seed document 002
+    (both: ``alpha * (1 - exp(-CE))**gamma * CE``). Lin et al., *Focal Loss for
+    Dense Object Detection*, 2017.
+    """
+    check_reduction(reduction)
+    xp = b.xp
+    check_floating(xp, "logits", logits)
+    axis = check_axis("logits", logits, axis)
+    _check_ignore_index(ignore_index)
+    gamma = check_nonnegative("gamma", gamma)
+    num_classes = logits.shape[axis]
+    if alpha is not None and not isinstance(alpha, (int, float)):
+        _check_class_vector("alpha", alpha, num_classes)
+    elif alpha is not None:
+        alpha = check_nonnegative("alpha", alpha)
+    if not is_integer(xp, target):
+        raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
+    _check_class_target(logits, target, axis)
+    check_class_indices(b, target, num_classes, ignore_index)
+
+    logits = _mask_ignored_rows(b, logits, target, axis, ignore_index)
+    log_probs = b.log_softmax(logits, axis)
+    picked = _pick(b, log_probs, target, axis, ignore_index)
+    per_sample = -safe_pow(xp, -xp.expm1(picked.value), gamma) * picked.value
+    class_weight = None
+    if isinstance(alpha, float):
+        per_sample = alpha * per_sample
+    elif alpha is not None:
+        class_weight = _take_class_vector(xp, alpha, picked.index)
+        per_sample = per_sample * class_weight
+    return _reduce_classes(xp, per_sample, picked, class_weight, reduction)
+
+
+@loss("classification")
+def bce(
+    b: Any, probs: Array, target: Array, *, weight: Array | None = None, reduction: str = "mean"
+) -> Array:
+    r"""Binary cross-entropy on probabilities.
+
+    .. math:: \ell_i = -w_i\big(t_i \max(\log p_i, -100) + (1 - t_i) \max(\log(1 - p_i), -100)\big)
+
+    The logs are clamped at -100 as in torch, so ``p`` of exactly 0 or 1 gives
+    a finite loss. Prefer :func:`bce_with_logits` for training.
+
+    Args:
+        probs: probabilities in [0, 1]; values outside raise ``ValueError``
+            in eager mode (under jit they give NaN).
+        target: targets in [0, 1], same shape as ``probs``.
+        weight: optional elementwise weights, same shape as ``probs``.
+        reduction: ``"mean"`` (of ``w * l``, divided by the number of
+            elements, as torch), ``"sum"`` or ``"none"`` (per element).
+
+    Returns:
+        The loss; per element with ``reduction="none"``.
+
+    Matches ``torch.nn.functional.binary_cross_entropy(probs, target, weight=weight)``
+    in value; its gradient equals torch's except where a log is clamped.
+    """
+    check_reduction(reduction)
+    xp = b.xp
+    check_floating(xp, "probs", probs)
+    check_same_shape("probs", probs, "target", target)
+    if weight is not None:
+        check_same_shape("probs", probs, "weight", weight)
+    check_unit_interval(b, "probs", probs)
+    elementwise = -(target * _clamped_log(xp, probs) + (1.0 - target) * _clamped_log(xp, 1.0 - probs))
+    if weight is not None:
+        elementwise = elementwise * weight
+    return reduce(xp, elementwise, reduction)
+
+
+_LOG_FLOOR = -100.0
+_EXP_LOG_FLOOR = 3.720075976020836e-44  # exp(-100)
+
+
+def _clamped_log(xp: Any, p: Array) -> Array:
+    """max(log p, -100), with a finite gradient at p == 0 (double where)."""
+    above = p > _EXP_LOG_FLOOR
+    return xp.where(above, xp.log(xp.where(above, p, 1.0)), _LOG_FLOOR)
+
+
+@loss("classification")
+def bce_with_logits(
+    b: Any,
+    logits: Array,
+    target: Array,
+    *,
+    weight: Array | None = None,
+    pos_weight: Array | None = None,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+) -> Array:
+    r"""Binary cross-entropy on logits.
+
+    .. math::
+        \ell_i = w_i\big(p_w \tilde t_i \operatorname{softplus}(-x_i)
+                 + (1 - \tilde t_i) \operatorname{softplus}(x_i)\big),
+        \qquad \tilde t = t (1 - \varepsilon) + \varepsilon / 2
+
+    Exact for logits of +-1000; at +-inf the loss is 0 with zero gradient on
+    the correct side and +inf (never NaN) on the wrong side.
+
+    Args:
+        logits: unnormalised scores, any shape.
+        target: targets in [0, 1], same shape as ``logits``.
+        weight: optional elementwise weights, same shape as ``logits``.
+        pos_weight: optional weight of positive examples, shape ``(C,)`` for
+            the last axis or the logits' shape.
+        label_smoothing: :math:`\varepsilon` in [0, 1]: targets move towards 1/2
+            (torch has no such argument).
+        reduction: ``"mean"`` (of ``w * l`` over all elements, as torch),
+            ``"sum"`` or ``"none"`` (per element).
+
+    Returns:
+        The loss; per element with ``reduction="none"``.
+
+    Matches ``torch.nn.functional.binary_cross_entropy_with_logits(logits, target,
+    weight=weight, pos_weight=pos_weight)`` and ``optax.losses.sigmoid_binary_cross_entropy``
+    followed by the mean.
+    """
+    check_reduction(reduction)
+    xp = b.xp
+    check_floating(xp, "logits", logits)
+    check_same_shape("logits", logits, "target", target)
+    if weight is not None:
+        check_same_shape("logits", logits, "weight", weight)
+    if pos_weight is not None and tuple(pos_weight.shape) != tuple(logits.shape):
+        if logits.ndim == 0:
+            raise ValueError(f"pos_weight must have shape (), got {tuple(pos_weight.shape)}")
+        _check_class_vector("pos_weight", pos_weight, logits.shape[-1])
+    label_smoothing = check_interval("label_smoothing", label_smoothing, 0.0, 1.0)
+    if label_smoothing > 0.0:
+        target = target * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    elementwise = _bce_terms(b, logits, target, pos_weight)
+    if weight is not None:
+        elementwise = elementwise * weight
+    return reduce(xp, elementwise, reduction)
+
+
+@loss("classification")
+def sigmoid_focal(
+    b: Any,
+    logits: Array,
+    target: Array,
+    *,
+    gamma: float = 2.0,
+    alpha: float | None = 0.25,
+    reduction: str = "mean",
+) -> Array:
+    r"""Binary (sigmoid) focal loss, elementwise.
+
+    .. math::
+        \ell_i = \alpha_t (1 - p_t)^\gamma\, \mathrm{BCE}(x_i, t_i), \quad
+        1 - p_t = t\,\sigma(-x) + (1 - t)\,\sigma(x), \quad
+        \alpha_t = \alpha t + (1 - \alpha)(1 - t)
+
+    :math:`1 - p_t` is formed from sigmoids of both signs (no ``1 - p``
+    cancellation) and raised with a guarded ``pow``: gradients stay finite at
+    saturated logits for every :math:`\gamma \ge 0`, including 0.5 where
+    torchvision's formula gives NaN.
+
+    Args:
+        logits: unnormalised scores, any shape.
+        target: binary (or soft) targets in [0, 1], same shape.
+        gamma: focusing parameter, >= 0 (default 2).
+        alpha: balance of positives in [0, 1] (default 0.25), or ``None`` to disable
+            (torchvision's ``alpha < 0``).
+        reduction: ``"mean"`` (default here; torchvision defaults to ``"none"``),
+            ``"sum"`` or ``"none"`` (per element).
+
+    Returns:
+        The loss; per element with ``reduction="none"``.
+
+    Matches ``torchvision.ops.sigmoid_focal_loss(logits, target, alpha, gamma, reduction)``
+    (``alpha=-1`` for ``None``) and ``optax.losses.sigmoid_focal_loss`` followed by the mean.
+    """
+    check_reduction(reduction)
+    xp = b.xp
+    check_floating(xp, "logits", logits)
+    check_same_shape("logits", logits, "target", target)
+    gamma = check_nonnegative("gamma", gamma)
+    if alpha is not None:
+        alpha = check_interval("alpha", alpha, 0.0, 1.0)
+    elementwise = _bce_terms(b, logits, target, None)
+    one_minus_pt = target * b.sigmoid(-logits) + (1.0 - target) * b.sigmoid(logits)
+    elementwise = elementwise * safe_pow(xp, one_minus_pt, gamma)
+    if alpha is not None:
+        elementwise = (alpha * target + (1.0 - alpha) * (1.0 - target)) * elementwise
+    return reduce(xp, elementwise, reduction)
+
+
+@loss("classification")
+def poly1(
+    b: Any,
+    logits: Array,
+    target: Array,
+    *,
+    epsilon: float = 1.0,
+    axis: int = -1,
+    reduction: str = "mean",
+) -> Array:
+    r"""Poly-1 loss: cross-entropy plus a first-order polynomial term.
+
+    .. math:: \ell_i = \mathrm{CE}_i + \epsilon \textstyle\sum_c t_{ic} (1 - p_{ic})
+
+    (for class indices: :math:`\mathrm{CE}_i + \epsilon (1 - p_{i y_i})`).
+
+    Args:
+        logits: unnormalised scores, classes on ``axis``.
+        target: integer class indices (logits' shape without ``axis``) or
+            one-hot / probability targets (logits' shape).
+        epsilon: coefficient of the polynomial term, finite and >= -1 (default 1.0,
+            the paper's Poly-1; optax defaults to 2.0).
+        axis: the class axis (default -1).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per sample).
+
+    Returns:
+        The loss; per sample with ``reduction="none"``.
+
+    Matches ``optax.losses.poly_loss_cross_entropy(logits, one_hot(target), epsilon=epsilon)``
+    followed by the mean. Leng et al., *PolyLoss*, 2022.
+    """
+    check_reduction(reduction)
+    xp = b.xp
+    check_floating(xp, "logits", logits)
+    axis = check_axis("logits", logits, axis)
+    epsilon = check_finite("epsilon", epsilon, minimum=-1.0)
+    num_classes = logits.shape[axis]
+    if is_integer(xp, target):
+        _check_class_target(logits, target, axis)
+        check_class_indices(b, target, num_classes, None)
+        log_p = _pick(b, b.log_softmax(logits, axis), target, axis, None).value
+        per_sample = -log_p - epsilon * xp.expm1(log_p)
+    else:
+        check_floating(xp, "target", target)
+        check_same_shape("logits", logits, "target", target)
+        log_probs = b.log_softmax(logits, axis)
+        cross_entropy_ = -xp.sum(xp.where(target == 0, 0.0, target * log_probs), axis=axis)
+        per_sample = cross_entropy_ - epsilon * xp.sum(target * xp.expm1(log_probs), axis=axis)
+    return reduce(xp, per_sample, reduction)
+
+
+def _hinge_margin(b: Any, scores: Array, target: Array, reduction: str) -> Array:
+    check_reduction(reduction)
+    xp = b.xp
+    check_floating(xp, "scores", scores)
+    check_same_shape("scores", scores, "target", target)
+    if not b.is_traced(target) and target.ndim > 0 and target.shape[0] > 0:
+        pm_one = bool(xp.all((target == 1) | (target == -1)))
+        zero_one = bool(xp.all((target == 0) | (target == 1)))
+        if not (pm_one or zero_one):
+            low, high = b.float_range(xp.astype(target, scores.dtype))
+            raise ValueError(
+                f"target must hold labels in {{-1, 1}} or in {{0, 1}}, got values in [{low}, {high}]"
+            )
+    target = xp.astype(target, scores.dtype)
+    binary = xp.all((target == 0) | (target == 1))  # keras: {0, 1} labels become {-1, 1}
+    target = xp.where(binary, 2.0 * target - 1.0, target)
+    return relu(xp, 1.0 - target * scores)
+
+
+@loss("classification")
+def hinge(b: Any, scores: Array, target: Array, *, reduction: str = "mean") -> Array:
+    r"""Hinge loss, elementwise.
+
+    .. math:: \ell_i = \max(0, 1 - t_i s_i), \qquad t_i \in \{-1, 1\}
+
+    Targets in {0, 1} (all of them) are mapped to {-1, 1}, as keras does.
+
+    Args:
+        scores: real-valued scores, any shape.
+        target: labels in {-1, 1} or {0, 1}, same shape (other values raise in eager mode).
+        reduction: ``"mean"`` (over all elements), ``"sum"`` or ``"none"`` (per element).
+
+    Returns:
+        The loss; per element with ``reduction="none"``.
+
+    ``"mean"`` equals ``keras.losses.Hinge()(target, scores)`` (mean over the
+    last axis, then over the rest). The gradient at the kink is 0.
+    """
+    return reduce(b.xp, _hinge_margin(b, scores, target, reduction), reduction)
+
+
+@loss("classification")
+def squared_hinge(b: Any, scores: Array, target: Array, *, reduction: str = "mean") -> Array:
+    r"""Squared hinge loss, elementwise.
+
+    .. math:: \ell_i = \max(0, 1 - t_i s_i)^2, \qquad t_i \in \{-1, 1\}
+
+    Args:
+        scores: real-valued scores, any shape.
+        target: labels in {-1, 1} or {0, 1} (mapped to {-1, 1}), same shape.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
+
+    Returns:
+        The loss; per element with ``reduction="none"``.
+
+    ``"mean"`` equals ``keras.losses.SquaredHinge()(target, scores)``.
+    """
+    margin = _hinge_margin(b, scores, target, reduction)
+    return reduce(b.xp, margin * margin, reduction)

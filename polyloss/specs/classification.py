@@ -1,0 +1,388 @@
+"""Specs of the classification losses (see ``polyloss/core/classification.py``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from polyloss.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
+from polyloss.specs._gen import away_from_kinks, binary, labels, log_softmax, normal, probabilities
+
+K = 5  # classes
+
+
+def _variant(name: str, make_arrays, **params: object) -> Variant:
+    return Variant(name, lambda rng, n: Case(make_arrays(rng, n), dict(params)))
+
+
+def _int_targets(rng, n, *, weight=False, ignore=None, shape=None, axis=-1):
+    shape = shape or (n, K)
+    classes = shape[axis]
+    label_shape = tuple(s for i, s in enumerate(shape) if i != axis % len(shape))
+    arrays = {"logits": normal(rng, shape, 2.0), "target": labels(rng, label_shape, classes)}
+    if ignore is not None:
+        arrays["target"] = np.where(rng.random(label_shape) < 0.3, ignore, arrays["target"])
+    if weight:
+        arrays["weight"] = rng.uniform(0.2, 2.0, size=(classes,))
+    return arrays
+
+
+def _soft_targets(rng, n, *, weight=False):
+    arrays = {"logits": normal(rng, (n, K), 2.0), "target": probabilities(rng, (n, K))}
+    if weight:
+        arrays["weight"] = rng.uniform(0.2, 2.0, size=(K,))
+    return arrays
+
+
+# -- cross_entropy ----------------------------------------------------------------
+
+
+def _torch_cross_entropy(m, a, p, r):
+    if p.get("z_loss", 0.0):
+        raise NotApplicable("torch has no z_loss")
+    axis = p.get("axis", -1)
+    logits, target = a["logits"], a["target"]
+    integer = not m.torch.is_floating_point(target)
+    if integer and p.get("ignore_index") is not None and bool((target == p["ignore_index"]).all()):
+        raise NotApplicable("torch returns NaN for an all-ignored batch; polyloss returns 0 by design")
+    logits = m.torch.movedim(logits, axis, 1)
+    if not integer:
+        target = m.torch.movedim(target, axis, 1)
+    ignore = p.get("ignore_index")
+    return m.F.cross_entropy(
+        logits, target, weight=a.get("weight"), ignore_index=-100 if ignore is None else ignore,
+        label_smoothing=p.get("label_smoothing", 0.0), reduction=r,
+    )
+
+
+def _optax_cross_entropy(m, a, p, r):
+    if a.get("weight") is not None or p.get("label_smoothing") or p.get("z_loss") or p.get("ignore_index") is not None:
+        raise NotApplicable("optax has no weight, label_smoothing, z_loss or ignore_index")
+    axis = p.get("axis", -1)
+    if m.jnp.issubdtype(a["target"].dtype, m.jnp.integer):
+        out = m.optax.losses.softmax_cross_entropy_with_integer_labels(a["logits"], a["target"], axis=axis)
+    else:
+        out = m.optax.losses.softmax_cross_entropy(a["logits"], a["target"], axis=axis)
+    return reduce_reference(m.jnp, out, r)
+
+
+def _numpy_z_loss(m, a, p, r):
+    """Cross-entropy plus PaLM's z-loss, one sample at a time (no anchor has z-loss)."""
+    np_ = m.np
+    logits, target = np_.asarray(a["logits"]), np_.asarray(a["target"])
+    plain = a.get("weight") is None and not p.get("label_smoothing") and p.get("ignore_index") is None
+    if not (plain and logits.ndim == 2 and np_.issubdtype(target.dtype, np_.integer)):
+        raise NotApplicable("the loop covers unweighted (N, C) logits with class indices")
+    out = np_.zeros(len(target))
+    for i in range(len(target)):
+        log_z = np_.log(np_.sum(np_.exp(logits[i] - logits[i].max()))) + logits[i].max()
+        out[i] = log_z - logits[i, target[i]] + p.get("z_loss", 0.0) * log_z**2
+    return reduce_reference(np_, out, r)
+
+
+register(LossSpec(
+    name="cross_entropy",
+    family="classification",
+    variants=(
+        _variant("int", _int_targets),
+        _variant("int,weight,label_smoothing=0.1", lambda rng, n: _int_targets(rng, n, weight=True), label_smoothing=0.1),
+        _variant("ignore_index=-100,weight", lambda rng, n: _int_targets(rng, n, weight=True, ignore=-100), ignore_index=-100),
+        _variant("ignore_index=-1,label_smoothing=0.2", lambda rng, n: _int_targets(rng, n, ignore=-1),
+                 ignore_index=-1, label_smoothing=0.2),
+        _variant("probabilities", _soft_targets),
+        _variant("probabilities,weight,label_smoothing=0.2", lambda rng, n: _soft_targets(rng, n, weight=True),
+                 label_smoothing=0.2),
+        _variant("axis=1,(N,C,L)", lambda rng, n: _int_targets(rng, n, shape=(n, 4, 3), axis=1), axis=1),
+        _variant("z_loss=0.01", _int_targets, z_loss=0.01),
+    ),
+    differentiable=("logits",),
+    references=(
+        Reference("torch.nn.functional.cross_entropy", "torch", _torch_cross_entropy),
+        Reference("optax.losses.softmax_cross_entropy[_with_integer_labels]", "jax", _optax_cross_entropy),
+        Reference("z-loss loop", "numpy", _numpy_z_loss, grads=False),
+    ),
+    notes="all-ignored batches give 0 (torch: NaN); ignored rows with -inf logits give zero gradient.",
+))
+
+
+# -- nll ------------------------------------------------------------------------
+
+
+def _nll_arrays(rng, n, **kwargs):
+    arrays = _int_targets(rng, n, **kwargs)
+    arrays["log_probs"] = log_softmax(arrays.pop("logits"), axis=kwargs.get("axis", -1))
+    return {"log_probs": arrays.pop("log_probs"), **arrays}
+
+
+def _torch_nll(m, a, p, r):
+    if p.get("ignore_index") is not None and bool((a["target"] == p["ignore_index"]).all()):
+        raise NotApplicable("torch returns NaN for an all-ignored batch")
+    ignore = p.get("ignore_index")
+    return m.F.nll_loss(m.torch.movedim(a["log_probs"], p.get("axis", -1), 1), a["target"], weight=a.get("weight"),
+                        ignore_index=-100 if ignore is None else ignore, reduction=r)
+
+
+register(LossSpec(
+    name="nll",
+    family="classification",
+    variants=(
+        _variant("int", _nll_arrays),
+        _variant("weight,ignore_index=2", lambda rng, n: _nll_arrays(rng, n, weight=True), ignore_index=2),
+        _variant("axis=1,(N,C,L)", lambda rng, n: _nll_arrays(rng, n, shape=(n, 4, 3), axis=1), axis=1),
+    ),
+    differentiable=("log_probs",),
+    references=(Reference("torch.nn.functional.nll_loss", "torch", _torch_nll),),
+    second_order=False,  # linear in log_probs
+))
+
+
+# -- focal ----------------------------------------------------------------------
+
+
+def _seed_focal(seed: str):
+    """The FocalLoss class of a seed document, re-typed (both seeds share the formula)."""
+
+    def ref(m, a, p, r):
+        if "alpha" in a:
+            raise NotApplicable("the seed class takes a scalar alpha")
+        alpha = p.get("alpha")
+        if alpha is None:
+            alpha = 1.0  # seed 000's default; seed 002 defaults to 0.25 and is called with alpha set
+        if not isinstance(alpha, float) or p.get("ignore_index") is not None or p.get("axis", -1) != -1:
+            raise NotApplicable("the seed class takes a scalar alpha and (N, C) logits, no ignore_index")
+        ce_loss = m.F.cross_entropy(a["logits"], a["target"], reduction="none")
+        pt = m.torch.exp(-ce_loss)
+        focal_loss = alpha * (1 - pt) ** p.get("gamma", 2.0) * ce_loss
+        if r == "mean":
+            return focal_loss.mean()
+        return focal_loss.sum() if r == "sum" else focal_loss
+
+    return Reference(f"seed {seed} FocalLoss (re-typed)", "torch", ref)
+
+
+def _numpy_focal_loop(m, a, p, r):
+    """Per-class alpha and ignore_index, one sample at a time (torch's weighted-mean rule)."""
+    np_ = m.np
+    logits, target = np_.asarray(a["logits"]), np_.asarray(a["target"])
+    alpha, gamma, ignore = a.get("alpha", p.get("alpha")), p.get("gamma", 2.0), p.get("ignore_index")
+    per_class = alpha is not None and not isinstance(alpha, float)
+    out, weight_sum = np_.zeros(len(target)), 0.0
+    for i, y in enumerate(target):
+        if y == ignore:
+            continue
+        prob = np_.exp(logits[i] - logits[i].max())
+        prob = prob / prob.sum()
+        a_y = 1.0 if alpha is None else (float(alpha[y]) if per_class else alpha)
+        out[i] = -a_y * (1 - prob[y]) ** gamma * np_.log(prob[y])
+        weight_sum += a_y if per_class else 1.0
+    if r == "mean":
+        return out.sum() / weight_sum if weight_sum else 0.0
+    return reduce_reference(np_, out, r)
+
+
+register(LossSpec(
+    name="focal",
+    family="classification",
+    variants=(
+        _variant("gamma=2", _int_targets),
+        _variant("gamma=0.5,alpha=0.25", _int_targets, gamma=0.5, alpha=0.25),
+        _variant("gamma=0,alpha=1.0", _int_targets, gamma=0.0, alpha=1.0),
+        _variant("gamma=2,alpha per-class",
+                 lambda rng, n: {**_int_targets(rng, n), "alpha": rng.uniform(0.1, 1.0, size=(K,))}),
+        _variant("gamma=1,ignore_index=-1", lambda rng, n: _int_targets(rng, n, ignore=-1), gamma=1.0, ignore_index=-1),
+    ),
+    differentiable=("logits",),
+    references=(
+        _seed_focal("000"),
+        _seed_focal("002"),
+        Reference("focal loop (per-class alpha, ignore_index)", "numpy", _numpy_focal_loop, grads=False),
+    ),
+))
+
+
+# -- binary ---------------------------------------------------------------------
+
+
+def _bce_arrays(rng, n, *, weight=False, hard=False):
+    probs = rng.uniform(0.02, 0.98, size=(n, 3))
+    target = binary(rng, (n, 3)) if hard else rng.uniform(0.0, 1.0, size=(n, 3))
+    arrays = {"probs": probs, "target": target}
+    if weight:
+        arrays["weight"] = rng.uniform(0.0, 2.0, size=(n, 3))
+    return arrays
+
+
+def _torch_bce(m, a, p, r):
+    return m.F.binary_cross_entropy(a["probs"], a["target"], weight=a.get("weight"), reduction=r)
+
+
+register(LossSpec(
+    name="bce",
+    family="classification",
+    variants=(
+        _variant("soft targets", _bce_arrays),
+        _variant("hard targets,weight", lambda rng, n: _bce_arrays(rng, n, weight=True, hard=True)),
+    ),
+    differentiable=("probs",),
+    references=(Reference("torch.nn.functional.binary_cross_entropy", "torch", _torch_bce),),
+))
+
+
+def _logit_arrays(rng, n, *, weight=False, pos_weight=False, scale=3.0):
+    arrays = {"logits": normal(rng, (n, 3), scale), "target": binary(rng, (n, 3))}
+    if weight:
+        arrays["weight"] = rng.uniform(0.0, 2.0, size=(n, 3))
+    if pos_weight:
+        arrays["pos_weight"] = rng.uniform(0.5, 3.0, size=(3,))
+    return arrays
+
+
+def _saturated_logits(rng, n):
+    arrays = _logit_arrays(rng, n)
+    arrays["logits"] = rng.choice([-1000.0, 1000.0], size=(n, 3))
+    return arrays
+
+
+def _torch_bce_logits(m, a, p, r):
+    target = a["target"]
+    if p.get("label_smoothing"):
+        target = target * (1 - p["label_smoothing"]) + p["label_smoothing"] / 2  # torch has no label_smoothing
+    return m.F.binary_cross_entropy_with_logits(
+        a["logits"], target, weight=a.get("weight"), pos_weight=a.get("pos_weight"), reduction=r
+    )
+
+
+def _optax_bce_logits(m, a, p, r):
+    if "weight" in a or "pos_weight" in a or p.get("label_smoothing"):
+        raise NotApplicable("optax has no weight, pos_weight or label_smoothing")
+    return reduce_reference(m.jnp, m.optax.losses.sigmoid_binary_cross_entropy(a["logits"], a["target"]), r)
+
+
+register(LossSpec(
+    name="bce_with_logits",
+    family="classification",
+    variants=(
+        _variant("default", _logit_arrays),
+        _variant("weight,pos_weight", lambda rng, n: _logit_arrays(rng, n, weight=True, pos_weight=True)),
+        _variant("label_smoothing=0.1", _logit_arrays, label_smoothing=0.1),
+        _variant("logits=+-1000", _saturated_logits),
+    ),
+    differentiable=("logits",),
+    references=(
+        Reference("torch.nn.functional.binary_cross_entropy_with_logits", "torch", _torch_bce_logits),
+        Reference("optax.losses.sigmoid_binary_cross_entropy", "jax", _optax_bce_logits),
+    ),
+))
+
+
+def _torchvision_sigmoid_focal(m, a, p, r):
+    """torchvision.ops.sigmoid_focal_loss, re-typed (no CPU torchvision wheel exists here)."""
+    inputs, targets = a["logits"], a["target"]
+    gamma, alpha = p.get("gamma", 2.0), p.get("alpha", 0.25)
+    prob = m.torch.sigmoid(inputs)
+    ce_loss = m.F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
+    p_t = prob * targets + (1 - prob) * (1 - targets)
+    loss = ce_loss * ((1 - p_t) ** gamma)
+    if alpha is not None and alpha >= 0:
+        alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
+        loss = alpha_t * loss
+    return reduce_reference(m.torch, loss, r)
+
+
+def _optax_sigmoid_focal(m, a, p, r):
+    out = m.optax.losses.sigmoid_focal_loss(a["logits"], a["target"], alpha=p.get("alpha", 0.25), gamma=p.get("gamma", 2.0))
+    return reduce_reference(m.jnp, out, r)
+
+
+register(LossSpec(
+    name="sigmoid_focal",
+    family="classification",
+    variants=(
+        _variant("gamma=2,alpha=0.25", _logit_arrays),
+        _variant("gamma=0.5,alpha=None", _logit_arrays, gamma=0.5, alpha=None),
+        _variant("gamma=0,alpha=0.75", _logit_arrays, gamma=0.0, alpha=0.75),
+    ),
+    differentiable=("logits",),
+    references=(
+        Reference("torchvision.ops.sigmoid_focal_loss (re-typed)", "torch", _torchvision_sigmoid_focal),
+        Reference("optax.losses.sigmoid_focal_loss", "jax", _optax_sigmoid_focal),
+    ),
+))
+
+
+def _optax_poly1(m, a, p, r):
+    target = a["target"]
+    if m.jnp.issubdtype(target.dtype, m.jnp.integer):
+        target = m.jax.nn.one_hot(target, a["logits"].shape[-1], dtype=a["logits"].dtype)
+    out = m.optax.losses.poly_loss_cross_entropy(a["logits"], target, epsilon=p.get("epsilon", 1.0))
+    return reduce_reference(m.jnp, out, r)
+
+
+def _one_hot_arrays(rng, n):
+    arrays = _int_targets(rng, n)
+    arrays["target"] = np.eye(K)[arrays["target"]]
+    return arrays
+
+
+register(LossSpec(
+    name="poly1",
+    family="classification",
+    variants=(
+        _variant("int,epsilon=1", _int_targets),
+        _variant("one-hot,epsilon=2", _one_hot_arrays, epsilon=2.0),
+        _variant("probabilities,epsilon=-1", _soft_targets, epsilon=-1.0),
+    ),
+    differentiable=("logits",),
+    references=(Reference("optax.losses.poly_loss_cross_entropy", "jax", _optax_poly1),),
+))
+
+
+def _hinge_arrays(rng, n, *, zero_one=False):
+    target = binary(rng, (n, 3))
+    return {"scores": away_from_kinks(rng, (n, 3), (1.0,)), "target": target if zero_one else 2 * target - 1}
+
+
+def _keras_hinge(squared: bool):
+    """keras.losses.hinge / squared_hinge, re-typed in numpy (mean over the last axis, then the batch)."""
+
+    def ref(m, a, p, r):
+        np_ = m.np
+        scores, target = np_.asarray(a["scores"]), np_.asarray(a["target"])
+        if np_.all((target == 0) | (target == 1)):
+            target = 2.0 * target - 1.0
+        out = np_.maximum(1.0 - target * scores, 0.0)
+        out = out**2 if squared else out
+        if r == "mean":
+            return np_.mean(np_.mean(out, axis=-1))
+        return reduce_reference(np_, out, r)
+
+    return Reference(f"keras.losses.{'squared_hinge' if squared else 'hinge'} (re-typed)", "numpy", ref, grads=False)
+
+
+def _optax_hinge(m, a, p, r):
+    target = a["target"]
+    if bool(m.jnp.all((target == 0) | (target == 1))):
+        target = 2.0 * target - 1.0  # optax takes {-1, 1} only
+    return reduce_reference(m.jnp, m.optax.losses.hinge_loss(a["scores"], target), r)
+
+
+_HINGE_VARIANTS = (
+    _variant("targets in {-1,1}", _hinge_arrays),
+    _variant("targets in {0,1}", lambda rng, n: _hinge_arrays(rng, n, zero_one=True)),
+)
+
+register(LossSpec(
+    name="hinge",
+    family="classification",
+    variants=_HINGE_VARIANTS,
+    differentiable=("scores",),
+    references=(_keras_hinge(False), Reference("optax.losses.hinge_loss", "jax", _optax_hinge)),
+    second_order=False,
+))
+
+register(LossSpec(
+    name="squared_hinge",
+    family="classification",
+    variants=_HINGE_VARIANTS,
+    differentiable=("scores",),
+    references=(_keras_hinge(True),),
+))

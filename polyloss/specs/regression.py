@@ -1,0 +1,172 @@
+"""Specs of the regression losses (see ``polyloss/core/regression.py``)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from polyloss.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
+from polyloss.specs._gen import away_from_kinks, normal
+
+SHAPE = 3  # features per sample
+
+
+def _pair(kinks: tuple[float, ...] = (0.0,), weighted: bool = False, **params: object) -> Variant:
+    def make(rng: np.random.Generator, n: int) -> Case:
+        target = normal(rng, (n, SHAPE))
+        arrays = {"pred": target + away_from_kinks(rng, (n, SHAPE), kinks), "target": target}
+        if weighted:
+            arrays["weight"] = rng.uniform(0.0, 2.0, size=(n, SHAPE))
+        return Case(arrays, dict(params))
+
+    name = ",".join([f"{k}={v}" for k, v in params.items()] + (["weight"] if weighted else [])) or "default"
+    return Variant(name, make)
+
+
+def _torch_weighted(fn_name: str, *param_names: str) -> Reference:
+    """F.<fn>(pred, target, **params); a weight maps to sum(w * l) / sum(w) for "mean"."""
+
+    def ref(m, a, p, r):
+        kwargs = {k: p[k] for k in param_names if k in p}
+        fn = getattr(m.F, fn_name)
+        if "weight" not in a:
+            return fn(a["pred"], a["target"], reduction=r, **kwargs)
+        elementwise = fn(a["pred"], a["target"], reduction="none", **kwargs) * a["weight"]
+        if r == "mean":
+            return elementwise.sum() / a["weight"].sum()
+        return reduce_reference(m.torch, elementwise, r)
+
+    return Reference(f"torch.nn.functional.{fn_name}", "torch", ref)
+
+
+def _optax_elementwise(fn_name: str, *param_names: str) -> Reference:
+    def ref(m, a, p, r):
+        if "weight" in a:
+            raise NotApplicable("optax has no weight argument")
+        kwargs = {k: p[k] for k in param_names if k in p}
+        return reduce_reference(m.jnp, getattr(m.optax.losses, fn_name)(a["pred"], a["target"], **kwargs), r)
+
+    return Reference(f"optax.losses.{fn_name}", "jax", ref)
+
+
+def _numpy_loop(name: str, elementwise) -> Reference:
+    """A slow, obviously-correct loop over elements (value only)."""
+
+    def ref(m, a, p, r):
+        pred, target = m.np.asarray(a["pred"]), m.np.asarray(a["target"])
+        weight = a.get("weight")
+        out = m.np.zeros(pred.shape)
+        for idx in m.np.ndindex(pred.shape):
+            out[idx] = elementwise(float(pred[idx]), float(target[idx]), p)
+        if weight is not None:
+            out = out * weight
+            if r == "mean":
+                return out.sum() / weight.sum()
+        return reduce_reference(m.np, out, r)
+
+    return Reference(name, "numpy", ref, grads=False)
+
+
+register(LossSpec(
+    name="mse",
+    family="regression",
+    variants=(_pair(), _pair(weighted=True)),
+    differentiable=("pred", "target"),
+    references=(_torch_weighted("mse_loss"), _optax_elementwise("squared_error")),
+))
+
+register(LossSpec(
+    name="mae",
+    family="regression",
+    variants=(_pair(), _pair(weighted=True)),
+    differentiable=("pred", "target"),
+    references=(_torch_weighted("l1_loss"),),
+))
+
+register(LossSpec(
+    name="huber",
+    family="regression",
+    variants=(_pair((0.0, 1.0)), _pair((0.0, 0.5), delta=0.5), _pair((0.0, 2.0), weighted=True, delta=2.0)),
+    differentiable=("pred", "target"),
+    references=(_torch_weighted("huber_loss", "delta"), _optax_elementwise("huber_loss", "delta")),
+    notes="F.huber_loss(weight=) divides by N for 'mean'; polyloss (like F.mse_loss(weight=)) by sum(weight).",
+))
+
+register(LossSpec(
+    name="smooth_l1",
+    family="regression",
+    variants=(_pair((0.0, 1.0)), _pair((0.0, 0.3), beta=0.3), _pair((0.0,), beta=0.0), _pair((0.0, 1.0), weighted=True)),
+    differentiable=("pred", "target"),
+    references=(_torch_weighted("smooth_l1_loss", "beta"),),
+))
+
+register(LossSpec(
+    name="log_cosh",
+    family="regression",
+    variants=(_pair(), _pair(weighted=True)),
+    differentiable=("pred", "target"),
+    references=(
+        _optax_elementwise("log_cosh"),
+        _numpy_loop("log(cosh(e)) loop", lambda y, t, p: math.log(math.cosh(y - t))),
+    ),
+))
+
+register(LossSpec(
+    name="quantile",
+    family="regression",
+    variants=(_pair(), _pair(q=0.1), _pair(weighted=True, q=0.9)),
+    differentiable=("pred", "target"),
+    references=(
+        _numpy_loop(
+            "pinball loop",
+            lambda y, t, p: max(p.get("q", 0.5) * (t - y), (p.get("q", 0.5) - 1.0) * (t - y)),
+        ),
+    ),
+    second_order=False,  # piecewise linear: the second derivative is 0, finite differences add nothing
+))
+
+
+def _poisson(log_input: bool, full: bool) -> Variant:
+    def make(rng: np.random.Generator, n: int) -> Case:
+        target = rng.poisson(2.0, size=(n, SHAPE)).astype(np.float64)
+        pred = normal(rng, (n, SHAPE), 0.5) if log_input else rng.uniform(0.2, 4.0, size=(n, SHAPE))
+        return Case({"pred": pred, "target": target}, {"log_input": log_input, "full": full})
+
+    return Variant(f"log_input={log_input},full={full}", make)
+
+
+def _torch_poisson(m, a, p, r):
+    return m.F.poisson_nll_loss(a["pred"], a["target"], log_input=p["log_input"], full=p["full"], reduction=r)
+
+
+register(LossSpec(
+    name="poisson_nll",
+    family="regression",
+    variants=tuple(_poisson(li, full) for li in (True, False) for full in (False, True)),
+    differentiable=("pred",),
+    references=(Reference("torch.nn.functional.poisson_nll_loss", "torch", _torch_poisson),),
+))
+
+
+def _gaussian(var_shape: str, full: bool) -> Variant:
+    def make(rng: np.random.Generator, n: int) -> Case:
+        target = normal(rng, (n, SHAPE))
+        shape = {"same": (n, SHAPE), "column": (n, 1), "per-sample": (n,)}[var_shape]
+        var = rng.uniform(0.1, 2.0, size=shape)
+        return Case({"pred": target + normal(rng, (n, SHAPE)), "target": target, "var": var}, {"full": full})
+
+    return Variant(f"var={var_shape},full={full}", make)
+
+
+def _torch_gaussian(m, a, p, r):
+    return m.F.gaussian_nll_loss(a["pred"], a["target"], a["var"], full=p["full"], reduction=r)
+
+
+register(LossSpec(
+    name="gaussian_nll",
+    family="regression",
+    variants=(_gaussian("same", False), _gaussian("column", True), _gaussian("per-sample", False)),
+    differentiable=("pred", "target", "var"),
+    references=(Reference("torch.nn.functional.gaussian_nll_loss", "torch", _torch_gaussian),),
+))

@@ -1,0 +1,10 @@
+"""polyloss losses for PyTorch tensors (autograd, torch.compile, torch.func.vmap).
+
+Every loss of the catalogue, bound once to the torch backend. See
+``python -m polyloss list`` and ``docs/`` for the catalogue.
+"""
+
+from polyloss._binding import export
+from polyloss.backends.torch import BACKEND
+
+__all__ = export(globals(), BACKEND)
