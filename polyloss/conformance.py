@@ -35,6 +35,7 @@ class Outcome:
     status: str
     error: float = 0.0  # largest |actual - expected| / (atol + rtol |expected|); <= 1 passes
     detail: str = ""
+    abs_error: float = 0.0  # largest |actual - expected|
 
     @property
     def ok(self) -> bool:
@@ -123,30 +124,37 @@ def _cotangent(shape: tuple[int, ...]) -> np.ndarray | None:
     return np.linspace(0.5, 1.5, int(np.prod(shape))).reshape(shape)
 
 
-def compare(actual: Any, expected: Any, rtol: float, atol: float) -> tuple[bool, float, str]:
-    """Elementwise closeness; NaN matches NaN and inf matches the same inf."""
+def compare(actual: Any, expected: Any, rtol: float, atol: float) -> tuple[bool, float, str, float]:
+    """Elementwise closeness; NaN matches NaN and inf matches the same inf.
+
+    Returns (ok, worst |a - e| / (atol + rtol |e|), message, worst |a - e|).
+    """
     a = np.asarray(actual, dtype=np.float64)
     e = np.asarray(expected, dtype=np.float64)
     if a.shape != e.shape:
-        return False, float("inf"), f"shape {a.shape} != expected {e.shape}"
+        return False, float("inf"), f"shape {a.shape} != expected {e.shape}", float("inf")
     same_special = (np.isnan(a) & np.isnan(e)) | (np.isinf(a) & (a == e))
     with np.errstate(invalid="ignore"):
         ratio = np.abs(a - e) / (atol + rtol * np.abs(e))
+        difference = np.where(same_special, 0.0, np.abs(a - e))
     ratio = np.where(same_special, 0.0, ratio)
     ratio = np.where(np.isnan(ratio), np.inf, ratio)
     worst = float(ratio.max()) if ratio.size else 0.0
+    worst_abs = float(np.nan_to_num(difference, nan=np.inf).max()) if ratio.size else 0.0
     if worst <= 1.0:
-        return True, worst, ""
+        return True, worst, "", worst_abs
     idx = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.ndim else ()
-    return False, worst, f"at index {tuple(int(i) for i in idx)}: got {a[idx]!r}, expected {e[idx]!r} (rtol={rtol}, atol={atol})"
+    return (False, worst, f"at index {tuple(int(i) for i in idx)}: got {a[idx]!r}, expected {e[idx]!r} "
+            f"(rtol={rtol}, atol={atol})", worst_abs)
 
 
-def _outcome(check: str, backend: str, results: list[tuple[bool, float, str]], label: str = "") -> Outcome:
+def _outcome(check: str, backend: str, results: list[tuple[Any, ...]]) -> Outcome:
     worst = max((r[1] for r in results), default=0.0)
+    worst_abs = max((r[3] for r in results if len(r) > 3), default=0.0)
     failures = [r[2] for r in results if not r[0]]
     if failures:
-        return Outcome(check, backend, "fail", worst, f"{label}{failures[0]}")
-    return Outcome(check, backend, "pass", worst)
+        return Outcome(check, backend, "fail", worst, failures[0], worst_abs)
+    return Outcome(check, backend, "pass", worst, "", worst_abs)
 
 
 def _guard(check: str, backend: str, body: Callable[[], Outcome]) -> Outcome:
@@ -232,8 +240,8 @@ def check_gradients(spec: LossSpec, case: Case, env: Environment) -> Outcome:
             _, torch_grads = _grads(spec, case, env.backends["torch"], r, shape=shape)
             _, jax_grads = _grads(spec, case, env.backends["jax"], r, shape=shape)
             for name, gt, gj in zip([n for n in case.arrays if n in spec.differentiable], torch_grads, jax_grads):
-                ok, err, detail = compare(gt, gj, rtol, atol)
-                results.append((ok, err, f"d/d{name} ({r}) {detail}"))
+                ok, err, detail, diff = compare(gt, gj, rtol, atol)
+                results.append((ok, err, f"d/d{name} ({r}) {detail}", diff))
                 results.append((bool(np.isfinite(gt).all()), 0.0, f"d/d{name} ({r}) has non-finite entries"))
         return _outcome("grad", "torch~jax", results)
 
@@ -341,8 +349,8 @@ def check_reference(spec: LossSpec, reference: Reference, case: Case, env: Envir
                 value, grads = _grads(spec, case, backend, r, fn=ours, shape=shape)
                 results.append(compare(value, ref_value, rtol, atol))
                 for name, g, e in zip([n for n in names if n in spec.differentiable], grads, ref_grads):
-                    ok, err, detail = compare(g, e, rtol, atol)
-                    results.append((ok, err, f"d/d{name} ({r}) {detail}"))
+                    ok, err, detail, diff = compare(g, e, rtol, atol)
+                    results.append((ok, err, f"d/d{name} ({r}) {detail}", diff))
             else:
                 arrays = _convert(backend, case, "float64")
                 expected = np.asarray(backend.to_numpy(ref_fn(r)(*arrays)) if framework != "numpy"

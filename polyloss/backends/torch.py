@@ -104,6 +104,9 @@ class TorchBackend(ArrayAPIBackend):
         return torch.func.vmap(fn, in_dims=tuple(in_axes))
 
     def compile(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        # The harness compiles one closure per (loss, parameters, reduction); they share a
+        # code object, so dynamo's default limit of 8 recompilations would be hit.
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 1024)
         return torch.compile(fn, fullgraph=True, dynamic=False)
 
     def jit(self, fn: Callable[..., Any]) -> Callable[..., Any] | None:

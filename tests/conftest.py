@@ -1,0 +1,30 @@
+"""Shared fixtures: the conformance environment (every backend required) and hypothesis profiles."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from polyloss import conformance
+
+# Bounded for CI (2 cores, well inside 30 minutes); `HYPOTHESIS_PROFILE=dev` explores more.
+settings.register_profile(
+    "ci", max_examples=5, deadline=None, derandomize=True, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "dev", max_examples=40, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="session")
+def env() -> conformance.Environment:
+    """All four backends and the optax references; a missing one fails the run, never skips it."""
+    loaded = conformance.Environment.load()
+    assert not loaded.missing, f"the test-suite needs every backend: {loaded.missing}"
+    loaded.reference_modules("jax")  # optax must import too
+    return loaded

@@ -1,0 +1,110 @@
+"""The agreement matrix, derived from the specs alone: every registered loss gets every check.
+
+Hypothesis draws the variant, the seed and the batch size; the checks live in
+``polyloss.conformance`` (shared with ``python -m polyloss verify``).
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from polyloss import conformance
+from polyloss.specs import SPECS
+
+SPEC_NAMES = list(SPECS)
+
+
+def _draw(spec, data, count: int = 1):
+    variant = data.draw(st.integers(0, len(spec.variants) - 1), label="variant")
+    seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
+    n = data.draw(st.integers(1, 4), label="n")
+    note = f"{spec.name} variant {spec.variants[variant].name!r} seed {seed} n {n}"
+    return conformance.make_cases(spec, variant, seed, n, count), note
+
+
+def _assert(outcome: conformance.Outcome, note: str) -> None:
+    assert outcome.status == "pass", f"{outcome.check}[{outcome.backend}] {outcome.status} for {note}: {outcome.detail}"
+
+
+@pytest.mark.parametrize("backend", ["array_api_strict", "torch", "jax"])
+@pytest.mark.parametrize("name", SPEC_NAMES)
+@given(data=st.data())
+def test_float64_values_equal_numpy(env, name, backend, data):
+    spec = SPECS[name]
+    (case,), note = _draw(spec, data)
+    _assert(conformance.check_values(spec, case, env, backend), note)
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.parametrize("name", SPEC_NAMES)
+@given(data=st.data())
+def test_float32_within_tolerance(env, name, backend, data):
+    spec = SPECS[name]
+    (case,), note = _draw(spec, data)
+    _assert(conformance.check_float32(spec, case, env, backend), note)
+
+
+@pytest.mark.parametrize("name", SPEC_NAMES)
+@given(data=st.data())
+def test_torch_and_jax_gradients_agree(env, name, data):
+    spec = SPECS[name]
+    (case,), note = _draw(spec, data)
+    _assert(conformance.check_gradients(spec, case, env), note)
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.parametrize("name", SPEC_NAMES)
+@given(data=st.data())
+def test_gradients_match_finite_differences(env, name, backend, data):
+    spec = SPECS[name]
+    (case,), note = _draw(spec, data)
+    _assert(conformance.check_finite_differences(spec, case, env, backend), note)
+
+
+@pytest.mark.parametrize("name", SPEC_NAMES)
+@given(data=st.data())
+def test_jax_jit_equals_eager(env, name, data):
+    spec = SPECS[name]
+    (case,), note = _draw(spec, data)
+    _assert(conformance.check_jit(spec, case, env), note)
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+@pytest.mark.parametrize("name", SPEC_NAMES)
+@given(data=st.data())
+def test_vmap_equals_loop(env, name, backend, data):
+    spec = SPECS[name]
+    cases, note = _draw(spec, data, count=3)
+    _assert(conformance.check_vmap(spec, cases, env, backend), note)
+
+
+@pytest.mark.parametrize("name", SPEC_NAMES)
+def test_torch_compile_fullgraph_equals_eager(env, name):
+    spec = SPECS[name]
+    (case,) = conformance.make_cases(spec, 0, seed=0, n=3)
+    _assert(conformance.check_compile(spec, case, env, reductions=("mean",)), f"{name} variant 0")
+
+
+REFERENCES = [(name, i) for name, spec in SPECS.items() for i in range(len(spec.references))]
+
+
+@pytest.mark.parametrize("name,index", REFERENCES, ids=[f"{n}-{SPECS[n].references[i].name}" for n, i in REFERENCES])
+@given(data=st.data())
+def test_matches_upstream_reference(env, name, index, data):
+    spec = SPECS[name]
+    (case,), note = _draw(spec, data)
+    outcome = conformance.check_reference(spec, spec.references[index], case, env)
+    assert outcome.status in ("pass", "n/a"), f"{outcome.check} {outcome.status} for {note}: {outcome.detail}"
+
+
+@pytest.mark.parametrize("name,index", REFERENCES, ids=[f"{n}-{SPECS[n].references[i].name}" for n, i in REFERENCES])
+def test_every_reference_applies_to_some_variant(env, name, index):
+    """A reference that is n/a everywhere would be a check that never runs."""
+    spec = SPECS[name]
+    statuses = [
+        conformance.check_reference(spec, spec.references[index], conformance.make_cases(spec, v, 0, 3)[0], env).status
+        for v in range(len(spec.variants))
+    ]
+    assert "pass" in statuses and "fail" not in statuses, statuses
