@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 Array = Any
 
 _HALF_PRECISION = ("float16", "bfloat16")
@@ -50,13 +52,21 @@ class ArrayAPIBackend:
         """True when ``x`` has no concrete values (jit/vmap/compile tracing)."""
         return False
 
+    # Value checks of concrete arrays run on the host, outside any trace: a concrete
+    # array captured by jax.jit still yields tracers if reduced with jnp inside it.
+    def host_values(self, x: Array) -> list[Any]:
+        """The values of a concrete array as a flat Python list (validation only)."""
+        return np.asarray(x).ravel().tolist()
+
     def int_range(self, x: Array) -> tuple[int, int]:
         """(min, max) of a concrete, non-empty integer array as Python ints."""
-        return int(self.xp.min(x)), int(self.xp.max(x))
+        values = np.asarray(x)
+        return int(values.min()), int(values.max())
 
     def float_range(self, x: Array) -> tuple[float, float]:
         """(min, max) of a concrete, non-empty float array as Python floats."""
-        return float(self.xp.min(x)), float(self.xp.max(x))
+        values = np.asarray(x)
+        return float(values.min()), float(values.max())
 
     # -- the primitive set --------------------------------------------------------
     def log_softmax(self, x: Array, axis: int) -> Array:

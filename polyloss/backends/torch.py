@@ -36,6 +36,9 @@ class TorchBackend(ArrayAPIBackend):
             or x.device.type == "meta"
         )
 
+    def host_values(self, x: torch.Tensor) -> list[Any]:
+        return x.detach().reshape(-1).tolist()
+
     def int_range(self, x: torch.Tensor) -> tuple[int, int]:
         low, high = torch.aminmax(x)
         return int(low), int(high)

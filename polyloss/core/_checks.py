@@ -110,14 +110,10 @@ def check_class_indices(b: Any, target: Any, num_classes: int, ignore_index: int
     low, high = b.int_range(target)
     if low >= 0 and high < num_classes:
         return
-    xp = b.xp
-    bad = (target < 0) | (target >= num_classes)
-    if ignore_index is not None:
-        bad = bad & (target != ignore_index)
-    if not bool(xp.any(bad)):
+    bad = [v for v in b.host_values(target) if not 0 <= v < num_classes and v != ignore_index]
+    if not bad:
         return
-    sentinel = xp.asarray(xp.iinfo(target.dtype).max, dtype=target.dtype)
-    first_bad = int(xp.min(xp.where(bad, target, sentinel)))
+    first_bad = bad[0]
     ignored = "" if ignore_index is None else f" and is not ignore_index={ignore_index}"
     raise ValueError(
         f"target contains class index {first_bad}, outside [0, {num_classes}){ignored}; "

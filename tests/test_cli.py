@@ -1,0 +1,55 @@
+"""``python -m polyloss``: runs outside pytest and degrades to a clear line when a framework is missing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from polyloss.specs import SPECS
+
+
+def _run(*args: str, hide: str | None = None) -> subprocess.CompletedProcess:
+    """Run the CLI in a fresh interpreter; ``hide`` makes a package unimportable there."""
+    hiding = f"sys.modules[{hide!r}] = None; " if hide else ""
+    code = f"import sys; {hiding}from polyloss.__main__ import main; sys.exit(main(sys.argv[1:]))"
+    env = {**os.environ, "COLUMNS": "250"}
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env)
+
+
+def test_list_prints_every_loss_and_its_references():
+    result = _run("list")
+    assert result.returncode == 0, result.stderr
+    for name in SPECS:
+        assert name in result.stdout
+
+
+def test_verify_writes_a_passing_json_report(tmp_path):
+    report = tmp_path / "report.json"
+    result = _run("verify", "--loss", "mse", "--loss", "focal", "--no-compile", "--json", str(report))
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(report.read_text())
+    assert set(data["losses"]) == {"mse", "focal"}
+    assert data["failed_checks"] == 0
+    checks = data["losses"]["focal"]["checks"]
+    for key in ("value[torch]", "value[jax]", "value[array_api_strict]", "grad[torch~jax]", "fd[torch]", "fd[jax]",
+                "jit[jax]", "vmap[jax]", "vmap[torch]"):
+        assert checks[key]["status"] == "pass", key
+    assert all(r["status"] == "pass" for r in data["losses"]["focal"]["references"].values())
+
+
+def test_verify_without_jax_reports_it_missing_instead_of_crashing(tmp_path):
+    report = tmp_path / "report.json"
+    result = _run("verify", "--loss", "mse", "--no-compile", "--json", str(report), hide="jax")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "jax not installed" in result.stdout
+    data = json.loads(report.read_text())
+    assert data["losses"]["mse"]["checks"]["value[jax]"]["status"] == "missing"
+    assert data["losses"]["mse"]["checks"]["value[torch]"]["status"] == "pass"
+
+
+def test_verify_rejects_an_unknown_loss():
+    result = _run("verify", "--loss", "nope")
+    assert result.returncode == 2
+    assert "nope" in result.stdout

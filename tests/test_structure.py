@@ -1,0 +1,119 @@
+"""The layering, the catalogue and the docs: structural guarantees."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import polyloss.jax
+import polyloss.numpy
+import polyloss.torch
+from polyloss._docs import family_page
+from polyloss.core import CORE_LOSSES, FAMILIES
+from polyloss.specs import SPECS
+
+PACKAGE = Path(polyloss.numpy.__file__).parent
+FRAMEWORKS = {"torch", "jax", "jaxlib", "optax", "torchvision", "flax"}
+NAMESPACES = {"numpy": polyloss.numpy, "torch": polyloss.torch, "jax": polyloss.jax}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("layer", ["core", "specs"])
+def test_core_and_specs_import_no_framework(layer):
+    offenders = {str(p.relative_to(PACKAGE)): _imports(p) & FRAMEWORKS for p in (PACKAGE / layer).rglob("*.py")}
+    assert not {k: v for k, v in offenders.items() if v}, offenders
+
+
+def test_only_framework_modules_import_their_framework():
+    allowed = {"backends/torch.py": {"torch"}, "backends/jax.py": {"jax", "optax"}, "torch.py": set(), "jax.py": set()}
+    for path in PACKAGE.rglob("*.py"):
+        rel = str(path.relative_to(PACKAGE))
+        used = _imports(path) & FRAMEWORKS
+        assert used <= allowed.get(rel, set()), f"{rel} imports {used}"
+
+
+def test_import_polyloss_imports_neither_torch_nor_jax():
+    code = (
+        "import sys, polyloss, polyloss.core, polyloss.specs, polyloss.numpy, polyloss.conformance;"
+        "bad = sorted(m for m in ('torch', 'jax', 'optax') if m in sys.modules); print(bad); sys.exit(bool(bad))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_framework_namespaces_import_their_framework_only():
+    for name, other in (("torch", "jax"), ("jax", "torch")):
+        code = f"import sys, polyloss.{name}; assert '{name}' in sys.modules; sys.exit('{other}' in sys.modules)"
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert result.returncode == 0, f"polyloss.{name} imported {other}: {result.stderr}"
+
+
+def test_every_namespace_exposes_the_same_losses():
+    expected = {name for name, fn in CORE_LOSSES.items()}
+    autodiff_only = {name for name, fn in CORE_LOSSES.items() if fn.needs_autodiff}
+    for backend, module in NAMESPACES.items():
+        want = expected - autodiff_only if backend == "numpy" else expected
+        assert set(module.__all__) == want, (backend, set(module.__all__) ^ want)
+        assert all(callable(getattr(module, name)) for name in module.__all__)
+
+
+def test_every_loss_has_a_spec_and_every_spec_a_loss():
+    assert set(SPECS) == set(CORE_LOSSES)
+    for name, spec in SPECS.items():
+        assert spec.family == CORE_LOSSES[name].family
+        assert spec.family in FAMILIES
+        assert spec.variants, name
+        assert spec.differentiable, name
+
+
+@pytest.mark.parametrize("name", sorted(CORE_LOSSES))
+def test_public_signature_conventions(name):
+    """Arrays positional, hyper-parameters keyword-only, reduction="mean" last, docstring maths-first."""
+    fn = getattr(polyloss.torch, name)
+    params = list(inspect.signature(fn).parameters.values())
+    assert params[-1].name == "reduction" and params[-1].kind is inspect.Parameter.KEYWORD_ONLY
+    assert params[-1].default in ("mean", "sum")
+    positional = [p for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    assert all(p.default is inspect.Parameter.empty for p in positional), name
+    for p in params:
+        if p.name == "axis":
+            assert p.default == -1 and p.kind is inspect.Parameter.KEYWORD_ONLY
+    doc = fn.__doc__ or ""
+    assert ".. math::" in doc and "Args:" in doc and "Returns:" in doc, name
+    assert fn.__module__ == "polyloss.torch" and fn.__name__ == name
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_docs_are_generated_from_the_code(family):
+    page = Path(__file__).parents[1] / "docs" / "losses" / f"{family}.md"
+    assert page.read_text() == family_page(family), "run `python -m polyloss docs` and commit docs/losses"
+
+
+def test_readme_commands_are_those_of_ci():
+    root = Path(__file__).parents[1]
+    readme, ci = (root / "README.md").read_text(), (root / ".ci" / "run").read_text()
+    test_command = next(line for line in ci.splitlines() if line and not line.startswith(("#", "set ", "cd ")))
+    assert test_command in readme, "the README's test command must be exactly the one .ci/run runs"
+    assert "python -m polyloss verify" in readme
+
+
+def test_readme_example_runs():
+    """The README's example is executed, not just shown."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    example = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(example, "README.md", "exec"), {})
