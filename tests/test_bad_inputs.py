@@ -1,0 +1,290 @@
+"""Bad inputs, table-driven over every public loss and every backend.
+
+Each loss gets its spec's first variant (``SPECS[name].variants[0]``) as a valid
+call, then one thing is broken at a time: arrays of another framework, an
+unknown reduction, inconsistent shapes, hyper-parameters outside their domain,
+values outside the documented range. Each must raise the documented exception
+with a message naming the culprit, before any maths runs (no RuntimeWarning).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+import warnings
+from contextlib import contextmanager
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import polyloss.jax as pj  # noqa: E402
+import polyloss.numpy as pn  # noqa: E402
+import polyloss.torch as pt  # noqa: E402
+from polyloss.core import CORE_LOSSES  # noqa: E402
+from polyloss.specs import SPECS  # noqa: E402
+
+BACKENDS = ("numpy", "torch", "jax")
+MODULES = {"numpy": pn, "torch": pt, "jax": pj}
+NAMES = list(CORE_LOSSES)
+CASES = {name: SPECS[name].variants[0].make(np.random.default_rng(0), 3) for name in NAMES}
+# How each backend names the framework it expects in a TypeError.
+EXPECTED_FRAMEWORK = {"numpy": r"numpy\.ndarray", "torch": r"torch\.Tensor", "jax": r"jax"}
+
+
+def positional(name: str) -> tuple[str, ...]:
+    params = list(inspect.signature(CORE_LOSSES[name]).parameters.values())[1:]
+    return tuple(p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def arr(backend: str, value: np.ndarray):
+    value = np.asarray(value)
+    if backend == "torch":
+        return torch.as_tensor(value.copy())
+    if backend == "jax":
+        return jnp.asarray(value)
+    return value
+
+
+def call(backend: str, name: str, arrays: dict | None = None, convert: dict | None = None, **overrides):
+    """Call ``polyloss.<backend>.<name>`` on the spec case; ``arrays`` replaces some inputs
+    (NumPy values), ``convert`` maps an input name to the framework its array is made in."""
+    case = CASES[name]
+    values = {**case.arrays, **(arrays or {})}
+    convert = convert or {}
+    framework_arrays = {k: arr(convert.get(k, backend), v) for k, v in values.items()}
+    names = positional(name)
+    args = [framework_arrays[p] for p in names]
+    kwargs = {k: v for k, v in framework_arrays.items() if k not in names}
+    params = {**case.params, **overrides}
+    return getattr(MODULES[backend], name)(*args, **kwargs, **params)
+
+
+@contextmanager
+def raises(exc: type[Exception], match: str):
+    """pytest.raises, with RuntimeWarnings (maths on bad values) turned into failures."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(exc, match=match) as info:
+            yield info
+
+
+def test_every_public_loss_is_covered():
+    for backend in BACKENDS:
+        public = {n for n in dir(MODULES[backend]) if n in CORE_LOSSES}
+        assert public == set(NAMES), backend
+    assert set(CASES) == set(NAMES)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", NAMES)
+def test_spec_case_is_accepted(backend, name):
+    """The unbroken call works, so every refusal below comes from the one broken thing."""
+    out = call(backend, name)
+    assert np.isfinite(float(np.asarray(out.detach() if isinstance(out, torch.Tensor) else out)))
+
+
+# --------------------------------------------------------------------------- foreign arrays
+
+FOREIGN = [(backend, source) for backend in BACKENDS for source in BACKENDS if source != backend]
+
+
+@pytest.mark.parametrize("backend,source", FOREIGN, ids=[f"{s}-to-{b}" for b, s in FOREIGN])
+@pytest.mark.parametrize("name", NAMES)
+def test_all_arrays_of_another_framework_raise_type_error(backend, source, name):
+    first = positional(name)[0]
+    convert = {k: source for k in CASES[name].arrays}
+    pattern = rf"polyloss\.{backend}\.{name}: {first} must be a .*{EXPECTED_FRAMEWORK[backend]}.*\(the {backend} backend\)"
+    with raises(TypeError, match=pattern) as info:
+        call(backend, name, convert=convert)
+    assert f"use polyloss.{source} for these arrays" in str(info.value)
+
+
+@pytest.mark.parametrize("backend,source", FOREIGN, ids=[f"{s}-to-{b}" for b, s in FOREIGN])
+@pytest.mark.parametrize("name", NAMES)
+def test_one_array_of_another_framework_raises_type_error(backend, source, name):
+    """Only the second positional input is foreign: the message names it, not the first."""
+    second = positional(name)[1]
+    pattern = rf"polyloss\.{backend}\.{name}: {second} must be a .*{EXPECTED_FRAMEWORK[backend]}.*\(the {backend} backend\)"
+    with raises(TypeError, match=pattern):
+        call(backend, name, convert={second: source})
+
+
+KEYWORD_ARRAYS = {
+    # loss -> (keyword, a valid NumPy value for the spec case)
+    "cross_entropy": ("weight", np.ones(5)),
+    "nll": ("weight", np.ones(5)),
+    "focal": ("alpha", np.ones(5)),
+    "bce": ("weight", np.ones((3, 3))),
+    "bce_with_logits": ("pos_weight", np.ones(3)),
+    "mse": ("weight", np.ones((3, 3))),
+    "mae": ("weight", np.ones((3, 3))),
+    "huber": ("weight", np.ones((3, 3))),
+    "smooth_l1": ("weight", np.ones((3, 3))),
+    "log_cosh": ("weight", np.ones((3, 3))),
+    "quantile": ("weight", np.ones((3, 3))),
+}
+
+
+@pytest.mark.parametrize("backend,source", FOREIGN, ids=[f"{s}-to-{b}" for b, s in FOREIGN])
+@pytest.mark.parametrize("name", list(KEYWORD_ARRAYS))
+def test_keyword_array_of_another_framework_raises_type_error(backend, source, name):
+    key, value = KEYWORD_ARRAYS[name]
+    call(backend, name, arrays={key: value})  # accepted from the right framework
+    pattern = rf"polyloss\.{backend}\.{name}: {key} must be a .*{EXPECTED_FRAMEWORK[backend]}.*\(the {backend} backend\)"
+    with raises(TypeError, match=pattern):
+        call(backend, name, arrays={key: value}, convert={key: source})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", NAMES)
+def test_python_list_input_raises_type_error(backend, name):
+    case = CASES[name]
+    names = positional(name)
+    args = [arr(backend, case.arrays[p]) for p in names]
+    args[0] = case.arrays[names[0]].tolist()
+    with raises(TypeError, match=rf"{names[0]} must be a .*\(the {backend} backend\).*got builtins\.list"):
+        getattr(MODULES[backend], name)(*args, **case.params)
+
+
+# --------------------------------------------------------------------------- reduction
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("reduction", ["avg", "Mean", "elementwise_mean"])
+def test_unknown_reduction_raises_value_error(backend, name, reduction):
+    with raises(ValueError, match=rf"reduction must be 'mean', 'sum' or 'none', got '{reduction}'"):
+        call(backend, name, reduction=reduction)
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", NAMES)
+def test_second_input_missing_a_sample_raises_value_error(backend, name):
+    second = positional(name)[1]
+    short = CASES[name].arrays[second][:-1]
+    with raises(ValueError, match=rf"{second} must have (the same )?shape.*{re.escape(str(tuple(short.shape)))}"):
+        call(backend, name, arrays={second: short})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", NAMES)
+def test_second_input_with_an_extra_trailing_axis_raises_value_error(backend, name):
+    """The (N, 1) against (N,) family: an added axis of size 1 is never broadcast away."""
+    second = positional(name)[1]
+    longer = CASES[name].arrays[second][..., None]
+    with raises(ValueError, match=rf"{second} must have (the same )?shape.*{re.escape(str(tuple(longer.shape)))}"):
+        call(backend, name, arrays={second: longer})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gaussian_nll_var_of_wrong_shape_raises_value_error(backend):
+    with raises(ValueError, match=r"var must have shape .*got \(2, 3\)"):
+        call(backend, "gaussian_nll", arrays={"var": np.ones((2, 3))})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name,key", [("cross_entropy", "weight"), ("nll", "weight"), ("focal", "alpha")])
+def test_class_vector_of_wrong_length_raises_value_error(backend, name, key):
+    with raises(ValueError, match=rf"{key} must have shape \(5,\), got \(4,\)"):
+        call(backend, name, arrays={key: np.ones(4)})
+
+
+# --------------------------------------------------------------------------- hyper-parameters
+
+HYPER = [
+    ("focal", "gamma", -1),
+    ("focal", "gamma", -0.5),
+    ("focal", "gamma", math.nan),
+    ("focal", "alpha", -1.0),
+    ("sigmoid_focal", "gamma", -1),
+    ("sigmoid_focal", "gamma", math.inf),
+    ("sigmoid_focal", "alpha", 1.5),
+    ("sigmoid_focal", "alpha", -0.25),
+    ("cross_entropy", "label_smoothing", 1.5),
+    ("cross_entropy", "label_smoothing", -0.1),
+    ("cross_entropy", "z_loss", -1),
+    ("cross_entropy", "z_loss", math.inf),
+    ("bce_with_logits", "label_smoothing", 1.5),
+    ("bce_with_logits", "label_smoothing", -0.1),
+    ("huber", "delta", 0),
+    ("huber", "delta", -1),
+    ("huber", "delta", math.inf),
+    ("smooth_l1", "beta", -1),
+    ("quantile", "q", 1.5),
+    ("quantile", "q", -0.1),
+    ("poisson_nll", "eps", 0),
+    ("poisson_nll", "eps", -1e-8),
+    ("gaussian_nll", "eps", 0),
+    ("gaussian_nll", "eps", -1e-6),
+    ("poly1", "epsilon", -2),
+    ("poly1", "epsilon", math.inf),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name,param,value", HYPER, ids=[f"{n}-{p}={v}" for n, p, v in HYPER])
+def test_out_of_domain_hyper_parameter_raises_value_error(backend, name, param, value):
+    with raises(ValueError, match=rf"^{param} must .*got {re.escape(repr(value))}$"):
+        call(backend, name, **{param: value})
+
+
+AXES = [("cross_entropy", 5), ("cross_entropy", 2), ("cross_entropy", -3), ("nll", 5), ("focal", 5), ("poly1", -3)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name,axis", AXES)
+def test_axis_out_of_range_raises_value_error(backend, name, axis):
+    first = positional(name)[0]
+    with raises(ValueError, match=rf"^axis must be in \[-2, 2\) for {first} of shape \(3, 5\), got {axis}$"):
+        call(backend, name, axis=axis)
+
+
+TYPED = [("focal", "gamma", "2"), ("huber", "delta", True), ("poisson_nll", "log_input", 1), ("gaussian_nll", "full", 0),
+         ("cross_entropy", "ignore_index", 1.0), ("cross_entropy", "axis", 1.0)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name,param,value", TYPED, ids=[f"{n}-{p}={v!r}" for n, p, v in TYPED])
+def test_hyper_parameter_of_wrong_type_raises_type_error(backend, name, param, value):
+    with raises(TypeError, match=rf"^{param} must be .*{re.escape(repr(value))}"):
+        call(backend, name, **{param: value})
+
+
+# --------------------------------------------------------------------------- values outside the domain
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("bad", [1.5, -0.2, math.nan])
+def test_bce_probabilities_outside_unit_interval_raise(backend, bad):
+    probs = CASES["bce"].arrays["probs"].copy()
+    probs[1, 2] = bad
+    with raises(ValueError, match=rf"^probs must contain probabilities in \[0, 1\], got a value of {re.escape(repr(bad))}$"):
+        call(backend, "bce", arrays={"probs": probs})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("var_shape", ["same", "per-sample"])
+def test_gaussian_nll_negative_var_raises(backend, var_shape):
+    var = np.ones((3, 3)) if var_shape == "same" else np.ones(3)
+    var[1] = -1.0
+    with raises(ValueError, match=r"^var must be non-negative, got a value of -1\.0$"):
+        call(backend, "gaussian_nll", arrays={"var": var})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cross_entropy_probability_targets_with_ignore_index_raise(backend):
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(5), size=3)
+    call(backend, "cross_entropy", arrays={"target": probs})  # probability targets alone are fine
+    with raises(ValueError, match=r"ignore_index applies to integer class targets only, got ignore_index=-100"):
+        call(backend, "cross_entropy", arrays={"target": probs}, ignore_index=-100)

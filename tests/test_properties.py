@@ -1,0 +1,567 @@
+"""Identities and documented edge behaviour, checked on numpy, torch and jax.
+
+Every property compares the loss with an independent computation: a NumPy
+formula written here, another loss of the catalogue the identity relates it
+to, or the same loss on a reduced input (dropped rows, rescaled weights).
+Gradients come from torch autograd and ``jax.grad``.
+"""
+
+from __future__ import annotations
+
+import jax
+
+jax.config.update("jax_enable_x64", True)  # as the conftest's env fixture does; float64 comparisons below
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import polyloss.jax as pj  # noqa: E402
+import polyloss.numpy as pn  # noqa: E402
+import polyloss.torch as pt  # noqa: E402
+
+BACKENDS = ("numpy", "torch", "jax")
+AUTODIFF = ("torch", "jax")
+MODULES = {"numpy": pn, "torch": pt, "jax": pj}
+K = 5
+SEEDS = st.integers(0, 2**31 - 1)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def arr(backend: str, value, dtype=None):
+    """A NumPy value as an array of ``backend``; dtype a NumPy dtype name or "bfloat16"."""
+    if dtype == "bfloat16":
+        f32 = np.asarray(value, dtype=np.float32)
+        return torch.as_tensor(f32).to(torch.bfloat16) if backend == "torch" else jnp.asarray(f32, dtype=jnp.bfloat16)
+    value = np.asarray(value) if dtype is None else np.asarray(value, dtype=dtype)
+    if backend == "torch":
+        return torch.as_tensor(value.copy())
+    if backend == "jax":
+        return jnp.asarray(value)
+    return value
+
+
+def to_np(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach()
+        return (x.float() if x.dtype in (torch.float16, torch.bfloat16) else x).numpy()
+    if isinstance(x, jax.Array) and x.dtype in (jnp.bfloat16, jnp.float16):
+        x = x.astype(jnp.float32)
+    return np.asarray(x)
+
+
+def value_and_grad(backend: str, fn, x, *rest):
+    """(fn(x, *rest), d sum(fn) / dx) with the framework's autodiff; ``x`` is a framework array."""
+    if backend == "torch":
+        x = x.detach().clone().requires_grad_(True)
+        out = fn(x, *rest)
+        (grad,) = torch.autograd.grad(out.sum(), x)
+        return out.detach(), grad
+    if backend == "jax":
+        out, grad = jax.value_and_grad(lambda v: jnp.sum(fn(v, *rest)))(x)
+        return fn(x, *rest), grad
+    raise ValueError(backend)
+
+
+def np_log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def np_ce_rows(logits: np.ndarray, target: np.ndarray, weight=None, smoothing: float = 0.0) -> np.ndarray:
+    """Per-sample CE of (N, K) logits in float64, torch's formula, written as a loop."""
+    out = np.zeros(len(target))
+    w = np.ones(logits.shape[-1]) if weight is None else np.asarray(weight, dtype=np.float64)
+    for i, y in enumerate(target):
+        lp = np_log_softmax(np.asarray(logits[i], dtype=np.float64))
+        out[i] = -(1 - smoothing) * w[y] * lp[y] - smoothing / len(lp) * np.sum(w * lp)
+    return out
+
+
+def np_softplus(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def np_sigmoid(x: np.ndarray) -> np.ndarray:
+    return np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))))
+
+
+def np_bce_logits(x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    return t * np_softplus(-x) + (1 - t) * np_softplus(x)
+
+
+def np_focal_rows(logits: np.ndarray, target: np.ndarray, gamma: float) -> np.ndarray:
+    lp = np_log_softmax(np.asarray(logits, dtype=np.float64))[np.arange(len(target)), target]
+    return -((-np.expm1(lp)) ** gamma) * lp
+
+
+def close(actual, expected, rtol=1e-12, atol=1e-12) -> None:
+    np.testing.assert_allclose(to_np(actual), np.asarray(expected), rtol=rtol, atol=atol)
+
+
+def class_case(seed: int, n: int = 4, k: int = K):
+    rng = np.random.default_rng(seed)
+    return rng.normal(scale=2.0, size=(n, k)), rng.integers(0, k, size=n), rng.uniform(0.2, 2.0, size=k)
+
+
+# --------------------------------------------------------------------------- focal == CE, sigmoid_focal == BCE
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@given(seed=SEEDS)
+@settings(max_examples=3)
+def test_focal_gamma0_equals_cross_entropy(backend, reduction, seed):
+    logits, target, _ = class_case(seed)
+    target[1] = -1  # also through the ignore path
+    m = MODULES[backend]
+    x, y = arr(backend, logits), arr(backend, target)
+    focal = lambda v, t: m.focal(v, t, gamma=0.0, alpha=None, ignore_index=-1, reduction=reduction)  # noqa: E731
+    ce = lambda v, t: m.cross_entropy(v, t, ignore_index=-1, reduction=reduction)  # noqa: E731
+    kept = np_ce_rows(logits[target != -1], target[target != -1])
+    expected = {"mean": kept.mean(), "sum": kept.sum(), "none": np.insert(kept, 1, 0.0)}[reduction]
+    close(focal(x, y), expected)
+    close(ce(x, y), expected)
+    if backend in AUTODIFF:
+        _, g_focal = value_and_grad(backend, focal, x, y)
+        _, g_ce = value_and_grad(backend, ce, x, y)
+        close(g_focal, to_np(g_ce))
+        assert np.all(to_np(g_focal)[1] == 0.0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(seed=SEEDS)
+@settings(max_examples=3)
+def test_sigmoid_focal_gamma0_equals_bce_with_logits(backend, seed):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(scale=3.0, size=(4, 3))
+    target = np.concatenate([rng.integers(0, 2, size=(2, 3)), rng.uniform(size=(2, 3))]).astype(np.float64)
+    m = MODULES[backend]
+    x, t = arr(backend, logits), arr(backend, target)
+    sf = lambda v, y: m.sigmoid_focal(v, y, gamma=0.0, alpha=None, reduction="none")  # noqa: E731
+    bce = lambda v, y: m.bce_with_logits(v, y, reduction="none")  # noqa: E731
+    close(sf(x, t), np_bce_logits(logits, target))
+    close(bce(x, t), np_bce_logits(logits, target))
+    if backend in AUTODIFF:
+        _, g_sf = value_and_grad(backend, sf, x, t)
+        _, g_bce = value_and_grad(backend, bce, x, t)
+        close(g_sf, to_np(g_bce))
+        close(g_bce, np_sigmoid(logits) - target)  # d/dx of BCE-with-logits is sigmoid(x) - t
+
+
+# --------------------------------------------------------------------------- cross_entropy: ignore, weights, reductions
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@given(seed=SEEDS)
+@settings(max_examples=2)
+def test_cross_entropy_ignored_row_equals_dropped_row(backend, reduction, weighted, smoothing, seed):
+    logits, target, weight = class_case(seed, n=5)
+    target[[0, 3]] = -100
+    keep = target != -100
+    m = MODULES[backend]
+    w = arr(backend, weight) if weighted else None
+    full = m.cross_entropy(arr(backend, logits), arr(backend, target), weight=w, ignore_index=-100,
+                           label_smoothing=smoothing, reduction=reduction)
+    dropped = m.cross_entropy(arr(backend, logits[keep]), arr(backend, target[keep]), weight=w,
+                              label_smoothing=smoothing, reduction=reduction)
+    close(full, to_np(dropped))
+    rows = np_ce_rows(logits[keep], target[keep], weight if weighted else None, smoothing)
+    norm = weight[target[keep]].sum() if weighted else keep.sum()
+    close(full, rows.sum() / norm if reduction == "mean" else rows.sum())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+@given(seed=SEEDS)
+@settings(max_examples=2)
+def test_cross_entropy_all_ones_weight_equals_no_weight(backend, smoothing, seed):
+    logits, target, _ = class_case(seed)
+    m = MODULES[backend]
+    for reduction in ("mean", "sum", "none"):
+        plain = m.cross_entropy(arr(backend, logits), arr(backend, target), label_smoothing=smoothing, reduction=reduction)
+        ones = m.cross_entropy(arr(backend, logits), arr(backend, target), weight=arr(backend, np.ones(K)),
+                               label_smoothing=smoothing, reduction=reduction)
+        close(ones, to_np(plain))
+        close(plain, {"mean": np.mean, "sum": np.sum, "none": lambda r: r}[reduction](
+            np_ce_rows(logits, target, smoothing=smoothing)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(seed=SEEDS)
+@settings(max_examples=3)
+def test_cross_entropy_label_smoothing_zero_equals_plain(backend, seed):
+    logits, target, weight = class_case(seed)
+    m = MODULES[backend]
+    x, y, w = arr(backend, logits), arr(backend, target), arr(backend, weight)
+    for kwargs in ({}, {"weight": w}):
+        plain = m.cross_entropy(x, y, reduction="none", **kwargs)
+        zero = m.cross_entropy(x, y, label_smoothing=0.0, reduction="none", **kwargs)
+        close(zero, to_np(plain))
+        close(zero, np_ce_rows(logits, target, weight if kwargs else None))
+    # and a non-zero smoothing really changes it, by the documented formula
+    close(m.cross_entropy(x, y, label_smoothing=0.3, reduction="none"), np_ce_rows(logits, target, smoothing=0.3))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(seed=SEEDS)
+@settings(max_examples=3)
+def test_cross_entropy_weighted_mean_is_sum_over_kept_weight_sum(backend, seed):
+    logits, target, weight = class_case(seed, n=6)
+    target[[1, 4]] = 7  # ignore_index outside the class range
+    keep = target != 7
+    m = MODULES[backend]
+    x, y, w = arr(backend, logits), arr(backend, target), arr(backend, weight)
+    mean = m.cross_entropy(x, y, weight=w, ignore_index=7)
+    total = m.cross_entropy(x, y, weight=w, ignore_index=7, reduction="sum")
+    close(mean, to_np(total) / weight[target[keep]].sum())
+    close(total, np_ce_rows(logits[keep], target[keep], weight).sum())
+    assert not np.isclose(to_np(mean), to_np(total) / keep.sum())  # not the plain count
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll", "focal"])
+def test_reduction_none_gives_zero_for_ignored_rows(backend, loss):
+    logits, target, _ = class_case(3, n=5)
+    target[[0, 2]] = -1
+    inputs = np_log_softmax(logits) if loss == "nll" else logits
+    out = to_np(getattr(MODULES[backend], loss)(arr(backend, inputs), arr(backend, target), ignore_index=-1,
+                                                reduction="none"))
+    assert out.shape == (5,)
+    assert out[0] == 0.0 and out[2] == 0.0
+    keep = target != -1
+    expected = np_ce_rows(logits[keep], target[keep]) if loss != "focal" else np_focal_rows(logits[keep], target[keep], 2.0)
+    close(out[keep], expected)
+
+
+# --------------------------------------------------------------------------- all-ignored batches and -inf rows
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll", "focal"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_all_ignored_batch_is_exactly_zero_with_zero_gradient(backend, loss, reduction, weighted):
+    logits, _, weight = class_case(0, n=3)
+    inputs = np_log_softmax(logits) if loss == "nll" else logits
+    target = np.full(3, -100)
+    m = MODULES[backend]
+    kwargs = {"ignore_index": -100, "reduction": reduction}
+    if weighted:
+        kwargs["alpha" if loss == "focal" else "weight"] = arr(backend, weight)
+    fn = lambda v, t: getattr(m, loss)(v, t, **kwargs)  # noqa: E731
+    x, y = arr(backend, inputs), arr(backend, target)
+    assert to_np(fn(x, y)) == 0.0
+    if backend in AUTODIFF:
+        value, grad = value_and_grad(backend, fn, x, y)
+        assert to_np(value) == 0.0
+        assert np.all(np.isfinite(to_np(grad))) and np.all(to_np(grad) == 0.0)
+
+
+def test_torch_cross_entropy_gives_nan_for_all_ignored_batch():
+    """Documents the deliberate difference: torch's own mean is 0/0 there."""
+    out = F.cross_entropy(torch.zeros(3, K, dtype=torch.float64), torch.full((3,), -100))
+    assert torch.isnan(out)
+    assert pt.cross_entropy(torch.zeros(3, K, dtype=torch.float64), torch.full((3,), -100), ignore_index=-100) == 0.0
+
+
+@pytest.mark.parametrize("backend", AUTODIFF)
+@pytest.mark.parametrize("loss", ["cross_entropy", "focal"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_ignored_rows_with_minus_inf_logits_give_zero_gradient(backend, loss, dtype):
+    logits, target, _ = class_case(1, n=4)
+    logits[[1, 2]] = -np.inf
+    target[[1, 2]] = -100
+    keep = target != -100
+    m = MODULES[backend]
+    fn = lambda v, t: getattr(m, loss)(v, t, ignore_index=-100)  # noqa: E731
+    value, grad = value_and_grad(backend, fn, arr(backend, logits, dtype), arr(backend, target))
+    grad = to_np(grad)
+    assert np.all(np.isfinite(grad))
+    assert np.all(grad[~keep] == 0.0)
+    rtol = 1e-12 if dtype == "float64" else 1e-5
+    if loss == "cross_entropy":
+        close(value, np_ce_rows(logits[keep], target[keep]).mean(), rtol=rtol, atol=rtol)
+        onehot = np.eye(K)[target[keep]]
+        close(grad[keep], (np.exp(np_log_softmax(logits[keep])) - onehot) / keep.sum(), rtol=rtol * 10, atol=rtol)
+    else:
+        close(value, np_focal_rows(logits[keep], target[keep], 2.0).mean(), rtol=rtol, atol=rtol)
+
+
+def test_torch_cross_entropy_gives_nan_gradient_for_ignored_minus_inf_rows():
+    """Documents the deliberate difference: torch's backward is NaN on such rows."""
+    logits = torch.tensor([[1.0, 2.0, 3.0], [-np.inf] * 3], dtype=torch.float64, requires_grad=True)
+    F.cross_entropy(logits, torch.tensor([0, -100])).backward()
+    assert torch.isnan(logits.grad[1]).all()
+
+
+# --------------------------------------------------------------------------- float32 shift invariance
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(seed=SEEDS)
+@settings(max_examples=3)
+def test_cross_entropy_float32_shift_invariance(backend, seed):
+    # Every logit is 1e8 + 8k, exactly representable in float32 (its spacing at 1e8 is 8).
+    # A "logsumexp minus the target logit" formula (e.g. optax's
+    # softmax_cross_entropy_with_integer_labels) loses everything to cancellation here;
+    # polyloss is not compared with it, only with the exact float64 answer.
+    rng = np.random.default_rng(seed)
+    small = 8.0 * rng.integers(-3, 4, size=(4, K))
+    target = rng.integers(0, K, size=4)
+    logits32 = np.float32(small + 1e8)
+    exact = np.float64(logits32) - 1e8
+    np.testing.assert_array_equal(exact, small)
+    expected = np_ce_rows(exact, target)
+    m = MODULES[backend]
+    out = m.cross_entropy(arr(backend, logits32), arr(backend, target), reduction="none")
+    assert to_np(out).dtype == np.float32
+    close(out, expected, rtol=1e-5, atol=1e-6)
+    close(m.cross_entropy(arr(backend, logits32), arr(backend, target)), expected.mean(), rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- bce_with_logits at extreme logits
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_bce_with_logits_exact_at_plus_minus_1000(backend, dtype):
+    logits = np.array([1000.0, -1000.0, 1000.0, -1000.0])
+    target = np.array([1.0, 0.0, 0.0, 1.0])
+    expected = np.array([0.0, 0.0, 1000.0, 1000.0])  # |x| on the wrong side, 0 on the right side
+    m = MODULES[backend]
+    out = to_np(m.bce_with_logits(arr(backend, logits, dtype), arr(backend, target, dtype), reduction="none"))
+    np.testing.assert_array_equal(out, expected)
+    if backend in AUTODIFF:
+        fn = lambda v, t: m.bce_with_logits(v, t, reduction="none")  # noqa: E731
+        _, grad = value_and_grad(backend, fn, arr(backend, logits, dtype), arr(backend, target, dtype))
+        np.testing.assert_array_equal(to_np(grad), np.array([0.0, 0.0, 1.0, -1.0]))  # sigmoid(x) - t
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_bce_with_logits_at_infinity(backend, dtype):
+    logits = np.array([np.inf, -np.inf, np.inf, -np.inf])
+    target = np.array([1.0, 0.0, 0.0, 1.0])
+    m = MODULES[backend]
+    fn = lambda v, t: m.bce_with_logits(v, t, reduction="none")  # noqa: E731
+    out = to_np(fn(arr(backend, logits, dtype), arr(backend, target, dtype)))
+    np.testing.assert_array_equal(out, np.array([0.0, 0.0, np.inf, np.inf]))
+    if backend in AUTODIFF:
+        for i in range(4):  # one element at a time: an infinite loss elsewhere must not leak into the gradient
+            def single(v, t, i=i):
+                return m.bce_with_logits(v, t, reduction="none")[i]
+
+            _, grad = value_and_grad(backend, single, arr(backend, logits, dtype), arr(backend, target, dtype))
+            grad = to_np(grad)
+            assert np.all(np.isfinite(grad)), (i, grad)
+            # sigmoid(x) - t: 0 on the correct side (i < 2), +1 / -1 on the wrong side
+            expected = np.zeros(4)
+            expected[i] = (0.0, 0.0, 1.0, -1.0)[i]
+            np.testing.assert_array_equal(grad, expected)
+
+
+# --------------------------------------------------------------------------- focal losses at saturated logits
+
+
+def np_sigmoid_focal_grad(x: np.ndarray, t: np.ndarray, gamma: float) -> np.ndarray:
+    """d/dx of (1 - p_t)^gamma BCE(x, t) for hard targets, alpha=None, in closed form."""
+    s = np_sigmoid(np.where(t == 1, -x, x))  # 1 - p_t
+    sp = np_softplus(np.where(t == 1, -x, x))  # BCE
+    mag = s**gamma * (gamma * (1 - s) * sp + s)
+    return np.where(t == 1, -mag, mag)
+
+
+@pytest.mark.parametrize("backend", AUTODIFF)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_sigmoid_focal_gamma_half_finite_gradient_at_saturation(backend, dtype):
+    logits = np.array([30.0, -30.0, 30.0, -30.0, 1.5, -0.5])
+    target = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 0.0])
+    m = MODULES[backend]
+    fn = lambda v, t: m.sigmoid_focal(v, t, gamma=0.5, alpha=None, reduction="sum")  # noqa: E731
+    value, grad = value_and_grad(backend, fn, arr(backend, logits, dtype), arr(backend, target, dtype))
+    grad = to_np(grad)
+    assert np.all(np.isfinite(grad)), grad
+    rtol = 1e-10 if dtype == "float64" else 1e-4
+    close(grad, np_sigmoid_focal_grad(logits, target, 0.5), rtol=rtol, atol=1e-30)
+    s = np_sigmoid(np.where(target == 1, -logits, logits))
+    close(value, np.sum(s**0.5 * np_bce_logits(logits, target)), rtol=rtol, atol=0)
+
+
+@pytest.mark.parametrize("backend", AUTODIFF)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0])
+def test_focal_finite_gradient_at_saturated_correct_class(backend, dtype, gamma):
+    logits = np.array([[100.0, 0.0, 0.0, 0.0], [0.0, 0.0, 100.0, 0.0], [0.5, -1.0, 2.0, 0.0]])
+    target = np.array([0, 2, 1])
+    m = MODULES[backend]
+    fn = lambda v, t: m.focal(v, t, gamma=gamma, reduction="none")  # noqa: E731
+    value, grad = value_and_grad(backend, fn, arr(backend, logits, dtype), arr(backend, target))
+    grad = to_np(grad)
+    assert np.all(np.isfinite(grad)), grad
+    assert np.all(np.abs(grad[:2]) < 1e-30)  # the true gradient is below 1e-40 there
+    tol = 1e-10 if dtype == "float64" else 1e-5
+    close(to_np(value)[2], np_focal_rows(logits[2:], target[2:], gamma)[0], rtol=tol, atol=0)
+    # the non-saturated row against central differences of the NumPy formula
+    h = 1e-6
+    fd = np.zeros(4)
+    for c in range(4):
+        up, down = logits[2:].copy(), logits[2:].copy()
+        up[0, c] += h
+        down[0, c] -= h
+        fd[c] = (np_focal_rows(up, target[2:], gamma)[0] - np_focal_rows(down, target[2:], gamma)[0]) / (2 * h)
+    close(grad[2], fd, rtol=1e-6 if dtype == "float64" else 1e-4, atol=1e-7 if dtype == "float64" else 1e-5)
+
+
+# --------------------------------------------------------------------------- half precision
+
+
+def _half_cases(rng: np.random.Generator):
+    logits = rng.normal(scale=2.0, size=(4, K))
+    labels = rng.integers(0, K, size=4)
+    pred, tgt = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    bl, bt = rng.normal(scale=3.0, size=(4, 3)), rng.integers(0, 2, size=(4, 3)).astype(np.float64)
+    return {
+        "cross_entropy": (logits, labels, lambda x, t: np_ce_rows(x, t).mean()),
+        "mse": (pred, tgt, lambda x, t: np.mean((x - t) ** 2)),
+        "bce_with_logits": (bl, bt, lambda x, t: np.mean(np_bce_logits(x, t))),
+        "focal": (logits, labels, lambda x, t: np_focal_rows(x, t, 2.0).mean()),
+    }
+
+
+@pytest.mark.parametrize("backend,dtype", [("torch", "float16"), ("torch", "bfloat16"), ("jax", "bfloat16")])
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse", "bce_with_logits", "focal"])
+def test_half_precision_inputs_compute_in_float32(backend, dtype, loss):
+    x_np, t_np, reference = _half_cases(np.random.default_rng(7))[loss]
+    x_half = arr(backend, x_np, dtype)
+    t_half = arr(backend, t_np) if t_np.dtype.kind == "i" else arr(backend, t_np, dtype)
+    fn = getattr(MODULES[backend], loss)
+    value, grad = value_and_grad(backend, fn, x_half, t_half)
+    assert str(value.dtype).endswith("float32"), value.dtype
+    assert grad.dtype == x_half.dtype, (grad.dtype, x_half.dtype)
+    assert grad.shape == x_half.shape
+    # the float32 result on the same (rounded) inputs, computed in float64 NumPy
+    x_rounded = to_np(x_half).astype(np.float64)
+    t_rounded = t_np if t_np.dtype.kind == "i" else to_np(t_half).astype(np.float64)
+    np.testing.assert_allclose(to_np(value), reference(x_rounded, t_rounded), rtol=1e-5)
+    np.testing.assert_allclose(to_np(value), reference(x_np, t_np), rtol=1e-2)
+    assert np.all(np.isfinite(to_np(grad)))
+
+
+# --------------------------------------------------------------------------- out-of-range class indices
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll", "focal", "poly1"])
+@pytest.mark.parametrize("bad", [5, -1, 9])
+def test_out_of_range_class_index_raises_in_eager_mode(backend, loss, bad):
+    logits, target, _ = class_case(0, n=3)
+    target[1] = bad
+    m = MODULES[backend]
+    kwargs = {} if loss == "poly1" else {"ignore_index": -100}  # another ignore_index does not excuse it
+    with pytest.raises(ValueError, match=rf"class index {bad}\b.*outside \[0, {K}\)"):
+        getattr(m, loss)(arr(backend, logits), arr(backend, target), **kwargs)
+
+
+def _nan_pattern(out, logits: np.ndarray, target: np.ndarray, loss: str) -> None:
+    """Sample 1 (the bad label) is NaN; samples 0 and 2 equal the NumPy formula."""
+    out = to_np(out)
+    assert np.isnan(out[1]), out
+    good = [0, 2]
+    close(out[good], np_class_loss(loss, logits[good], target[good]), rtol=1e-10, atol=1e-12)
+
+
+def np_class_loss(loss: str, logits: np.ndarray, target: np.ndarray) -> np.ndarray:
+    rows = np.arange(len(target))
+    if loss == "cross_entropy":
+        return np_ce_rows(logits, target)
+    if loss == "nll":
+        return -logits[rows, target]
+    if loss == "focal":
+        return np_focal_rows(logits, target, 2.0)
+    p_y = np.exp(np_log_softmax(logits)[rows, target])
+    return np_ce_rows(logits, target) + (1.0 - p_y)  # poly1, epsilon=1
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll", "focal", "poly1"])
+@pytest.mark.parametrize("bad", [5, -1])
+def test_out_of_range_class_index_is_nan_under_jax_jit_and_vmap(loss, bad):
+    logits, target, _ = class_case(0, n=3)
+    target[1] = bad
+    fn = lambda v, t: getattr(pj, loss)(v, t, reduction="none")  # noqa: E731
+    x, y = jnp.asarray(logits), jnp.asarray(target)
+    _nan_pattern(jax.jit(fn)(x, y), logits, target, loss)
+    _nan_pattern(jax.vmap(fn)(x, y), logits, target, loss)
+    assert np.isnan(to_np(jax.jit(lambda v, t: getattr(pj, loss)(v, t))(x, y)))  # and so is the mean
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll", "focal", "poly1"])
+@pytest.mark.parametrize("bad", [5, -1])
+def test_out_of_range_class_index_is_nan_under_torch_func_vmap(loss, bad):
+    logits, target, _ = class_case(0, n=3)
+    target[1] = bad
+    fn = lambda v, t: getattr(pt, loss)(v, t, reduction="none")  # noqa: E731
+    _nan_pattern(torch.func.vmap(fn)(torch.as_tensor(logits), torch.as_tensor(target)), logits, target, loss)
+
+
+def test_out_of_range_class_index_is_nan_under_torch_compile():
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda v, t: pt.cross_entropy(v, t, reduction="none"), fullgraph=True, dynamic=False)
+    logits, target, _ = class_case(0, n=3)
+    for bad in (5, -1):  # same shapes: one compilation serves both
+        target[1] = bad
+        _nan_pattern(compiled(torch.as_tensor(logits), torch.as_tensor(target)), logits, target, "cross_entropy")
+
+
+# --------------------------------------------------------------------------- hinge labels
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("loss", ["hinge", "squared_hinge"])
+@given(seed=SEEDS)
+@settings(max_examples=3)
+def test_hinge_zero_one_targets_equal_plus_minus_one(backend, loss, seed):
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(scale=2.0, size=(4, 3))
+    zero_one = rng.integers(0, 2, size=(4, 3)).astype(np.float64)
+    pm_one = 2.0 * zero_one - 1.0
+    m = getattr(MODULES[backend], loss)
+    expected = np.maximum(0.0, 1.0 - pm_one * scores)
+    expected = expected**2 if loss == "squared_hinge" else expected
+    for reduction, ref in (("none", expected), ("mean", expected.mean()), ("sum", expected.sum())):
+        a = m(arr(backend, scores), arr(backend, zero_one), reduction=reduction)
+        b = m(arr(backend, scores), arr(backend, pm_one), reduction=reduction)
+        close(a, to_np(b))
+        close(a, ref)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("loss", ["hinge", "squared_hinge"])
+@pytest.mark.parametrize("target", [[-1.0, 0.0, 1.0], [0.0, 1.0, 2.0], [-1.0, 0.5, 1.0]])
+def test_hinge_mixed_targets_raise(backend, loss, target):
+    with pytest.raises(ValueError, match=r"target must hold labels in \{-1, 1\} or in \{0, 1\}"):
+        getattr(MODULES[backend], loss)(arr(backend, np.zeros(3)), arr(backend, np.asarray(target)))
+
+
+# --------------------------------------------------------------------------- (N, 1) against (N,)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("loss", ["mse", "mae", "huber", "bce_with_logits"])
+def test_n_by_1_against_n_is_refused(backend, loss):
+    fn = getattr(MODULES[backend], loss)
+    column, flat = np.zeros((4, 1)), np.zeros(4)
+    both = r"(\(4, 1\).*\(4,\)|\(4,\).*\(4, 1\))"
+    with pytest.raises(ValueError, match=rf"shape.*{both}"):
+        fn(arr(backend, column), arr(backend, flat))
+    with pytest.raises(ValueError, match=rf"shape.*{both}"):
+        fn(arr(backend, flat), arr(backend, column))
