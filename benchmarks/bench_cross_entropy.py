@@ -46,6 +46,10 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+# On a GPU, JAX would otherwise grab 75% of the device memory at its first use and
+# starve torch (both run in this process); allocate on demand instead.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
@@ -369,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repeats and warm-up calls")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per pair (overrides the default)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads(N) (default: torch's choice)")
     parser.add_argument("--no-rich", action="store_true", help="plain-text table even if rich is installed")
     args = parser.parse_args(argv)
 
@@ -378,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"--modes: unknown {sorted(unknown)}; choose from {MODES}")
     device = torch.device(args.device)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     import jax
     import optax
@@ -391,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         "optax": optax.__version__,
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
+        "load_avg_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     }
     print(", ".join(f"{k}: {v}" for k, v in header.items() if v is not None), flush=True)
 
@@ -428,6 +436,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print_table(results, use_rich=not args.no_rich)
+    if hasattr(os, "getloadavg"):
+        print(f"load average (1 min) at start {header['load_avg_1min']}, at end {os.getloadavg()[0]:.2f} "
+              f"(a busy machine makes the absolute times noisy; the interleaved ratios less so)")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"environment": header, "results": results}, fh, indent=2)
