@@ -94,6 +94,20 @@ class ArrayAPIBackend:
         xp = self.xp
         return xp.exp(-self.softplus(-x))
 
+    def softmax_cross_entropy(self, logits: Array, index: Array, axis: int, reduction: str = "none") -> Array:
+        """-log softmax(logits)[index] along ``axis``: the per-sample cross-entropy,
+        then ``"mean"``/``"sum"`` over samples if asked.
+
+        ``index`` has the logits' shape without ``axis`` and is in range. Fused
+        where the framework has a kernel; here: log-softmax, then gather.
+        """
+        xp = self.xp
+        log_probs = self.log_softmax(logits, axis)
+        nll = -xp.squeeze(self.take_along_axis(log_probs, xp.expand_dims(index, axis=axis), axis), axis=axis)
+        if reduction == "none":
+            return nll
+        return xp.mean(nll) if reduction == "mean" else xp.sum(nll)
+
     def take_along_axis(self, x: Array, indices: Array, axis: int) -> Array:
         return self.xp.take_along_axis(x, indices, axis=axis)
 

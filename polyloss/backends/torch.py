@@ -30,11 +30,7 @@ class TorchBackend(ArrayAPIBackend):
         return x.float() if x.dtype in self._half else x
 
     def is_traced(self, x: torch.Tensor) -> bool:
-        return (
-            torch.compiler.is_compiling()
-            or _is_functorch_wrapped(x)
-            or x.device.type == "meta"
-        )
+        return torch.compiler.is_compiling() or _is_functorch_wrapped(x) or x.is_meta
 
     def host_values(self, x: torch.Tensor) -> list[Any]:
         return x.detach().reshape(-1).tolist()
@@ -61,8 +57,19 @@ class TorchBackend(ArrayAPIBackend):
     def sigmoid(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(x)
 
+    def softmax_cross_entropy(
+        self, logits: torch.Tensor, index: torch.Tensor, axis: int, reduction: str = "none"
+    ) -> torch.Tensor:
+        # torch's fused log_softmax + nll kernel, reduction included; classes sit on dim 1
+        # (or 0 when unbatched). ignore_index=-100 never matches: index is in range.
+        if logits.ndim > 1 and axis != 1:
+            logits = torch.movedim(logits, axis, 1)
+        return F.cross_entropy(logits, index, reduction=reduction)
+
     def take_along_axis(self, x: torch.Tensor, indices: torch.Tensor, axis: int) -> torch.Tensor:
-        return torch.take_along_dim(x, indices, dim=axis)
+        # gather, not take_along_dim: the latter broadcasts and wraps negative indices (slower, and
+        # silent); indices here are already in range.
+        return torch.gather(x, axis, indices)
 
     def stop_gradient(self, x: torch.Tensor) -> torch.Tensor:
         return x.detach()

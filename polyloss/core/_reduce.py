@@ -13,11 +13,11 @@ def reduce(xp: Any, loss: Any, reduction: str, normalizer: Any = None) -> Any:
     """
     if reduction == "none":
         return loss
+    if reduction == "mean" and normalizer is None:
+        return xp.mean(loss)
     total = xp.sum(loss)
     if reduction == "sum":
         return total
-    if normalizer is None:
-        return xp.mean(loss)
     return safe_divide(xp, total, normalizer)
 
 

@@ -60,8 +60,8 @@ def _check_class_vector(name: str, vector: Array, num_classes: int) -> None:
 
 
 class _Picked(NamedTuple):
-    value: Array  # x[..., y, ...] per sample; NaN for out-of-range traced labels
-    index: Array  # the class index actually gathered (always in range)
+    nll: Array  # -log p of each sample's class; NaN for out-of-range traced labels
+    index: Array  # the class index actually used (always in range)
     keep: Array | None  # True for samples not ignored; None when nothing is ignored
 
 
@@ -73,8 +73,20 @@ def _mask_ignored_rows(b: Any, x: Array, target: Array, axis: int, ignore_index:
     return xp.where(xp.expand_dims(target != ignore_index, axis=axis), x, 0.0)
 
 
-def _pick(b: Any, x: Array, target: Array, axis: int, ignore_index: int | None) -> _Picked:
-    """Gather ``x`` at each sample's class without wrapping, clamping or silent zeros."""
+def _nll_of_logits(b: Any, logits: Array, index: Array, axis: int) -> Array:
+    return b.softmax_cross_entropy(logits, index, axis)
+
+
+def _nll_of_log_probs(b: Any, log_probs: Array, index: Array, axis: int) -> Array:
+    xp = b.xp
+    return -xp.squeeze(b.take_along_axis(log_probs, xp.expand_dims(index, axis=axis), axis), axis=axis)
+
+
+def _pick(b: Any, x: Array, target: Array, axis: int, ignore_index: int | None, nll_at: Any) -> _Picked:
+    """-log p at each sample's class, without wrapping, clamping or silent zeros.
+
+    ``nll_at`` is :func:`_nll_of_logits` (fused per backend) or :func:`_nll_of_log_probs`.
+    """
     xp = b.xp
     num_classes = x.shape[axis]
     keep = None
@@ -85,11 +97,11 @@ def _pick(b: Any, x: Array, target: Array, axis: int, ignore_index: int | None) 
     traced = b.is_traced(target)
     if traced:
         in_range = (index >= 0) & (index < num_classes)
-        index = xp.where(in_range, index, 0)
-    picked = xp.squeeze(b.take_along_axis(x, xp.expand_dims(index, axis=axis), axis), axis=axis)
+        index = xp.clip(index, 0, num_classes - 1)  # any in-range index; the sample becomes NaN below
+    nll = nll_at(b, x, index, axis)
     if traced:
-        picked = xp.where(in_range, picked, xp.nan)
-    return _Picked(picked, index, keep)
+        nll = xp.where(in_range, nll, xp.nan)
+    return _Picked(nll, index, keep)
 
 
 def _take_class_vector(xp: Any, vector: Array, index: Array) -> Array:
@@ -204,11 +216,18 @@ def cross_entropy(
 
     _check_class_target(logits, target, axis)
     check_class_indices(b, target, num_classes, ignore_index)
+    if weight is None and ignore_index is None and label_smoothing == 0.0 and z_loss == 0.0 \
+            and not b.is_traced(target):  # noqa: SIM102  (validated labels: nothing to mask)
+        # The plain case, labels validated: the backend's fused kernel, reduction included.
+        return b.softmax_cross_entropy(logits, target, axis, reduction)
     logits = _mask_ignored_rows(b, logits, target, axis, ignore_index)
-    log_probs = b.log_softmax(logits, axis)
-    picked = _pick(b, log_probs, target, axis, ignore_index)
+    if label_smoothing > 0.0:  # the smoothing term needs every log-probability
+        log_probs = b.log_softmax(logits, axis)
+        picked = _pick(b, log_probs, target, axis, ignore_index, _nll_of_log_probs)
+    else:
+        picked = _pick(b, logits, target, axis, ignore_index, _nll_of_logits)
     class_weight = None if weight is None else _take_class_vector(xp, weight, picked.index)
-    per_sample = -picked.value if class_weight is None else -picked.value * class_weight
+    per_sample = picked.nll if class_weight is None else picked.nll * class_weight
     if label_smoothing > 0.0:
         weighted = log_probs if weight is None else log_probs * along_axis(xp, weight, axis, logits.ndim)
         smooth = -xp.sum(weighted, axis=axis)
@@ -295,9 +314,9 @@ def nll(
         _check_class_vector("weight", weight, num_classes)
     _check_class_target(log_probs, target, axis)
     check_class_indices(b, target, num_classes, ignore_index)
-    picked = _pick(b, log_probs, target, axis, ignore_index)
+    picked = _pick(b, log_probs, target, axis, ignore_index, _nll_of_log_probs)
     class_weight = None if weight is None else _take_class_vector(xp, weight, picked.index)
-    per_sample = -picked.value if class_weight is None else -picked.value * class_weight
+    per_sample = picked.nll if class_weight is None else picked.nll * class_weight
     return _reduce_classes(xp, per_sample, picked, class_weight, reduction)
 
 
@@ -359,9 +378,9 @@ def focal(
     check_class_indices(b, target, num_classes, ignore_index)
 
     logits = _mask_ignored_rows(b, logits, target, axis, ignore_index)
-    log_probs = b.log_softmax(logits, axis)
-    picked = _pick(b, log_probs, target, axis, ignore_index)
-    per_sample = -safe_pow(xp, -xp.expm1(picked.value), gamma) * picked.value
+    picked = _pick(b, logits, target, axis, ignore_index, _nll_of_logits)
+    # 1 - p = -expm1(log p): no cancellation as p -> 1
+    per_sample = safe_pow(xp, -xp.expm1(-picked.nll), gamma) * picked.nll
     class_weight = None
     if isinstance(alpha, float):
         per_sample = alpha * per_sample
@@ -569,8 +588,8 @@ def poly1(
     if is_integer(xp, target):
         _check_class_target(logits, target, axis)
         check_class_indices(b, target, num_classes, None)
-        log_p = _pick(b, b.log_softmax(logits, axis), target, axis, None).value
-        per_sample = -log_p - epsilon * xp.expm1(log_p)
+        nll = _pick(b, logits, target, axis, None, _nll_of_logits).nll
+        per_sample = nll - epsilon * xp.expm1(-nll)
     else:
         check_floating(xp, "target", target)
         check_same_shape("logits", logits, "target", target)
