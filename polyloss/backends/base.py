@@ -94,9 +94,11 @@ class ArrayAPIBackend:
         xp = self.xp
         return xp.exp(-self.softplus(-x))
 
-    def softmax_cross_entropy(self, logits: Array, index: Array, axis: int, reduction: str = "none") -> Array:
+    def softmax_cross_entropy(
+        self, logits: Array, index: Array, axis: int, reduction: str = "none", valid: Array | None = None
+    ) -> Array:
         """-log softmax(logits)[index] along ``axis``: the per-sample cross-entropy,
-        then ``"mean"``/``"sum"`` over samples if asked.
+        NaN where ``valid`` is False, then ``"mean"``/``"sum"`` over samples if asked.
 
         ``index`` has the logits' shape without ``axis`` and is in range. Fused
         where the framework has a kernel; here: log-softmax, then gather.
@@ -104,6 +106,12 @@ class ArrayAPIBackend:
         xp = self.xp
         log_probs = self.log_softmax(logits, axis)
         nll = -xp.squeeze(self.take_along_axis(log_probs, xp.expand_dims(index, axis=axis), axis), axis=axis)
+        return self._mark_and_reduce(nll, reduction, valid)
+
+    def _mark_and_reduce(self, nll: Array, reduction: str, valid: Array | None) -> Array:
+        xp = self.xp
+        if valid is not None:
+            nll = xp.where(valid, nll, xp.nan)
         if reduction == "none":
             return nll
         return xp.mean(nll) if reduction == "mean" else xp.sum(nll)

@@ -82,25 +82,32 @@ def _nll_of_log_probs(b: Any, log_probs: Array, index: Array, axis: int) -> Arra
     return -xp.squeeze(b.take_along_axis(log_probs, xp.expand_dims(index, axis=axis), axis), axis=axis)
 
 
+def _guard_traced_labels(b: Any, index: Array, num_classes: int) -> tuple[Array, Array | None]:
+    """Traced labels cannot be validated: clip them into range and return the mask of
+    in-range samples, whose complement gets a NaN loss (never a wrapped or clamped class).
+    Concrete labels (already validated) pass through with mask ``None``.
+    """
+    if not b.is_traced(index):
+        return index, None
+    valid = (index >= 0) & (index < num_classes)
+    return b.xp.clip(index, 0, num_classes - 1), valid
+
+
 def _pick(b: Any, x: Array, target: Array, axis: int, ignore_index: int | None, nll_at: Any) -> _Picked:
     """-log p at each sample's class, without wrapping, clamping or silent zeros.
 
     ``nll_at`` is :func:`_nll_of_logits` (fused per backend) or :func:`_nll_of_log_probs`.
     """
     xp = b.xp
-    num_classes = x.shape[axis]
     keep = None
     index = target
     if ignore_index is not None:
         keep = target != ignore_index
         index = xp.where(keep, target, 0)
-    traced = b.is_traced(target)
-    if traced:
-        in_range = (index >= 0) & (index < num_classes)
-        index = xp.clip(index, 0, num_classes - 1)  # any in-range index; the sample becomes NaN below
+    index, valid = _guard_traced_labels(b, index, x.shape[axis])
     nll = nll_at(b, x, index, axis)
-    if traced:
-        nll = xp.where(in_range, nll, xp.nan)
+    if valid is not None:
+        nll = xp.where(valid, nll, xp.nan)
     return _Picked(nll, index, keep)
 
 
@@ -216,10 +223,10 @@ def cross_entropy(
 
     _check_class_target(logits, target, axis)
     check_class_indices(b, target, num_classes, ignore_index)
-    if weight is None and ignore_index is None and label_smoothing == 0.0 and z_loss == 0.0 \
-            and not b.is_traced(target):  # noqa: SIM102  (validated labels: nothing to mask)
-        # The plain case, labels validated: the backend's fused kernel, reduction included.
-        return b.softmax_cross_entropy(logits, target, axis, reduction)
+    if weight is None and ignore_index is None and label_smoothing == 0.0 and z_loss == 0.0:
+        # The plain case: the backend's fused kernel, reduction included.
+        index, valid = _guard_traced_labels(b, target, num_classes)
+        return b.softmax_cross_entropy(logits, index, axis, reduction, valid=valid)
     logits = _mask_ignored_rows(b, logits, target, axis, ignore_index)
     if label_smoothing > 0.0:  # the smoothing term needs every log-probability
         log_probs = b.log_softmax(logits, axis)
