@@ -122,7 +122,7 @@ class ArrayAPIBackend:
     def one_hot(self, labels: Array, num_classes: int, dtype: Any) -> Array:
         """One-hot encoding on a new last axis."""
         xp = self.xp
-        classes = xp.arange(num_classes, dtype=labels.dtype)
+        classes = xp.arange(num_classes, dtype=labels.dtype, device=labels.device)
         return xp.astype(labels[..., None] == classes, dtype)
 
     def stop_gradient(self, x: Array) -> Array:

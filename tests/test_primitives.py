@@ -1,0 +1,81 @@
+"""The primitive set, checked directly on every backend at its singular points."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+from polyloss.backends.jax import BACKEND as JAX
+from polyloss.backends.numpy import BACKEND as NUMPY
+from polyloss.backends.strict import BACKEND as STRICT
+from polyloss.backends.torch import BACKEND as TORCH
+
+jax.config.update("jax_enable_x64", True)
+ALL = [NUMPY, STRICT, TORCH, JAX]
+POINTS = np.array([-math.inf, -1000.0, -30.0, -1.0, 0.0, 1.0, 30.0, 1000.0, math.inf])
+
+
+def _softplus_exact(x: float) -> float:
+    if math.isinf(x):
+        return 0.0 if x < 0 else math.inf
+    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+
+@pytest.mark.parametrize("backend", ALL, ids=lambda b: b.name)
+def test_softplus_values(backend):
+    out = backend.to_numpy(backend.softplus(backend.asarray(POINTS, "float64")))
+    np.testing.assert_allclose(out, [_softplus_exact(v) for v in POINTS], rtol=1e-15, atol=0)
+
+
+def test_softplus_first_and_second_derivatives_are_finite_and_exact():
+    with np.errstate(over="ignore"):
+        sigmoid = 1.0 / (1.0 + np.exp(-POINTS))
+        decay = np.exp(-np.abs(POINTS))
+    curvature = decay / (1.0 + decay) ** 2  # sigmoid(x) sigmoid(-x), without cancellation
+    x = torch.tensor(POINTS, requires_grad=True)
+    (g,) = torch.autograd.grad(TORCH.softplus(x).sum(), x, create_graph=True)
+    (h,) = torch.autograd.grad(g.sum(), x)
+    jg = jax.grad(lambda v: JAX.softplus(v).sum())
+    jh = jax.grad(lambda v: jg(v).sum())
+    for first, second in ((g.detach().numpy(), h.numpy()), (np.asarray(jg(jnp.asarray(POINTS))), np.asarray(jh(jnp.asarray(POINTS))))):
+        np.testing.assert_allclose(first, sigmoid, rtol=1e-14, atol=1e-300)
+        np.testing.assert_allclose(second, curvature, rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("backend", ALL, ids=lambda b: b.name)
+def test_one_hot(backend):
+    labels = backend.asarray(np.array([2, 0, 1]))
+    out = backend.to_numpy(backend.one_hot(labels, 3, backend.xp.float64))
+    np.testing.assert_array_equal(out, np.eye(3)[[2, 0, 1]])
+
+
+@pytest.mark.parametrize("backend", ALL, ids=lambda b: b.name)
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_softmax_cross_entropy_matches_a_loop_and_marks_invalid_samples(backend, reduction):
+    rng = np.random.default_rng(0)
+    logits, index = rng.normal(size=(4, 3, 5)), rng.integers(0, 3, size=(4, 5))
+    expected = np.zeros((4, 5))
+    for i in range(4):
+        for j in range(5):
+            column = logits[i, :, j]
+            expected[i, j] = np.log(np.exp(column - column.max()).sum()) + column.max() - column[index[i, j]]
+    valid = np.ones((4, 5), dtype=bool)
+    valid[1, 2] = False
+    expected[1, 2] = np.nan
+    out = backend.softmax_cross_entropy(
+        backend.asarray(logits, "float64"), backend.asarray(index), 1, reduction, valid=backend.asarray(valid)
+    )
+    reduced = {"none": expected, "mean": np.mean(expected), "sum": np.sum(expected)}[reduction]
+    np.testing.assert_allclose(backend.to_numpy(out), reduced, rtol=1e-13)
+
+
+@pytest.mark.parametrize("backend", ALL, ids=lambda b: b.name)
+def test_logsumexp_with_minus_inf_entries(backend):
+    x = np.array([[0.0, -math.inf, 1.0], [-math.inf, -math.inf, 2.0]])
+    out = backend.to_numpy(backend.logsumexp(backend.asarray(x, "float64"), 1))
+    np.testing.assert_allclose(out, [np.log(1 + np.e), 2.0], rtol=1e-15)
