@@ -58,8 +58,14 @@ def _cell(summary: dict[str, Any] | None) -> str:
     return "[dim]missing[/]" if status == "missing" else "[dim]n/a[/]"
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+def _console() -> Any:
     from rich.console import Console
+
+    # Piped output (CI logs, `| tee`) would default to 80 columns and squash the matrix.
+    return Console() if sys.stdout.isatty() else Console(width=220)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from polyloss.core import CORE_LOSSES
@@ -71,18 +77,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name, spec in SPECS.items():
         backends = "numpy, torch, jax" if not CORE_LOSSES[name].needs_autodiff else "torch, jax"
         table.add_row(spec.family, name, backends, "\n".join(r.name for r in spec.references) or "-")
-    Console().print(table)
+    _console().print(table)
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table
 
     from polyloss import conformance
 
-    console = Console()
+    console = _console()
     try:
         specs = conformance.selected_specs(args.family, args.loss)
     except ValueError as error:
