@@ -143,8 +143,9 @@ def _bce_terms(b: Any, logits: Array, target: Array, pos_weight: Array | None) -
     xp = b.xp
     positive = target * pos_weight if pos_weight is not None else target
     negative = 1.0 - target
-    pos_term = xp.where(positive == 0, 0.0, positive * b.softplus(-logits))
-    neg_term = xp.where(negative == 0, 0.0, negative * b.softplus(logits))
+    # Where a coefficient is 0 its softplus sees 0 instead of a possibly infinite logit.
+    pos_term = positive * b.softplus(xp.where(positive == 0, 0.0, -logits))
+    neg_term = negative * b.softplus(xp.where(negative == 0, 0.0, logits))
     return pos_term + neg_term
 
 
