@@ -339,12 +339,12 @@ def check_reference(spec: LossSpec, reference: Reference, case: Case, env: Envir
         def ref_fn(r: str) -> Callable[..., Any]:
             return lambda *arrays: reference.fn(modules, dict(zip(names, arrays)), case.params, r)
 
+        expected_shapes = {r: v.shape for r, v in numpy_values(spec, case, env).items()}
         results = []
         for r in spec.reductions:
             ours = _closure(spec, backend, names, case.params, r)
             if reference.grads and backend.has_autodiff:
-                ref_value, ref_grads = _grads(spec, case, backend, r, fn=ref_fn(r), shape=None)
-                shape = np.shape(ref_value)
+                shape = expected_shapes[r]  # the same per-sample weights for both sides
                 ref_value, ref_grads = _grads(spec, case, backend, r, fn=ref_fn(r), shape=shape)
                 value, grads = _grads(spec, case, backend, r, fn=ours, shape=shape)
                 results.append(compare(value, ref_value, rtol, atol))
