@@ -39,10 +39,11 @@ def bind(core_fn: Callable[..., Any], backend: Any) -> Callable[..., Any]:
     is_array = backend.is_array
     compute_dtype = backend.compute_dtype
 
-    def prepare(name: str, value: Any, required: bool) -> Any:
+    def prepare(name: str, value: Any) -> Any:
         if is_array(value):
             return compute_dtype(value)
-        if required or not isinstance(value, _SCALARS):
+        # positional parameters are arrays (an optional one, defaulting to None, may be None)
+        if (name in positional and value is not None) or not isinstance(value, _SCALARS):
             raise _type_error(qualname, backend, name, value)
         return value
 
@@ -51,9 +52,9 @@ def bind(core_fn: Callable[..., Any], backend: Any) -> Callable[..., Any]:
         if len(args) > len(positional):
             raise TypeError(f"{qualname} takes {len(positional)} positional arguments ({', '.join(positional)}); "
                             f"pass the others by keyword")
-        arrays = [prepare(name, value, True) for name, value in zip(positional, args)]
+        arrays = [prepare(name, value) for name, value in zip(positional, args)]
         for key, value in kwargs.items():
-            kwargs[key] = prepare(key, value, key in positional)
+            kwargs[key] = prepare(key, value)
         return core_fn(backend, *arrays, **kwargs)
 
     bound.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]

@@ -94,7 +94,9 @@ def _positional_names(spec: LossSpec) -> tuple[str, ...]:
 def _closure(spec: LossSpec, backend: Any, names: Sequence[str], params: dict[str, Any], reduction: str) -> Callable[..., Any]:
     """``f(*arrays)`` in the order of ``names``; positional inputs by position, the rest by keyword."""
     loss = _bound(spec, backend)
-    positional = _positional_names(spec)
+    positional = [p for p in _positional_names(spec) if p in names]  # an optional array may be absent
+    if positional != list(_positional_names(spec))[: len(positional)]:
+        raise ValueError(f"{spec.name}: case arrays {list(names)} skip a required positional input")
     order = [names.index(p) for p in positional]
     keywords = [(i, n) for i, n in enumerate(names) if n not in positional]
 
@@ -323,39 +325,51 @@ def check_vmap(spec: LossSpec, cases: Sequence[Case], env: Environment, backend_
 
 
 def check_reference(spec: LossSpec, reference: Reference, case: Case, env: Environment) -> Outcome:
-    """The loss == an upstream implementation, value (every reduction) and gradient."""
+    """The loss == an upstream implementation, value (every reduction) and gradient.
+
+    A reference may raise :class:`NotApplicable` for some reductions only (one that
+    returns just the mean); the others are still compared. n/a when none applies.
+    """
     label = f"ref:{reference.name}"
     framework = reference.framework
     try:
         modules = env.reference_modules(framework)
     except ImportError as error:
         return Outcome(label, framework, "missing", detail=str(error))
+    names = list(case.arrays)
 
-    def body() -> Outcome:
+    def compare_reduction(r: str, expected_shape: tuple[int, ...]) -> list[tuple[Any, ...]]:
         backend = env.backends[framework]
         rtol, atol = spec.tolerances["float64"]
-        names = list(case.arrays)
+        ours = _closure(spec, backend, names, case.params, r)
 
-        def ref_fn(r: str) -> Callable[..., Any]:
-            return lambda *arrays: reference.fn(modules, dict(zip(names, arrays)), case.params, r)
+        def ref(*arrays: Any) -> Any:
+            return reference.fn(modules, dict(zip(names, arrays)), case.params, r)
 
+        if not (reference.grads and backend.has_autodiff):
+            arrays = _convert(backend, case, "float64")
+            expected = ref(*arrays)
+            expected = np.asarray(backend.to_numpy(expected) if framework != "numpy" else expected, dtype=np.float64)
+            return [compare(backend.to_numpy(ours(*arrays)), expected, rtol, atol)]
+        # the same per-sample weights for both sides
+        ref_value, ref_grads = _grads(spec, case, backend, r, fn=ref, shape=expected_shape)
+        value, grads = _grads(spec, case, backend, r, fn=ours, shape=expected_shape)
+        results = [compare(value, ref_value, rtol, atol)]
+        for name, g, e in zip([n for n in names if n in spec.differentiable], grads, ref_grads):
+            ok, err, detail, diff = compare(g, e, rtol, atol)
+            results.append((ok, err, f"d/d{name} ({r}) {detail}", diff))
+        return results
+
+    def body() -> Outcome:
         expected_shapes = {r: v.shape for r, v in numpy_values(spec, case, env).items()}
-        results = []
+        results, skipped = [], []
         for r in spec.reductions:
-            ours = _closure(spec, backend, names, case.params, r)
-            if reference.grads and backend.has_autodiff:
-                shape = expected_shapes[r]  # the same per-sample weights for both sides
-                ref_value, ref_grads = _grads(spec, case, backend, r, fn=ref_fn(r), shape=shape)
-                value, grads = _grads(spec, case, backend, r, fn=ours, shape=shape)
-                results.append(compare(value, ref_value, rtol, atol))
-                for name, g, e in zip([n for n in names if n in spec.differentiable], grads, ref_grads):
-                    ok, err, detail, diff = compare(g, e, rtol, atol)
-                    results.append((ok, err, f"d/d{name} ({r}) {detail}", diff))
-            else:
-                arrays = _convert(backend, case, "float64")
-                expected = np.asarray(backend.to_numpy(ref_fn(r)(*arrays)) if framework != "numpy"
-                                      else ref_fn(r)(*arrays), dtype=np.float64)
-                results.append(compare(backend.to_numpy(ours(*arrays)), expected, rtol, atol))
+            try:
+                results += compare_reduction(r, expected_shapes[r])
+            except NotApplicable as reason:
+                skipped.append(str(reason))
+        if not results:
+            raise NotApplicable("; ".join(dict.fromkeys(skipped)))
         return _outcome(label, framework, results)
 
     return _guard(label, framework, body)

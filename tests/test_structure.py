@@ -89,7 +89,10 @@ def test_public_signature_conventions(name):
     assert params[-1].name == "reduction" and params[-1].kind is inspect.Parameter.KEYWORD_ONLY
     assert params[-1].default in ("mean", "sum")
     positional = [p for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
-    assert all(p.default is inspect.Parameter.empty for p in positional), name
+    # optional arrays (distillation's target) default to None and come after the required ones
+    defaults = [p.default is not inspect.Parameter.empty for p in positional]
+    assert defaults == sorted(defaults), name
+    assert all(p.default is None for p in positional if p.default is not inspect.Parameter.empty), name
     for p in params:
         if p.name == "axis":
             assert p.default == -1 and p.kind is inspect.Parameter.KEYWORD_ONLY

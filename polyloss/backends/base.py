@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import array_api_compat
 import numpy as np
 
 Array = Any
@@ -122,8 +123,12 @@ class ArrayAPIBackend:
     def one_hot(self, labels: Array, num_classes: int, dtype: Any) -> Array:
         """One-hot encoding on a new last axis."""
         xp = self.xp
-        classes = xp.arange(num_classes, dtype=labels.dtype, device=labels.device)
+        classes = xp.arange(num_classes, dtype=labels.dtype, device=self.device(labels))
         return xp.astype(labels[..., None] == classes, dtype)
 
     def stop_gradient(self, x: Array) -> Array:
         return x  # no autodiff in this backend
+
+    def device(self, x: Array) -> Any:
+        """The device of ``x``, for arrays created next to it (also works on jax tracers)."""
+        return array_api_compat.device(x)

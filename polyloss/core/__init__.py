@@ -5,9 +5,9 @@ Nothing in this package imports a framework. Each function takes a backend
 ``polyloss.<framework>``.
 """
 
-from polyloss.core import classification, regression
+from polyloss.core import classification, contrastive, distribution, metric, regression
 from polyloss.core._registry import CORE_LOSSES
 
-FAMILIES = ("regression", "classification")
+FAMILIES = ("regression", "classification", "distribution", "metric", "contrastive")
 
-__all__ = ["CORE_LOSSES", "FAMILIES", "classification", "regression"]
+__all__ = ["CORE_LOSSES", "FAMILIES", "classification", "contrastive", "distribution", "metric", "regression"]

@@ -91,6 +91,22 @@ def check_min_ndim(name: str, x: Any, ndim: int) -> None:
         raise ValueError(f"{name} must have at least {ndim} dimension(s), got shape {tuple(x.shape)}")
 
 
+def check_class_target(logits: Any, target: Any, axis: int) -> None:
+    """Class indices have the logits' shape without the class ``axis``."""
+    expected = tuple(s for i, s in enumerate(logits.shape) if i != axis)
+    if tuple(target.shape) != expected:
+        raise ValueError(
+            f"target must have shape {expected} (the logits' shape {tuple(logits.shape)} without the "
+            f"class axis {axis}) for class indices, or the logits' shape for probabilities; "
+            f"got {tuple(target.shape)}"
+        )
+
+
+def check_ndim(name: str, x: Any, ndim: int, layout: str) -> None:
+    if len(x.shape) != ndim:
+        raise ValueError(f"{name} must be {ndim}-D {layout}, got shape {tuple(x.shape)}")
+
+
 def check_floating(xp: Any, name: str, x: Any) -> None:
     if not xp.isdtype(x.dtype, "real floating"):
         raise TypeError(f"{name} must have a real floating dtype, got {x.dtype}")
@@ -119,6 +135,28 @@ def check_class_indices(b: Any, target: Any, num_classes: int, ignore_index: int
         f"target contains class index {first_bad}, outside [0, {num_classes}){ignored}; "
         f"the class axis has {num_classes} classes"
     )
+
+
+def guard_traced_labels(b: Any, index: Any, num_classes: int) -> tuple[Any, Any]:
+    """Traced labels cannot be validated: clip them into range and return the mask of
+    in-range samples, whose complement gets a NaN loss (never a wrapped or clamped class).
+    Concrete labels (already validated) pass through with mask ``None``.
+    """
+    if not b.is_traced(index):
+        return index, None
+    valid = (index >= 0) & (index < num_classes)
+    return b.xp.clip(index, 0, num_classes - 1), valid
+
+
+def check_signs(b: Any, name: str, x: Any) -> None:
+    """Refuse values other than -1 and 1 in eager mode (the ``target`` of ranking losses)."""
+    if b.is_traced(x) or math.prod(x.shape) == 0:
+        return
+    bad = [v for v in set(b.host_values(x)) if v not in (-1, 1)]
+    if not bad:
+        return
+    bad = bad[0]
+    raise ValueError(f"{name} must contain only 1 and -1, got a value of {bad!r}")
 
 
 def check_unit_interval(b: Any, name: str, x: Any) -> None:

@@ -47,3 +47,31 @@ def along_axis(xp: Any, vector: Any, axis: int, ndim: int) -> Any:
     shape = [1] * ndim
     shape[axis] = vector.shape[0]
     return xp.reshape(vector, tuple(shape))
+
+
+def safe_sqrt(xp: Any, x: Any) -> Any:
+    """sqrt(x) for x >= 0 with gradient 0 (not inf) at x == 0: the subgradient a norm takes at 0."""
+    positive = x > 0
+    return xp.where(positive, xp.sqrt(xp.where(positive, x, 1.0)), 0.0)
+
+
+def safe_norm(xp: Any, x: Any, axis: int = -1) -> Any:
+    """Euclidean norm along ``axis`` with gradient 0 at the zero vector on every backend
+    (``jnp.linalg.norm`` and ``torch.linalg.vector_norm`` disagree there)."""
+    return safe_sqrt(xp, xp.sum(x * x, axis=axis))
+
+
+#: ``F.normalize``'s floor on the norm.
+NORMALIZE_EPS = 1e-12
+
+
+def l2_normalize(xp: Any, x: Any, axis: int = -1) -> Any:
+    """x / max(||x||, 1e-12) along ``axis`` (``torch.nn.functional.normalize``): the zero vector maps to 0."""
+    norm = safe_norm(xp, x, axis)
+    return x / xp.expand_dims(xp.where(norm > NORMALIZE_EPS, norm, NORMALIZE_EPS), axis=axis)
+
+
+def xlogy(xp: Any, x: Any, y: Any) -> Any:
+    """x * log(y) with 0 * log(anything) = 0, for y >= 0: finite value and gradient where x == 0."""
+    nonzero = x != 0
+    return xp.where(nonzero, x * xp.log(xp.where(nonzero, y, 1.0)), 0.0)

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 from polyloss.core._checks import (
     check_axis,
+    check_class_target,
     check_class_indices,
     check_finite,
     check_floating,
@@ -29,6 +30,7 @@ from polyloss.core._checks import (
     check_same_shape,
     check_shape,
     check_unit_interval,
+    guard_traced_labels,
     is_integer,
 )
 from polyloss.core._reduce import along_axis, reduce, relu, safe_pow
@@ -38,16 +40,6 @@ Array = Any
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _check_class_target(logits: Array, target: Array, axis: int) -> None:
-    expected = tuple(s for i, s in enumerate(logits.shape) if i != axis)
-    if tuple(target.shape) != expected:
-        raise ValueError(
-            f"target must have shape {expected} (the logits' shape {tuple(logits.shape)} without the "
-            f"class axis {axis}) for class indices, or the logits' shape for probabilities; "
-            f"got {tuple(target.shape)}"
-        )
 
 
 def _check_ignore_index(ignore_index: Any) -> None:
@@ -82,17 +74,6 @@ def _nll_of_log_probs(b: Any, log_probs: Array, index: Array, axis: int) -> Arra
     return -xp.squeeze(b.take_along_axis(log_probs, xp.expand_dims(index, axis=axis), axis), axis=axis)
 
 
-def _guard_traced_labels(b: Any, index: Array, num_classes: int) -> tuple[Array, Array | None]:
-    """Traced labels cannot be validated: clip them into range and return the mask of
-    in-range samples, whose complement gets a NaN loss (never a wrapped or clamped class).
-    Concrete labels (already validated) pass through with mask ``None``.
-    """
-    if not b.is_traced(index):
-        return index, None
-    valid = (index >= 0) & (index < num_classes)
-    return b.xp.clip(index, 0, num_classes - 1), valid
-
-
 def _pick(b: Any, x: Array, target: Array, axis: int, ignore_index: int | None, nll_at: Any) -> _Picked:
     """-log p at each sample's class, without wrapping, clamping or silent zeros.
 
@@ -104,7 +85,7 @@ def _pick(b: Any, x: Array, target: Array, axis: int, ignore_index: int | None, 
     if ignore_index is not None:
         keep = target != ignore_index
         index = xp.where(keep, target, 0)
-    index, valid = _guard_traced_labels(b, index, x.shape[axis])
+    index, valid = guard_traced_labels(b, index, x.shape[axis])
     nll = nll_at(b, x, index, axis)
     if valid is not None:
         nll = xp.where(valid, nll, xp.nan)
@@ -222,11 +203,11 @@ def cross_entropy(
     if not is_integer(xp, target):
         return _cross_entropy_soft(b, logits, target, axis, weight, ignore_index, label_smoothing, z_loss, reduction)
 
-    _check_class_target(logits, target, axis)
+    check_class_target(logits, target, axis)
     check_class_indices(b, target, num_classes, ignore_index)
     if weight is None and ignore_index is None and label_smoothing == 0.0 and z_loss == 0.0:
         # The plain case: the backend's fused kernel, reduction included.
-        index, valid = _guard_traced_labels(b, target, num_classes)
+        index, valid = guard_traced_labels(b, target, num_classes)
         return b.softmax_cross_entropy(logits, index, axis, reduction, valid=valid)
     logits = _mask_ignored_rows(b, logits, target, axis, ignore_index)
     if label_smoothing > 0.0:  # the smoothing term needs every log-probability
@@ -320,7 +301,7 @@ def nll(
     num_classes = log_probs.shape[axis]
     if weight is not None:
         _check_class_vector("weight", weight, num_classes)
-    _check_class_target(log_probs, target, axis)
+    check_class_target(log_probs, target, axis)
     check_class_indices(b, target, num_classes, ignore_index)
     picked = _pick(b, log_probs, target, axis, ignore_index, _nll_of_log_probs)
     class_weight = None if weight is None else _take_class_vector(xp, weight, picked.index)
@@ -382,7 +363,7 @@ def focal(
         alpha = check_nonnegative("alpha", alpha)
     if not is_integer(xp, target):
         raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
-    _check_class_target(logits, target, axis)
+    check_class_target(logits, target, axis)
     check_class_indices(b, target, num_classes, ignore_index)
 
     logits = _mask_ignored_rows(b, logits, target, axis, ignore_index)
@@ -594,7 +575,7 @@ def poly1(
     epsilon = check_finite("epsilon", epsilon, minimum=-1.0)
     num_classes = logits.shape[axis]
     if is_integer(xp, target):
-        _check_class_target(logits, target, axis)
+        check_class_target(logits, target, axis)
         check_class_indices(b, target, num_classes, None)
         nll = _pick(b, logits, target, axis, None, _nll_of_logits).nll
         per_sample = nll - epsilon * xp.expm1(-nll)

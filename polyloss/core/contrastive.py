@@ -1,0 +1,252 @@
+"""In-batch contrast: InfoNCE, NT-Xent, CLIP and SigLIP over similarity matrices.
+
+Embeddings are ``(N, D)``; row ``i`` of one input is the positive of row ``i``
+of the other, every other row in the batch a negative. ``normalize`` maps each
+row to unit length (``x / max(||x||, 1e-12)``, as ``F.normalize``: a zero row
+stays 0, with finite gradients), so similarities are cosines. Each loss is a
+softmax (or sigmoid) cross-entropy per anchor, through the backend's fused
+kernel; ``reduction="none"`` gives one value per anchor.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from polyloss.core._checks import (
+    check_bool,
+    check_finite,
+    check_floating,
+    check_ndim,
+    check_positive,
+    check_reduction,
+    check_same_shape,
+)
+from polyloss.core._reduce import l2_normalize, reduce
+from polyloss.core._registry import loss
+
+Array = Any
+
+
+def _check_views(xp: Any, name_a: str, a: Array, name_b: str, b: Array) -> None:
+    for name, x in ((name_a, a), (name_b, b)):
+        check_floating(xp, name, x)
+        check_ndim(name, x, 2, "(N, D) embeddings")
+    check_same_shape(name_a, a, name_b, b)
+
+
+def _check_scalar(xp: Any, name: str, value: Any, *, positive: bool) -> Any:
+    """A Python float or a 0-d floating array (a learnable parameter)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return check_positive(name, value) if positive else check_finite(name, value)
+    if not hasattr(value, "shape") or tuple(value.shape) != ():
+        raise TypeError(f"{name} must be a Python float or a 0-d array, got {value!r}")
+    check_floating(xp, name, value)
+    return value
+
+
+def _similarities(xp: Any, a: Array, b: Array) -> Array:
+    return xp.matmul(a, xp.matrix_transpose(b))
+
+
+def _normalized(xp: Any, normalize: bool, *arrays: Array) -> tuple[Array, ...]:
+    return tuple(l2_normalize(xp, x) for x in arrays) if normalize else arrays
+
+
+@loss("contrastive")
+def infonce(
+    b: Any,
+    query: Array,
+    key: Array,
+    *,
+    negatives: Array | None = None,
+    temperature: float = 0.1,
+    normalize: bool = True,
+    reduction: str = "mean",
+) -> Array:
+    r"""InfoNCE: pick each query's positive key out of the negatives (van den Oord et al., 2018).
+
+    With :math:`s(u, v)` the dot product (of unit vectors when ``normalize``)
+    and temperature :math:`\tau`:
+
+    .. math:: \ell_i = -\log \frac{\exp(s(q_i, k_i) / \tau)}
+              {\exp(s(q_i, k_i) / \tau) + \sum_{n} \exp(s(q_i, n) / \tau)}
+
+    where the negatives :math:`n` are the other keys of the batch
+    (``negatives=None``: logits :math:`q k^\top / \tau`, positives on the
+    diagonal), the rows of ``negatives`` ``(M, D)`` shared by every query, or
+    ``negatives[i]`` ``(M, D)`` of query :math:`i` for ``(N, M, D)``.
+
+    Args:
+        query: ``(N, D)``.
+        key: ``(N, D)``, ``key[i]`` the positive of ``query[i]``.
+        negatives: ``None``, ``(M, D)`` or ``(N, M, D)``.
+        temperature: :math:`\tau > 0` (default 0.1).
+        normalize: use cosine similarities (default True).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per query).
+
+    Returns:
+        The loss; per query with ``reduction="none"``.
+
+    The definition of the ``info-nce-pytorch`` package (``info_nce(query,
+    positive_key, negative_keys, negative_mode="unpaired"/"paired")``).
+    """
+    check_reduction(reduction)
+    xp = b.xp
+    _check_views(xp, "query", query, "key", key)
+    temperature = check_positive("temperature", temperature)
+    normalize = check_bool("normalize", normalize)
+    n, dim = query.shape
+    if negatives is None:
+        query, key = _normalized(xp, normalize, query, key)
+        logits = _similarities(xp, query, key) / temperature
+        index = xp.arange(n, device=b.device(query))
+        return b.softmax_cross_entropy(logits, index, 1, reduction)
+
+    check_floating(xp, "negatives", negatives)
+    shared = negatives.ndim == 2 and negatives.shape[1] == dim
+    per_query = negatives.ndim == 3 and negatives.shape[0] == n and negatives.shape[2] == dim
+    if not (shared or per_query):
+        raise ValueError(f"negatives must have shape (M, {dim}) or ({n}, M, {dim}), got {tuple(negatives.shape)}")
+    query, key, negatives = _normalized(xp, normalize, query, key, negatives)
+    positive = xp.sum(query * key, axis=1, keepdims=True)
+    if negatives.ndim == 2:
+        negative = _similarities(xp, query, negatives)
+    else:
+        negative = xp.squeeze(xp.matmul(query[:, None, :], xp.matrix_transpose(negatives)), axis=1)
+    logits = xp.concat([positive, negative], axis=1) / temperature
+    index = xp.zeros(n, dtype=xp.int64, device=b.device(query))
+    return b.softmax_cross_entropy(logits, index, 1, reduction)
+
+
+@loss("contrastive")
+def nt_xent(b: Any, z1: Array, z2: Array, *, temperature: float = 0.5, reduction: str = "mean") -> Array:
+    r"""NT-Xent, SimCLR's normalized temperature-scaled cross-entropy over 2N views.
+
+    With :math:`z = [\hat z_1; \hat z_2]` (``(2N, D)``, rows normalised) and
+    :math:`j(i)` the other view of sample :math:`i`:
+
+    .. math:: \ell_i = -\log \frac{\exp(z_i \cdot z_{j(i)} / \tau)}
+              {\sum_{k \ne i} \exp(z_i \cdot z_k / \tau)}, \qquad i = 1 \dots 2N
+
+    Self-similarity is excluded (a ``-inf`` logit); every other view in the
+    batch is a negative. ``"mean"`` averages over the 2N anchors.
+
+    Args:
+        z1: ``(N, D)`` embeddings of the first view.
+        z2: ``(N, D)`` embeddings of the second view.
+        temperature: :math:`\tau > 0` (default 0.5).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``(2N,)``, the rows of ``z``).
+
+    Returns:
+        The loss; per anchor with ``reduction="none"``. With ``N = 1`` each
+        anchor's only candidate is its positive: the loss is 0.
+
+    Numerically the ``InfoNCELoss`` class of seed document 002 once its labels
+    account for the removed diagonal (``N + i - 1`` for the first N rows; as
+    printed it raises ``IndexError``), and ``optax.losses.ntxent`` with labels
+    pairing the two views. Chen et al., *A Simple Framework for Contrastive
+    Learning of Visual Representations*, 2020.
+    """
+    check_reduction(reduction)
+    xp = b.xp
+    _check_views(xp, "z1", z1, "z2", z2)
+    temperature = check_positive("temperature", temperature)
+    n = z1.shape[0]
+    z = xp.concat(_normalized(xp, True, z1, z2), axis=0)
+    self_pair = xp.eye(2 * n, dtype=xp.bool, device=b.device(z))
+    logits = xp.where(self_pair, -math.inf, _similarities(xp, z, z) / temperature)
+    half = xp.arange(n, device=b.device(z))
+    index = xp.concat([half + n, half])
+    return b.softmax_cross_entropy(logits, index, 1, reduction)
+
+
+@loss("contrastive")
+def clip(
+    b: Any,
+    image_emb: Array,
+    text_emb: Array,
+    *,
+    logit_scale: float | Array,
+    normalize: bool = True,
+    reduction: str = "mean",
+) -> Array:
+    r"""CLIP's symmetric contrastive loss (Radford et al., 2021).
+
+    With logits :math:`L = s\, \hat I \hat T^\top` (:math:`s` = ``logit_scale``):
+
+    .. math:: \ell_i = \tfrac12 \big(\mathrm{CE}(L_{i,:}, i) + \mathrm{CE}(L_{:,i}, i)\big)
+
+    Args:
+        image_emb: ``(N, D)`` image embeddings.
+        text_emb: ``(N, D)`` text embeddings; pair ``i`` matches.
+        logit_scale: :math:`s`, the multiplier itself (already exponentiated,
+            as open_clip passes ``logit_scale.exp()``): a float > 0 or a 0-d
+            array (learnable; its gradient flows).
+        normalize: normalise the embeddings first (default True; open_clip's
+            models normalise before the loss).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per pair).
+
+    Returns:
+        The loss; per pair with ``reduction="none"``.
+
+    With ``normalize=False`` exactly open_clip's single-process ``ClipLoss``.
+    """
+    check_reduction(reduction)
+    xp = b.xp
+    _check_views(xp, "image_emb", image_emb, "text_emb", text_emb)
+    logit_scale = _check_scalar(xp, "logit_scale", logit_scale, positive=True)
+    image_emb, text_emb = _normalized(xp, check_bool("normalize", normalize), image_emb, text_emb)
+    logits = logit_scale * _similarities(xp, image_emb, text_emb)
+    index = xp.arange(image_emb.shape[0], device=b.device(image_emb))
+    per_image = b.softmax_cross_entropy(logits, index, 1)
+    per_text = b.softmax_cross_entropy(logits, index, 0)
+    return reduce(xp, 0.5 * (per_image + per_text), reduction)
+
+
+@loss("contrastive")
+def siglip(
+    b: Any,
+    image_emb: Array,
+    text_emb: Array,
+    *,
+    logit_scale: float | Array,
+    logit_bias: float | Array,
+    normalize: bool = True,
+    reduction: str = "mean",
+) -> Array:
+    r"""SigLIP's pairwise sigmoid loss (Zhai et al., 2023).
+
+    With logits :math:`L = s\, \hat I \hat T^\top + b` and :math:`z_{ij} = 1`
+    for matching pairs (:math:`i = j`), -1 otherwise:
+
+    .. math:: \ell_i = -\sum_j \log \sigma(z_{ij} L_{ij})
+
+    Every pair is an independent binary problem: no softmax over the batch.
+
+    Args:
+        image_emb: ``(N, D)`` image embeddings.
+        text_emb: ``(N, D)`` text embeddings; pair ``i`` matches.
+        logit_scale: :math:`s`, the multiplier (already exponentiated): a
+            float > 0 or a 0-d array (learnable).
+        logit_bias: :math:`b`, a float or a 0-d array (learnable; SigLIP starts at -10).
+        normalize: normalise the embeddings first (default True).
+        reduction: ``"mean"`` (the sum over all pairs divided by N, as SigLIP),
+            ``"sum"`` or ``"none"`` (per image: its row's sum).
+
+    Returns:
+        The loss; per image with ``reduction="none"``.
+
+    With ``normalize=False`` exactly open_clip's single-process ``SigLipLoss``.
+    """
+    check_reduction(reduction)
+    xp = b.xp
+    _check_views(xp, "image_emb", image_emb, "text_emb", text_emb)
+    logit_scale = _check_scalar(xp, "logit_scale", logit_scale, positive=True)
+    logit_bias = _check_scalar(xp, "logit_bias", logit_bias, positive=False)
+    image_emb, text_emb = _normalized(xp, check_bool("normalize", normalize), image_emb, text_emb)
+    logits = logit_scale * _similarities(xp, image_emb, text_emb) + logit_bias
+    matching = xp.eye(image_emb.shape[0], dtype=xp.bool, device=b.device(image_emb))
+    # -log sigmoid(z L) = softplus(-z L)
+    per_image = xp.sum(b.softplus(xp.where(matching, -logits, logits)), axis=1)
+    return reduce(xp, per_image, reduction)

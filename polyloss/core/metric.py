@@ -1,0 +1,503 @@
+"""Metric learning: pairs, triplets, in-batch mining and margin-softmax heads.
+
+Embeddings carry their dimension on the last axis; pair and triplet losses give
+one value per row (``reduction="none"``). Distances are Euclidean unless a
+loss says otherwise, computed so that coincident embeddings (distance 0) have
+a finite gradient: 0, the subgradient of the norm at 0, on every backend.
+Labels of ranking losses (``cosine_embedding``, ``margin_ranking``) are 1 or -1;
+other values raise ``ValueError`` in eager mode and give NaN under tracing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from polyloss.core._checks import (
+    check_bool,
+    check_class_indices,
+    check_finite,
+    check_floating,
+    check_interval,
+    check_ndim,
+    check_nonnegative,
+    check_positive,
+    check_reduction,
+    check_same_shape,
+    check_shape,
+    check_signs,
+    check_unit_interval,
+    guard_traced_labels,
+    is_integer,
+)
+from polyloss.core._reduce import l2_normalize, reduce, relu, safe_pow, safe_sqrt
+from polyloss.core._registry import loss
+
+Array = Any
+
+_MINING = ("batch_hard", "batch_all", "semi_hard")
+_COSINE_EPS = 1e-12  # torch's cosine_embedding_loss: added to each squared magnitude
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_rows(xp: Any, name: str, x: Array, ndim: int | None = None) -> None:
+    check_floating(xp, name, x)
+    if ndim is not None:
+        check_ndim(name, x, ndim, "(N, D) embeddings")
+    elif len(x.shape) < 1:
+        raise ValueError(f"{name} must have at least 1 dimension (the embedding axis), got a scalar")
+
+
+def _check_row_labels(xp: Any, name: str, labels: Array, embeddings: Array, *, floating: bool) -> Array:
+    """Per-row labels: the embeddings' shape without the last axis."""
+    check_shape(name, labels, tuple(embeddings.shape[:-1]))
+    if not floating:
+        return labels
+    if not (xp.isdtype(labels.dtype, "real floating") or is_integer(xp, labels) or labels.dtype == xp.bool):
+        raise TypeError(f"{name} must be real numbers, got dtype {labels.dtype}")
+    return xp.astype(labels, embeddings.dtype) if labels.dtype != embeddings.dtype else labels
+
+
+def _squared_distance(xp: Any, x: Array, y: Array) -> Array:
+    difference = x - y
+    return xp.sum(difference * difference, axis=-1)
+
+
+def _pairwise_distance(xp: Any, x: Array, y: Array, p: float, eps: float) -> Array:
+    """``torch.nn.functional.pairwise_distance``: ||x - y + eps||_p over the last axis."""
+    difference = x - y + eps
+    if p == 2.0:
+        return safe_sqrt(xp, xp.sum(difference * difference, axis=-1))
+    magnitude = relu(xp, difference) + relu(xp, -difference)  # |d|, gradient 0 at 0 on every backend
+    if p == 1.0:
+        return xp.sum(magnitude, axis=-1)
+    return safe_pow(xp, xp.sum(safe_pow(xp, magnitude, p), axis=-1), 1.0 / p)
+
+
+def _cross_distances(xp: Any, embeddings: Array, squared: bool) -> Array:
+    """(N, N) Euclidean (or squared) distances from explicit differences: exact 0 on the
+    diagonal and for coincident rows (the ``|a|^2 + |b|^2 - 2ab`` shortcut is not)."""
+    squared_distance = _squared_distance(xp, embeddings[:, None, :], embeddings[None, :, :])
+    return squared_distance if squared else safe_sqrt(xp, squared_distance)
+
+
+def _sign_target(b: Any, target: Array, like: Array) -> tuple[Array, Array | None]:
+    """Validate a +-1 target (eagerly) and return it in ``like``'s dtype, plus the mask
+    of valid entries when traced (invalid ones give NaN)."""
+    xp = b.xp
+    check_signs(b, "target", target)
+    target = xp.astype(target, like.dtype) if target.dtype != like.dtype else target
+    if not b.is_traced(target):
+        return target, None
+    return target, (target == 1.0) | (target == -1.0)
+
+
+def _nan_where_invalid(xp: Any, loss_values: Array, valid: Array | None) -> Array:
+    return loss_values if valid is None else xp.where(valid, loss_values, xp.nan)
+
+
+# --------------------------------------------------------------------------- pairs and triplets
+
+
+@loss("metric")
+def contrastive(
+    b: Any, x1: Array, x2: Array, similar: Array, *, margin: float = 1.0, eps: float = 1e-6, reduction: str = "mean"
+) -> Array:
+    r"""Contrastive loss of Siamese pairs (Hadsell, Chopra, LeCun, 2006).
+
+    .. math:: \ell_i = s_i\, d_i^2 + (1 - s_i) \max(0, m - d_i)^2,
+              \qquad d_i = \lVert x_{1i} - x_{2i} + \epsilon \rVert_2
+
+    Args:
+        x1: embeddings ``(..., D)``.
+        x2: embeddings, same shape.
+        similar: :math:`s` per pair, shape ``(...)``: 1 for a similar pair,
+            0 for a dissimilar one (values in [0, 1] interpolate); other values
+            raise ``ValueError`` in eager mode.
+        margin: :math:`m \ge 0`, the distance dissimilar pairs are pushed beyond.
+        eps: added to the difference, as ``F.pairwise_distance`` does (default 1e-6).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per pair).
+
+    Returns:
+        The loss; per pair with ``reduction="none"``. Identical pairs have a
+        finite gradient (``d^2`` is differentiated directly, never through ``sqrt``).
+
+    The ``ContrastiveLoss`` of seed document 002 and ``contrastive_loss`` of seed
+    document 004 (both built on ``F.pairwise_distance``, so with its ``eps``).
+    """
+    check_reduction(reduction)
+    xp = b.xp
+    _check_rows(xp, "x1", x1)
+    _check_rows(xp, "x2", x2)
+    check_same_shape("x1", x1, "x2", x2)
+    similar = _check_row_labels(xp, "similar", similar, x1, floating=True)
+    check_unit_interval(b, "similar", similar)
+    margin = check_nonnegative("margin", margin)
+    eps = check_nonnegative("eps", eps)
+    difference = x1 - x2 + eps
+    squared_distance = xp.sum(difference * difference, axis=-1)
+    short = relu(xp, margin - safe_sqrt(xp, squared_distance))
+    return reduce(xp, similar * squared_distance + (1.0 - similar) * (short * short), reduction)
+
+
+@loss("metric")
+def triplet(
+    b: Any,
+    anchor: Array,
+    positive: Array,
+    negative: Array,
+    *,
+    margin: float = 1.0,
+    p: float = 2.0,
+    eps: float = 1e-6,
+    swap: bool = False,
+    squared: bool = False,
+    reduction: str = "mean",
+) -> Array:
+    r"""Triplet margin loss (Schroff et al., FaceNet, 2015).
+
+    .. math:: \ell_i = \max\big(0,\ d(a_i, p_i) - d(a_i, n_i) + m\big),
+              \qquad d(x, y) = \lVert x - y + \epsilon \rVert_p
+
+    With ``swap`` (Balntas et al., 2016) :math:`d(a_i, n_i)` is replaced by
+    :math:`\min(d(a_i, n_i), d(p_i, n_i))`. With ``squared`` :math:`d(x, y) =
+    \lVert x - y \rVert_2^2` (no :math:`\epsilon`).
+
+    Args:
+        anchor: embeddings ``(..., D)``.
+        positive: embeddings of the same identity, same shape.
+        negative: embeddings of another identity, same shape.
+        margin: :math:`m \ge 0` (default 1).
+        p: the norm's order, > 0 (default 2); must be 2 with ``squared``.
+        eps: added to each difference, as ``F.pairwise_distance`` (default 1e-6).
+        swap: use the distance swap.
+        squared: squared Euclidean distances.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per triplet).
+
+    Returns:
+        The loss; per triplet with ``reduction="none"``.
+
+    With ``squared=False`` equals ``torch.nn.functional.triplet_margin_loss(anchor,
+    positive, negative, margin=margin, p=p, eps=eps, swap=swap)``; with
+    ``squared=True`` the ``TripletLoss`` of seed document 002.
+    """
+    check_reduction(reduction)
+    xp = b.xp
+    for name, x in (("anchor", anchor), ("positive", positive), ("negative", negative)):
+        _check_rows(xp, name, x)
+    check_same_shape("anchor", anchor, "positive", positive)
+    check_same_shape("anchor", anchor, "negative", negative)
+    margin = check_nonnegative("margin", margin)
+    p = check_positive("p", p)
+    eps = check_nonnegative("eps", eps)
+    swap = check_bool("swap", swap)
+    if check_bool("squared", squared) and p != 2.0:
+        raise ValueError(f"squared=True uses squared Euclidean distances and needs p=2.0, got p={p!r}")
+
+    def distance(x: Array, y: Array) -> Array:
+        return _squared_distance(xp, x, y) if squared else _pairwise_distance(xp, x, y, p, eps)
+
+    d_positive = distance(anchor, positive)
+    d_negative = distance(anchor, negative)
+    if swap:
+        d_swap = distance(positive, negative)
+        d_negative = xp.where(d_swap < d_negative, d_swap, d_negative)
+    return reduce(xp, relu(xp, d_positive - d_negative + margin), reduction)
+
+
+@loss("metric")
+def triplet_mined(
+    b: Any,
+    embeddings: Array,
+    labels: Array,
+    *,
+    margin: float = 1.0,
+    mining: str = "batch_hard",
+    squared: bool = False,
+    reduction: str = "mean",
+) -> Array:
+    r"""Triplet loss with online mining inside the batch (fixed-shape masks: jit/vmap safe).
+
+    With :math:`d_{ij} = \lVert e_i - e_j \rVert_2` (squared with ``squared``),
+    :math:`P(a)` the positives of anchor :math:`a` (same label, :math:`j \ne a`)
+    and :math:`N(a)` its negatives (other labels):
+
+    .. math::
+        \text{batch\_hard:}\quad \ell_a = \max\big(0,\ \max_{p \in P(a)} d_{ap}
+            - \min_{n \in N(a)} d_{an} + m\big)
+
+        \text{batch\_all:}\quad \ell_a = \textstyle\sum_{p \in P(a)} \sum_{n \in N(a)}
+            \max(0,\ d_{ap} - d_{an} + m)
+
+        \text{semi\_hard:}\quad \ell_a = \textstyle\sum_{p \in P(a)} \max(0,\ d_{ap} - d_{a n^*(a,p)} + m)
+
+    where :math:`n^*(a, p)` is the closest negative farther than :math:`p`
+    (:math:`d_{an} > d_{ap}`), or the farthest negative if there is none
+    (FaceNet's semi-hard rule). An anchor without a positive or without a
+    negative contributes nothing. ``"mean"`` divides the sum by: batch_hard,
+    the number of anchors with both; batch_all, the number of triplets with a
+    positive loss; semi_hard, the number of positive pairs whose anchor has a
+    negative. A batch without a valid triplet gives 0, with zero gradient.
+
+    Args:
+        embeddings: ``(N, D)``.
+        labels: ``(N,)`` integer identities.
+        margin: :math:`m \ge 0` (default 1).
+        mining: ``"batch_hard"``, ``"batch_all"`` or ``"semi_hard"``.
+        squared: squared Euclidean distances.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per anchor, ``(N,)``).
+
+    Returns:
+        The loss; per anchor with ``reduction="none"``.
+
+    ``batch_hard`` is the ``OnlineTripletLoss`` of seed document 002 (Hermans
+    et al., *In Defense of the Triplet Loss*, 2017); ``semi_hard`` is TensorFlow
+    Addons' ``triplet_semihard_loss`` except that anchors without a negative
+    contribute nothing (TFA gives them ``m + d_ap``) and an empty batch gives 0
+    (TFA: NaN); ``batch_all`` averages over the triplets with a positive loss.
+    Memory: ``batch_all`` and ``semi_hard`` build an ``(N, N, N)`` array.
+    """
+    check_reduction(reduction)
+    xp = b.xp
+    _check_rows(xp, "embeddings", embeddings, ndim=2)
+    if not is_integer(xp, labels):
+        raise TypeError(f"labels must hold integer identities, got dtype {labels.dtype}")
+    check_shape("labels", labels, tuple(embeddings.shape[:1]))
+    margin = check_nonnegative("margin", margin)
+    if mining not in _MINING:
+        raise ValueError(f"mining must be 'batch_hard', 'batch_all' or 'semi_hard', got {mining!r}")
+    squared = check_bool("squared", squared)
+
+    n = embeddings.shape[0]
+    distance = _cross_distances(xp, embeddings, squared)
+    same = labels[:, None] == labels[None, :]
+    positive = same & ~xp.eye(n, dtype=xp.bool, device=b.device(embeddings))
+    negative = ~same
+    has_negative = xp.any(negative, axis=1)
+
+    if mining == "batch_hard":
+        valid = xp.any(positive, axis=1) & has_negative
+        # distances are >= 0, so 0 is a neutral fill for the max; +inf for the min
+        hardest_positive = xp.max(xp.where(positive, distance, 0.0), axis=1)
+        hardest_negative = xp.min(xp.where(negative, distance, math.inf), axis=1)
+        hardest_negative = xp.where(has_negative, hardest_negative, 0.0)
+        per_anchor = xp.where(valid, relu(xp, hardest_positive - hardest_negative + margin), 0.0)
+        count = xp.sum(xp.astype(valid, distance.dtype))
+    elif mining == "batch_all":
+        valid = positive[:, :, None] & negative[:, None, :]  # (anchor, positive, negative)
+        losses = xp.where(valid, relu(xp, distance[:, :, None] - distance[:, None, :] + margin), 0.0)
+        per_anchor = xp.sum(xp.sum(losses, axis=2), axis=1)
+        count = xp.sum(xp.astype(losses > 0, distance.dtype))
+    else:
+        d_ap = distance[:, :, None]
+        d_an = distance[:, None, :]
+        outside = negative[:, None, :] & (d_an > d_ap)  # negatives farther than the positive
+        nearest_outside = xp.min(xp.where(outside, d_an, math.inf), axis=2)
+        farthest = xp.max(xp.where(negative, distance, 0.0), axis=1)
+        chosen = xp.where(xp.any(outside, axis=2), nearest_outside, farthest[:, None])
+        valid = positive & has_negative[:, None]
+        per_pair = xp.where(valid, relu(xp, distance - chosen + margin), 0.0)
+        per_anchor = xp.sum(per_pair, axis=1)
+        count = xp.sum(xp.astype(valid, distance.dtype))
+    return reduce(xp, per_anchor, reduction, normalizer=count)
+
+
+@loss("metric")
+def cosine_embedding(
+    b: Any, x1: Array, x2: Array, target: Array, *, margin: float = 0.0, reduction: str = "mean"
+) -> Array:
+    r"""Cosine embedding loss: pull similar pairs to cosine 1, push dissimilar ones below a margin.
+
+    .. math:: \ell_i = \begin{cases} 1 - \cos_i & y_i = 1 \\ \max(0, \cos_i - m) & y_i = -1 \end{cases},
+              \qquad \cos_i = \frac{x_{1i} \cdot x_{2i}}
+              {\sqrt{(\lVert x_{1i} \rVert^2 + \epsilon)(\lVert x_{2i} \rVert^2 + \epsilon)}}
+
+    with :math:`\epsilon = 10^{-12}` as in torch, so zero vectors give
+    :math:`\cos = 0` and finite gradients.
+
+    Args:
+        x1: embeddings ``(..., D)``.
+        x2: embeddings, same shape.
+        target: :math:`y`, 1 (similar) or -1 (dissimilar) per pair, shape ``(...)``.
+        margin: :math:`m` in [-1, 1] (default 0).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per pair).
+
+    Returns:
+        The loss; per pair with ``reduction="none"``.
+
+    Equals ``torch.nn.functional.cosine_embedding_loss``, except that a target
+    other than 1 or -1 raises ``ValueError`` (torch silently gives it loss 0).
+    """
+    check_reduction(reduction)
+    xp = b.xp
+    _check_rows(xp, "x1", x1)
+    _check_rows(xp, "x2", x2)
+    check_same_shape("x1", x1, "x2", x2)
+    _check_row_labels(xp, "target", target, x1, floating=False)
+    target, valid = _sign_target(b, target, x1)
+    margin = check_interval("margin", margin, -1.0, 1.0)
+    magnitudes = (xp.sum(x1 * x1, axis=-1) + _COSINE_EPS) * (xp.sum(x2 * x2, axis=-1) + _COSINE_EPS)
+    cosine = xp.sum(x1 * x2, axis=-1) / xp.sqrt(magnitudes)
+    per_pair = xp.where(target > 0, 1.0 - cosine, relu(xp, cosine - margin))
+    return reduce(xp, _nan_where_invalid(xp, per_pair, valid), reduction)
+
+
+@loss("metric")
+def margin_ranking(
+    b: Any, x1: Array, x2: Array, target: Array, *, margin: float = 0.0, reduction: str = "mean"
+) -> Array:
+    r"""Margin ranking loss: score ``x1`` above ``x2`` by a margin where ``y = 1`` (below where -1).
+
+    .. math:: \ell_i = \max\big(0,\ -y_i (x_{1i} - x_{2i}) + m\big)
+
+    Args:
+        x1: scores, any shape.
+        x2: scores, same shape.
+        target: :math:`y`, 1 or -1 per element, same shape.
+        margin: :math:`m`, finite (default 0).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
+
+    Returns:
+        The loss; per element with ``reduction="none"``.
+
+    Equals ``torch.nn.functional.margin_ranking_loss``, except that a target
+    other than 1 or -1 raises ``ValueError`` (torch accepts any number).
+    """
+    check_reduction(reduction)
+    xp = b.xp
+    check_floating(xp, "x1", x1)
+    check_floating(xp, "x2", x2)
+    check_same_shape("x1", x1, "x2", x2)
+    check_same_shape("x1", x1, "target", target)
+    target, valid = _sign_target(b, target, x1)
+    margin = check_finite("margin", margin)
+    per_element = relu(xp, margin - target * (x1 - x2))
+    return reduce(xp, _nan_where_invalid(xp, per_element, valid), reduction)
+
+
+# --------------------------------------------------------------------------- margin softmax
+
+
+def _check_margin_softmax(b: Any, embeddings: Array, class_weights: Array, labels: Array) -> tuple[Array, Array | None]:
+    xp = b.xp
+    _check_rows(xp, "embeddings", embeddings, ndim=2)
+    _check_rows(xp, "class_weights", class_weights, ndim=2)
+    if class_weights.shape[1] != embeddings.shape[1]:
+        raise ValueError(
+            f"class_weights must have shape (C, {embeddings.shape[1]}) (one row per class, the embeddings' "
+            f"dimension), got {tuple(class_weights.shape)}"
+        )
+    if not is_integer(xp, labels):
+        raise TypeError(f"labels must hold integer class indices, got dtype {labels.dtype}")
+    check_shape("labels", labels, tuple(embeddings.shape[:1]))
+    num_classes = class_weights.shape[0]
+    check_class_indices(b, labels, num_classes, None)
+    return guard_traced_labels(b, labels, num_classes)
+
+
+def _cosines(xp: Any, embeddings: Array, class_weights: Array) -> Array:
+    """(N, C) cosines between the normalised embeddings and class weights."""
+    return xp.matmul(l2_normalize(xp, embeddings), xp.matrix_transpose(l2_normalize(xp, class_weights)))
+
+
+def _target_mask(b: Any, index: Array, num_classes: int) -> Array:
+    xp = b.xp
+    return index[:, None] == xp.arange(num_classes, dtype=index.dtype, device=b.device(index))[None, :]
+
+
+@loss("metric")
+def arcface(
+    b: Any,
+    embeddings: Array,
+    class_weights: Array,
+    labels: Array,
+    *,
+    scale: float = 64.0,
+    margin: float = 0.5,
+    reduction: str = "mean",
+) -> Array:
+    r"""ArcFace: softmax cross-entropy with an additive angular margin on the target class.
+
+    With :math:`\cos\theta_{ic}` the cosine between embedding :math:`i` and class
+    weight :math:`c`, the target logit :math:`\cos\theta_{iy}` becomes
+
+    .. math:: \phi = \begin{cases} \cos(\theta + m) & \cos\theta > \cos(\pi - m) \\
+              \cos\theta - m \sin(\pi - m) & \text{otherwise} \end{cases},
+              \qquad \ell_i = \mathrm{CE}\big(s \cdot [\phi \text{ at } y_i,\ \cos\theta \text{ elsewhere}],\ y_i\big)
+
+    (``easy_margin=False``: past :math:`\theta = \pi - m` the angle would wrap,
+    so a linear penalty takes over). :math:`\cos(\theta + m)` is
+    :math:`\cos\theta \cos m - \sin\theta \sin m` with :math:`\sin\theta =
+    \sqrt{1 - \cos^2\theta}` whose gradient is kept finite at
+    :math:`\cos\theta = \pm 1`.
+
+    Args:
+        embeddings: ``(N, D)``, normalised inside (a zero row has cosine 0).
+        class_weights: ``(C, D)``, one row per class, normalised inside.
+        labels: ``(N,)`` integer classes in ``[0, C)``.
+        scale: :math:`s > 0` (default 64).
+        margin: :math:`m` in [0, pi) radians (default 0.5).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per sample).
+
+    Returns:
+        The loss; per sample with ``reduction="none"``.
+
+    The ``ArcMarginProduct`` (``easy_margin=False``) of insightface and
+    arcface-pytorch followed by cross-entropy. Deng et al., *ArcFace: Additive
+    Angular Margin Loss for Deep Face Recognition*, 2019.
+    """
+    check_reduction(reduction)
+    xp = b.xp
+    index, valid = _check_margin_softmax(b, embeddings, class_weights, labels)
+    scale = check_positive("scale", scale)
+    margin = check_finite("margin", margin, minimum=0.0)
+    if margin >= math.pi:
+        raise ValueError(f"margin must be in [0, pi) radians, got {margin!r}")
+    cosine = _cosines(xp, embeddings, class_weights)
+    sine = safe_sqrt(xp, 1.0 - cosine * cosine)  # cosine may exceed 1 by rounding: sine 0 there
+    shifted = cosine * math.cos(margin) - sine * math.sin(margin)
+    shifted = xp.where(cosine > math.cos(math.pi - margin), shifted, cosine - math.sin(math.pi - margin) * margin)
+    logits = scale * xp.where(_target_mask(b, index, class_weights.shape[0]), shifted, cosine)
+    return b.softmax_cross_entropy(logits, index, 1, reduction, valid=valid)
+
+
+@loss("metric")
+def cosface(
+    b: Any,
+    embeddings: Array,
+    class_weights: Array,
+    labels: Array,
+    *,
+    scale: float = 64.0,
+    margin: float = 0.35,
+    reduction: str = "mean",
+) -> Array:
+    r"""CosFace (large margin cosine loss): cross-entropy with a cosine margin on the target class.
+
+    .. math:: \ell_i = \mathrm{CE}\big(s \cdot [\cos\theta_{iy} - m \text{ at } y_i,\
+              \cos\theta_{ic} \text{ elsewhere}],\ y_i\big)
+
+    Args:
+        embeddings: ``(N, D)``, normalised inside (a zero row has cosine 0).
+        class_weights: ``(C, D)``, one row per class, normalised inside.
+        labels: ``(N,)`` integer classes in ``[0, C)``.
+        scale: :math:`s > 0` (default 64).
+        margin: :math:`m \ge 0` (default 0.35).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per sample).
+
+    Returns:
+        The loss; per sample with ``reduction="none"``.
+
+    The ``AddMarginProduct`` of arcface-pytorch followed by cross-entropy.
+    Wang et al., *CosFace: Large Margin Cosine Loss for Deep Face Recognition*, 2018.
+    """
+    check_reduction(reduction)
+    xp = b.xp
+    index, valid = _check_margin_softmax(b, embeddings, class_weights, labels)
+    scale = check_positive("scale", scale)
+    margin = check_nonnegative("margin", margin)
+    cosine = _cosines(xp, embeddings, class_weights)
+    logits = scale * xp.where(_target_mask(b, index, class_weights.shape[0]), cosine - margin, cosine)
+    return b.softmax_cross_entropy(logits, index, 1, reduction, valid=valid)
