@@ -85,6 +85,9 @@ class TorchBackend(ArrayAPIBackend):
     def stop_gradient(self, x: torch.Tensor) -> torch.Tensor:
         return x.detach()
 
+    def device(self, x: torch.Tensor) -> torch.device:
+        return x.device  # array_api_compat.device's type probing warns under dynamo
+
     # -- harness hooks (conformance checks only) ---------------------------------
     def asarray(self, value: Any, dtype: str | None = None) -> torch.Tensor:
         if dtype == "bfloat16":

@@ -29,10 +29,10 @@ Array = Any
 
 
 def _check_views(xp: Any, name_a: str, a: Array, name_b: str, b: Array) -> None:
-    for name, x in ((name_a, a), (name_b, b)):
-        check_floating(xp, name, x)
-        check_ndim(name, x, 2, "(N, D) embeddings")
+    check_floating(xp, name_a, a)
+    check_floating(xp, name_b, b)
     check_same_shape(name_a, a, name_b, b)
+    check_ndim(name_a, a, 2, "(N, D) embeddings")
 
 
 def _check_scalar(xp: Any, name: str, value: Any, *, positive: bool) -> Any:

@@ -383,8 +383,8 @@ def margin_ranking(
 def _check_margin_softmax(b: Any, embeddings: Array, class_weights: Array, labels: Array) -> tuple[Array, Array | None]:
     xp = b.xp
     _check_rows(xp, "embeddings", embeddings, ndim=2)
-    _check_rows(xp, "class_weights", class_weights, ndim=2)
-    if class_weights.shape[1] != embeddings.shape[1]:
+    check_floating(xp, "class_weights", class_weights)
+    if class_weights.ndim != 2 or class_weights.shape[1] != embeddings.shape[1]:
         raise ValueError(
             f"class_weights must have shape (C, {embeddings.shape[1]}) (one row per class, the embeddings' "
             f"dimension), got {tuple(class_weights.shape)}"
