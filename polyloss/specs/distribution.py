@@ -1,0 +1,274 @@
+"""Specs of the distribution losses (see ``polyloss/core/distribution.py``)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from polyloss.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
+from polyloss.specs._gen import labels, log_softmax, normal, probabilities
+
+K = 5  # classes
+ZEROS = 2  # classes with probability exactly 0 per row, in the zero-probability variants
+
+
+def _variant(name: str, make_arrays, **params: object) -> Variant:
+    return Variant(name, lambda rng, n: Case(make_arrays(rng, n), dict(params)))
+
+
+def _zero_mask(rng: np.random.Generator, shape: tuple[int, ...], axis: int = -1) -> np.ndarray:
+    """True at ``ZEROS`` random classes of every row (so each row keeps ``K - ZEROS`` classes)."""
+    keys = np.moveaxis(rng.random(shape), axis, -1)
+    ranks = np.argsort(np.argsort(keys, axis=-1), axis=-1)
+    return np.moveaxis(ranks < ZEROS, -1, axis)
+
+
+# -- kl_div -----------------------------------------------------------------------
+
+
+def _kl_arrays(rng, n, *, zeros=False, masked=False, log_target=False, shape=None, axis=-1):
+    """log_q (log-probabilities) and p (probabilities, or log p with ``log_target``).
+
+    ``zeros``: some p entries exactly 0 (rows renormalised). ``masked``: log_q is -inf
+    exactly where p is 0 (the classes masked out of the prediction too).
+    """
+    shape = shape or (n, K)
+    p = probabilities(rng, shape, axis=axis)
+    logits = normal(rng, shape, 2.0)
+    if zeros:
+        mask = _zero_mask(rng, shape, axis)
+        p = np.where(mask, 0.0, p)
+        p = p / p.sum(axis=axis, keepdims=True)
+        if masked:
+            logits = np.where(mask, -np.inf, logits)
+    log_q = log_softmax(logits, axis=axis)
+    if log_target:
+        with np.errstate(divide="ignore"):
+            p = np.log(p)  # -inf where p == 0
+    return {"log_q": log_q, "p": p}
+
+
+def _torch_kl_div(m, a, p, r):
+    log_q, target = a["log_q"], a["p"]
+    log_target, axis = p.get("log_target", False), p.get("axis", -1)
+    if log_target and bool(m.torch.isinf(target).any()):
+        raise NotApplicable("F.kl_div(log_target=True) gives exp(-inf) * (-inf - log_q) = NaN where log p = -inf")
+    if not log_target and bool(((target == 0) & m.torch.isinf(log_q)).any()):
+        raise NotApplicable("F.kl_div gives 0 * -inf = NaN where p == 0 and log_q = -inf (masked classes)")
+    if r == "none":
+        return m.F.kl_div(log_q, target, reduction="none", log_target=log_target).sum(dim=axis)
+    if r == "sum":
+        return m.F.kl_div(log_q, target, reduction="sum", log_target=log_target)
+    # "batchmean" divides by the first dimension: flatten every non-class axis into it.
+    classes = log_q.shape[axis]
+    flat_q = m.torch.movedim(log_q, axis, -1).reshape(-1, classes)
+    flat_p = m.torch.movedim(target, axis, -1).reshape(-1, classes)
+    return m.F.kl_div(flat_q, flat_p, reduction="batchmean", log_target=log_target)
+
+
+def _optax_kl_div(m, a, p, r):
+    log_q, target = a["log_q"], a["p"]
+    axis = p.get("axis", -1)
+    log_target = p.get("log_target", False)
+    fn = m.optax.losses.kl_divergence_with_log_targets if log_target else m.optax.losses.kl_divergence
+    where = None
+    # Both optax functions give NaN at a zero-probability class whose other factor is infinite
+    # (kl_divergence: 0 * (0 - -inf) when log_q = -inf; ..._with_log_targets: exp(-inf) * (-inf - log_q)
+    # whenever log p = -inf). Their ``where=`` argument leaves such classes out of the sum, which is
+    # exactly 0 log 0 = 0: pass it only then, so every other case is the plain upstream call.
+    if log_target and bool(m.jnp.isinf(target).any()):
+        where = ~m.jnp.isinf(target)
+    elif not log_target and bool(((target == 0) & m.jnp.isinf(log_q)).any()):
+        where = target > 0
+    return reduce_reference(m.jnp, fn(log_q, target, axis=axis, where=where), r)
+
+
+def _numpy_kl_loop(m, a, p, r):
+    """sum_c p_c (log p_c - log q_c), one scalar at a time, 0 where p_c == 0."""
+    np_ = m.np
+    axis = p.get("axis", -1)
+    log_q = np_.moveaxis(np_.asarray(a["log_q"]), axis, -1)
+    target = np_.moveaxis(np_.asarray(a["p"]), axis, -1)
+    log_target = p.get("log_target", False)
+    out = np_.zeros(log_q.shape[:-1])
+    for idx in np_.ndindex(out.shape):
+        total = 0.0
+        for c in range(log_q.shape[-1]):
+            t, lq = float(target[idx + (c,)]), float(log_q[idx + (c,)])
+            log_p = t if log_target else (math.log(t) if t > 0 else -math.inf)
+            if log_p == -math.inf:
+                continue  # 0 log 0 = 0, whatever q is
+            total += math.exp(log_p) * (log_p - lq)
+        out[idx] = total
+    return reduce_reference(np_, out, r)
+
+
+register(LossSpec(
+    name="kl_div",
+    family="distribution",
+    variants=(
+        _variant("probabilities", _kl_arrays),
+        _variant("zero target probabilities", lambda rng, n: _kl_arrays(rng, n, zeros=True)),
+        _variant("zero target probabilities,log_q=-inf there (masked)",
+                 lambda rng, n: _kl_arrays(rng, n, zeros=True, masked=True)),
+        _variant("log_target=True", lambda rng, n: _kl_arrays(rng, n, log_target=True), log_target=True),
+        _variant("log_target=True,log p=-inf", lambda rng, n: _kl_arrays(rng, n, zeros=True, log_target=True),
+                 log_target=True),
+        _variant("log_target=True,log p=log_q=-inf (masked)",
+                 lambda rng, n: _kl_arrays(rng, n, zeros=True, masked=True, log_target=True), log_target=True),
+        _variant("axis=1,(N,C,L)", lambda rng, n: _kl_arrays(rng, n, shape=(n, 4, 3), axis=1), axis=1),
+    ),
+    differentiable=("log_q",),
+    references=(
+        Reference("torch.nn.functional.kl_div (batchmean)", "torch", _torch_kl_div),
+        Reference("optax.losses.kl_divergence[_with_log_targets]", "jax", _optax_kl_div),
+        Reference("KL loop", "numpy", _numpy_kl_loop, grads=False),
+    ),
+    second_order=False,  # linear in log_q
+    notes=(
+        "'mean' averages the per-sample sums (torch's reduction='batchmean' on 2-D inputs; torch's 'mean' "
+        "divides by the element count instead). Classes with p == 0 contribute exactly 0 even where log_q = -inf "
+        "(masked classes) and their log_q gradient is 0: torch's F.kl_div gives NaN there (0 * -inf), and with "
+        "log_target=True it gives NaN wherever log p = -inf; optax.losses.kl_divergence gives NaN when p == 0 "
+        "meets log_q = -inf (0 * inf) and kl_divergence_with_log_targets wherever log p = -inf, unless those "
+        "classes are excluded with their where= argument (the optax reference passes where= only then). "
+        "Only log_q is differentiable: d/dp at p == 0 is -inf (polyloss returns a finite subgradient)."
+    ),
+))
+
+
+# -- js_div -----------------------------------------------------------------------
+
+
+def _js_arrays(rng, n, *, tiny_p=False, tiny_q=False, shared=False, shape=None, axis=-1):
+    """log_p, log_q; ``tiny_*``: some classes get probability ~e^-50 (zero in effect, log finite).
+
+    ``shared``: q's near-zero classes are p's (else drawn independently)."""
+    shape = shape or (n, K)
+    logits_p, logits_q = normal(rng, shape, 2.0), normal(rng, shape, 2.0)
+    mask_p = _zero_mask(rng, shape, axis)
+    mask_q = mask_p if shared else _zero_mask(rng, shape, axis)
+    if tiny_p:
+        logits_p = np.where(mask_p, rng.uniform(-60.0, -40.0, size=shape), logits_p)
+    if tiny_q:
+        logits_q = np.where(mask_q, rng.uniform(-60.0, -40.0, size=shape), logits_q)
+    return {"log_p": log_softmax(logits_p, axis=axis), "log_q": log_softmax(logits_q, axis=axis)}
+
+
+def _scipy_js(m, a, p, r):
+    try:
+        from scipy.spatial.distance import jensenshannon
+    except ImportError:
+        raise NotApplicable("scipy is not installed") from None
+    np_ = m.np
+    out = jensenshannon(np_.exp(a["log_p"]), np_.exp(a["log_q"]), axis=p.get("axis", -1)) ** 2
+    return reduce_reference(np_, np_.asarray(out, dtype=np_.float64), r)
+
+
+def _torch_js(m, a, p, r):
+    """0.5 KL(p || m) + 0.5 KL(q || m), m = (p + q) / 2, with F.kl_div on log-probabilities."""
+    axis = p.get("axis", -1)
+    log_p, log_q = a["log_p"], a["log_q"]
+    log_m = m.torch.logaddexp(log_p, log_q) - math.log(2.0)
+    kl_pm = m.F.kl_div(log_m, log_p, reduction="none", log_target=True).sum(dim=axis)
+    kl_qm = m.F.kl_div(log_m, log_q, reduction="none", log_target=True).sum(dim=axis)
+    return reduce_reference(m.torch, 0.5 * kl_pm + 0.5 * kl_qm, r)
+
+
+register(LossSpec(
+    name="js_div",
+    family="distribution",
+    variants=(
+        _variant("random", _js_arrays),
+        _variant("near-zero p (log p ~ -50)", lambda rng, n: _js_arrays(rng, n, tiny_p=True)),
+        _variant("near-zero p and q, other classes", lambda rng, n: _js_arrays(rng, n, tiny_p=True, tiny_q=True)),
+        _variant("near-zero p and q, same classes",
+                 lambda rng, n: _js_arrays(rng, n, tiny_p=True, tiny_q=True, shared=True)),
+        _variant("axis=1,(N,C,L)", lambda rng, n: _js_arrays(rng, n, shape=(n, 4, 3), axis=1), axis=1),
+    ),
+    differentiable=("log_p", "log_q"),
+    references=(
+        Reference("scipy.spatial.distance.jensenshannon ** 2", "numpy", _scipy_js, grads=False),
+        Reference("JS from the definition (torch F.kl_div, log targets)", "torch", _torch_js),
+    ),
+    notes=(
+        "Natural log, so the per-sample value lies in [0, log 2]. Exact zeros (log-probability -inf) give a "
+        "finite value and gradient (tests/test_distribution.py); the specs keep log-probabilities finite "
+        "(near-zero classes at ~e^-50) because finite differences cannot perturb -inf."
+    ),
+))
+
+
+# -- distillation -----------------------------------------------------------------
+
+
+def _distillation_arrays(rng, n, *, target=True, shape=None, axis=-1):
+    shape = shape or (n, K)
+    arrays = {"student_logits": normal(rng, shape, 2.0), "teacher_logits": normal(rng, shape, 2.0)}
+    if target:
+        label_shape = tuple(s for i, s in enumerate(shape) if i != axis % len(shape))
+        arrays["target"] = labels(rng, label_shape, shape[axis])
+    return arrays
+
+
+def _seed_distillation(m, a, p, r):
+    """seed 000's ``distillation_step`` loss, re-typed (KLDivLoss(batchmean) * T*T, CrossEntropyLoss)."""
+    if p.get("axis", -1) not in (1, -1) or a["student_logits"].ndim != 2:
+        raise NotApplicable("the seed distils (N, C) logits along dim=1 only")
+    nn, F = m.torch.nn, m.F
+    T, alpha = p.get("temperature", 3.0), p.get("alpha", 0.1)
+    student_output, teacher_output = a["student_logits"], a["teacher_logits"].detach()
+    target = a.get("target")
+    log_student = F.log_softmax(student_output / T, dim=1)
+    soft_teacher = F.softmax(teacher_output / T, dim=1)
+    if r == "mean":
+        soft_loss = nn.KLDivLoss(reduction="batchmean")(log_student, soft_teacher) * (T * T)
+        if target is None:
+            return soft_loss
+        hard_loss = nn.CrossEntropyLoss()(student_output, target)
+        return soft_loss * alpha + hard_loss * (1 - alpha)
+    # "sum" / "none": the natural per-sample extension
+    soft_loss = F.kl_div(log_student, soft_teacher, reduction="none").sum(dim=1) * (T * T)
+    if target is None:
+        return reduce_reference(m.torch, soft_loss, r)
+    hard_loss = F.cross_entropy(student_output, target, reduction="none")
+    return reduce_reference(m.torch, soft_loss * alpha + hard_loss * (1 - alpha), r)
+
+
+def _optax_distillation(m, a, p, r):
+    T, alpha, axis = p.get("temperature", 3.0), p.get("alpha", 0.1), p.get("axis", -1)
+    student, teacher = a["student_logits"], m.jax.lax.stop_gradient(a["teacher_logits"])
+    soft = m.optax.losses.kl_divergence(
+        m.jax.nn.log_softmax(student / T, axis=axis), m.jax.nn.softmax(teacher / T, axis=axis), axis=axis
+    ) * (T * T)
+    if "target" not in a:
+        return reduce_reference(m.jnp, soft, r)
+    hard = m.optax.losses.softmax_cross_entropy_with_integer_labels(student, a["target"], axis=axis)
+    return reduce_reference(m.jnp, alpha * soft + (1 - alpha) * hard, r)
+
+
+register(LossSpec(
+    name="distillation",
+    family="distribution",
+    variants=(
+        _variant("T=3,alpha=0.1,target", _distillation_arrays),
+        _variant("no target", lambda rng, n: _distillation_arrays(rng, n, target=False)),
+        _variant("no target,T=2,alpha=0.7 (alpha unused)", lambda rng, n: _distillation_arrays(rng, n, target=False),
+                 temperature=2.0, alpha=0.7),
+        _variant("T=1,alpha=0.5,target", _distillation_arrays, temperature=1.0, alpha=0.5),
+        _variant("T=0.5,axis=1,(N,C,L),target",
+                 lambda rng, n: _distillation_arrays(rng, n, shape=(n, 4, 3), axis=1), temperature=0.5, axis=1),
+    ),
+    differentiable=("student_logits",),
+    references=(
+        Reference("seed 000 distillation_step loss (re-typed)", "torch", _seed_distillation),
+        Reference("optax.losses.kl_divergence + softmax_cross_entropy_with_integer_labels", "jax",
+                  _optax_distillation),
+    ),
+    notes=(
+        "Per sample: alpha T^2 KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) CE(student, target); "
+        "'mean' is seed 000's distillation_step loss (KLDivLoss(batchmean) * T*T, CrossEntropyLoss()). Without a "
+        "target the loss is T^2 KL alone (alpha unused). The teacher's gradient is stopped."
+    ),
+))

@@ -1,0 +1,284 @@
+"""Identities and edge behaviour of the distribution losses (kl_div, js_div, distillation).
+
+Each test compares polyloss with an independent computation (a NumPy formula
+written here, or another loss the identity relates it to) on numpy, torch and
+jax; gradients come from torch autograd and ``jax.grad``. Exact zeros
+(log-probability ``-inf``) live here rather than in the specs: finite
+differences cannot perturb ``-inf``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+
+from polyloss.backends.jax import enable_float64
+
+enable_float64()  # float64 comparisons below, as the conftest's env fixture does
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import polyloss.jax as pj  # noqa: E402
+import polyloss.numpy as pn  # noqa: E402
+import polyloss.torch as pt  # noqa: E402
+
+BACKENDS = ("numpy", "torch", "jax")
+AUTODIFF = ("torch", "jax")
+MODULES = {"numpy": pn, "torch": pt, "jax": pj}
+REDUCTIONS = ("mean", "sum", "none")
+K = 5
+LOG_2 = math.log(2.0)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def arr(backend: str, value, dtype=None):
+    value = np.asarray(value) if dtype is None else np.asarray(value, dtype=dtype)
+    if backend == "torch":
+        return torch.as_tensor(value.copy())
+    if backend == "jax":
+        return jnp.asarray(value)
+    return value
+
+
+def to_np(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().numpy()
+    return np.asarray(x)
+
+
+def close(actual, expected, rtol=1e-12, atol=1e-14) -> None:
+    np.testing.assert_allclose(to_np(actual), np.asarray(expected, dtype=np.float64), rtol=rtol, atol=atol)
+
+
+def grads(backend: str, fn, *inputs, argnums=(0,)):
+    """(fn(*inputs), [d sum(fn) / d inputs[i] for i in argnums]) with the framework's autodiff."""
+    if backend == "torch":
+        inputs = [x.detach().clone().requires_grad_(i in argnums) if x.is_floating_point() else x
+                  for i, x in enumerate(inputs)]
+        out = fn(*inputs)
+        got = torch.autograd.grad(out.sum(), [inputs[i] for i in argnums], allow_unused=True, materialize_grads=True)
+        return out.detach(), [g.numpy() for g in got]
+    if backend == "jax":
+        value = fn(*inputs)
+        got = jax.grad(lambda *xs: jnp.sum(fn(*xs)), argnums=tuple(argnums))(*inputs)
+        return value, [np.asarray(g) for g in got]
+    raise ValueError(backend)
+
+
+def reduce(values: np.ndarray, reduction: str):
+    return {"mean": np.mean, "sum": np.sum, "none": lambda v: v}[reduction](values)
+
+
+def np_log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def np_log(p: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.log(p)
+
+
+def np_kl_rows(log_q: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """sum_c p (log p - log q) per row, a loop with 0 log 0 = 0."""
+    out = np.zeros(len(p))
+    for i in range(len(p)):
+        out[i] = sum(p[i, c] * (math.log(p[i, c]) - log_q[i, c]) for c in range(p.shape[1]) if p[i, c] > 0)
+    return out
+
+
+def np_js_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    m = (p + q) / 2
+    return 0.5 * np_kl_rows(np_log(m), p) + 0.5 * np_kl_rows(np_log(m), q)
+
+
+def probabilities(rng: np.random.Generator, n: int = 4, zeros: int = 0) -> np.ndarray:
+    """(n, K) rows of probabilities; ``zeros`` random classes per row exactly 0."""
+    p = rng.gamma(1.0, size=(n, K))
+    for row in p:
+        row[rng.choice(K, size=zeros, replace=False)] = 0.0
+    return p / p.sum(axis=1, keepdims=True)
+
+
+# --------------------------------------------------------------------------- kl_div
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("zeros", [0, 2])
+def test_kl_of_p_with_itself_is_zero(backend, zeros):
+    p = probabilities(np.random.default_rng(zeros), zeros=zeros)
+    m = MODULES[backend]
+    for reduction in REDUCTIONS:
+        expected = reduce(np.zeros(len(p)), reduction)
+        close(m.kl_div(arr(backend, np_log(p)), arr(backend, p), reduction=reduction), expected, atol=1e-15)
+        close(m.kl_div(arr(backend, np_log(p)), arr(backend, np_log(p)), log_target=True, reduction=reduction),
+              expected, atol=1e-15)
+    # and a different q gives the (positive) loop value
+    log_q = np_log_softmax(np.random.default_rng(9).normal(size=p.shape))
+    out = to_np(m.kl_div(arr(backend, log_q), arr(backend, p), reduction="none"))
+    assert np.all(out > 1e-3)
+    close(out, np_kl_rows(log_q, p))
+
+
+@pytest.mark.parametrize("backend", AUTODIFF)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("log_target", [False, True])
+def test_kl_zero_targets_with_minus_inf_log_q_are_finite(backend, dtype, log_target):
+    """Masked classes (p == 0 and log_q == -inf): a finite value and gradient -p / N, no NaN."""
+    rng = np.random.default_rng(3)
+    p = probabilities(rng, zeros=2)
+    logits = np.where(p == 0, -np.inf, rng.normal(size=p.shape))
+    log_q = np_log_softmax(logits)
+    assert np.isinf(log_q).sum() == 8
+    target = np_log(p) if log_target else p
+    fn = lambda lq, t: MODULES[backend].kl_div(lq, t, log_target=log_target)  # noqa: E731
+    value, (grad,) = grads(backend, fn, arr(backend, log_q, dtype), arr(backend, target, dtype))
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    assert np.isfinite(to_np(value)) and np.all(np.isfinite(grad))
+    close(value, np_kl_rows(log_q, p).mean(), rtol=tol, atol=tol)
+    close(grad, -p / len(p), rtol=tol, atol=tol)  # KL is linear in log_q
+    assert np.all(grad[p == 0] == 0.0)
+
+
+def test_torch_kl_div_gives_nan_for_masked_classes():
+    """Documents the deliberate difference: torch's 0 * -inf is NaN, polyloss's is 0."""
+    log_q = torch.tensor([[0.0, -math.inf]], dtype=torch.float64)
+    p = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    assert torch.isnan(F.kl_div(log_q, p, reduction="batchmean"))
+    assert torch.isnan(F.kl_div(log_q, torch.log(p), reduction="batchmean", log_target=True))
+    assert pt.kl_div(log_q, p) == 0.0
+    assert pt.kl_div(log_q, torch.log(p), log_target=True) == 0.0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("zeros", [0, 2])
+def test_kl_log_target_equals_exp_targets(backend, zeros):
+    rng = np.random.default_rng(5 + zeros)
+    log_p = np_log(probabilities(rng, zeros=zeros))
+    log_q = np_log_softmax(rng.normal(scale=2.0, size=log_p.shape))
+    m = MODULES[backend]
+    for reduction in REDUCTIONS:
+        with_log = m.kl_div(arr(backend, log_q), arr(backend, log_p), log_target=True, reduction=reduction)
+        plain = m.kl_div(arr(backend, log_q), arr(backend, np.exp(log_p)), reduction=reduction)
+        close(with_log, to_np(plain))
+        close(with_log, reduce(np_kl_rows(log_q, np.exp(log_p)), reduction))
+    if backend in AUTODIFF:
+        _, (g_log,) = grads(backend, lambda lq, t: m.kl_div(lq, t, log_target=True), arr(backend, log_q),
+                            arr(backend, log_p))
+        _, (g_plain,) = grads(backend, lambda lq, t: m.kl_div(lq, t), arr(backend, log_q), arr(backend, np.exp(log_p)))
+        close(g_log, g_plain)
+        close(g_log, -np.exp(log_p) / len(log_p))
+
+
+# --------------------------------------------------------------------------- js_div
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_js_div_symmetric_bounded_and_zero_on_equal_inputs(backend, seed):
+    rng = np.random.default_rng(seed)
+    log_p = np_log_softmax(rng.normal(scale=3.0, size=(6, K)))
+    log_q = np_log_softmax(rng.normal(scale=3.0, size=(6, K)))
+    m = MODULES[backend]
+    p_q = to_np(m.js_div(arr(backend, log_p), arr(backend, log_q), reduction="none"))
+    q_p = to_np(m.js_div(arr(backend, log_q), arr(backend, log_p), reduction="none"))
+    close(p_q, q_p)
+    assert np.all(p_q > 0.0) and np.all(p_q <= LOG_2)
+    close(p_q, np_js_rows(np.exp(log_p), np.exp(log_q)))
+    for reduction in REDUCTIONS:
+        close(m.js_div(arr(backend, log_p), arr(backend, log_p), reduction=reduction),
+              reduce(np.zeros(6), reduction), atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", AUTODIFF)
+def test_js_div_minus_inf_log_probabilities_are_finite(backend):
+    """Exact zeros in one, the other, both (same class) and disjoint supports (value log 2)."""
+    p = np.array([[0.5, 0.5, 0.0, 0.0, 0.0],   # zeros in p only
+                  [0.2, 0.3, 0.0, 0.5, 0.0],   # zeros in both, classes 2 and 4 shared
+                  [1.0, 0.0, 0.0, 0.0, 0.0],   # disjoint from q: log 2
+                  [0.1, 0.2, 0.3, 0.25, 0.15]])
+    q = np.array([[0.1, 0.2, 0.3, 0.2, 0.2],
+                  [0.4, 0.0, 0.0, 0.6, 0.0],
+                  [0.0, 0.25, 0.25, 0.25, 0.25],
+                  [0.0, 0.5, 0.0, 0.5, 0.0]])   # zeros in q only
+    m = MODULES[backend]
+    value, (g_p, g_q) = grads(backend, lambda a, b: m.js_div(a, b, reduction="none"),
+                              arr(backend, np_log(p)), arr(backend, np_log(q)), argnums=(0, 1))
+    expected = np_js_rows(p, q)
+    close(value, expected)
+    assert to_np(value)[2] == pytest.approx(LOG_2, rel=1e-15)
+    assert np.all(np.isfinite(g_p)) and np.all(np.isfinite(g_q))
+    # d/d log p_c of the per-sample JS is p_c (log p_c - log m_c) / 2 (0 where p_c == 0), likewise for q
+    log_m = np_log((p + q) / 2)
+    with np.errstate(invalid="ignore"):  # -inf - -inf in the discarded branch
+        close(g_p, np.where(p > 0, 0.5 * p * (np_log(p) - log_m), 0.0))
+        close(g_q, np.where(q > 0, 0.5 * q * (np_log(q) - log_m), 0.0))
+
+
+# --------------------------------------------------------------------------- distillation
+
+
+def _distillation_case(seed: int, n: int = 4):
+    rng = np.random.default_rng(seed)
+    return rng.normal(scale=2.0, size=(n, K)), rng.normal(scale=2.0, size=(n, K)), rng.integers(0, K, size=n)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("temperature", [3.0, 0.7])
+def test_distillation_alpha_one_is_scaled_kl_and_alpha_zero_is_cross_entropy(backend, temperature):
+    student, teacher, target = _distillation_case(int(temperature * 10))
+    m = MODULES[backend]
+    s, t, y = arr(backend, student), arr(backend, teacher), arr(backend, target)
+    T2 = temperature**2
+    log_q = np_log_softmax(student / temperature)
+    p = np.exp(np_log_softmax(teacher / temperature))
+    kl_rows = np_kl_rows(log_q, p)
+    ce_rows = -np_log_softmax(student)[np.arange(len(target)), target]
+    for reduction in REDUCTIONS:
+        soft = m.distillation(s, t, y, temperature=temperature, alpha=1.0, reduction=reduction)
+        close(soft, reduce(T2 * kl_rows, reduction))
+        close(soft, T2 * to_np(m.kl_div(arr(backend, log_q), arr(backend, p), reduction=reduction)))
+        hard = m.distillation(s, t, y, temperature=temperature, alpha=0.0, reduction=reduction)
+        close(hard, to_np(m.cross_entropy(s, y, reduction=reduction)))
+        close(hard, reduce(ce_rows, reduction))
+        mixed = m.distillation(s, t, y, temperature=temperature, alpha=0.3, reduction=reduction)
+        close(mixed, reduce(0.3 * T2 * kl_rows + 0.7 * ce_rows, reduction))
+        # without a target: T^2 KL whatever alpha is
+        for alpha in (0.0, 0.3, 1.0):
+            close(m.distillation(s, t, temperature=temperature, alpha=alpha, reduction=reduction),
+                  reduce(T2 * kl_rows, reduction))
+
+
+@pytest.mark.parametrize("backend", AUTODIFF)
+@pytest.mark.parametrize("with_target", [False, True])
+def test_distillation_teacher_gradient_is_exactly_zero(backend, with_target):
+    student, teacher, target = _distillation_case(11)
+    m = MODULES[backend]
+    inputs = [arr(backend, student), arr(backend, teacher)] + ([arr(backend, target)] if with_target else [])
+    _, (g_student, g_teacher) = grads(backend, lambda *xs: m.distillation(*xs, reduction="none"), *inputs,
+                                      argnums=(0, 1))
+    assert g_teacher.shape == teacher.shape and np.all(g_teacher == 0.0)
+    # the student's gradient is the soft term's T (q - p) (+ the CE term's softmax - onehot)
+    T, alpha = 3.0, 0.1
+    q, p = np.exp(np_log_softmax(student / T)), np.exp(np_log_softmax(teacher / T))
+    expected = T * (q - p)
+    if with_target:
+        expected = alpha * expected + (1 - alpha) * (np.exp(np_log_softmax(student)) - np.eye(K)[target])
+    close(g_student, expected, rtol=1e-11, atol=1e-13)
+
+
+def test_torch_distillation_leaves_teacher_out_of_the_graph():
+    """torch: a teacher that requires grad gets no gradient from backward()."""
+    student, teacher, target = _distillation_case(12)
+    s = torch.tensor(student, requires_grad=True)
+    t = torch.tensor(teacher, requires_grad=True)
+    pt.distillation(s, t, torch.as_tensor(target)).backward()
+    assert s.grad is not None and torch.any(s.grad != 0)
+    assert t.grad is None or torch.all(t.grad == 0)
