@@ -251,14 +251,18 @@ def check_gradients(spec: LossSpec, case: Case, env: Environment) -> Outcome:
 
 
 def check_finite_differences(spec: LossSpec, case: Case, env: Environment, backend_name: str) -> Outcome:
-    """Autodiff gradients == central finite differences (float64; second order when declared)."""
+    """Autodiff gradients == central finite differences (float64; second order when declared),
+    of the unreduced loss where the loss has ``"none"``."""
     if backend_name not in env.backends:
         return Outcome("fd", backend_name, "missing", detail=env.missing[backend_name])
 
     def body() -> Outcome:
+        if not spec.finite_differences:
+            raise NotApplicable("the gradient holds a coefficient constant by design; see the spec's notes")
         backend = env.backends[backend_name]
         arrays = _convert(backend, case, "float64")
-        f = _closure(spec, backend, list(case.arrays), case.params, "none")
+        reduction = "none" if "none" in spec.reductions else "sum"  # per sample where the loss has it
+        f = _closure(spec, backend, list(case.arrays), case.params, reduction)
         backend.check_finite_differences(f, arrays, _argnums(spec, case), 2 if spec.second_order else 1)
         return Outcome("fd", backend_name, "pass")
 

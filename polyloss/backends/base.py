@@ -75,6 +75,9 @@ class ArrayAPIBackend:
         shifted = x - self.stop_gradient(xp.max(x, axis=axis, keepdims=True))
         return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
 
+    def softmax(self, x: Array, axis: int) -> Array:
+        return self.xp.exp(self.log_softmax(x, axis))
+
     def logsumexp(self, x: Array, axis: int) -> Array:
         xp = self.xp
         m = self.stop_gradient(xp.max(x, axis=axis, keepdims=True))

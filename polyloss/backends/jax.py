@@ -33,6 +33,9 @@ class JaxBackend(ArrayAPIBackend):
     def log_softmax(self, x: jax.Array, axis: int) -> jax.Array:
         return jax.nn.log_softmax(x, axis=axis)
 
+    def softmax(self, x: jax.Array, axis: int) -> jax.Array:
+        return jax.nn.softmax(x, axis=axis)
+
     def logsumexp(self, x: jax.Array, axis: int) -> jax.Array:
         return jax.nn.logsumexp(x, axis=axis)
 

@@ -47,6 +47,9 @@ class TorchBackend(ArrayAPIBackend):
     def log_softmax(self, x: torch.Tensor, axis: int) -> torch.Tensor:
         return torch.log_softmax(x, dim=axis)
 
+    def softmax(self, x: torch.Tensor, axis: int) -> torch.Tensor:
+        return torch.softmax(x, dim=axis)
+
     def logsumexp(self, x: torch.Tensor, axis: int) -> torch.Tensor:
         return torch.logsumexp(x, dim=axis)
 

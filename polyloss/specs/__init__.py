@@ -70,6 +70,9 @@ class LossSpec:
     references: tuple[Reference, ...] = ()
     tolerances: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
     second_order: bool = True  # twice differentiable away from kinks: also check second derivatives
+    # False where the gradient is deliberately not that of the value (a coefficient held
+    # constant, as CIoU's alpha): finite differences are then n/a, references still compare.
+    finite_differences: bool = True
     reductions: tuple[str, ...] = ("mean", "sum", "none")
     notes: str = ""
 
@@ -96,9 +99,9 @@ def reduce_reference(xp: Any, out: Any, reduction: str) -> Any:
     return xp.sum(out) if reduction == "sum" else xp.mean(out)
 
 
-from polyloss.specs import classification, regression  # noqa: E402  (registers the specs)
+from polyloss.specs import classification, contrastive, distribution, metric, regression  # noqa: E402  (registers the specs)
 
 __all__ = [
-    "SPECS", "Case", "LossSpec", "NotApplicable", "Reference", "Variant", "classification", "reduce_reference",
-    "register", "regression",
+    "SPECS", "Case", "LossSpec", "NotApplicable", "Reference", "Variant", "classification", "contrastive",
+    "distribution", "metric", "reduce_reference", "register", "regression",
 ]
