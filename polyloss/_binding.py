@@ -12,7 +12,7 @@ import functools
 import inspect
 from typing import Any, Callable
 
-from polyloss.core import CORE_LOSSES
+from polyloss.core import CORE_HELPERS, CORE_LOSSES
 
 _SCALARS = (str, bool, int, float, type(None))
 _NAMESPACE_FOR_MODULE = {"torch": "polyloss.torch", "jax": "polyloss.jax", "jaxlib": "polyloss.jax", "numpy": "polyloss.numpy"}
@@ -35,11 +35,16 @@ def bind(core_fn: Callable[..., Any], backend: Any) -> Callable[..., Any]:
     signature = inspect.signature(core_fn)
     params = list(signature.parameters.values())[1:]
     positional = tuple(p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    # callables (a critic, a feature extractor), random keys/generators and weight lists go to the
+    # core as they are; it validates them
+    passthrough = {p.name for p in params if str(p.annotation).startswith(("Callable", "Sequence", "Any"))}
     qualname = f"polyloss.{backend.name}.{core_fn.__name__}"
     is_array = backend.is_array
     compute_dtype = backend.compute_dtype
 
     def prepare(name: str, value: Any) -> Any:
+        if name in passthrough:
+            return value
         if is_array(value):
             return compute_dtype(value)
         # positional parameters are arrays (an optional one, defaulting to None, may be None)
@@ -65,9 +70,9 @@ def bind(core_fn: Callable[..., Any], backend: Any) -> Callable[..., Any]:
 
 
 def export(namespace: dict[str, Any], backend: Any) -> list[str]:
-    """Bind every registered core loss into a public module's namespace."""
+    """Bind every registered core loss (and public helper) into a public module's namespace."""
     names = []
-    for name, core_fn in CORE_LOSSES.items():
+    for name, core_fn in {**CORE_LOSSES, **CORE_HELPERS}.items():
         if core_fn.needs_autodiff and not backend.has_autodiff:
             continue  # declared absent: needs the framework's autodiff of a user function
         namespace[name] = bind(core_fn, backend)

@@ -28,8 +28,12 @@ def _assert(outcome: conformance.Outcome, note: str) -> None:
     assert outcome.status == "pass", f"{outcome.check}[{outcome.backend}] {outcome.status} for {note}: {outcome.detail}"
 
 
-@pytest.mark.parametrize("backend", ["array_api_strict", "torch", "jax"])
-@pytest.mark.parametrize("name", SPEC_NAMES)
+# Autodiff losses (absent from numpy and array-api-strict) compare torch with jax.
+VALUE_PAIRS = [(name, backend) for name in SPEC_NAMES for backend in ("array_api_strict", "torch", "jax")
+               if not SPECS[name].core().needs_autodiff or backend == "torch"]
+
+
+@pytest.mark.parametrize("name,backend", VALUE_PAIRS)
 @given(data=st.data())
 def test_float64_values_equal_numpy(env, name, backend, data):
     spec = SPECS[name]

@@ -132,6 +132,20 @@ class ArrayAPIBackend:
     def stop_gradient(self, x: Array) -> Array:
         return x  # no autodiff in this backend
 
+    def scan(self, step: Any, carry: Any, xs: tuple[Array, ...]) -> Any:
+        """The carry after ``carry = step(carry, (x[i] for x in xs))`` over the leading axis."""
+        for i in range(xs[0].shape[0]):
+            carry = step(carry, tuple(x[i] for x in xs))
+        return carry
+
+    def grad_of_sum(self, fn: Any, x: Array) -> Array:
+        """d sum(fn(x)) / dx, itself differentiable (frameworks with autodiff only)."""
+        raise NotImplementedError(f"the {self.name} backend has no autodiff")
+
+    def uniform(self, key_or_generator: Any, shape: tuple[int, ...], like: Array) -> Array:
+        """U[0, 1) samples of ``like``'s dtype and device (frameworks with random streams only)."""
+        raise NotImplementedError(f"the {self.name} backend draws no random numbers")
+
     def device(self, x: Array) -> Any:
         """The device of ``x``, for arrays created next to it (also works on jax tracers)."""
         return array_api_compat.device(x)

@@ -63,6 +63,19 @@ class JaxBackend(ArrayAPIBackend):
     def stop_gradient(self, x: jax.Array) -> jax.Array:
         return jax.lax.stop_gradient(x)
 
+    def scan(self, step: Callable[..., Any], carry: Any, xs: tuple[jax.Array, ...]) -> Any:
+        return jax.lax.scan(lambda c, x: (step(c, x), None), carry, xs)[0]
+
+    def grad_of_sum(self, fn: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
+        return jax.grad(lambda v: jnp.sum(fn(v)))(x)
+
+    def uniform(self, key_or_generator: Any, shape: tuple[int, ...], like: jax.Array) -> jax.Array:
+        if key_or_generator is None or isinstance(key_or_generator, (int, float)):
+            raise ValueError(
+                f"key_or_generator must be a jax.random key (JAX has no global random state), got {key_or_generator!r}"
+            )
+        return jax.random.uniform(key_or_generator, shape, dtype=like.dtype)
+
     # -- harness hooks (conformance checks only) ---------------------------------
     def asarray(self, value: Any, dtype: str | None = None) -> jax.Array:
         if dtype == "bfloat16":

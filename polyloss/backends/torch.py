@@ -88,6 +88,16 @@ class TorchBackend(ArrayAPIBackend):
     def stop_gradient(self, x: torch.Tensor) -> torch.Tensor:
         return x.detach()
 
+    def grad_of_sum(self, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        # torch.func.grad, not autograd.grad: it composes with torch.func.vmap and torch.compile,
+        # and its result stays differentiable by ordinary autograd (the critic's parameters).
+        return torch.func.grad(lambda v: fn(v).sum())(x)
+
+    def uniform(self, key_or_generator: Any, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        if key_or_generator is not None and not isinstance(key_or_generator, torch.Generator):
+            raise TypeError(f"key_or_generator must be a torch.Generator or None, got {key_or_generator!r}")
+        return torch.rand(shape, generator=key_or_generator, dtype=like.dtype, device=like.device)
+
     def device(self, x: torch.Tensor) -> torch.device:
         return x.device  # array_api_compat.device's type probing warns under dynamo
 

@@ -5,9 +5,26 @@ Nothing in this package imports a framework. Each function takes a backend
 ``polyloss.<framework>``.
 """
 
-from polyloss.core import classification, contrastive, distribution, metric, regression
-from polyloss.core._registry import CORE_LOSSES
+from polyloss.core import (
+    box,
+    classification,
+    contrastive,
+    distribution,
+    generative,
+    metric,
+    multitask,
+    regression,
+    segmentation,
+    sequence,
+)
+from polyloss.core._registry import CORE_HELPERS, CORE_LOSSES
 
-FAMILIES = ("regression", "classification", "distribution", "metric", "contrastive")
+FAMILIES = (
+    "regression", "classification", "distribution", "metric", "contrastive", "segmentation", "box", "sequence",
+    "generative", "multitask",
+)
 
-__all__ = ["CORE_LOSSES", "FAMILIES", "classification", "contrastive", "distribution", "metric", "regression"]
+__all__ = [
+    "CORE_HELPERS", "CORE_LOSSES", "FAMILIES", "box", "classification", "contrastive", "distribution", "generative",
+    "metric", "multitask", "regression", "segmentation", "sequence",
+]

@@ -75,3 +75,13 @@ def xlogy(xp: Any, x: Any, y: Any) -> Any:
     """x * log(y) with 0 * log(anything) = 0, for y >= 0: finite value and gradient where x == 0."""
     nonzero = x != 0
     return xp.where(nonzero, x * xp.log(xp.where(nonzero, y, 1.0)), 0.0)
+
+
+_LOG_FLOOR = -100.0
+_EXP_LOG_FLOOR = 3.720075976020836e-44  # exp(-100)
+
+
+def clamped_log(xp: Any, p: Any) -> Any:
+    """max(log p, -100) as torch's binary cross-entropy, with a finite gradient at p == 0 (double where)."""
+    above = p > _EXP_LOG_FLOOR
+    return xp.where(above, xp.log(xp.where(above, p, 1.0)), _LOG_FLOOR)

@@ -9,6 +9,9 @@ F = TypeVar("F", bound=Callable)
 #: name -> core function, in definition order.
 CORE_LOSSES: dict[str, Callable] = {}
 
+#: name -> core function of the non-loss helpers that are public too (sample weights).
+CORE_HELPERS: dict[str, Callable] = {}
+
 
 def loss(family: str, *, needs_autodiff: bool = False) -> Callable[[F], F]:
     """Register a core loss ``fn(b, *arrays, **params)`` under its family."""
@@ -19,6 +22,20 @@ def loss(family: str, *, needs_autodiff: bool = False) -> Callable[[F], F]:
         fn.family = family  # type: ignore[attr-defined]
         fn.needs_autodiff = needs_autodiff  # type: ignore[attr-defined]
         CORE_LOSSES[fn.__name__] = fn
+        return fn
+
+    return register
+
+
+def helper(family: str) -> Callable[[F], F]:
+    """Register a public non-loss function ``fn(b, *arrays, **params)`` (no reduction, no spec)."""
+
+    def register(fn: F) -> F:
+        if fn.__name__ in CORE_HELPERS or fn.__name__ in CORE_LOSSES:
+            raise RuntimeError(f"helper {fn.__name__!r} registered twice")
+        fn.family = family  # type: ignore[attr-defined]
+        fn.needs_autodiff = False  # type: ignore[attr-defined]
+        CORE_HELPERS[fn.__name__] = fn
         return fn
 
     return register

@@ -33,7 +33,7 @@ from polyloss.core._checks import (
     guard_traced_labels,
     is_integer,
 )
-from polyloss.core._reduce import along_axis, reduce, relu, safe_pow
+from polyloss.core._reduce import along_axis, clamped_log, reduce, relu, safe_pow
 from polyloss.core._registry import loss
 
 Array = Any
@@ -411,20 +411,10 @@ def bce(
     if weight is not None:
         check_same_shape("probs", probs, "weight", weight)
     check_unit_interval(b, "probs", probs)
-    elementwise = -(target * _clamped_log(xp, probs) + (1.0 - target) * _clamped_log(xp, 1.0 - probs))
+    elementwise = -(target * clamped_log(xp, probs) + (1.0 - target) * clamped_log(xp, 1.0 - probs))
     if weight is not None:
         elementwise = elementwise * weight
     return reduce(xp, elementwise, reduction)
-
-
-_LOG_FLOOR = -100.0
-_EXP_LOG_FLOOR = 3.720075976020836e-44  # exp(-100)
-
-
-def _clamped_log(xp: Any, p: Array) -> Array:
-    """max(log p, -100), with a finite gradient at p == 0 (double where)."""
-    above = p > _EXP_LOG_FLOOR
-    return xp.where(above, xp.log(xp.where(above, p, 1.0)), _LOG_FLOOR)
 
 
 @loss("classification")

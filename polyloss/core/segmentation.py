@@ -1,0 +1,375 @@
+"""Overlap losses for segmentation: Dice, Tversky, focal Tversky, Jaccard, generalized Dice.
+
+Two input forms, chosen by the target's dtype:
+
+* **probabilities**: ``pred`` in [0, 1] and a floating ``target`` of the same
+  shape (a binary mask, or soft labels). Every element is pooled into one
+  score (the ``DiceLoss`` of seed document 002);
+* **logits and class indices**: ``pred`` holds logits with classes on ``axis``
+  and ``target`` integer labels (``pred``'s shape without ``axis``). ``pred``
+  is softmaxed over ``axis``, the labels one-hot encoded, and each class gets
+  its own score (the ``MultiClassDiceLoss`` of seed document 002).
+
+With ``per_sample=True`` the scores are computed per sample (axis 0 is the
+batch) instead of over the whole batch. ``reduction="none"`` returns the
+losses per group: a scalar (probabilities), ``(C,)`` (classes), ``(N,)`` or
+``(N, C)`` with ``per_sample``; ``"mean"`` and ``"sum"`` reduce them.
+
+Scores are computed from sums of products, :math:`TP = \\sum p t`,
+:math:`FP = \\sum p (1 - t)`, :math:`FN = \\sum (1 - p) t`. An empty group
+(no predicted and no target mass) with ``smooth=0`` scores 1 (loss 0), never
+0/0; with ``smooth > 0`` it does so by construction. Predicting foreground
+on an empty target is penalised (unlike implementations that drop classes
+absent from the target).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from polyloss.core._checks import (
+    check_axis,
+    check_class_indices,
+    check_class_target,
+    check_floating,
+    check_bool,
+    check_nonnegative,
+    check_positive,
+    check_reduction,
+    check_same_shape,
+    check_unit_interval,
+    guard_traced_labels,
+    is_integer,
+)
+from polyloss.core._reduce import reduce, safe_pow
+from polyloss.core._registry import loss
+
+Array = Any
+
+
+class _Overlap(NamedTuple):
+    tp: Array  # sum p t
+    fp: Array  # sum p (1 - t)
+    fn: Array  # sum (1 - p) t
+    pred_sum: Array  # sum p
+    target_sum: Array  # sum t
+
+
+def _class_probabilities(b: Any, logits: Array, target: Array, axis: Any, per_sample: bool) -> tuple[Array, Array]:
+    """Softmax probabilities and one-hot targets, classes moved last."""
+    xp = b.xp
+    axis = check_axis("pred", logits, axis)
+    if per_sample and axis == 0:
+        raise ValueError("axis must not be 0 with per_sample=True: axis 0 is the batch axis")
+    check_class_target(logits, target, axis)
+    num_classes = logits.shape[axis]
+    check_class_indices(b, target, num_classes, None)
+    index, valid = guard_traced_labels(b, target, num_classes)
+    probs = xp.moveaxis(b.softmax(logits, axis), axis, -1)
+    if valid is not None:  # out-of-range traced labels poison their group with NaN
+        probs = xp.where(valid[..., None], probs, xp.nan)
+    return probs, b.one_hot(index, num_classes, probs.dtype)
+
+
+def _overlap(b: Any, pred: Array, target: Array, axis: Any, per_sample: Any, *, labels_only: bool = False) -> _Overlap:
+    xp = b.xp
+    check_floating(xp, "pred", pred)
+    per_sample = check_bool("per_sample", per_sample)
+    if per_sample and pred.ndim == 0:
+        raise ValueError("per_sample=True needs a batch axis 0, got a 0-d pred")
+    if is_integer(xp, target):
+        probs, onehot = _class_probabilities(b, pred, target, axis, per_sample)
+        summed = tuple(range(1 if per_sample else 0, probs.ndim - 1))  # keep the class axis
+    elif labels_only:
+        raise TypeError(f"target must hold integer class indices (pred holds logits), got dtype {target.dtype}")
+    else:
+        check_floating(xp, "target", target)
+        check_same_shape("pred", pred, "target", target)
+        check_unit_interval(b, "pred", pred)
+        check_unit_interval(b, "target", target)
+        probs, onehot = pred, target
+        summed = tuple(range(1 if per_sample else 0, probs.ndim))
+    tp = xp.sum(probs * onehot, axis=summed)
+    return _Overlap(
+        tp=tp,
+        fp=xp.sum(probs * (1.0 - onehot), axis=summed),
+        fn=xp.sum((1.0 - probs) * onehot, axis=summed),
+        pred_sum=xp.sum(probs, axis=summed),
+        target_sum=xp.sum(onehot, axis=summed),
+    )
+
+
+def _score(xp: Any, numerator: Array, denominator: Array) -> Array:
+    """numerator / denominator, and 1 (a perfect score, zero gradient) where both sides are empty."""
+    nonempty = denominator > 0
+    return xp.where(nonempty, numerator / xp.where(nonempty, denominator, 1.0), 1.0)
+
+
+def _tversky_index(xp: Any, o: _Overlap, alpha: float, beta: float, smooth: float) -> Array:
+    return _score(xp, o.tp + smooth, o.tp + alpha * o.fp + beta * o.fn + smooth)
+
+
+@loss("segmentation")
+def dice(
+    b: Any,
+    pred: Array,
+    target: Array,
+    *,
+    smooth: float = 1.0,
+    axis: int = -1,
+    per_sample: bool = False,
+    reduction: str = "mean",
+) -> Array:
+    r"""Soft Dice loss (Milletari et al., V-Net, 2016).
+
+    .. math:: \ell = 1 - \frac{2 \sum p t + s}{\sum p + \sum t + s}
+
+    summed over every element (probabilities) or per class (logits with class
+    indices), optionally per sample.
+
+    Args:
+        pred: probabilities in [0, 1], or logits with classes on ``axis`` when
+            ``target`` holds class indices.
+        target: a floating mask of ``pred``'s shape, or integer class indices
+            (``pred``'s shape without ``axis``).
+        smooth: :math:`s \ge 0`, added to numerator and denominator (default 1).
+        axis: the class axis of logits (integer targets only; default -1).
+        per_sample: one score per sample (axis 0) instead of one over the batch.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (the losses per group:
+            scalar, ``(C,)``, ``(N,)`` or ``(N, C)``).
+
+    Returns:
+        The loss in [0, 1]; 0 for an empty prediction of an empty mask.
+
+    With probabilities it is the ``DiceLoss`` of seed document 002; with logits
+    and class indices, ``axis=1`` and ``reduction="mean"`` its
+    ``MultiClassDiceLoss`` (the mean of the per-class losses).
+    """
+    check_reduction(reduction)
+    smooth = check_nonnegative("smooth", smooth)
+    o = _overlap(b, pred, target, axis, per_sample)
+    xp = b.xp
+    return reduce(xp, 1.0 - _score(xp, 2.0 * o.tp + smooth, o.pred_sum + o.target_sum + smooth), reduction)
+
+
+@loss("segmentation")
+def tversky(
+    b: Any,
+    pred: Array,
+    target: Array,
+    *,
+    alpha: float = 0.5,
+    beta: float = 0.5,
+    smooth: float = 1.0,
+    axis: int = -1,
+    per_sample: bool = False,
+    reduction: str = "mean",
+) -> Array:
+    r"""Tversky loss (Salehi et al., 2017): Dice with weighted false positives and negatives.
+
+    .. math:: \ell = 1 - \frac{TP + s}{TP + \alpha FP + \beta FN + s}
+
+    With :math:`\alpha = \beta = 0.5` and :math:`s = 0` it equals :func:`dice`;
+    :math:`\alpha = \beta = 1` gives :func:`jaccard`.
+
+    Args:
+        pred: probabilities, or logits with classes on ``axis`` (see :func:`dice`).
+        target: a floating mask of ``pred``'s shape, or integer class indices.
+        alpha: :math:`\alpha \ge 0`, the weight of false positives (default 0.5).
+        beta: :math:`\beta \ge 0`, the weight of false negatives (default 0.5).
+        smooth: :math:`s \ge 0` (default 1).
+        axis: the class axis of logits (integer targets only; default -1).
+        per_sample: one score per sample instead of one over the batch.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per group).
+
+    Returns:
+        The loss in [0, 1]; 0 for an empty prediction of an empty mask.
+
+    The ``TverskyLoss`` exercise of seed document 002.
+    """
+    check_reduction(reduction)
+    alpha = check_nonnegative("alpha", alpha)
+    beta = check_nonnegative("beta", beta)
+    smooth = check_nonnegative("smooth", smooth)
+    o = _overlap(b, pred, target, axis, per_sample)
+    return reduce(b.xp, 1.0 - _tversky_index(b.xp, o, alpha, beta, smooth), reduction)
+
+
+@loss("segmentation")
+def focal_tversky(
+    b: Any,
+    pred: Array,
+    target: Array,
+    *,
+    alpha: float = 0.5,
+    beta: float = 0.5,
+    gamma: float = 0.75,
+    smooth: float = 1.0,
+    axis: int = -1,
+    per_sample: bool = False,
+    reduction: str = "mean",
+) -> Array:
+    r"""Focal Tversky loss (Abraham & Khan, 2019).
+
+    .. math:: \ell = (1 - TI)^{\gamma}, \qquad TI = \frac{TP + s}{TP + \alpha FP + \beta FN + s}
+
+    :math:`\gamma < 1` emphasises groups that are already fairly well
+    segmented (the paper's :math:`1/\gamma` with its :math:`\gamma = 4/3`).
+    The power is guarded: a perfect group (:math:`TI = 1`) has gradient 0, not
+    ``inf``.
+
+    Args:
+        pred: probabilities, or logits with classes on ``axis`` (see :func:`dice`).
+        target: a floating mask of ``pred``'s shape, or integer class indices.
+        alpha: weight of false positives, >= 0 (default 0.5).
+        beta: weight of false negatives, >= 0 (default 0.5).
+        gamma: :math:`\gamma > 0` (default 0.75; 1 gives :func:`tversky`).
+        smooth: :math:`s \ge 0` (default 1).
+        axis: the class axis of logits (integer targets only; default -1).
+        per_sample: one score per sample instead of one over the batch.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per group).
+
+    Returns:
+        The loss in [0, 1].
+    """
+    check_reduction(reduction)
+    alpha = check_nonnegative("alpha", alpha)
+    beta = check_nonnegative("beta", beta)
+    gamma = check_positive("gamma", gamma)
+    smooth = check_nonnegative("smooth", smooth)
+    o = _overlap(b, pred, target, axis, per_sample)
+    xp = b.xp
+    return reduce(xp, safe_pow(xp, 1.0 - _tversky_index(xp, o, alpha, beta, smooth), gamma), reduction)
+
+
+@loss("segmentation")
+def jaccard(
+    b: Any,
+    pred: Array,
+    target: Array,
+    *,
+    smooth: float = 1.0,
+    axis: int = -1,
+    per_sample: bool = False,
+    reduction: str = "mean",
+) -> Array:
+    r"""Soft Jaccard (IoU) loss.
+
+    .. math:: \ell = 1 - \frac{\sum p t + s}{\sum p + \sum t - \sum p t + s}
+
+    Args:
+        pred: probabilities, or logits with classes on ``axis`` (see :func:`dice`).
+        target: a floating mask of ``pred``'s shape, or integer class indices.
+        smooth: :math:`s \ge 0` (default 1).
+        axis: the class axis of logits (integer targets only; default -1).
+        per_sample: one score per sample instead of one over the batch.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per group).
+
+    Returns:
+        The loss in [0, 1]; 0 for an empty prediction of an empty mask.
+    """
+    check_reduction(reduction)
+    smooth = check_nonnegative("smooth", smooth)
+    o = _overlap(b, pred, target, axis, per_sample)
+    xp = b.xp
+    return reduce(xp, 1.0 - _score(xp, o.tp + smooth, o.pred_sum + o.target_sum - o.tp + smooth), reduction)
+
+
+@loss("segmentation")
+def generalized_dice(
+    b: Any,
+    pred: Array,
+    target: Array,
+    *,
+    smooth: float = 1e-5,
+    axis: int = -1,
+    per_sample: bool = False,
+    reduction: str = "mean",
+) -> Array:
+    r"""Generalized Dice loss (Sudre et al., 2017) with class weights :math:`1 / V_c^2`.
+
+    .. math:: \ell = 1 - \frac{2 \sum_c w_c \sum p_c t_c + s}{\sum_c w_c \sum (p_c + t_c) + s},
+              \qquad w_c = \frac{1}{(\sum t_c)^2}
+
+    A class absent from the target (:math:`V_c = 0`) takes the largest weight
+    of the present classes, as MONAI does; if every class is absent the loss is 0.
+
+    Args:
+        pred: logits with classes on ``axis``.
+        target: integer class indices, ``pred``'s shape without ``axis``.
+        smooth: :math:`s \ge 0`, MONAI's ``smooth_nr = smooth_dr`` (default 1e-5).
+        axis: the class axis (default -1).
+        per_sample: one loss per sample (MONAI's ``batch=False``) instead of
+            one over the batch (``batch=True``).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (scalar, or ``(N,)`` with ``per_sample``).
+
+    Returns:
+        The loss in [0, 1].
+
+    Equals MONAI's ``GeneralizedDiceLoss(softmax=True, to_onehot_y=True,
+    w_type="square", smooth_nr=smooth, smooth_dr=smooth, batch=not per_sample)``.
+    """
+    check_reduction(reduction)
+    smooth = check_nonnegative("smooth", smooth)
+    o = _overlap(b, pred, target, axis, per_sample, labels_only=True)
+    xp = b.xp
+    volume = o.target_sum  # the weights depend on the labels only: no gradient flows through them
+    absent = volume == 0
+    weight = xp.where(absent, 0.0, 1.0 / xp.where(absent, 1.0, volume * volume))
+    weight = xp.where(absent, xp.max(weight, axis=-1, keepdims=True), weight)
+    numerator = 2.0 * xp.sum(weight * o.tp, axis=-1) + smooth
+    denominator = xp.sum(weight * (o.pred_sum + o.target_sum), axis=-1) + smooth
+    return reduce(xp, 1.0 - _score(xp, numerator, denominator), reduction)
+
+
+@loss("segmentation")
+def dice_ce(
+    b: Any,
+    pred: Array,
+    target: Array,
+    *,
+    ce_weight: float = 0.5,
+    dice_weight: float = 0.5,
+    smooth: float = 1.0,
+    axis: int = -1,
+    reduction: str = "mean",
+) -> Array:
+    r"""Cross-entropy plus multi-class Dice: the CE + Dice combination for segmentation.
+
+    .. math:: \ell = w_{ce}\, \mathrm{CE}(x, y) + w_{dice}\, \mathrm{Dice}(\operatorname{softmax}(x), y)
+
+    with CE averaged over every pixel and Dice the mean over classes of
+    :func:`dice` on the whole batch.
+
+    Args:
+        pred: logits with classes on ``axis``.
+        target: integer class indices, ``pred``'s shape without ``axis``.
+        ce_weight: weight of the cross-entropy term, >= 0 (default 0.5).
+        dice_weight: weight of the Dice term, >= 0 (default 0.5).
+        smooth: Dice's :math:`s \ge 0` (default 1).
+        axis: the class axis (default -1).
+        reduction: ``"mean"`` (CE over pixels, Dice over classes) or ``"sum"``
+            (both summed); the two terms have different shapes, so there is no
+            ``"none"``.
+
+    Returns:
+        The scalar loss.
+
+    With ``axis=1`` and the default weights, the ``CombinedLoss`` of seed
+    document 002 (``nn.CrossEntropyLoss()`` plus its ``MultiClassDiceLoss``).
+    """
+    check_reduction(reduction)
+    if reduction == "none":
+        raise ValueError(
+            "reduction must be 'mean' or 'sum' for dice_ce (a per-pixel and a per-class term), got 'none'"
+        )
+    ce_weight = check_nonnegative("ce_weight", ce_weight)
+    dice_weight = check_nonnegative("dice_weight", dice_weight)
+    smooth = check_nonnegative("smooth", smooth)
+    o = _overlap(b, pred, target, axis, False, labels_only=True)
+    xp = b.xp
+    dice_loss = reduce(xp, 1.0 - _score(xp, 2.0 * o.tp + smooth, o.pred_sum + o.target_sum + smooth), reduction)
+    axis = check_axis("pred", pred, axis)
+    index, valid = guard_traced_labels(b, target, pred.shape[axis])
+    cross_entropy = b.softmax_cross_entropy(pred, index, axis, reduction, valid=valid)
+    return ce_weight * cross_entropy + dice_weight * dice_loss
