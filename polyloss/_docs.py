@@ -9,7 +9,7 @@ import importlib
 import inspect
 from pathlib import Path
 
-from polyloss.core import CORE_LOSSES, FAMILIES
+from polyloss.core import CORE_HELPERS, CORE_LOSSES, FAMILIES
 from polyloss.specs import SPECS
 
 
@@ -24,14 +24,19 @@ def family_page(family: str) -> str:
         inspect.cleandoc(importlib.import_module(f"polyloss.core.{family}").__doc__ or ""),
         "",
     ]
-    for name, fn in CORE_LOSSES.items():
+    for name, fn in {**CORE_LOSSES, **CORE_HELPERS}.items():
         if fn.family != family:
             continue
-        spec = SPECS[name]
         params = list(inspect.signature(fn).parameters.values())[1:]
         signature = inspect.Signature(params).replace(return_annotation=inspect.Signature.empty)
         lines += [f"## `{name}`", "", "```python", f"{name}{signature}".replace("'", ""), "```", ""]
         lines += [inspect.cleandoc(fn.__doc__ or ""), ""]
+        if name in CORE_HELPERS:
+            lines += ["A helper, not a loss: its backends are compared in the test-suite, not by `verify`.", ""]
+            continue
+        spec = SPECS[name]
+        if fn.needs_autodiff:
+            lines += ["Not in `polyloss.numpy`: it needs the framework's autodiff.", ""]
         lines += ["**Checked by `python -m polyloss verify`** against:", ""]
         lines += [f"- `{ref.name}` ({ref.framework}{', values and gradients' if ref.grads else ', values'})"
                   for ref in spec.references] or ["- (no upstream reference: backends and finite differences only)"]

@@ -1,0 +1,197 @@
+"""The recipes of docs/recipes.md, executed and compared with the seed classes they replace.
+
+The seed classes are re-typed here (torch), so each recipe is checked against
+independent code, values and gradients, in torch and (translated by swapping
+the import) in JAX.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+RECIPES = (Path(__file__).parents[1] / "docs" / "recipes.md").read_text()
+BLOCKS = re.findall(r"```python\n(.*?)```", RECIPES, flags=re.S)
+
+
+def _recipe(name: str, framework: str):
+    """The function ``name`` defined by a docs block, with ``polyloss.<framework>`` as ``pl``."""
+    block = next(b for b in BLOCKS if f"def {name}(" in b)
+    block = re.sub(r"import polyloss\.\w+ as pl", f"import polyloss.{framework} as pl", block)
+    scope: dict = {}
+    exec(compile(block, "docs/recipes.md", "exec"), scope)
+    return scope[name]
+
+
+# -- the seed classes, re-typed --------------------------------------------------------
+
+
+class SeedFocalLoss(nn.Module):  # seed 000
+    def __init__(self, alpha=1, gamma=2, reduction="mean"):
+        super().__init__()
+        self.alpha, self.gamma, self.reduction = alpha, gamma, reduction
+
+    def forward(self, inputs, targets):
+        BCE_loss = F.cross_entropy(inputs, targets, reduction="none")
+        pt = torch.exp(-BCE_loss)
+        F_loss = self.alpha * (1 - pt) ** self.gamma * BCE_loss
+        return F_loss.mean()
+
+
+class SeedCompositeLoss(nn.Module):  # seed 000
+    def __init__(self, alpha=1, gamma=2, cls_weight=1.0, bbox_weight=1.0):
+        super().__init__()
+        self.focal_loss = SeedFocalLoss(alpha, gamma, reduction="mean")
+        self.cls_weight, self.bbox_weight = cls_weight, bbox_weight
+
+    def forward(self, cls_preds, cls_targets, bbox_preds, bbox_targets):
+        cls_loss = self.focal_loss(cls_preds, cls_targets)
+        bbox_loss = F.smooth_l1_loss(bbox_preds, bbox_targets, reduction="mean")
+        return self.cls_weight * cls_loss + self.bbox_weight * bbox_loss
+
+
+class SeedMultiTaskLoss(nn.Module):  # seed 000
+    def __init__(self, cls_weight=1.0, reg_weight=1.0, aux_weight=1.0):
+        super().__init__()
+        self.cls_weight, self.reg_weight, self.aux_weight = cls_weight, reg_weight, aux_weight
+
+    def forward(self, cls_preds, cls_targets, reg_preds, reg_targets, aux_preds, aux_targets):
+        cls_loss = F.cross_entropy(cls_preds, cls_targets)
+        reg_loss = F.mse_loss(reg_preds, reg_targets)
+        aux_loss = F.mse_loss(aux_preds, aux_targets)
+        return self.cls_weight * cls_loss + self.reg_weight * reg_loss + self.aux_weight * aux_loss
+
+
+class SeedUncertaintyLoss(nn.Module):  # seed 002, section 7.1
+    def __init__(self, num_tasks):
+        super().__init__()
+        self.log_vars = nn.Parameter(torch.zeros(num_tasks, dtype=torch.float64))
+
+    def forward(self, losses):
+        total_loss = 0
+        for i, loss in enumerate(losses):
+            precision = torch.exp(-self.log_vars[i])
+            total_loss += precision * loss + self.log_vars[i]
+        return total_loss
+
+
+class SeedCustomLoss(nn.Module):  # seed 004
+    def __init__(self, weight=1.0):
+        super().__init__()
+        self.weight = weight
+
+    def forward(self, pred, target):
+        mse_loss = torch.mean((pred - target) ** 2)
+        l1_loss = torch.mean(torch.abs(pred - target))
+        return mse_loss + self.weight * l1_loss
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _inputs(seed: int):
+    rng = np.random.default_rng(seed)
+    return {
+        "cls_preds": rng.normal(size=(6, 4)) * 2,
+        "cls_targets": rng.integers(0, 4, size=6),
+        "bbox_preds": rng.normal(size=(6, 4)),
+        "bbox_targets": rng.normal(size=(6, 4)),
+        "reg_preds": rng.normal(size=(6, 1)),
+        "reg_targets": rng.normal(size=(6, 1)),
+        "aux_preds": rng.normal(size=(6, 3)),
+        "aux_targets": rng.normal(size=(6, 3)),
+    }
+
+
+def _torch_value_and_grad(fn, arrays, wrt):
+    tensors = {k: torch.tensor(v, requires_grad=k == wrt and v.dtype.kind == "f") for k, v in arrays.items()}
+    out = fn(**tensors)
+    out.backward()
+    return out.item(), tensors[wrt].grad.numpy()
+
+
+def _jax_value_and_grad(fn, arrays, wrt):
+    def scalar(x):
+        return fn(**{**{k: jnp.asarray(v) for k, v in arrays.items()}, wrt: x})
+
+    value, grad = jax.value_and_grad(scalar)(jnp.asarray(arrays[wrt]))
+    return float(value), np.asarray(grad)
+
+
+def _close(a, b):
+    np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_every_block_is_exercised():
+    names = [re.search(r"def (\w+)\(", b).group(1) for b in BLOCKS]
+    assert names == ["composite_loss", "multi_task_loss", "learned_multi_task_loss", "mse_plus_l1"]
+
+
+# -- the recipes against the seeds ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_composite_loss_equals_seed_000(env, framework, seed):
+    arrays = {k: _inputs(seed)[k] for k in ("cls_preds", "cls_targets", "bbox_preds", "bbox_targets")}
+    params = {"alpha": 0.5, "gamma": 2.0, "cls_weight": 1.5, "bbox_weight": 0.7}
+    seed_loss = SeedCompositeLoss(**params)
+    for wrt in ("cls_preds", "bbox_preds"):
+        expected = _torch_value_and_grad(seed_loss, arrays, wrt)
+        recipe = _recipe("composite_loss", framework)
+        run = _torch_value_and_grad if framework == "torch" else _jax_value_and_grad
+        got = run(lambda **a: recipe(**a, **params), arrays, wrt)
+        _close(got[0], expected[0])
+        _close(got[1], expected[1])
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_multi_task_loss_equals_seed_000(env, framework):
+    arrays = _inputs(2)
+    arrays.pop("bbox_preds"), arrays.pop("bbox_targets")
+    params = {"cls_weight": 1.0, "reg_weight": 0.3, "aux_weight": 2.0}
+    seed_loss = SeedMultiTaskLoss(**params)
+    recipe = _recipe("multi_task_loss", framework)
+    run = _torch_value_and_grad if framework == "torch" else _jax_value_and_grad
+    for wrt in ("cls_preds", "reg_preds", "aux_preds"):
+        expected = _torch_value_and_grad(seed_loss, arrays, wrt)
+        got = run(lambda **a: recipe(**a, **params), arrays, wrt)
+        _close(got[0], expected[0])
+        _close(got[1], expected[1])
+
+
+def test_learned_multi_task_loss_equals_seed_002(env):
+    arrays = _inputs(3)
+    log_vars = np.array([0.3, -0.2])
+    seed_loss = SeedUncertaintyLoss(2)
+    with torch.no_grad():
+        seed_loss.log_vars.copy_(torch.tensor(log_vars))
+    losses = [F.cross_entropy(torch.tensor(arrays["cls_preds"]), torch.tensor(arrays["cls_targets"])),
+              F.mse_loss(torch.tensor(arrays["reg_preds"]), torch.tensor(arrays["reg_targets"]))]
+    expected = seed_loss(losses)
+    expected.backward()
+    recipe = _recipe("learned_multi_task_loss", "jax")
+    args = [jnp.asarray(arrays[k]) for k in ("cls_preds", "cls_targets", "reg_preds", "reg_targets")]
+    value, grad = jax.value_and_grad(recipe)(jnp.asarray(log_vars), *args)
+    _close(float(value), float(expected))
+    _close(np.asarray(grad), seed_loss.log_vars.grad.numpy())
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_mse_plus_l1_equals_seed_004(env, framework):
+    rng = np.random.default_rng(4)
+    arrays = {"pred": rng.normal(size=(5, 3)), "target": rng.normal(size=(5, 3))}
+    expected = _torch_value_and_grad(SeedCustomLoss(weight=0.4), arrays, "pred")
+    recipe = _recipe("mse_plus_l1", framework)
+    run = _torch_value_and_grad if framework == "torch" else _jax_value_and_grad
+    got = run(lambda **a: recipe(**a, weight=0.4), arrays, "pred")
+    _close(got[0], expected[0])
+    _close(got[1], expected[1])
