@@ -92,17 +92,31 @@ def _positional_names(spec: LossSpec) -> tuple[str, ...]:
 
 
 def _closure(spec: LossSpec, backend: Any, names: Sequence[str], params: dict[str, Any], reduction: str) -> Callable[..., Any]:
-    """``f(*arrays)`` in the order of ``names``; positional inputs by position, the rest by keyword."""
+    """``f(*arrays)`` in the order of ``names``; positional inputs by position, the rest by keyword.
+
+    A positional input that is not an array (``gradient_penalty``'s critic) comes from ``params``;
+    an optional trailing one (``distillation``'s target) may be absent.
+    """
     loss = _bound(spec, backend)
-    positional = [p for p in _positional_names(spec) if p in names]  # an optional array may be absent
-    if positional != list(_positional_names(spec))[: len(positional)]:
-        raise ValueError(f"{spec.name}: case arrays {list(names)} skip a required positional input")
-    order = [names.index(p) for p in positional]
-    keywords = [(i, n) for i, n in enumerate(names) if n not in positional]
+    sources: list[tuple[str, Any]] = []  # ("array", index) or ("param", value), in signature order
+    for p in _positional_names(spec):
+        if p in names:
+            sources.append(("array", names.index(p)))
+        elif p in params:
+            sources.append(("param", params[p]))
+        else:
+            break
+    used = [p for p in _positional_names(spec)][: len(sources)]
+    missing = [p for p in _positional_names(spec)[len(sources):] if p in names or p in params]
+    if missing:
+        raise ValueError(f"{spec.name}: the case gives {missing} but not the positional inputs before them")
+    static = {k: v for k, v in params.items() if k not in used}
+    keywords = [(i, n) for i, n in enumerate(names) if n not in used]
 
     def f(*arrays: Any) -> Any:
+        args = [arrays[source] if kind == "array" else source for kind, source in sources]
         kwargs = {n: arrays[i] for i, n in keywords}
-        return loss(*(arrays[i] for i in order), **kwargs, **params, reduction=reduction)
+        return loss(*args, **kwargs, **static, reduction=reduction)
 
     return f
 

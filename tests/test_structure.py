@@ -14,7 +14,7 @@ import polyloss.jax
 import polyloss.numpy
 import polyloss.torch
 from polyloss._docs import family_page
-from polyloss.core import CORE_LOSSES, FAMILIES
+from polyloss.core import CORE_HELPERS, CORE_LOSSES, FAMILIES
 from polyloss.specs import SPECS
 
 PACKAGE = Path(polyloss.numpy.__file__).parent
@@ -64,8 +64,9 @@ def test_framework_namespaces_import_their_framework_only():
 
 
 def test_every_namespace_exposes_the_same_losses():
-    expected = {name for name, fn in CORE_LOSSES.items()}
+    expected = set(CORE_LOSSES) | set(CORE_HELPERS)
     autodiff_only = {name for name, fn in CORE_LOSSES.items() if fn.needs_autodiff}
+    assert autodiff_only == {"gradient_penalty"}
     for backend, module in NAMESPACES.items():
         want = expected - autodiff_only if backend == "numpy" else expected
         assert set(module.__all__) == want, (backend, set(module.__all__) ^ want)
@@ -120,3 +121,14 @@ def test_readme_example_runs():
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     example = readme.split("```python\n", 1)[1].split("```", 1)[0]
     exec(compile(example, "README.md", "exec"), {})
+
+
+@pytest.mark.parametrize("name", sorted(CORE_HELPERS))
+def test_helper_conventions(name):
+    """Helpers (non-loss public functions) keep the conventions except the reduction, and have no spec."""
+    fn = getattr(polyloss.torch, name)
+    params = list(inspect.signature(fn).parameters.values())
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params if p.default is not inspect.Parameter.empty)
+    assert name not in SPECS and name not in CORE_LOSSES
+    doc = fn.__doc__ or ""
+    assert ".. math::" in doc and "Args:" in doc and "Returns:" in doc, name

@@ -103,8 +103,9 @@ def check_class_target(logits: Any, target: Any, axis: int) -> None:
 
 
 def check_ndim(name: str, x: Any, ndim: int, layout: str) -> None:
+    """``x`` has ``ndim`` axes, named by ``layout`` such as ``"(N, D)"``."""
     if len(x.shape) != ndim:
-        raise ValueError(f"{name} must be {ndim}-D {layout}, got shape {tuple(x.shape)}")
+        raise ValueError(f"{name} must have shape {layout}, got {tuple(x.shape)}")
 
 
 def check_floating(xp: Any, name: str, x: Any) -> None:

@@ -32,7 +32,7 @@ def _check_views(xp: Any, name_a: str, a: Array, name_b: str, b: Array) -> None:
     check_floating(xp, name_a, a)
     check_floating(xp, name_b, b)
     check_same_shape(name_a, a, name_b, b)
-    check_ndim(name_a, a, 2, "(N, D) embeddings")
+    check_ndim(name_a, a, 2, "(N, D)")
 
 
 def _check_scalar(xp: Any, name: str, value: Any, *, positive: bool) -> Any:

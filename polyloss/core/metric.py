@@ -45,7 +45,7 @@ _COSINE_EPS = 1e-12  # torch's cosine_embedding_loss: added to each squared magn
 def _check_rows(xp: Any, name: str, x: Array, ndim: int | None = None) -> None:
     check_floating(xp, name, x)
     if ndim is not None:
-        check_ndim(name, x, ndim, "(N, D) embeddings")
+        check_ndim(name, x, ndim, "(N, D)")
     elif len(x.shape) < 1:
         raise ValueError(f"{name} must have at least 1 dimension (the embedding axis), got a scalar")
 

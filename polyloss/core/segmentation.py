@@ -65,7 +65,9 @@ def _class_probabilities(b: Any, logits: Array, target: Array, axis: Any, per_sa
     num_classes = logits.shape[axis]
     check_class_indices(b, target, num_classes, None)
     index, valid = guard_traced_labels(b, target, num_classes)
-    probs = xp.moveaxis(b.softmax(logits, axis), axis, -1)
+    # permute_dims, not moveaxis: torch.func.vmap has no batching rule for moveaxis
+    order = tuple(i for i in range(logits.ndim) if i != axis) + (axis,)
+    probs = xp.permute_dims(b.softmax(logits, axis), order)
     if valid is not None:  # out-of-range traced labels poison their group with NaN
         probs = xp.where(valid[..., None], probs, xp.nan)
     return probs, b.one_hot(index, num_classes, probs.dtype)

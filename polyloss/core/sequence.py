@@ -118,12 +118,12 @@ def ctc(
     check_reduction(reduction)
     xp = b.xp
     check_floating(xp, "log_probs", log_probs)
-    check_ndim("log_probs", log_probs, 3, "(N, T, C) log-probabilities, batch first")
+    check_ndim("log_probs", log_probs, 3, "(N, T, C) (batch first)")
     n, frames, num_classes = log_probs.shape
     for name, x in (("targets", targets), ("input_lengths", input_lengths), ("target_lengths", target_lengths)):
         if not is_integer(xp, x):
             raise TypeError(f"{name} must hold integers, got dtype {x.dtype}")
-    check_ndim("targets", targets, 2, "(N, S) padded labels")
+    check_ndim("targets", targets, 2, "(N, S)")
     check_shape("targets", targets, (n, targets.shape[1]))
     check_shape("input_lengths", input_lengths, (n,))
     check_shape("target_lengths", target_lengths, (n,))
@@ -167,7 +167,7 @@ def ctc(
         return xp.where((t < input_lengths)[:, None], advanced, alpha)  # finished samples keep their alpha
 
     times = xp.arange(1, frames, dtype=input_lengths.dtype, device=device)
-    alpha = b.scan(step, alpha, (xp.moveaxis(emissions[:, 1:, :], 1, 0), times))
+    alpha = b.scan(step, alpha, (xp.permute_dims(emissions[:, 1:, :], (1, 0, 2)), times))
 
     last = xp.clip(2 * target_lengths, 0, states - 1)
     end_blank = xp.squeeze(b.take_along_axis(alpha, last[:, None], 1), axis=1)

@@ -99,9 +99,10 @@ def reduce_reference(xp: Any, out: Any, reduction: str) -> Any:
     return xp.sum(out) if reduction == "sum" else xp.mean(out)
 
 
-from polyloss.specs import classification, contrastive, distribution, metric, regression  # noqa: E402  (registers the specs)
+from polyloss.specs import box, classification, contrastive, distribution, generative, metric, multitask, regression, segmentation, sequence  # noqa: E402  (registers the specs)
 
 __all__ = [
-    "SPECS", "Case", "LossSpec", "NotApplicable", "Reference", "Variant", "classification", "contrastive",
-    "distribution", "metric", "reduce_reference", "register", "regression",
+    "SPECS", "Case", "LossSpec", "NotApplicable", "Reference", "Variant", "box", "classification", "contrastive",
+    "distribution", "generative", "metric", "multitask", "reduce_reference", "register", "regression",
+    "segmentation", "sequence",
 ]

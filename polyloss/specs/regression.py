@@ -170,3 +170,32 @@ register(LossSpec(
     differentiable=("pred", "target", "var"),
     references=(Reference("torch.nn.functional.gaussian_nll_loss", "torch", _torch_gaussian),),
 ))
+
+
+def _seed_asymmetric_mse(m, a, p, r):
+    """seed 002's AsymmetricMSELoss.forward (its loss.mean() becomes sum / identity; a weight, as mse's, gives
+    sum(w * l) / sum(w) for "mean")."""
+    error = a["pred"] - a["target"]
+    over_penalty = p.get("over_penalty", 2.0)
+    loss = m.torch.where(error > 0, over_penalty * error**2, error**2)
+    if "weight" in a:
+        loss = loss * a["weight"]
+        if r == "mean":
+            return loss.sum() / a["weight"].sum()
+    return reduce_reference(m.torch, loss, r)
+
+
+register(LossSpec(
+    name="asymmetric_mse",
+    family="regression",
+    variants=(_pair(), _pair(over_penalty=0.5), _pair(over_penalty=1.0), _pair(weighted=True, over_penalty=3.0)),
+    differentiable=("pred", "target"),
+    references=(
+        Reference("seed 002 AsymmetricMSELoss (re-typed)", "torch", _seed_asymmetric_mse),
+        _numpy_loop(
+            "asymmetric squared error loop",
+            lambda y, t, p: (p.get("over_penalty", 2.0) if y > t else 1.0) * (y - t) ** 2,
+        ),
+    ),
+    notes="C1: the second derivative jumps at zero error; the cases keep |error| >= 0.05.",
+))

@@ -1,0 +1,327 @@
+"""Specs of the contrastive losses (see ``polyloss/core/contrastive.py``).
+
+Every loss contrasts the rows of an (N, D) batch of embeddings with each other.
+The torch references re-type the upstream code (the ``info-nce-pytorch``
+package, open_clip's ``ClipLoss`` / ``SigLipLoss``, seed 002's ``InfoNCELoss``
+with its label bug fixed); the JAX references build the same logits and hand
+them to optax (``optax.losses.ntxent`` takes the embeddings themselves).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from polyloss.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
+from polyloss.specs._gen import normal
+
+D = 4  # embedding width
+M = 3  # explicit negatives per query
+
+
+def _variant(name: str, make_arrays, **params: object) -> Variant:
+    return Variant(name, lambda rng, n: Case(make_arrays(rng, n), dict(params)))
+
+
+def _torch_reduce(m, out, r):
+    return reduce_reference(m.torch, out, r)
+
+
+def _jax_normalize(m, x):
+    """F.normalize(x, dim=-1) in jax: x / max(||x||, 1e-12)."""
+    return x / m.jnp.maximum(m.jnp.sqrt(m.jnp.sum(x * x, axis=-1, keepdims=True)), 1e-12)
+
+
+# -- infonce --------------------------------------------------------------------
+
+
+def _infonce_arrays(rng, n, *, negatives=None, scale=1.0, collinear=False):
+    query = normal(rng, (n, D), scale)
+    if collinear:
+        key = rng.uniform(0.5, 2.0, size=(n, 1)) * query  # a positive multiple of each query
+    else:
+        key = query + normal(rng, (n, D), 0.7 * scale)  # correlated positives
+    arrays = {"query": query, "key": key}
+    if negatives == "unpaired":
+        arrays["negatives"] = normal(rng, (M, D), scale)
+    elif negatives == "paired":
+        arrays["negatives"] = normal(rng, (n, M, D), scale)
+    return arrays
+
+
+def _info_nce_package(m, normalize_inputs: bool):
+    """``info_nce`` of the ``info-nce-pytorch`` package (RElbers), re-typed from its published source.
+
+    The package always normalizes; ``normalize_inputs=False`` swaps its ``normalize``
+    helper for the identity (polyloss's ``normalize=False``), nothing else changes.
+    """
+    torch, F = m.torch, m.F
+
+    def transpose(x):
+        return x.transpose(-2, -1)
+
+    def normalize(*xs):
+        if not normalize_inputs:
+            return list(xs)
+        return [None if x is None else F.normalize(x, dim=-1) for x in xs]
+
+    def info_nce(query, positive_key, negative_keys=None, temperature=0.1, reduction="mean", negative_mode="unpaired"):
+        query, positive_key, negative_keys = normalize(query, positive_key, negative_keys)
+        if negative_keys is not None:
+            positive_logit = torch.sum(query * positive_key, dim=1, keepdim=True)
+            if negative_mode == "unpaired":
+                negative_logits = query @ transpose(negative_keys)
+            elif negative_mode == "paired":
+                query = query.unsqueeze(1)
+                negative_logits = query @ transpose(negative_keys)
+                negative_logits = negative_logits.squeeze(1)
+            logits = torch.cat([positive_logit, negative_logits], dim=1)
+            labels = torch.zeros(len(logits), dtype=torch.long, device=query.device)
+        else:
+            logits = query @ transpose(positive_key)
+            labels = torch.arange(len(query), device=query.device)
+        return F.cross_entropy(logits / temperature, labels, reduction=reduction)
+
+    return info_nce
+
+
+def _torch_infonce(m, a, p, r):
+    negatives = a.get("negatives")
+    mode = "paired" if negatives is not None and negatives.dim() == 3 else "unpaired"
+    info_nce = _info_nce_package(m, p.get("normalize", True))
+    return info_nce(a["query"], a["key"], negatives, temperature=p.get("temperature", 0.1), reduction=r,
+                    negative_mode=mode)
+
+
+def _optax_infonce(m, a, p, r):
+    jnp = m.jnp
+    query, key, negatives = a["query"], a["key"], a.get("negatives")
+    if p.get("normalize", True):
+        query, key = _jax_normalize(m, query), _jax_normalize(m, key)
+        negatives = None if negatives is None else _jax_normalize(m, negatives)
+    if negatives is None:
+        logits, labels = query @ key.T, jnp.arange(query.shape[0])
+    else:
+        positive = jnp.sum(query * key, axis=-1, keepdims=True)
+        if negatives.ndim == 2:
+            negative = query @ negatives.T
+        else:
+            negative = jnp.einsum("nd,nmd->nm", query, negatives)
+        logits, labels = jnp.concatenate([positive, negative], axis=1), jnp.zeros(query.shape[0], dtype=jnp.int64)
+    out = m.optax.losses.softmax_cross_entropy_with_integer_labels(logits / p.get("temperature", 0.1), labels)
+    return reduce_reference(jnp, out, r)
+
+
+register(LossSpec(
+    name="infonce",
+    family="contrastive",
+    variants=(
+        _variant("in-batch", _infonce_arrays),
+        _variant("negatives (M,D) unpaired", lambda rng, n: _infonce_arrays(rng, n, negatives="unpaired")),
+        _variant("negatives (N,M,D) paired", lambda rng, n: _infonce_arrays(rng, n, negatives="paired")),
+        _variant("normalize=False,small inputs", lambda rng, n: _infonce_arrays(rng, n, scale=0.3), normalize=False),
+        _variant("temperature=0.01", _infonce_arrays, temperature=0.01),
+        _variant("temperature=0.01,negatives paired", lambda rng, n: _infonce_arrays(rng, n, negatives="paired"),
+                 temperature=0.01),
+        _variant("collinear (key = c * query)", lambda rng, n: _infonce_arrays(rng, n, collinear=True)),
+    ),
+    differentiable=("query", "key", "negatives"),
+    references=(
+        Reference("info-nce-pytorch info_nce (re-typed)", "torch", _torch_infonce),
+        Reference("optax.losses.softmax_cross_entropy_with_integer_labels", "jax", _optax_infonce),
+    ),
+    notes="normalize=False is polyloss's extension: the info-nce-pytorch package always normalizes.",
+))
+
+
+# -- nt_xent --------------------------------------------------------------------
+
+
+def _views(rng, n, *, collinear=False):
+    z1 = normal(rng, (n, D))
+    z2 = rng.uniform(0.5, 2.0, size=(n, 1)) * z1 if collinear else z1 + normal(rng, (n, D), 0.7)
+    return {"z1": z1, "z2": z2}
+
+
+def _seed_002_infonce(m, a, p, r):
+    """Seed 002's ``InfoNCELoss.forward`` re-typed, with its labels fixed.
+
+    As printed, the labels ``arange(N) + N`` index the (2N, 2N - 1) matrix left after
+    removing the diagonal: for the first N rows the positive sits at column
+    ``N + i - 1`` (column ``N + i`` of the full matrix, shifted left by the removed
+    diagonal entry), and ``2N - 1`` is out of range (IndexError for every N).
+    """
+    torch, nn = m.torch, m.torch.nn
+    z_i, z_j, temperature = a["z1"], a["z2"], p.get("temperature", 0.5)
+    batch_size = z_i.size(0)
+    z_i = nn.functional.normalize(z_i, dim=1)
+    z_j = nn.functional.normalize(z_j, dim=1)
+    representations = torch.cat([z_i, z_j], dim=0)
+    similarity_matrix = torch.mm(representations, representations.T)
+    labels = torch.cat([
+        torch.arange(batch_size) + batch_size - 1,  # fixed: the seed has `+ batch_size`
+        torch.arange(batch_size),
+    ], dim=0).to(z_i.device)
+    mask = torch.eye(2 * batch_size, dtype=torch.bool, device=z_i.device)
+    similarity_matrix = similarity_matrix[~mask].view(2 * batch_size, -1)
+    similarity_matrix = similarity_matrix / temperature
+    return nn.functional.cross_entropy(similarity_matrix, labels, reduction=r)
+
+
+def _optax_ntxent(m, a, p, r):
+    """optax.losses.ntxent on concat(z1, z2) with labels concat(arange(N), arange(N)).
+
+    It averages over every matched (i, j) pair, i.e. over the 2N anchors (one positive
+    each), so "sum" is that mean times 2N; it returns no per-anchor values.
+    """
+    if r == "none":
+        raise NotApplicable("optax.losses.ntxent returns only the mean")
+    jnp = m.jnp
+    n = a["z1"].shape[0]
+    labels = jnp.concatenate([jnp.arange(n), jnp.arange(n)])
+    loss = m.optax.losses.ntxent(jnp.concatenate([a["z1"], a["z2"]], axis=0), labels,
+                                 temperature=p.get("temperature", 0.5))
+    return loss * (2 * n) if r == "sum" else loss
+
+
+register(LossSpec(
+    name="nt_xent",
+    family="contrastive",
+    variants=(
+        _variant("random", _views),
+        _variant("N=1 (loss 0)", lambda rng, n: _views(rng, 1)),
+        _variant("temperature=0.01", _views, temperature=0.01),
+        _variant("collinear views (z2 = c * z1)", lambda rng, n: _views(rng, n, collinear=True)),
+    ),
+    differentiable=("z1", "z2"),
+    references=(
+        Reference("seed 002 InfoNCELoss (re-typed, labels fixed)", "torch", _seed_002_infonce),
+        Reference("optax.losses.ntxent", "jax", _optax_ntxent),
+    ),
+    notes=(
+        "optax.losses.ntxent normalizes with sqrt(max(||z||^2, finfo.eps)) (norm floor 1.5e-8 in float64, "
+        "3.5e-4 in float32) where F.normalize uses max(||z||, 1e-12): they differ only for rows shorter than "
+        "that floor, which no variant has. Its mean is over the 2N anchors, so 'sum' = mean * 2N."
+    ),
+))
+
+
+# -- clip -----------------------------------------------------------------------
+
+CLIP_SCALE = math.exp(math.log(1 / 0.07))  # open_clip's initial logit_scale.exp()
+
+
+def _pairs(rng, n, *, scale=1.0, **extra):
+    image = normal(rng, (n, D), scale)
+    return {"image_emb": image, "text_emb": image + normal(rng, (n, D), 0.8 * scale), **extra}
+
+
+def _scale(m, a, p, name, default=None):
+    value = a.get(name, p.get(name, default))
+    if value is None:
+        raise NotApplicable(f"{name} missing")
+    return value
+
+
+def _open_clip_loss(m, a, p, r):
+    """open_clip ``ClipLoss.forward`` (world_size=1) re-typed; the model normalizes the features first."""
+    F = m.F
+    image_features, text_features = a["image_emb"], a["text_emb"]
+    if p.get("normalize", True):
+        image_features, text_features = F.normalize(image_features, dim=-1), F.normalize(text_features, dim=-1)
+    logit_scale = _scale(m, a, p, "logit_scale")
+    logits_per_image = logit_scale * image_features @ text_features.T
+    logits_per_text = logit_scale * text_features @ image_features.T
+    labels = m.torch.arange(logits_per_image.shape[0], device=image_features.device, dtype=m.torch.long)
+    if r == "mean":
+        return (F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_text, labels)) / 2
+    per_index = (F.cross_entropy(logits_per_image, labels, reduction="none")
+                 + F.cross_entropy(logits_per_text, labels, reduction="none")) / 2
+    return _torch_reduce(m, per_index, r)
+
+
+def _optax_clip(m, a, p, r):
+    jnp, optax = m.jnp, m.optax
+    image, text = a["image_emb"], a["text_emb"]
+    if p.get("normalize", True):
+        image, text = _jax_normalize(m, image), _jax_normalize(m, text)
+    logits = _scale(m, a, p, "logit_scale") * image @ text.T
+    labels = jnp.arange(logits.shape[0])
+    per_index = (optax.losses.softmax_cross_entropy_with_integer_labels(logits, labels)
+                 + optax.losses.softmax_cross_entropy_with_integer_labels(logits.T, labels)) / 2
+    return reduce_reference(jnp, per_index, r)
+
+
+register(LossSpec(
+    name="clip",
+    family="contrastive",
+    variants=(
+        _variant("logit_scale=1/0.07 (array)", lambda rng, n: _pairs(rng, n, logit_scale=np.asarray(CLIP_SCALE))),
+        _variant("normalize=False,small inputs,random logit_scale",
+                 lambda rng, n: _pairs(rng, n, scale=0.5, logit_scale=np.asarray(rng.uniform(0.5, 2.0))),
+                 normalize=False),
+        _variant("logit_scale=10.0 (float param)", _pairs, logit_scale=10.0),
+        _variant("N=1", lambda rng, n: _pairs(rng, 1, logit_scale=np.asarray(rng.uniform(5.0, 20.0)))),
+    ),
+    differentiable=("image_emb", "text_emb", "logit_scale"),
+    references=(
+        Reference("open_clip ClipLoss (re-typed)", "torch", _open_clip_loss),
+        Reference("optax.losses.softmax_cross_entropy_with_integer_labels", "jax", _optax_clip),
+    ),
+    notes="'none' is (CE_image_i + CE_text_i) / 2 per index i; its mean is open_clip's value.",
+))
+
+
+# -- siglip ---------------------------------------------------------------------
+
+
+def _open_clip_siglip(m, a, p, r):
+    """open_clip ``SigLipLoss._loss`` (world_size=1) re-typed; the row sums give the per-image losses."""
+    torch, F = m.torch, m.F
+    image_features, text_features = a["image_emb"], a["text_emb"]
+    if p.get("normalize", True):
+        image_features, text_features = F.normalize(image_features, dim=-1), F.normalize(text_features, dim=-1)
+    logit_scale, logit_bias = _scale(m, a, p, "logit_scale"), _scale(m, a, p, "logit_bias")
+    logits = logit_scale * image_features @ text_features.T
+    logits = logits + logit_bias
+    num_logits = image_features.shape[0]
+    labels = -torch.ones((num_logits, num_logits), device=image_features.device, dtype=image_features.dtype)
+    labels = 2 * torch.eye(num_logits, device=image_features.device, dtype=image_features.dtype) + labels
+    if r == "mean":
+        return -F.logsigmoid(labels * logits).sum() / image_features.shape[0]
+    return _torch_reduce(m, -F.logsigmoid(labels * logits).sum(dim=1), r)
+
+
+def _optax_siglip(m, a, p, r):
+    jnp = m.jnp
+    image, text = a["image_emb"], a["text_emb"]
+    if p.get("normalize", True):
+        image, text = _jax_normalize(m, image), _jax_normalize(m, text)
+    logits = _scale(m, a, p, "logit_scale") * image @ text.T + _scale(m, a, p, "logit_bias")
+    targets = jnp.eye(logits.shape[0], dtype=logits.dtype)
+    per_image = m.optax.losses.sigmoid_binary_cross_entropy(logits, targets).sum(axis=1)
+    return reduce_reference(jnp, per_image, r)
+
+
+register(LossSpec(
+    name="siglip",
+    family="contrastive",
+    variants=(
+        _variant("open_clip init scale=10,bias=-10 (arrays)",
+                 lambda rng, n: _pairs(rng, n, logit_scale=np.asarray(10.0), logit_bias=np.asarray(-10.0))),
+        _variant("normalize=False,small inputs,random scale/bias",
+                 lambda rng, n: _pairs(rng, n, scale=0.5, logit_scale=np.asarray(rng.uniform(0.5, 3.0)),
+                                       logit_bias=np.asarray(rng.uniform(-2.0, 1.0))),
+                 normalize=False),
+        _variant("logit_scale=5.0,logit_bias=-2.0 (float params)", _pairs, logit_scale=5.0, logit_bias=-2.0),
+        _variant("N=1", lambda rng, n: _pairs(rng, 1, logit_scale=np.asarray(rng.uniform(1.0, 10.0)),
+                                               logit_bias=np.asarray(rng.uniform(-5.0, 0.0)))),
+    ),
+    differentiable=("image_emb", "text_emb", "logit_scale", "logit_bias"),
+    references=(
+        Reference("open_clip SigLipLoss (re-typed)", "torch", _open_clip_siglip),
+        Reference("optax.losses.sigmoid_binary_cross_entropy", "jax", _optax_siglip),
+    ),
+    notes="'none' is the row sum over texts per image, shape (N,); its mean is open_clip's value.",
+))

@@ -1,0 +1,445 @@
+"""Specs of the generative losses (see ``polyloss/core/generative.py``).
+
+The torch references re-type seed document 002's GAN functions, ``vae_loss``
+and ``PerceptualLoss`` (section 6), the hinge losses of SAGAN/BigGAN from
+their formula, and the WGAN-GP ``compute_gradient_penalty`` of PyTorch-GAN
+(``torch.autograd.grad(create_graph=True)``); the JAX references hand the
+logits to ``optax.losses.sigmoid_binary_cross_entropy`` or take the gradient
+one sample at a time with ``jax.grad``.
+
+Discriminator cases keep the real and fake batches the same shape (the
+``"none"`` reduction needs it); different batch sizes are tested in
+``tests/test_generative.py``. Callables (the critic, the feature maps) travel
+in ``Case.params`` and are written with operators only, so one function
+serves torch tensors and JAX arrays alike.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from polyloss.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
+from polyloss.specs._gen import away_from_kinks, binary, normal
+
+L = 3  # latent width
+P = 4  # pixels per sample
+
+
+def _variant(name: str, make_arrays, **params: object) -> Variant:
+    return Variant(name, lambda rng, n: Case(make_arrays(rng, n), dict(params)))
+
+
+def _torch_reduce(m, out, r):
+    return reduce_reference(m.torch, out, r)
+
+
+def _two_sided(m, real_terms, fake_terms, r, xp=None):
+    """E_real[a] + E_fake[b] of a reference: each side reduced, or per sample for "none"."""
+    xp = xp or m.torch
+    return reduce_reference(xp, real_terms, r) + reduce_reference(xp, fake_terms, r)
+
+
+def _saturated(rng, shape, magnitude=30.0):
+    """Logits of magnitude about ``magnitude``, random signs (sigmoid saturated in float64 too)."""
+    return rng.choice([-1.0, 1.0], size=shape) * (magnitude + rng.uniform(0.0, 1.0, size=shape))
+
+
+# -- GAN (Goodfellow et al.) ------------------------------------------------------
+
+
+def _gan_pair(rng, n, *, shape=None, saturated=False):
+    shape = shape or (n, 1)
+    make = _saturated if saturated else (lambda g, s: normal(g, s, 2.0))
+    return {"real_logits": make(rng, shape), "fake_logits": make(rng, shape)}
+
+
+_GAN_PAIR_VARIANTS = (
+    _variant("(N,1)", _gan_pair),
+    _variant("(N,)", lambda rng, n: _gan_pair(rng, n, shape=(n,))),
+    _variant("(N,2,2)", lambda rng, n: _gan_pair(rng, n, shape=(n, 2, 2))),
+    _variant("saturated |logit|~30", lambda rng, n: _gan_pair(rng, n, saturated=True)),
+)
+
+
+def _seed_gan_discriminator(m, a, p, r):
+    """seed 002's gan_loss_discriminator; its two BCE means become sums or per-sample terms for the other reductions."""
+    real_output, fake_output = a["real_logits"], a["fake_logits"]
+    real_loss = m.F.binary_cross_entropy_with_logits(real_output, m.torch.ones_like(real_output), reduction=r)
+    fake_loss = m.F.binary_cross_entropy_with_logits(fake_output, m.torch.zeros_like(fake_output), reduction=r)
+    return real_loss + fake_loss
+
+
+def _optax_gan_discriminator(m, a, p, r):
+    sbce = m.optax.losses.sigmoid_binary_cross_entropy
+    real, fake = a["real_logits"], a["fake_logits"]
+    return _two_sided(m, sbce(real, m.jnp.ones_like(real)), sbce(fake, m.jnp.zeros_like(fake)), r, m.jnp)
+
+
+register(LossSpec(
+    name="gan_discriminator",
+    family="generative",
+    variants=_GAN_PAIR_VARIANTS,
+    differentiable=("real_logits", "fake_logits"),
+    references=(
+        Reference("seed 002 gan_loss_discriminator (re-typed)", "torch", _seed_gan_discriminator),
+        Reference("optax.losses.sigmoid_binary_cross_entropy (ones / zeros)", "jax", _optax_gan_discriminator),
+    ),
+    notes="the seed returns two BCE means added; 'sum' adds the two sums, 'none' the per-sample terms.",
+))
+
+
+def _gan_fake(rng, n, *, shape=None, saturated=False):
+    shape = shape or (n, 1)
+    return {"fake_logits": _saturated(rng, shape) if saturated else normal(rng, shape, 2.0)}
+
+
+def _seed_gan_generator(m, a, p, r):
+    """seed 002's gan_loss_generator (non-saturating; the seed has no minimax form)."""
+    if not p.get("non_saturating", True):
+        raise NotApplicable("seed 002's gan_loss_generator is the non-saturating form")
+    fake_output = a["fake_logits"]
+    return m.F.binary_cross_entropy_with_logits(fake_output, m.torch.ones_like(fake_output), reduction=r)
+
+
+def _torch_minimax_generator(m, a, p, r):
+    """log(1 - sigmoid(d)) = logsigmoid(-d), computed stably."""
+    if p.get("non_saturating", True):
+        raise NotApplicable("the minimax form only")
+    return _torch_reduce(m, m.F.logsigmoid(-a["fake_logits"]), r)
+
+
+def _optax_gan_generator(m, a, p, r):
+    d = a["fake_logits"]
+    sbce = m.optax.losses.sigmoid_binary_cross_entropy
+    if p.get("non_saturating", True):
+        out = sbce(d, m.jnp.ones_like(d))  # -log sigmoid(d)
+    else:
+        out = -sbce(d, m.jnp.zeros_like(d))  # log(1 - sigmoid(d))
+    return reduce_reference(m.jnp, out, r)
+
+
+register(LossSpec(
+    name="gan_generator",
+    family="generative",
+    variants=(
+        _variant("non_saturating", _gan_fake),
+        _variant("non_saturating,(N,)", lambda rng, n: _gan_fake(rng, n, shape=(n,))),
+        _variant("minimax", _gan_fake, non_saturating=False),
+        _variant("non_saturating,saturated |logit|~30", lambda rng, n: _gan_fake(rng, n, saturated=True)),
+        _variant("minimax,saturated |logit|~30", lambda rng, n: _gan_fake(rng, n, saturated=True),
+                 non_saturating=False),
+    ),
+    differentiable=("fake_logits",),
+    references=(
+        Reference("seed 002 gan_loss_generator (re-typed)", "torch", _seed_gan_generator),
+        Reference("log(1 - sigmoid(d)) as F.logsigmoid(-d)", "torch", _torch_minimax_generator),
+        Reference("optax.losses.sigmoid_binary_cross_entropy", "jax", _optax_gan_generator),
+    ),
+))
+
+
+# -- WGAN (Arjovsky et al.) -------------------------------------------------------
+
+
+def _wgan_pair(rng, n, *, shape=None):
+    shape = shape or (n, 1)
+    return {"real_scores": normal(rng, shape, 3.0), "fake_scores": normal(rng, shape, 3.0)}
+
+
+def _seed_wgan_critic(m, a, p, r):
+    """seed 002's wgan_loss_discriminator, -(mean(real) - mean(fake)); torch.mean becomes sum / identity."""
+    real_output, fake_output = a["real_scores"], a["fake_scores"]
+    if r == "none":
+        return -(real_output - fake_output)
+    if r == "sum":
+        return -(m.torch.sum(real_output) - m.torch.sum(fake_output))
+    return -(m.torch.mean(real_output) - m.torch.mean(fake_output))
+
+
+register(LossSpec(
+    name="wgan_critic",
+    family="generative",
+    variants=(
+        _variant("(N,1)", _wgan_pair),
+        _variant("(N,)", lambda rng, n: _wgan_pair(rng, n, shape=(n,))),
+    ),
+    differentiable=("real_scores", "fake_scores"),
+    references=(Reference("seed 002 wgan_loss_discriminator (re-typed)", "torch", _seed_wgan_critic),),
+    second_order=False,  # linear
+))
+
+
+def _seed_wgan_generator(m, a, p, r):
+    """seed 002's wgan_loss_generator, -mean(fake); torch.mean becomes sum / identity."""
+    return -_torch_reduce(m, a["fake_scores"], r)
+
+
+register(LossSpec(
+    name="wgan_generator",
+    family="generative",
+    variants=(
+        _variant("(N,1)", lambda rng, n: {"fake_scores": normal(rng, (n, 1), 3.0)}),
+        _variant("(N,)", lambda rng, n: {"fake_scores": normal(rng, (n,), 3.0)}),
+    ),
+    differentiable=("fake_scores",),
+    references=(Reference("seed 002 wgan_loss_generator (re-typed)", "torch", _seed_wgan_generator),),
+    second_order=False,  # linear
+))
+
+
+# -- hinge (Lim & Ye; SAGAN, BigGAN) ----------------------------------------------
+
+
+def _hinge_logits(rng, shape):
+    """Outputs whose magnitude stays 0.05 away from 1: the kinks are at real = 1 and fake = -1."""
+    return away_from_kinks(rng, shape, (1.0,))
+
+
+def _torch_hinge_discriminator(m, a, p, r):
+    """mean(relu(1 - D(x))) + mean(relu(1 + D(G(z)))), as BigGAN-PyTorch's loss_hinge_dis."""
+    return _two_sided(m, m.F.relu(1.0 - a["real_logits"]), m.F.relu(1.0 + a["fake_logits"]), r)
+
+
+register(LossSpec(
+    name="hinge_discriminator",
+    family="generative",
+    variants=(
+        _variant("(N,1)", lambda rng, n: {"real_logits": _hinge_logits(rng, (n, 1)),
+                                          "fake_logits": _hinge_logits(rng, (n, 1))}),
+        _variant("(N,)", lambda rng, n: {"real_logits": _hinge_logits(rng, (n,)),
+                                         "fake_logits": _hinge_logits(rng, (n,))}),
+    ),
+    differentiable=("real_logits", "fake_logits"),
+    references=(Reference("hinge formula with F.relu (BigGAN loss_hinge_dis)", "torch", _torch_hinge_discriminator),),
+    second_order=False,  # piecewise linear
+))
+
+
+def _torch_hinge_generator(m, a, p, r):
+    """-mean(D(G(z))), as BigGAN-PyTorch's loss_hinge_gen."""
+    return -_torch_reduce(m, a["fake_logits"], r)
+
+
+register(LossSpec(
+    name="hinge_generator",
+    family="generative",
+    variants=(
+        _variant("(N,1)", lambda rng, n: {"fake_logits": normal(rng, (n, 1), 2.0)}),
+        _variant("(N,)", lambda rng, n: {"fake_logits": normal(rng, (n,), 2.0)}),
+    ),
+    differentiable=("fake_logits",),
+    references=(Reference("hinge formula (BigGAN loss_hinge_gen)", "torch", _torch_hinge_generator),),
+    second_order=False,  # linear
+))
+
+
+# -- gradient penalty (WGAN-GP, Gulrajani et al.) ---------------------------------
+
+
+def _smooth_critic(x):
+    """A framework-agnostic critic (operators and .sum(-1) only); its input gradient has norm >= 1
+    for 3 or more features (the linear term), far from the norm's kink at 0."""
+    return (x**3 * 0.5 + x).sum(-1) + (x[..., 0] * x[..., 1]) ** 2
+
+
+def _quadratic_critic(x):
+    """A critic whose gradient norm crosses 1 over the batch (the penalty's minimum)."""
+    return (x * x * 0.4 + x * 0.3).sum(-1)
+
+
+def _gp_arrays(rng, n, *, shape=(3,)):
+    return {
+        "real": normal(rng, (n, *shape)),
+        "fake": normal(rng, (n, *shape)),
+        "interpolation": rng.uniform(0.05, 0.95, size=(n,)),
+    }
+
+
+def _torch_compute_gradient_penalty(m, a, p, r):
+    """PyTorch-GAN's WGAN-GP compute_gradient_penalty with the case's alpha instead of a random draw,
+    times lambda; per-sample (none) and summed for the other reductions."""
+    torch = m.torch
+    D, real_samples, fake_samples = p["critic"], a["real"], a["fake"]
+    alpha = a["interpolation"].reshape((real_samples.size(0),) + (1,) * (real_samples.dim() - 1))
+    interpolates = (alpha * real_samples + ((1 - alpha) * fake_samples)).requires_grad_(True)
+    d_interpolates = D(interpolates)
+    fake = torch.ones(d_interpolates.size(), dtype=d_interpolates.dtype, requires_grad=False)
+    gradients = torch.autograd.grad(
+        outputs=d_interpolates,
+        inputs=interpolates,
+        grad_outputs=fake,
+        create_graph=True,
+        retain_graph=True,
+        only_inputs=True,
+    )[0]
+    gradients = gradients.view(gradients.size(0), -1)
+    per_sample = p.get("weight", 10.0) * (gradients.norm(2, dim=1) - 1) ** 2
+    return _torch_reduce(m, per_sample, r)
+
+
+def _jax_per_sample_penalty(m, a, p, r):
+    """The gradient of the critic one sample at a time (jax.vmap of jax.grad), then the penalty."""
+    jax, jnp = m.jax, m.jnp
+    critic = p["critic"]
+    eps = a["interpolation"].reshape((-1,) + (1,) * (a["real"].ndim - 1))
+    mixed = eps * a["real"] + (1.0 - eps) * a["fake"]
+    grads = jax.vmap(jax.grad(lambda x: jnp.sum(critic(x[None]))))(mixed)
+    norms = jnp.sqrt(jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=1))
+    return reduce_reference(jnp, p.get("weight", 10.0) * (norms - 1.0) ** 2, r)
+
+
+register(LossSpec(
+    name="gradient_penalty",
+    family="generative",
+    variants=(
+        _variant("(N,3),weight=10", _gp_arrays, critic=_smooth_critic),
+        _variant("(N,2,3),weight=1", lambda rng, n: _gp_arrays(rng, n, shape=(2, 3)), critic=_smooth_critic,
+                 weight=1.0),
+        _variant("(N,4),quadratic critic,weight=2.5", lambda rng, n: _gp_arrays(rng, n, shape=(4,)),
+                 critic=_quadratic_critic, weight=2.5),
+    ),
+    differentiable=("real", "fake"),
+    references=(
+        Reference("PyTorch-GAN compute_gradient_penalty (re-typed, autograd.grad create_graph)", "torch",
+                  _torch_compute_gradient_penalty),
+        Reference("per-sample jax.vmap(jax.grad(critic))", "jax", _jax_per_sample_penalty),
+    ),
+    notes="needs autodiff (absent from polyloss.numpy): values are compared with JAX; the critic is a "
+          "framework-agnostic function in the params and the interpolation weights are given, so both "
+          "frameworks interpolate identically. Gradients w.r.t. real/fake are double backward.",
+))
+
+
+# -- VAE (Kingma & Welling) ------------------------------------------------------
+
+
+def _latent(rng, shape):
+    return {"mu": normal(rng, shape), "logvar": rng.uniform(-2.5, 2.5, size=shape)}
+
+
+def _seed_kl(m, mu, logvar, dim):
+    """seed 002's KL term, -0.5 * sum(1 + logvar - mu^2 - exp(logvar)), summed over ``dim``."""
+    return -0.5 * m.torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=dim)
+
+
+def _seed_vae_kl(m, a, p, r):
+    """seed 002's vae_loss KL term: its full sum for "sum"; per sample (over the latent axis) otherwise."""
+    mu, logvar = a["mu"], a["logvar"]
+    if r == "sum":
+        return -0.5 * m.torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    return _torch_reduce(m, _seed_kl(m, mu, logvar, p.get("axis", -1)), r)
+
+
+def _numpy_kl_loop(m, a, p, r):
+    """KL(N(mu, s^2) || N(0, 1)) = (mu^2 + s^2 - 1 - log s^2) / 2 per coordinate, summed over the latent axis."""
+    np_ = m.np
+    mu = np_.moveaxis(np_.asarray(a["mu"]), p.get("axis", -1), -1)
+    logvar = np_.moveaxis(np_.asarray(a["logvar"]), p.get("axis", -1), -1)
+    out = np_.zeros(mu.shape[:-1])
+    for idx in np_.ndindex(out.shape):
+        out[idx] = sum(0.5 * (float(u) ** 2 + np_.exp(float(v)) - 1.0 - float(v)) for u, v in zip(mu[idx], logvar[idx]))
+    return reduce_reference(np_, out, r)
+
+
+register(LossSpec(
+    name="vae_kl",
+    family="generative",
+    variants=(
+        _variant("(N,L)", lambda rng, n: _latent(rng, (n, L))),
+        _variant("axis=0,(L,N)", lambda rng, n: _latent(rng, (L, n)), axis=0),
+        _variant("(N,2,L)", lambda rng, n: _latent(rng, (n, 2, L))),
+    ),
+    differentiable=("mu", "logvar"),
+    references=(
+        Reference("seed 002 vae_loss KL term (re-typed)", "torch", _seed_vae_kl),
+        Reference("closed-form KL loop", "numpy", _numpy_kl_loop, grads=False),
+    ),
+))
+
+
+def _vae_arrays(rng, n, *, target="soft", recon="probs", shape=(P,)):
+    shape = (n, *shape)
+    x = {"soft": lambda: rng.uniform(0.0, 1.0, size=shape), "binary": lambda: binary(rng, shape),
+         "real": lambda: normal(rng, shape)}[target]()
+    recon_values = rng.uniform(0.02, 0.98, size=shape) if recon == "probs" else normal(rng, shape)
+    return {"recon": recon_values, "x": x, **_latent(rng, (n, L))}
+
+
+def _seed_vae(m, a, p, r):
+    """seed 002's vae_loss: binary_cross_entropy(reduction='sum') + beta * KL; its comment's MSE for
+    recon_loss='mse'. Per sample (summed over each sample's elements) for "none" and "mean"."""
+    F, torch = m.F, m.torch
+    recon_x, x, mu, logvar, beta = a["recon"], a["x"], a["mu"], a["logvar"], p.get("beta", 1.0)
+    recon_fn = F.mse_loss if p.get("recon_loss", "bce") == "mse" else F.binary_cross_entropy
+    if r == "sum":
+        recon_loss = recon_fn(recon_x, x, reduction="sum")
+        kl_div = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+        return recon_loss + beta * kl_div
+    per_sample = recon_fn(recon_x, x, reduction="none").flatten(1).sum(1) + beta * _seed_kl(m, mu, logvar, 1)
+    return _torch_reduce(m, per_sample, r)
+
+
+register(LossSpec(
+    name="vae",
+    family="generative",
+    variants=(
+        _variant("bce,soft x", _vae_arrays),
+        _variant("bce,binary x", lambda rng, n: _vae_arrays(rng, n, target="binary")),
+        _variant("bce,(N,2,2) images,beta=4", lambda rng, n: _vae_arrays(rng, n, shape=(2, 2)), beta=4.0),
+        _variant("mse", lambda rng, n: _vae_arrays(rng, n, target="real", recon="real"), recon_loss="mse"),
+        _variant("mse,beta=0.5", lambda rng, n: _vae_arrays(rng, n, target="real", recon="real"),
+                 recon_loss="mse", beta=0.5),
+    ),
+    differentiable=("recon", "mu", "logvar"),  # not x: finite differences would leave [0, 1] at binary targets
+    references=(Reference("seed 002 vae_loss (re-typed)", "torch", _seed_vae),),
+    notes="default reduction 'sum', as the seed; 'mean' and 'none' are per sample.",
+))
+
+
+# -- perceptual (Johnson et al.) --------------------------------------------------
+
+
+def _two_layers(x):
+    return [x * 2.0, x[:, :2] ** 2]
+
+
+def _three_layers(x):
+    return [x, x * x * 0.5 + x, x[:, :1] * x[:, 1:2] - x[:, 2:3]]
+
+
+def _identity_features(x):
+    return [x]
+
+
+def _images(rng, n, shape=(3, 2)):
+    target = normal(rng, (n, *shape))
+    return {"pred": target + normal(rng, (n, *shape), 0.5), "target": target}
+
+
+def _seed_perceptual(m, a, p, r):
+    """seed 002's PerceptualLoss.forward with the case's feature maps: the mean over layers of
+    F.mse_loss (layer_weights replace 1/L); per-sample means for "none" and "sum"."""
+    F = m.F
+    features = p["features"]
+    pred_maps, target_maps = features(a["pred"]), features(a["target"])
+    weights = p.get("layer_weights") or [1.0 / len(pred_maps)] * len(pred_maps)
+    loss = 0
+    for w, pred_features, target_features in zip(weights, pred_maps, target_maps):
+        if r == "mean":
+            loss += w * F.mse_loss(pred_features, target_features)
+        else:
+            loss += w * F.mse_loss(pred_features, target_features, reduction="none").flatten(1).mean(1)
+    return loss if r != "sum" else loss.sum()
+
+
+register(LossSpec(
+    name="perceptual",
+    family="generative",
+    variants=(
+        _variant("two layers", _images, features=_two_layers),
+        _variant("three layers,layer_weights", _images, features=_three_layers, layer_weights=(0.3, 1.5, 0.7)),
+        _variant("identity features,(N,3,2,2)", lambda rng, n: _images(rng, n, (3, 2, 2)), features=_identity_features),
+    ),
+    differentiable=("pred", "target"),
+    references=(Reference("seed 002 PerceptualLoss (re-typed, the case's features)", "torch", _seed_perceptual),),
+))

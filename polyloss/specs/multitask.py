@@ -1,0 +1,94 @@
+"""Specs of the multi-task and curriculum losses (see ``polyloss/core/multitask.py``).
+
+The torch references re-type seed document 002's ``MultiTaskLoss`` and
+``CurriculumLoss`` (section 7); the per-sample losses the curriculum weighs
+are the case's ``losses`` array (the seed's ``base_criterion`` output). The
+public helper ``curriculum_weights`` has no spec: it is tested in
+``tests/test_multitask.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from polyloss.specs import Case, LossSpec, Reference, Variant, reduce_reference, register
+
+
+def _variant(name: str, make_arrays, **params: object) -> Variant:
+    return Variant(name, lambda rng, n: Case(make_arrays(rng, n), dict(params)))
+
+
+# -- uncertainty weighting (Kendall, Gal & Cipolla) -------------------------------
+
+
+def _tasks(rng, n, *, shape=None):
+    shape = shape or (n + 1,)  # n + 1 tasks
+    return {"losses": rng.uniform(0.05, 3.0, size=shape), "log_vars": rng.uniform(-2.0, 2.0, size=shape)}
+
+
+def _seed_multitask(m, a, p, r):
+    """seed 002's MultiTaskLoss.forward with log_vars given: a loop over the tasks; per task for "none",
+    the total divided by the number of tasks for "mean"."""
+    torch = m.torch
+    losses, log_vars = a["losses"].reshape(-1), a["log_vars"].reshape(-1)
+    terms = []
+    total_loss = 0
+    for i, loss in enumerate(losses):
+        precision = torch.exp(-log_vars[i])
+        terms.append(precision * loss + log_vars[i])
+        total_loss += terms[-1]
+    if r == "none":
+        return torch.stack(terms).reshape(a["losses"].shape)
+    return total_loss if r == "sum" else total_loss / len(terms)
+
+
+register(LossSpec(
+    name="uncertainty_weighting",
+    family="multitask",
+    variants=(
+        _variant("(T,)", _tasks),
+        _variant("(T,2)", lambda rng, n: _tasks(rng, n, shape=(n + 1, 2))),
+    ),
+    differentiable=("losses", "log_vars"),
+    references=(Reference("seed 002 MultiTaskLoss (re-typed)", "torch", _seed_multitask),),
+    notes="default reduction 'sum' (the paper's total).",
+))
+
+
+# -- curriculum -------------------------------------------------------------------
+
+
+def _difficulties(rng, n, progress):
+    """Difficulties in [0, 1] at least 0.01 away from the threshold (the weights are piecewise constant)."""
+    d = rng.uniform(0.0, 1.0, size=(n,))
+    near = np.abs(d - progress) < 0.01
+    return np.where(near, np.clip(progress + np.where(d < progress, -0.02, 0.02), 0.0, 1.0), d)
+
+
+def _curriculum_arrays(rng, n, progress):
+    return {"losses": rng.uniform(0.0, 3.0, size=(n,)), "difficulty": _difficulties(rng, n, progress)}
+
+
+def _seed_curriculum(m, a, p, r):
+    """seed 002's CurriculumLoss.forward with losses = base_criterion(pred, target) given; the seed's
+    .float() cast of the weights kept in the inputs' dtype (float64)."""
+    losses, difficulty = a["losses"], a["difficulty"]
+    threshold = p["progress"]  # progress = current_epoch / total_epochs
+    weights = (difficulty <= threshold).to(losses.dtype)
+    weights = weights / (weights.sum() + 1e-6) * weights.size(0)
+    return reduce_reference(m.torch, losses * weights, r)
+
+
+register(LossSpec(
+    name="curriculum",
+    family="multitask",
+    variants=tuple(
+        _variant(f"progress={progress}", lambda rng, n, progress=progress: _curriculum_arrays(rng, n, progress),
+                 progress=progress)
+        for progress in (0.5, 0.2, 1.0, 0.0)
+    ),
+    differentiable=("losses",),
+    references=(Reference("seed 002 CurriculumLoss (re-typed)", "torch", _seed_curriculum),),
+    second_order=False,  # linear in losses
+    notes="default reduction 'sum', as the seed; the weights are constant in the difficulty (no gradient).",
+))

@@ -1,0 +1,505 @@
+"""Specs of the segmentation losses (see ``polyloss/core/segmentation.py``).
+
+Two input forms: probabilities with a floating mask of the same shape (pooled,
+or per sample), and logits with classes on ``axis`` plus integer labels
+(softmax, one-hot, one score per class). The torch references re-type the
+upstream code: seed 002's ``DiceLoss`` / ``MultiClassDiceLoss`` /
+``CombinedLoss``, segmentation_models_pytorch's ``soft_*_score`` losses, the
+widely copied "Loss Function Library" ``TverskyLoss`` / ``FocalTverskyLoss``
+(Kaggle, bigironsphere) and MONAI's ``GeneralizedDiceLoss``; the NumPy loops
+follow the formulas one group (sample and/or class) at a time.
+
+Probabilities stay inside [0.02, 0.98] so that finite differences (eps 1e-6)
+never leave [0, 1]; exactly empty masks are tested in ``tests/test_segmentation.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from polyloss.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
+from polyloss.specs._gen import binary, labels, normal
+
+C = 3  # classes of the logits forms
+SPATIAL = (2, 2)  # (H, W): small, the second-order finite differences grow with the input size
+
+
+def _variant(name: str, make_arrays, **params: object) -> Variant:
+    return Variant(name, lambda rng, n: Case(make_arrays(rng, n), dict(params)))
+
+
+# --------------------------------------------------------------------------- generators
+
+
+def _probabilities(rng, n, *, soft=False, empty_first=False):
+    """pred in [0.02, 0.98], a binary (or soft) mask; (N, 1, 2, 3) as the seed's binary (N, 1, H, W)."""
+    shape = (n, 1, 2, 3)
+    pred = rng.uniform(0.02, 0.98, size=shape)
+    target = rng.uniform(0.0, 1.0, size=shape) if soft else binary(rng, shape)
+    if empty_first:  # sample 0: an empty mask and an almost empty prediction
+        target[0] = 0.0
+        pred[0] = rng.uniform(1e-3, 2e-3, size=shape[1:])
+    return {"pred": pred, "target": target}
+
+
+def _logits(rng, n, *, axis=1, classes=C, absent=None):
+    """Logits with ``classes`` on ``axis`` ((N, C, H, W) or (N, H, W, C)) and (N, H, W) labels.
+
+    ``absent="first"``: sample 0 has no pixel of the last class; ``"all"``: no sample has one.
+    """
+    shape = (n, classes) + SPATIAL if axis == 1 else (n,) + SPATIAL + (classes,)
+    target = labels(rng, (n,) + SPATIAL, classes)
+    if absent is not None:
+        rows = target[:1] if absent == "first" else target
+        rows[...] = labels(rng, rows.shape, classes - 1)
+        rows[:, 0, 0], rows[:, 0, 1] = 0, 1  # the other classes stay present
+    return {"pred": normal(rng, shape, 2.0), "target": target}
+
+
+def _integer(m, target) -> bool:
+    """Class indices (the logits form) rather than a floating mask, for a torch tensor."""
+    return not m.torch.is_floating_point(target)
+
+
+# --------------------------------------------------------------------------- NumPy loops
+
+
+def _np_groups(a, p):
+    """[(index, p_flat, t_flat)] per group and the output shape, computed element by element."""
+    pred, target = np.asarray(a["pred"], dtype=np.float64), np.asarray(a["target"])
+    per_sample = p.get("per_sample", False)
+    if not np.issubdtype(target.dtype, np.integer):
+        if per_sample:
+            return [((i,), pred[i].ravel(), target[i].astype(np.float64).ravel()) for i in range(len(pred))], (len(pred),)
+        return [((), pred.ravel(), target.astype(np.float64).ravel())], ()
+    logits = np.moveaxis(pred, p.get("axis", -1), -1)
+    classes = logits.shape[-1]
+    probs = np.zeros(logits.shape)
+    for idx in np.ndindex(logits.shape[:-1]):  # softmax one pixel at a time
+        e = np.exp(logits[idx] - logits[idx].max())
+        probs[idx] = e / e.sum()
+    onehot = np.zeros(logits.shape)
+    for idx in np.ndindex(target.shape):
+        onehot[idx + (int(target[idx]),)] = 1.0
+    if per_sample:
+        groups = [((i, c), probs[i, ..., c].ravel(), onehot[i, ..., c].ravel())
+                  for i in range(len(probs)) for c in range(classes)]
+        return groups, (len(probs), classes)
+    return [((c,), probs[..., c].ravel(), onehot[..., c].ravel()) for c in range(classes)], (classes,)
+
+
+def _np_sums(pg, tg):
+    tp = fp = fn = 0.0
+    for pi, ti in zip(pg, tg):
+        tp += pi * ti
+        fp += pi * (1.0 - ti)
+        fn += (1.0 - pi) * ti
+    return tp, fp, fn
+
+
+def _np_ratio(num, den):
+    return 1.0 if num == 0 and den == 0 else num / den  # an empty group is a perfect score
+
+
+def _np_loop(group_loss):
+    def ref(m, a, p, r):
+        groups, shape = _np_groups(a, p)
+        out = np.zeros(shape)
+        for index, pg, tg in groups:
+            out[index] = group_loss(*_np_sums(pg, tg), p)
+        return reduce_reference(np, out, r)
+
+    return ref
+
+
+def _np_dice(tp, fp, fn, p):
+    s = p.get("smooth", 1.0)
+    # sum(p) = TP + FP, sum(t) = TP + FN
+    return 1.0 - _np_ratio(2 * tp + s, (tp + fp) + (tp + fn) + s)
+
+
+def _np_tversky_index(tp, fp, fn, p):
+    s = p.get("smooth", 1.0)
+    return _np_ratio(tp + s, tp + p.get("alpha", 0.5) * fp + p.get("beta", 0.5) * fn + s)
+
+
+def _np_tversky(tp, fp, fn, p):
+    return 1.0 - _np_tversky_index(tp, fp, fn, p)
+
+
+def _np_focal_tversky(tp, fp, fn, p):
+    return (1.0 - _np_tversky_index(tp, fp, fn, p)) ** p.get("gamma", 0.75)
+
+
+def _np_jaccard(tp, fp, fn, p):
+    s = p.get("smooth", 1.0)
+    # union = sum(p) + sum(t) - TP = TP + FP + FN
+    return 1.0 - _np_ratio(tp + s, tp + fp + fn + s)
+
+
+# --------------------------------------------------------------------------- torch helpers
+
+
+def _channels_first(m, a, p):
+    """(logits (N, C, ...), labels) with the class axis moved to 1, as the upstream code expects."""
+    return m.torch.movedim(a["pred"], p.get("axis", -1), 1), a["target"]
+
+
+def _per_sample_or_pooled(m, a, p, r, pooled):
+    """``pooled(pred, target)`` -> scalar or (C,); called per sample when ``per_sample``."""
+    if p.get("per_sample", False):
+        out = m.torch.stack([pooled(a["pred"][i:i + 1], a["target"][i:i + 1]) for i in range(len(a["pred"]))])
+    else:
+        out = pooled(a["pred"], a["target"])
+    return reduce_reference(m.torch, out, r)
+
+
+# --------------------------------------------------------------------------- dice
+
+
+def _seed_dice(m, a, p, r):
+    """Seed 002's ``DiceLoss`` (probabilities) and ``MultiClassDiceLoss`` (logits), re-typed.
+
+    The seed returns the mean over classes; "sum" and "none" extend it with the
+    same per-class terms (their sum, their vector). It pools the whole batch.
+    """
+    torch = m.torch
+    if p.get("per_sample", False):
+        raise NotApplicable("the seed's Dice pools the whole batch")
+    smooth = p.get("smooth", 1.0)
+    if not _integer(m, a["target"]):
+        pred_flat = a["pred"].reshape(-1)  # the seed's .view(-1)
+        target_flat = a["target"].reshape(-1)
+        intersection = (pred_flat * target_flat).sum()
+        dice_score = (2.0 * intersection + smooth) / (pred_flat.sum() + target_flat.sum() + smooth)
+        return 1 - dice_score  # a scalar: every reduction of one group is itself
+    pred, target = _channels_first(m, a, p)
+    num_classes = pred.size(1)
+    pred_softmax = torch.softmax(pred, dim=1)
+    target_one_hot = torch.movedim(m.F.one_hot(target, num_classes), -1, 1).to(pred.dtype)  # the seed's permute
+    losses = []
+    for c in range(num_classes):
+        pred_c = pred_softmax[:, c]
+        target_c = target_one_hot[:, c]
+        intersection = (pred_c * target_c).sum()
+        dice = (2.0 * intersection + smooth) / (pred_c.sum() + target_c.sum() + smooth)
+        losses.append(1 - dice)
+    if r == "mean":
+        return sum(losses) / num_classes  # the seed's total_loss / num_classes
+    return torch.stack(losses).sum() if r == "sum" else torch.stack(losses)
+
+
+def _smp(score: str):
+    """segmentation_models_pytorch's DiceLoss / JaccardLoss / TverskyLoss (gamma=1), re-typed.
+
+    ``binary`` mode (``from_logits=False``) for probabilities, ``multiclass`` mode
+    (``from_logits=True``) for logits; ``dims=(0, 2)`` pools the batch, so
+    ``per_sample`` calls it on each sample. smp zeroes the loss of a class absent
+    from the target (polyloss penalises predicting it): those cases are n/a. smp
+    returns the mean over classes; "sum" and "none" use its per-class losses.
+    """
+
+    def compute_score(m, output, target, p, dims):
+        torch, smooth, eps = m.torch, p.get("smooth", 1.0), 1e-7
+        intersection = torch.sum(output * target, dim=dims)
+        if score == "dice":
+            cardinality = torch.sum(output + target, dim=dims)
+            return (2.0 * intersection + smooth) / (cardinality + smooth).clamp_min(eps)
+        if score == "jaccard":
+            cardinality = torch.sum(output + target, dim=dims)
+            union = cardinality - intersection
+            return (intersection + smooth) / (union + smooth).clamp_min(eps)
+        fp = torch.sum(output * (1.0 - target), dim=dims)
+        fn = torch.sum((1 - output) * target, dim=dims)
+        alpha, beta = p.get("alpha", 0.5), p.get("beta", 0.5)
+        return (intersection + smooth) / (intersection + alpha * fp + beta * fn + smooth).clamp_min(eps)
+
+    def ref(m, a, p, r):
+        integer = _integer(m, a["target"])
+        pred, target = _channels_first(m, a, p) if integer else (a["pred"], a["target"])
+
+        def pooled(y_pred, y_true):
+            bs = y_true.size(0)
+            dims = (0, 2)
+            if integer:  # MULTICLASS_MODE, from_logits=True
+                num_classes = y_pred.size(1)
+                y_pred = y_pred.log_softmax(dim=1).exp()
+                y_true = y_true.reshape(bs, -1)
+                y_pred = y_pred.reshape(bs, num_classes, -1)
+                y_true = m.F.one_hot(y_true, num_classes).permute(0, 2, 1)
+            else:  # BINARY_MODE, from_logits=False
+                y_true = y_true.reshape(bs, 1, -1)
+                y_pred = y_pred.reshape(bs, 1, -1)
+            scores = compute_score(m, y_pred, y_true.type(y_pred.dtype), p, dims)
+            loss = 1.0 - scores
+            mask = y_true.sum(dims) > 0
+            if not bool(mask.all()):
+                raise NotApplicable("smp zeroes the loss of a class absent from the target")
+            loss = loss * mask.to(loss.dtype)
+            return loss if integer else loss[0]  # binary mode: one channel, one group
+
+        return _per_sample_or_pooled(m, {"pred": pred, "target": target}, p, r, pooled)
+
+    names = {"dice": "DiceLoss", "jaccard": "JaccardLoss", "tversky": "TverskyLoss"}
+    return Reference(f"segmentation_models_pytorch {names[score]} (re-typed)", "torch", ref)
+
+
+def _torch_logits_check(m, a, name):
+    if _integer(m, a["target"]):
+        raise NotApplicable(f"the {name} takes probabilities and a mask")
+
+
+def _loss_library(focal: bool):
+    """The "Loss Function Library" ``TverskyLoss`` / ``FocalTverskyLoss`` (Kaggle), re-typed
+    without its sigmoid (polyloss takes probabilities); pooled, called per sample for ``per_sample``."""
+
+    name = "FocalTverskyLoss" if focal else "TverskyLoss"
+
+    def ref(m, a, p, r):
+        _torch_logits_check(m, a, name)
+        smooth, alpha, beta, gamma = p.get("smooth", 1.0), p.get("alpha", 0.5), p.get("beta", 0.5), p.get("gamma", 0.75)
+
+        def forward(inputs, targets):
+            inputs = inputs.reshape(-1)
+            targets = targets.reshape(-1)
+            TP = (inputs * targets).sum()
+            FP = ((1 - targets) * inputs).sum()
+            FN = (targets * (1 - inputs)).sum()
+            Tversky = (TP + smooth) / (TP + alpha * FP + beta * FN + smooth)
+            if focal:
+                return (1 - Tversky) ** gamma
+            return 1 - Tversky
+
+        return _per_sample_or_pooled(m, a, p, r, forward)
+
+    return Reference(f"Loss Function Library {name} (Kaggle, re-typed)", "torch", ref)
+
+
+register(LossSpec(
+    name="dice",
+    family="segmentation",
+    variants=(
+        _variant("probabilities", _probabilities),
+        _variant("probabilities,per_sample,smooth=0", _probabilities, per_sample=True, smooth=0.0),
+        _variant("soft target,smooth=0.5", lambda rng, n: _probabilities(rng, n, soft=True), smooth=0.5),
+        _variant("logits,axis=1", _logits, axis=1),
+        _variant("logits,axis=-1,per_sample", lambda rng, n: _logits(rng, n, axis=-1, classes=C + 1), per_sample=True),
+        _variant("logits,axis=1,smooth=0,class absent", lambda rng, n: _logits(rng, n, absent="all"),
+                 axis=1, smooth=0.0),
+        _variant("near-empty sample 0,per_sample", lambda rng, n: _probabilities(rng, n, empty_first=True),
+                 per_sample=True),
+        _variant("near-empty sample 0,per_sample,smooth=0", lambda rng, n: _probabilities(rng, n, empty_first=True),
+                 per_sample=True, smooth=0.0),
+    ),
+    differentiable=("pred",),
+    references=(
+        Reference("seed 002 DiceLoss / MultiClassDiceLoss (re-typed)", "torch", _seed_dice),
+        _smp("dice"),
+        Reference("dice loop", "numpy", _np_loop(_np_dice), grads=False),
+    ),
+))
+
+
+# --------------------------------------------------------------------------- tversky
+
+
+register(LossSpec(
+    name="tversky",
+    family="segmentation",
+    variants=(
+        _variant("probabilities,alpha=0.3,beta=0.7", _probabilities, alpha=0.3, beta=0.7),
+        _variant("probabilities,per_sample,alpha=0.7,beta=0.3,smooth=0", _probabilities,
+                 per_sample=True, alpha=0.7, beta=0.3, smooth=0.0),
+        _variant("soft target,alpha=beta=1", lambda rng, n: _probabilities(rng, n, soft=True), alpha=1.0, beta=1.0),
+        _variant("logits,axis=1", _logits, axis=1),
+        _variant("logits,axis=-1,per_sample,alpha=0.2,beta=0.8,smooth=0.5",
+                 lambda rng, n: _logits(rng, n, axis=-1, classes=C + 1), per_sample=True, alpha=0.2, beta=0.8, smooth=0.5),
+        _variant("near-empty sample 0,per_sample,alpha=0.4,beta=0.6",
+                 lambda rng, n: _probabilities(rng, n, empty_first=True), per_sample=True, alpha=0.4, beta=0.6),
+    ),
+    differentiable=("pred",),
+    references=(
+        _loss_library(focal=False),
+        _smp("tversky"),
+        Reference("tversky loop (TP, FP, FN)", "numpy", _np_loop(_np_tversky), grads=False),
+    ),
+))
+
+
+# --------------------------------------------------------------------------- focal_tversky
+
+
+register(LossSpec(
+    name="focal_tversky",
+    family="segmentation",
+    variants=(
+        _variant("probabilities", _probabilities),
+        _variant("probabilities,per_sample,gamma=2,alpha=0.3,beta=0.7,smooth=0", _probabilities,
+                 per_sample=True, gamma=2.0, alpha=0.3, beta=0.7, smooth=0.0),
+        _variant("soft target,gamma=1.5", lambda rng, n: _probabilities(rng, n, soft=True), gamma=1.5),
+        _variant("logits,axis=1,gamma=0.5", _logits, axis=1, gamma=0.5),
+        _variant("logits,axis=-1,per_sample,gamma=4/3,alpha=0.7,beta=0.3",
+                 lambda rng, n: _logits(rng, n, axis=-1, classes=C + 1), per_sample=True, gamma=4 / 3, alpha=0.7, beta=0.3),
+    ),
+    differentiable=("pred",),
+    references=(
+        _loss_library(focal=True),
+        Reference("focal tversky loop ((1 - TI)^gamma)", "numpy", _np_loop(_np_focal_tversky), grads=False),
+    ),
+))
+
+
+# --------------------------------------------------------------------------- jaccard
+
+
+register(LossSpec(
+    name="jaccard",
+    family="segmentation",
+    variants=(
+        _variant("probabilities", _probabilities),
+        _variant("probabilities,per_sample,smooth=0", _probabilities, per_sample=True, smooth=0.0),
+        _variant("soft target,smooth=0.5", lambda rng, n: _probabilities(rng, n, soft=True), smooth=0.5),
+        _variant("logits,axis=1", _logits, axis=1),
+        _variant("logits,axis=-1,per_sample,smooth=0", lambda rng, n: _logits(rng, n, axis=-1, classes=C + 1),
+                 per_sample=True, smooth=0.0),
+        _variant("near-empty sample 0,per_sample", lambda rng, n: _probabilities(rng, n, empty_first=True),
+                 per_sample=True),
+    ),
+    differentiable=("pred",),
+    references=(
+        _smp("jaccard"),
+        Reference("jaccard loop", "numpy", _np_loop(_np_jaccard), grads=False),
+    ),
+))
+
+
+# --------------------------------------------------------------------------- generalized_dice
+
+
+def _monai_generalized_dice(m, a, p, r):
+    """MONAI's ``GeneralizedDiceLoss(softmax=True, to_onehot_y=True, w_type="square",
+    smooth_nr=smooth_dr=smooth, batch=not per_sample)``, re-typed (monai/losses/dice.py).
+
+    MONAI takes (B, C, spatial) logits and (B, 1, spatial) labels; its "none"
+    keeps broadcastable (B, 1, 1, 1) dimensions, squeezed to polyloss's shape.
+    """
+    torch = m.torch
+    input, target = _channels_first(m, a, p)
+    target = target.unsqueeze(1)  # (B, 1, spatial)
+    smooth = p.get("smooth", 1e-5)
+    smooth_nr = smooth_dr = float(smooth)
+    batch = not p.get("per_sample", False)
+
+    n_pred_ch = input.shape[1]
+    input = torch.softmax(input, 1)
+    # monai.networks.one_hot: scatter along dim 1
+    sh = list(target.shape)
+    sh[1] = n_pred_ch
+    target = torch.zeros(sh, dtype=input.dtype).scatter_(1, target.long(), 1)
+
+    reduce_axis = torch.arange(2, len(input.shape)).tolist()
+    if batch:
+        reduce_axis = [0] + reduce_axis
+    intersection = torch.sum(target * input, reduce_axis)
+    ground_o = torch.sum(target, reduce_axis)
+    pred_o = torch.sum(input, reduce_axis)
+    denominator = ground_o + pred_o
+
+    w = torch.reciprocal(ground_o * ground_o)  # w_type="square"
+    infs = torch.isinf(w)
+    if batch:
+        w[infs] = 0.0
+        w = w + infs * torch.max(w)
+    else:
+        w[infs] = 0.0
+        max_values = torch.max(w, dim=1)[0].unsqueeze(dim=1)
+        w = w + infs * max_values
+
+    final_reduce_dim = 0 if batch else 1
+    numer = 2.0 * (intersection * w).sum(final_reduce_dim, keepdim=True) + smooth_nr
+    denom = (denominator * w).sum(final_reduce_dim, keepdim=True) + smooth_dr
+    f = 1.0 - (numer / denom)
+    if r == "mean":
+        return torch.mean(f)
+    if r == "sum":
+        return torch.sum(f)
+    return f.reshape(()) if batch else f.reshape(-1)
+
+
+def _np_generalized_dice(m, a, p, r):
+    """Sudre et al.'s formula one group at a time; an absent class takes the largest present weight."""
+    groups, shape = _np_groups(a, p)
+    s = p.get("smooth", 1e-5)
+    per_group: dict[tuple[int, ...], list[tuple[float, float, float]]] = {}
+    for index, pg, tg in groups:
+        inter = sum(pi * ti for pi, ti in zip(pg, tg))
+        per_group.setdefault(index[:-1], []).append((inter, float(sum(tg)), float(sum(pg))))
+    out = np.zeros(shape[:-1])
+    for key, classes in per_group.items():
+        present = [1.0 / v**2 for _, v, _ in classes if v > 0]
+        w_max = max(present) if present else 0.0
+        weights = [1.0 / v**2 if v > 0 else w_max for _, v, _ in classes]
+        numer = 2 * sum(w * i for w, (i, _, _) in zip(weights, classes)) + s
+        denom = sum(w * (v + q) for w, (_, v, q) in zip(weights, classes)) + s
+        out[key] = 1.0 - _np_ratio(numer, denom)
+    return reduce_reference(np, out, r)
+
+
+register(LossSpec(
+    name="generalized_dice",
+    family="segmentation",
+    variants=(
+        _variant("axis=1", _logits, axis=1),
+        _variant("axis=1,per_sample", _logits, axis=1, per_sample=True),
+        _variant("axis=-1,per_sample,class absent in sample 0", lambda rng, n: _logits(rng, n, axis=-1, absent="first"),
+                 per_sample=True),
+        _variant("axis=1,class absent,smooth=0", lambda rng, n: _logits(rng, n, axis=1, classes=C + 1, absent="all"),
+                 axis=1, smooth=0.0),
+        _variant("axis=-1,smooth=1", lambda rng, n: _logits(rng, n, axis=-1, classes=2), smooth=1.0),
+    ),
+    differentiable=("pred",),
+    references=(
+        Reference("MONAI GeneralizedDiceLoss (re-typed)", "torch", _monai_generalized_dice),
+        Reference("generalized dice loop", "numpy", _np_generalized_dice, grads=False),
+    ),
+    notes="the class weights 1/V_c^2 depend on the labels only (no gradient), as in MONAI.",
+))
+
+
+# --------------------------------------------------------------------------- dice_ce
+
+
+def _seed_combined(m, a, p, r):
+    """Seed 002's ``CombinedLoss`` (``nn.CrossEntropyLoss()`` + ``MultiClassDiceLoss``), re-typed,
+    with its weights and Dice smoothing as parameters; "sum" sums both terms (pixels, classes)."""
+    torch = m.torch
+    pred, target = _channels_first(m, a, p)
+    ce_weight, dice_weight, smooth = p.get("ce_weight", 0.5), p.get("dice_weight", 0.5), p.get("smooth", 1.0)
+    ce_loss = m.F.cross_entropy(pred, target, reduction=r)
+    num_classes = pred.size(1)
+    pred_softmax = torch.softmax(pred, dim=1)
+    target_one_hot = torch.movedim(m.F.one_hot(target, num_classes), -1, 1).to(pred.dtype)
+    total_loss = 0
+    for c in range(num_classes):
+        pred_c = pred_softmax[:, c]
+        target_c = target_one_hot[:, c]
+        intersection = (pred_c * target_c).sum()
+        dice = (2.0 * intersection + smooth) / (pred_c.sum() + target_c.sum() + smooth)
+        total_loss += 1 - dice
+    dice_loss = total_loss / num_classes if r == "mean" else total_loss
+    return ce_weight * ce_loss + dice_weight * dice_loss
+
+
+register(LossSpec(
+    name="dice_ce",
+    family="segmentation",
+    variants=(
+        _variant("axis=1", _logits, axis=1),
+        _variant("axis=-1,ce_weight=1,dice_weight=2,smooth=0.5", lambda rng, n: _logits(rng, n, axis=-1, classes=C + 1),
+                 ce_weight=1.0, dice_weight=2.0, smooth=0.5),
+        _variant("axis=1,class absent,smooth=0", lambda rng, n: _logits(rng, n, absent="all"), axis=1, smooth=0.0),
+    ),
+    differentiable=("pred",),
+    references=(Reference("seed 002 CombinedLoss (re-typed)", "torch", _seed_combined),),
+    reductions=("mean", "sum"),
+))
