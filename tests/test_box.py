@@ -1,0 +1,277 @@
+"""Identities and edge behaviour of the bounding-box losses, on numpy, torch and jax.
+
+Each property compares a loss with an independent computation: a closed form
+written here (identical boxes), the same loss on transformed boxes (translated,
+rescaled), another loss of the family (the GIoU/DIoU/CIoU penalties are
+non-negative), or torchvision's code re-typed in the spec (degenerate boxes,
+where it returns NaN). Gradients come from torch autograd and ``jax.grad``.
+"""
+
+from __future__ import annotations
+
+import types
+
+import jax
+
+jax.config.update("jax_enable_x64", True)  # float64 comparisons below, as the conftest's env fixture does
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import polyloss.jax as pj  # noqa: E402
+import polyloss.numpy as pn  # noqa: E402
+import polyloss.torch as pt  # noqa: E402
+from polyloss.specs import box as box_spec  # noqa: E402  (the re-typed torchvision losses)
+
+BACKENDS = ("numpy", "torch", "jax")
+AUTODIFF = ("torch", "jax")
+MODULES = {"numpy": pn, "torch": pt, "jax": pj}
+LOSSES = ("box_iou", "box_giou", "box_diou", "box_ciou")
+SEEDS = st.integers(0, 2**31 - 1)
+N = 6  # box pairs per batch: one shape throughout, so jax compiles each eager op once
+TORCHVISION = {
+    "box_giou": box_spec.tv_generalized_box_iou_loss,
+    "box_diou": box_spec.tv_distance_box_iou_loss,
+    "box_ciou": box_spec.tv_complete_box_iou_loss,
+}
+TORCH_MODULES = types.SimpleNamespace(torch=torch)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def arr(backend: str, value):
+    value = np.asarray(value, dtype="float64")
+    if backend == "torch":
+        return torch.as_tensor(value.copy())
+    if backend == "jax":
+        return jnp.asarray(value)
+    return value
+
+
+def to_np(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().numpy()
+    return np.asarray(x)
+
+
+def close(actual, expected, rtol=1e-12, atol=1e-12) -> None:
+    np.testing.assert_allclose(to_np(actual), np.asarray(expected), rtol=rtol, atol=atol)
+
+
+def loss_fn(backend: str, name: str, **kwargs):
+    fn = getattr(MODULES[backend], name)
+    return lambda pred, target: fn(pred, target, reduction="none", **kwargs)
+
+
+def value_and_grads(backend: str, fn, pred, target):
+    """(fn(pred, target), [d sum(fn) / d pred, d sum(fn) / d target]) with the framework's autodiff."""
+    if backend == "torch":
+        xs = [arr("torch", pred).requires_grad_(True), arr("torch", target).requires_grad_(True)]
+        out = fn(*xs)
+        return to_np(out), [to_np(g) for g in torch.autograd.grad(out.sum(), xs)]
+    xs = (arr("jax", pred), arr("jax", target))
+    grads = jax.grad(lambda p, t: jnp.sum(fn(p, t)), argnums=(0, 1))(*xs)
+    return to_np(fn(*xs)), [to_np(g) for g in grads]
+
+
+def random_boxes(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Valid (x1, y1, x2, y2) boxes anywhere in [-3, 3]^2: overlapping, nested and disjoint pairs alike."""
+    x = np.sort(rng.uniform(-3.0, 3.0, size=shape + (2,)), axis=-1)
+    y = np.sort(rng.uniform(-3.0, 3.0, size=shape + (2,)), axis=-1)
+    return np.stack([x[..., 0], y[..., 0], x[..., 1], y[..., 1]], axis=-1)
+
+
+def box_pairs(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """n (pred, target) pairs: independent boxes (often disjoint) and, every other pair, a jittered copy
+    of the prediction (overlapping)."""
+    pred, target = random_boxes(rng, (n,)), random_boxes(rng, (n,))
+    jittered = pred + rng.uniform(-0.3, 0.3, size=pred.shape)
+    x, y = np.sort(jittered[:, 0::2], axis=-1), np.sort(jittered[:, 1::2], axis=-1)  # keep x1 <= x2, y1 <= y2
+    target[::2] = np.stack([x[:, 0], y[:, 0], x[:, 1], y[:, 1]], axis=-1)[::2]
+    return pred, target
+
+
+def area(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+
+
+# --------------------------------------------------------------------------- identical boxes
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_identical_boxes_give_zero_loss(backend):
+    boxes = random_boxes(np.random.default_rng(0), (N,))
+    for name in LOSSES:
+        # eps = 0: IoU is exactly 1 and every penalty 0 (same enclosing box, same center, same aspect)
+        out = loss_fn(backend, name, eps=0.0)(arr(backend, boxes), arr(backend, boxes))
+        np.testing.assert_allclose(to_np(out), 0.0, atol=1e-15)
+        # default eps: only the IoU term moves, 1 - A / (A + eps) = eps / (A + eps)
+        out = loss_fn(backend, name)(arr(backend, boxes), arr(backend, boxes))
+        close(out, 1e-7 / (area(boxes) + 1e-7), rtol=1e-6, atol=0.0)
+        if backend in AUTODIFF:
+            for eps in (0.0, 1e-7):
+                _, grads = value_and_grads(backend, loss_fn(backend, name, eps=eps), boxes, boxes)
+                assert all(np.isfinite(g).all() for g in grads)
+
+
+# --------------------------------------------------------------------------- degenerate boxes
+
+DEGENERATE = {  # (pred, target)
+    "point vs box": ([1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 2.0, 3.0]),
+    "zero width vs box": ([1.0, 0.5, 1.0, 2.0], [0.0, 0.0, 2.0, 3.0]),
+    "zero height vs box": ([0.5, 1.0, 2.5, 1.0], [0.0, 0.0, 2.0, 3.0]),
+    "box vs zero height": ([0.0, 0.0, 2.0, 3.0], [0.5, 1.0, 2.5, 1.0]),
+    "identical points": ([1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0]),
+    "identical zero height": ([0.0, 1.0, 2.0, 1.0], [0.0, 1.0, 2.0, 1.0]),
+}
+
+
+@pytest.mark.parametrize("eps", [1e-7, 0.0])
+@pytest.mark.parametrize("backend", AUTODIFF)
+def test_degenerate_boxes_give_finite_values_and_gradients(backend, eps):
+    names = list(DEGENERATE)  # one batch: pairs are independent under reduction="none"
+    pred, target = degenerate_batch()
+    identical = np.array([c.startswith("identical") for c in names])
+    for name in LOSSES:
+        value, grads = value_and_grads(backend, loss_fn(backend, name, eps=eps), pred, target)
+        assert np.isfinite(value).all(), (name, value)
+        assert all(np.isfinite(g).all() for g in grads), (name, grads)
+        close(value, to_np(loss_fn("numpy", name, eps=eps)(pred, target)))
+        # identical empty boxes: IoU 0 (0 / 0 with eps = 0 is taken as 0), no enclosing-area,
+        # center or aspect penalty
+        close(value[identical], 1.0, atol=1e-15)
+    # an empty box never intersects: IoU 0
+    close(loss_fn(backend, "box_iou", eps=eps)(arr(backend, pred), arr(backend, target)), np.ones(len(names)))
+
+
+def degenerate_batch() -> tuple[np.ndarray, np.ndarray]:
+    return tuple(np.asarray([pair[i] for pair in DEGENERATE.values()]) for i in (0, 1))
+
+
+def _torchvision_value_and_grad(name: str, pred, target, eps: float = 1e-7):
+    p = torch.as_tensor(np.asarray(pred, dtype="float64")).requires_grad_(True)
+    out = TORCHVISION[name](TORCH_MODULES, p, torch.as_tensor(np.asarray(target, dtype="float64")), eps=eps)
+    (grad,) = torch.autograd.grad(out.sum(), p)
+    return to_np(out), to_np(grad)
+
+
+@pytest.mark.parametrize("backend", AUTODIFF)
+def test_ciou_zero_height_box_is_finite_where_torchvision_is_nan(backend):
+    """atan(w / h) at h = 0: torchvision's value is pi/2 (atan(inf)) but its gradient
+    0 * inf = NaN; polyloss's atan2 has the same value and a finite gradient."""
+    pred, target = degenerate_batch()
+    row = {name: i for i, name in enumerate(DEGENERATE)}
+    value, grads = value_and_grads(backend, loss_fn(backend, "box_ciou"), pred, target)
+    assert np.isfinite(value).all() and np.isfinite(grads[0]).all()
+    tv_value, tv_grad = _torchvision_value_and_grad("box_ciou", pred, target)
+    zero_height = row["zero height vs box"]
+    assert np.isfinite(tv_value[zero_height]) and np.isnan(tv_grad[zero_height]).any()
+    close(value[zero_height], tv_value[zero_height])
+    # a point box: torchvision's atan(0 / 0) makes the value NaN too; polyloss takes angle 0
+    assert np.isnan(tv_value[row["point vs box"]])
+    # identical empty boxes with eps = 0: torchvision divides 0 by 0 (GIoU, DIoU), polyloss gives 1
+    tv_value, _ = _torchvision_value_and_grad("box_giou", pred, target, eps=0.0)
+    ours = to_np(loss_fn(backend, "box_giou", eps=0.0)(arr(backend, pred), arr(backend, target)))
+    assert np.isnan(tv_value[row["identical points"]]) and ours[row["identical points"]] == 1.0
+
+
+# --------------------------------------------------------------------------- invalid boxes
+
+
+@pytest.mark.parametrize("coordinate", [0, 1])  # x1 > x2 or y1 > y2
+@pytest.mark.parametrize("which", ["pred", "target"])
+@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_inverted_boxes_raise(backend, name, which, coordinate):
+    good = random_boxes(np.random.default_rng(1), (N,))
+    bad = good.copy()
+    bad[1, coordinate], bad[1, coordinate + 2] = bad[1, coordinate + 2], bad[1, coordinate]
+    pred, target = (bad, good) if which == "pred" else (good, bad)
+    fn = getattr(MODULES[backend], name)
+    fn(arr(backend, good), arr(backend, good))  # the valid pair passes
+    with pytest.raises(ValueError, match=which):
+        fn(arr(backend, pred), arr(backend, target))
+
+
+# --------------------------------------------------------------------------- invariances and bounds
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(seed=SEEDS)
+@settings(max_examples=3)
+def test_translating_both_boxes_leaves_every_loss_unchanged(backend, seed):
+    rng = np.random.default_rng(seed)
+    pred, target = box_pairs(rng, N)
+    offset = np.tile(rng.uniform(-10.0, 10.0, size=(N, 2)), 2)  # (dx, dy, dx, dy) per pair
+    for name in LOSSES:
+        fn = loss_fn(backend, name)
+        base = to_np(fn(arr(backend, pred), arr(backend, target)))
+        close(fn(arr(backend, pred + offset), arr(backend, target + offset)), base, rtol=1e-9, atol=1e-12)
+        # moving one box only changes the loss (the property is not vacuous)
+        assert not np.allclose(to_np(fn(arr(backend, pred + offset), arr(backend, target))), base)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(seed=SEEDS)
+@settings(max_examples=3)
+def test_scaling_both_boxes_leaves_every_loss_unchanged_without_eps(backend, seed):
+    rng = np.random.default_rng(seed)
+    pred, target = box_pairs(rng, N)
+    for name in LOSSES:
+        fn = loss_fn(backend, name, eps=0.0)
+        base = to_np(fn(arr(backend, pred), arr(backend, target)))
+        for c in (1e-3, 0.37, 12.5, 1e3):
+            close(fn(arr(backend, c * pred), arr(backend, c * target)), base, rtol=1e-9, atol=1e-12)
+    # with eps > 0 the invariance holds only up to eps: tiny boxes (areas ~1e-8) feel eps = 1e-7
+    with_eps = loss_fn(backend, "box_iou")
+    p, t = np.tile([0.0, 0.0, 2.0, 2.0], (N, 1)), np.tile([1.0, 1.0, 3.0, 3.0], (N, 1))  # IoU 1/7
+    close(with_eps(arr(backend, p), arr(backend, t)), np.full(N, 6.0 / 7.0), rtol=1e-6)
+    close(with_eps(arr(backend, 1e-4 * p), arr(backend, 1e-4 * t)), np.full(N, 1.0 - 1e-8 / (7e-8 + 1e-7)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(seed=SEEDS)
+@settings(max_examples=3)
+def test_penalties_bound_the_losses(backend, seed):
+    """IoU <= GIoU <= IoU + 1, IoU <= DIoU < IoU + 1 and DIoU <= CIoU, pair by pair."""
+    rng = np.random.default_rng(seed)
+    pred, target = box_pairs(rng, N)
+    p, t = arr(backend, pred), arr(backend, target)
+    iou, giou, diou, ciou = (to_np(loss_fn(backend, name)(p, t)) for name in LOSSES)
+    assert np.all((iou >= 0.0) & (iou <= 1.0))
+    tol = 1e-12  # C - U of nested boxes is 0 up to rounding (-1e-16 seen)
+    assert np.all(giou >= iou - tol) and np.all(giou <= iou + 1.0)
+    assert np.all(diou >= iou - tol) and np.all(diou < iou + 1.0)
+    assert np.all(ciou >= diou - tol)
+    disjoint = iou == 1.0  # the penalties are what is left for disjoint (non-empty) pairs
+    assert np.all(giou[disjoint] > 1.0) and np.all(diou[disjoint] > 1.0)
+
+
+# --------------------------------------------------------------------------- ties
+
+
+TIED = {  # (pred, target) pairs sharing edges: every max/min of the geometry ties somewhere
+    "identical": ([0.0, 0.0, 2.0, 1.0], [0.0, 0.0, 2.0, 1.0]),
+    "shared x1 and y2": ([0.0, 0.5, 2.0, 3.0], [0.0, 1.0, 1.5, 3.0]),
+    "nested touching three edges": ([0.0, 0.0, 3.0, 2.0], [0.0, 0.0, 1.0, 2.0]),
+    "touching side by side": ([0.0, 0.0, 1.0, 2.0], [1.0, 0.5, 2.5, 1.5]),
+    "touching corners": ([0.0, 0.0, 1.0, 1.0], [1.0, 1.0, 2.0, 3.0]),
+    "shared y1 only": ([0.0, 0.0, 2.0, 2.0], [1.0, 0.0, 3.0, 1.0]),
+}
+
+
+@pytest.mark.parametrize("eps", [1e-7, 0.0])
+def test_torch_and_jax_gradients_agree_on_tied_coordinates(eps):
+    pred, target = (np.asarray([pair[i] for pair in TIED.values()]) for i in (0, 1))
+    for name in LOSSES:
+        torch_value, torch_grads = value_and_grads("torch", loss_fn("torch", name, eps=eps), pred, target)
+        jax_value, jax_grads = value_and_grads("jax", loss_fn("jax", name, eps=eps), pred, target)
+        close(torch_value, jax_value)
+        for gt, gj in zip(torch_grads, jax_grads):
+            assert np.isfinite(gt).all()
+            close(gt, gj, rtol=1e-12, atol=1e-14)
