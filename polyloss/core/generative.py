@@ -209,12 +209,12 @@ def gradient_penalty(
               \qquad \hat x_i = \epsilon_i x_i + (1 - \epsilon_i) \tilde x_i,
               \quad \epsilon_i \sim U[0, 1]
 
-    The gradient is taken by the framework (``torch.autograd.grad`` with
-    ``create_graph=True``; ``jax.grad``), so the penalty itself can be
-    differentiated with respect to the critic's parameters; the
-    interpolation, the norm (over every axis but the batch) and the penalty are
-    the shared maths. Not in ``polyloss.numpy`` (no autodiff); not usable
-    under ``torch.compile(fullgraph=True)`` (``autograd.grad`` breaks the graph).
+    The gradient is taken by the framework (``torch.func.grad``, which also
+    works under ``torch.func.vmap`` and ``torch.compile(fullgraph=True)``;
+    ``jax.grad``), so the penalty itself can be differentiated with respect to
+    the critic's parameters; the interpolation, the norm (over every axis but
+    the batch) and the penalty are the shared maths. Not in ``polyloss.numpy``
+    (no autodiff).
 
     Args:
         critic: the critic, a function from a batch like ``real`` to scores

@@ -99,7 +99,19 @@ def reduce_reference(xp: Any, out: Any, reduction: str) -> Any:
     return xp.sum(out) if reduction == "sum" else xp.mean(out)
 
 
-from polyloss.specs import box, classification, contrastive, distribution, generative, metric, multitask, regression, segmentation, sequence  # noqa: E402  (registers the specs)
+# registers the specs
+from polyloss.specs import (  # noqa: E402
+    box,
+    classification,
+    contrastive,
+    distribution,
+    generative,
+    metric,
+    multitask,
+    regression,
+    segmentation,
+    sequence,
+)
 
 __all__ = [
     "SPECS", "Case", "LossSpec", "NotApplicable", "Reference", "Variant", "box", "classification", "contrastive",

@@ -16,8 +16,6 @@ serves torch tensors and JAX arrays alike.
 
 from __future__ import annotations
 
-import numpy as np
-
 from polyloss.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
 from polyloss.specs._gen import away_from_kinks, binary, normal
 
@@ -400,11 +398,11 @@ register(LossSpec(
 
 
 def _two_layers(x):
-    return [x * 2.0, x[:, :2] ** 2]
+    return [x * 2.0, x[:, :2, ...] ** 2]  # the ellipsis: array-api-strict indexes every axis
 
 
 def _three_layers(x):
-    return [x, x * x * 0.5 + x, x[:, :1] * x[:, 1:2] - x[:, 2:3]]
+    return [x, x * x * 0.5 + x, x[:, :1, ...] * x[:, 1:2, ...] - x[:, 2:3, ...]]
 
 
 def _identity_features(x):

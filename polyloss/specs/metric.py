@@ -581,8 +581,10 @@ def _margin_loop(arc: bool):
             logits = []
             for j in range(len(w)):
                 cos = float(e[i] @ w[j]) / (max(np_.linalg.norm(e[i]), 1e-12) * max(np_.linalg.norm(w[j]), 1e-12))
-                if j == c and arc:
-                    cos = math.cos(math.acos(cos) + mg) if cos > math.cos(math.pi - mg) else cos - math.sin(math.pi - mg) * mg
+                if j == c and arc and cos > math.cos(math.pi - mg):
+                    cos = math.cos(math.acos(cos) + mg)
+                elif j == c and arc:
+                    cos = cos - math.sin(math.pi - mg) * mg
                 elif j == c:
                     cos = cos - mg
                 logits.append(s * cos)
