@@ -145,7 +145,8 @@ def nt_xent(b: Any, z1: Array, z2: Array, *, temperature: float = 0.5, reduction
     Numerically the ``InfoNCELoss`` class of seed document 002 once its labels
     account for the removed diagonal (``N + i - 1`` for the first N rows; as
     printed it raises ``IndexError``), and ``optax.losses.ntxent`` with labels
-    pairing the two views. Chen et al., *A Simple Framework for Contrastive
+    pairing the two views (except for rows shorter than about 1.5e-8, which
+    optax's norm floor ``sqrt(finfo.eps)`` treats differently). Chen et al., *A Simple Framework for Contrastive
     Learning of Visual Representations*, 2020.
     """
     check_reduction(reduction)
@@ -190,7 +191,9 @@ def clip(
     Returns:
         The loss; per pair with ``reduction="none"``.
 
-    With ``normalize=False`` exactly open_clip's single-process ``ClipLoss``.
+    open_clip's single-process ``ClipLoss`` on the embeddings its models
+    return (already normalised, so ``normalize=True`` changes nothing there);
+    with ``normalize=False``, ``ClipLoss`` on whatever is passed.
     """
     check_reduction(reduction)
     xp = b.xp
@@ -237,7 +240,8 @@ def siglip(
     Returns:
         The loss; per image with ``reduction="none"``.
 
-    With ``normalize=False`` exactly open_clip's single-process ``SigLipLoss``.
+    open_clip's single-process ``SigLipLoss`` on the normalised embeddings its
+    models return; with ``normalize=False``, ``SigLipLoss`` on whatever is passed.
     """
     check_reduction(reduction)
     xp = b.xp

@@ -1,0 +1,330 @@
+"""Identities and edge behaviour of the contrastive losses, on numpy, torch and jax.
+
+Each property compares a loss with an independent computation: a NumPy loop
+written here, another loss of the catalogue (``cross_entropy``), or the same loss
+on transformed inputs (rescaled rows, swapped views). Gradients come from torch
+autograd and ``jax.grad``.
+"""
+
+from __future__ import annotations
+
+import jax
+
+jax.config.update("jax_enable_x64", True)  # float64 comparisons below, as the conftest's env fixture does
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import polyloss.jax as pj  # noqa: E402
+import polyloss.numpy as pn  # noqa: E402
+import polyloss.torch as pt  # noqa: E402
+
+BACKENDS = ("numpy", "torch", "jax")
+AUTODIFF = ("torch", "jax")
+MODULES = {"numpy": pn, "torch": pt, "jax": pj}
+REDUCTIONS = ("mean", "sum", "none")
+SEEDS = st.integers(0, 2**31 - 1)
+D = 4
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def arr(backend: str, value, dtype="float64"):
+    value = np.asarray(value, dtype=dtype)
+    if backend == "torch":
+        return torch.as_tensor(value.copy())
+    if backend == "jax":
+        return jnp.asarray(value)
+    return value
+
+
+def to_np(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().numpy()
+    return np.asarray(x)
+
+
+def close(actual, expected, rtol=1e-12, atol=1e-12) -> None:
+    np.testing.assert_allclose(to_np(actual), np.asarray(expected), rtol=rtol, atol=atol)
+
+
+def value_and_grads(backend: str, fn, *xs):
+    """(fn(*xs), [d sum(fn) / dx for x in xs]) with the framework's autodiff."""
+    if backend == "torch":
+        xs = [x.detach().clone().requires_grad_(True) for x in xs]
+        out = fn(*xs)
+        grads = torch.autograd.grad(out.sum(), xs, allow_unused=True)
+        return out.detach(), [torch.zeros_like(x) if g is None else g for x, g in zip(xs, grads)]
+    out, vjp = jax.vjp(fn, *xs)
+    return out, list(vjp(jnp.ones_like(out)))
+
+
+def reduce(rows: np.ndarray, reduction: str):
+    return {"mean": rows.mean(), "sum": rows.sum(), "none": rows}[reduction]
+
+
+def np_normalize(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def np_ce(logits: np.ndarray, target: int) -> float:
+    """-log softmax(logits)[target] for one row, in float64."""
+    top = logits.max()
+    return float(np.log(np.sum(np.exp(logits - top))) + top - logits[target])
+
+
+def np_nt_xent_rows(z1: np.ndarray, z2: np.ndarray, temperature: float) -> np.ndarray:
+    """SimCLR's 2N anchors one at a time: the partner view against every other row."""
+    z = np.concatenate([np_normalize(z1), np_normalize(z2)])
+    n = len(z1)
+    out = np.zeros(2 * n)
+    for i in range(2 * n):
+        others = [j for j in range(2 * n) if j != i]
+        logits = np.array([z[i] @ z[j] for j in others]) / temperature
+        out[i] = np_ce(logits, others.index(i + n if i < n else i - n))
+    return out
+
+
+def np_siglip_rows(img, txt, scale, bias) -> np.ndarray:
+    img, txt = np_normalize(img), np_normalize(txt)
+    out = np.zeros(len(img))
+    for i in range(len(img)):
+        for j in range(len(txt)):
+            z = scale * img[i] @ txt[j] + bias
+            sign = 1.0 if i == j else -1.0
+            out[i] += np.logaddexp(0.0, -sign * z)  # -log sigmoid(sign * z)
+    return out
+
+
+def embeddings(seed: int, *shapes):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(size=shape) for shape in shapes]
+
+
+# --------------------------------------------------------------------------- infonce
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(seed=SEEDS)
+@settings(max_examples=2)
+def test_infonce_in_batch_equals_cross_entropy_of_similarities(backend, seed):
+    q, k = embeddings(seed, (4, D), (4, D))
+    m = MODULES[backend]
+    sim = np_normalize(q) @ np_normalize(k).T / 0.2
+    labels = np.arange(4)
+    for reduction in REDUCTIONS:
+        out = m.infonce(arr(backend, q), arr(backend, k), temperature=0.2, reduction=reduction)
+        ce = m.cross_entropy(arr(backend, sim), arr(backend, labels, "int64"), reduction=reduction)
+        close(out, to_np(ce))
+        close(out, reduce(np.array([np_ce(sim[i], i) for i in range(4)]), reduction))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(seed=SEEDS)
+@settings(max_examples=2)
+def test_infonce_explicit_negatives_put_the_positive_at_column_zero(backend, seed):
+    q, k, shared, paired = embeddings(seed, (4, D), (4, D), (3, D), (4, 3, D))
+    qn, kn = np_normalize(q), np_normalize(k)
+    m = MODULES[backend]
+    for negatives, per_row in ((shared, lambda i: np_normalize(shared)), (paired, lambda i: np_normalize(paired[i]))):
+        rows = np.array([np_ce(np.concatenate([[qn[i] @ kn[i]], per_row(i) @ qn[i]]) / 0.1, 0) for i in range(4)])
+        out = m.infonce(arr(backend, q), arr(backend, k), negatives=arr(backend, negatives), reduction="none")
+        close(out, rows)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(seed=SEEDS)
+@settings(max_examples=2)
+def test_infonce_normalized_is_invariant_to_positive_row_scaling(backend, seed):
+    q, k, neg = embeddings(seed, (4, D), (4, D), (4, 3, D))
+    rng = np.random.default_rng(seed + 1)
+    cq, ck, cn = rng.uniform(0.1, 10.0, (4, 1)), rng.uniform(0.1, 10.0, (4, 1)), rng.uniform(0.1, 10.0, (4, 3, 1))
+    m = MODULES[backend]
+    as_array = lambda x: None if x is None else arr(backend, x)  # noqa: E731
+    for negatives, scaled in ((None, None), (neg, neg * cn)):
+        base = m.infonce(arr(backend, q), arr(backend, k), negatives=as_array(negatives), reduction="none")
+        moved = m.infonce(arr(backend, q * cq), arr(backend, k * ck), negatives=as_array(scaled), reduction="none")
+        close(moved, to_np(base), rtol=1e-10)
+    # without normalization the same rescaling changes the loss (the property is not vacuous)
+    raw = m.infonce(arr(backend, q), arr(backend, k), normalize=False, reduction="none")
+    raw_moved = m.infonce(arr(backend, q * cq), arr(backend, k * ck), normalize=False, reduction="none")
+    assert not np.allclose(to_np(raw), to_np(raw_moved))
+
+
+# --------------------------------------------------------------------------- nt_xent
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(seed=SEEDS)
+@settings(max_examples=2)
+def test_nt_xent_matches_a_loop_over_the_2n_anchors(backend, seed):
+    z1, z2 = embeddings(seed, (4, D), (4, D))
+    m = MODULES[backend]
+    rows = np_nt_xent_rows(z1, z2, 0.5)
+    for reduction in REDUCTIONS:
+        close(m.nt_xent(arr(backend, z1), arr(backend, z2), reduction=reduction), reduce(rows, reduction))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("temperature", [0.5, 0.01])
+def test_nt_xent_single_pair_is_zero(backend, temperature):
+    z1, z2 = embeddings(7, (1, D), (1, D))
+    m = MODULES[backend]
+    fn = lambda a, b: m.nt_xent(a, b, temperature=temperature, reduction="none")  # noqa: E731
+    out = to_np(fn(arr(backend, z1), arr(backend, z2)))
+    assert out.shape == (2,)
+    np.testing.assert_array_equal(out, np.zeros(2))  # each anchor's only candidate is its positive
+    if backend in AUTODIFF:
+        _, grads = value_and_grads(backend, fn, arr(backend, z1), arr(backend, z2))
+        for grad in grads:
+            np.testing.assert_allclose(to_np(grad), 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(seed=SEEDS)
+@settings(max_examples=2)
+def test_nt_xent_swapping_the_views_permutes_the_anchors(backend, seed):
+    n = 4
+    z1, z2 = embeddings(seed, (n, D), (n, D))
+    m = MODULES[backend]
+    out = to_np(m.nt_xent(arr(backend, z1), arr(backend, z2), reduction="none"))
+    swapped = to_np(m.nt_xent(arr(backend, z2), arr(backend, z1), reduction="none"))
+    assert out.shape == (2 * n,)
+    close(swapped, np.concatenate([out[n:], out[:n]]))
+    assert not np.allclose(out[:n], out[n:])  # the anchors do differ, so the order is really checked
+    close(m.nt_xent(arr(backend, z2), arr(backend, z1)), out.mean())
+
+
+# --------------------------------------------------------------------------- clip / siglip
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(seed=SEEDS)
+@settings(max_examples=2)
+def test_clip_is_symmetric_in_image_and_text(backend, seed):
+    img, txt = embeddings(seed, (4, D), (4, D))
+    m = MODULES[backend]
+    scale = 1 / 0.07
+    fn = lambda a, b: m.clip(a, b, logit_scale=scale, reduction="none")  # noqa: E731
+    out = to_np(fn(arr(backend, img), arr(backend, txt)))
+    close(fn(arr(backend, txt), arr(backend, img)), out)
+    logits = scale * np_normalize(img) @ np_normalize(txt).T
+    close(out, [(np_ce(logits[i], i) + np_ce(logits[:, i], i)) / 2 for i in range(4)])
+    if backend in AUTODIFF:
+        _, (g_img, g_txt) = value_and_grads(backend, fn, arr(backend, img), arr(backend, txt))
+        _, (g_txt2, g_img2) = value_and_grads(backend, fn, arr(backend, txt), arr(backend, img))
+        close(g_img2, to_np(g_img))
+        close(g_txt2, to_np(g_txt))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(seed=SEEDS)
+@settings(max_examples=2)
+def test_siglip_none_is_the_per_image_row_sum(backend, seed):
+    img, txt = embeddings(seed, (4, D), (4, D))
+    m = MODULES[backend]
+    rows = np_siglip_rows(img, txt, 10.0, -10.0)
+    out = {r: m.siglip(arr(backend, img), arr(backend, txt), logit_scale=10.0, logit_bias=-10.0, reduction=r)
+           for r in REDUCTIONS}
+    assert to_np(out["none"]).shape == (4,)
+    close(out["none"], rows)
+    close(out["sum"], rows.sum())
+    close(out["mean"], rows.sum() / 4)  # open_clip's -sum(logsigmoid) / N
+
+
+@pytest.mark.parametrize("backend", AUTODIFF)
+def test_clip_and_siglip_learnable_scale_gets_a_gradient(backend):
+    img, txt = embeddings(3, (4, D), (4, D))
+    m = MODULES[backend]
+    x, y = arr(backend, img), arr(backend, txt)
+    scale, bias = arr(backend, 10.0), arr(backend, -10.0)
+    _, (g_scale,) = value_and_grads(backend, lambda s: m.clip(x, y, logit_scale=s), scale)
+    logits = np_normalize(img) @ np_normalize(txt).T
+    h = 1e-6  # central difference of the float64 NumPy formula in the scale
+
+    def clip_np(s):
+        return np.mean([(np_ce(s * logits[i], i) + np_ce(s * logits[:, i], i)) / 2 for i in range(4)])
+
+    close(g_scale, (clip_np(10.0 + h) - clip_np(10.0 - h)) / (2 * h), rtol=1e-6, atol=1e-8)
+    _, (gs, gb) = value_and_grads(backend, lambda s, b: m.siglip(x, y, logit_scale=s, logit_bias=b), scale, bias)
+    sig_np = lambda s, b: np_siglip_rows(img, txt, s, b).mean()  # noqa: E731
+    close(gs, (sig_np(10.0 + h, -10.0) - sig_np(10.0 - h, -10.0)) / (2 * h), rtol=1e-6, atol=1e-8)
+    close(gb, (sig_np(10.0, -10.0 + h) - sig_np(10.0, -10.0 - h)) / (2 * h), rtol=1e-6, atol=1e-8)
+
+
+# --------------------------------------------------------------------------- zero vectors, hard temperatures
+
+
+def _zero_rows():
+    q, k, neg = embeddings(11, (4, D), (4, D), (4, 3, D))
+    q[0] = 0.0
+    k[1] = 0.0
+    neg[2, 1] = 0.0
+    return q, k, neg
+
+
+CALLS = {
+    "infonce": lambda m, q, k, neg: m.infonce(q, k, reduction="none"),
+    "infonce,paired negatives": lambda m, q, k, neg: m.infonce(q, k, negatives=neg, reduction="none"),
+    "nt_xent": lambda m, q, k, neg: m.nt_xent(q, k, reduction="none"),
+    "clip": lambda m, q, k, neg: m.clip(q, k, logit_scale=1 / 0.07, reduction="none"),
+    "siglip": lambda m, q, k, neg: m.siglip(q, k, logit_scale=10.0, logit_bias=-10.0, reduction="none"),
+}
+
+
+@pytest.mark.parametrize("backend", AUTODIFF)
+@pytest.mark.parametrize("loss", list(CALLS))
+def test_zero_vectors_give_finite_values_and_gradients(backend, loss):
+    q, k, neg = _zero_rows()
+    m = MODULES[backend]
+    fn = lambda a, b, c: CALLS[loss](m, a, b, c)  # noqa: E731
+    value, grads = value_and_grads(backend, fn, arr(backend, q), arr(backend, k), arr(backend, neg))
+    assert np.all(np.isfinite(to_np(value))), to_np(value)
+    for grad in grads:
+        assert np.all(np.isfinite(to_np(grad))), to_np(grad)
+    # a zero row normalizes to zero, so every cosine with it is 0: the value equals the
+    # NumPy formula with that row's similarities set to 0
+    qn, kn = np_normalize(q), np_normalize(k)
+    assert not np.isnan(qn).any() and np.all(qn[0] == 0.0)
+    if loss == "infonce":
+        close(value, [np_ce(qn[i] @ kn.T / 0.1, i) for i in range(4)])
+        # and the gradient is F.normalize's (torch autograd): 1 / 1e-12 times the upstream gradient on a zero row
+        tq, tk = (torch.tensor(x, requires_grad=True) for x in (q, k))
+        logits = torch.nn.functional.normalize(tq, dim=-1) @ torch.nn.functional.normalize(tk, dim=-1).T / 0.1
+        torch.nn.functional.cross_entropy(logits, torch.arange(4), reduction="sum").backward()
+        close(grads[0], tq.grad.numpy(), rtol=1e-10, atol=0)
+        close(grads[1], tk.grad.numpy(), rtol=1e-10, atol=0)
+    elif loss == "nt_xent":
+        close(value, np_nt_xent_rows(q, k, 0.5))
+    elif loss == "clip":
+        logits = qn @ kn.T / 0.07
+        close(value, [(np_ce(logits[i], i) + np_ce(logits[:, i], i)) / 2 for i in range(4)])
+    elif loss == "siglip":
+        close(value, np_siglip_rows(q, k, 10.0, -10.0))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_temperature_001_with_collinear_embeddings_is_finite(backend, dtype):
+    q, neg = embeddings(5, (4, D), (4, 3, D))
+    k = np.array([[0.5], [1.0], [2.0], [3.0]]) * q  # key = positive multiple of query: cosine 1
+    m = MODULES[backend]
+    qn = np_normalize(q)
+    rtol = 1e-10 if dtype == "float64" else 1e-4
+    calls = {
+        "infonce": (lambda a, b: m.infonce(a, b, temperature=0.01, reduction="none"),
+                    [np_ce(qn[i] @ qn.T / 0.01, i) for i in range(4)]),
+        "nt_xent": (lambda a, b: m.nt_xent(a, b, temperature=0.01, reduction="none"), np_nt_xent_rows(q, k, 0.01)),
+    }
+    for fn, expected in calls.values():
+        out = to_np(fn(arr(backend, q, dtype), arr(backend, k, dtype)))
+        assert out.dtype == np.dtype(dtype) and np.all(np.isfinite(out))
+        close(out, expected, rtol=rtol, atol=rtol)
+        if backend in AUTODIFF:
+            _, grads = value_and_grads(backend, fn, arr(backend, q, dtype), arr(backend, k, dtype))
+            assert all(np.all(np.isfinite(to_np(g))) for g in grads)
