@@ -18,7 +18,9 @@ losses per group: a scalar (probabilities), ``(C,)`` (classes), ``(N,)`` or
 Scores are computed from sums of products, :math:`TP = \\sum p t`,
 :math:`FP = \\sum p (1 - t)`, :math:`FN = \\sum (1 - p) t`. An empty group
 (no predicted and no target mass) with ``smooth=0`` scores 1 (loss 0), never
-0/0; with ``smooth > 0`` it does so by construction. Predicting foreground
+0/0, and its gradient is 0; with ``smooth > 0`` it scores 1 by construction and
+keeps the true gradient there (``1/s`` per unit of predicted mass for Dice and
+Jaccard, ``alpha/s`` for Tversky), which pushes an empty prediction to stay empty. Predicting foreground
 on an empty target is penalised (unlike implementations that drop classes
 absent from the target).
 """

@@ -69,9 +69,10 @@ def _np_groups(a, p):
     pred, target = np.asarray(a["pred"], dtype=np.float64), np.asarray(a["target"])
     per_sample = p.get("per_sample", False)
     if not np.issubdtype(target.dtype, np.integer):
+        mask = target.astype(np.float64)
         if per_sample:
-            return [((i,), pred[i].ravel(), target[i].astype(np.float64).ravel()) for i in range(len(pred))], (len(pred),)
-        return [((), pred.ravel(), target.astype(np.float64).ravel())], ()
+            return [((i,), pred[i].ravel(), mask[i].ravel()) for i in range(len(pred))], (len(pred),)
+        return [((), pred.ravel(), mask.ravel())], ()
     logits = np.moveaxis(pred, p.get("axis", -1), -1)
     classes = logits.shape[-1]
     probs = np.zeros(logits.shape)
