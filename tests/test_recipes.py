@@ -181,7 +181,7 @@ def test_learned_multi_task_loss_equals_seed_002(env):
     recipe = _recipe("learned_multi_task_loss", "jax")
     args = [jnp.asarray(arrays[k]) for k in ("cls_preds", "cls_targets", "reg_preds", "reg_targets")]
     value, grad = jax.value_and_grad(recipe)(jnp.asarray(log_vars), *args)
-    _close(float(value), float(expected))
+    _close(float(value), expected.item())
     _close(np.asarray(grad), seed_loss.log_vars.grad.numpy())
 
 
