@@ -39,8 +39,9 @@ def _ctc_case(rng: np.random.Generator, n: int, *, frames: int, classes: int, wi
     log_probs = log_softmax(normal(rng, (n, frames, classes), 1.5))
     targets = rng.integers(0, classes, size=(n, width)).astype(np.int64)  # padding: any class
     target_lengths = rng.integers(1, width + 1, size=n).astype(np.int64)
-    if repeats or impossible:
-        target_lengths[:] = width if repeats else target_lengths
+    if repeats:
+        target_lengths[:] = width
+    if impossible:
         target_lengths[0] = width
     if empty:
         target_lengths[0] = 0
