@@ -135,7 +135,7 @@ class ArrayAPIBackend:
     def scan(self, step: Any, carry: Any, xs: tuple[Array, ...]) -> Any:
         """The carry after ``carry = step(carry, (x[i] for x in xs))`` over the leading axis."""
         for i in range(xs[0].shape[0]):
-            carry = step(carry, tuple(x[i] for x in xs))
+            carry = step(carry, tuple(x[i, ...] for x in xs))
         return carry
 
     def grad_of_sum(self, fn: Any, x: Array) -> Array:

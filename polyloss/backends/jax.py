@@ -20,6 +20,7 @@ class JaxBackend(ArrayAPIBackend):
 
     def __init__(self) -> None:
         super().__init__("jax", jnp, (jax.Array,))
+        self._scan_bodies: dict[Callable[..., Any], Callable[..., Any]] = {}
         self._half = (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16))
 
     # -- input handling --------------------------------------------------------
@@ -64,7 +65,10 @@ class JaxBackend(ArrayAPIBackend):
         return jax.lax.stop_gradient(x)
 
     def scan(self, step: Callable[..., Any], carry: Any, xs: tuple[jax.Array, ...]) -> Any:
-        return jax.lax.scan(lambda c, x: (step(c, x), None), carry, xs)[0]
+        # one body per step function: lax.scan caches its compiled loop on the body's identity
+        if step not in self._scan_bodies:
+            self._scan_bodies[step] = lambda c, x: (step(c, x), None)
+        return jax.lax.scan(self._scan_bodies[step], carry, xs)[0]
 
     def grad_of_sum(self, fn: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
         return jax.grad(lambda v: jnp.sum(fn(v)))(x)

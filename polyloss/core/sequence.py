@@ -36,6 +36,29 @@ def _logsumexp(b: Any, *terms: Array) -> Array:
     return xp.where(reached, top + xp.log(xp.where(reached, total, 1.0)), _NEG_INF)
 
 
+_STEPS: dict[Any, Any] = {}
+
+
+def _alpha_step(b: Any) -> Any:
+    """The recursion's step, one function object per backend: everything it reads comes in
+    through the carry, so JAX's scan finds its compiled step in the cache on every call."""
+    if b not in _STEPS:
+        xp = b.xp
+
+        def step(carry: tuple[Array, Array, Array], inputs: tuple[Array, Array]) -> tuple[Array, Array, Array]:
+            alpha, skip, input_lengths = carry
+            emission, t = inputs
+            minus_inf = xp.full((alpha.shape[0], 2), _NEG_INF, dtype=alpha.dtype, device=b.device(alpha))
+            one_back = xp.concat([minus_inf[:, :1], alpha[:, :-1]], axis=1)
+            two_back = xp.where(skip, xp.concat([minus_inf, alpha[:, :-2]], axis=1), _NEG_INF)
+            advanced = _logsumexp(b, alpha, one_back, two_back) + emission
+            # samples whose input has ended keep their alpha
+            return xp.where((t < input_lengths)[:, None], advanced, alpha), skip, input_lengths
+
+        _STEPS[b] = step
+    return _STEPS[b]
+
+
 def _check_lengths(b: Any, name: str, lengths: Array, low: int, high: Any, what: str) -> None:
     """Eager check of a lengths vector against [low, high] (``high`` an int or per-sample ints)."""
     if b.is_traced(lengths) or lengths.shape[0] == 0:
@@ -157,17 +180,9 @@ def ctc(
     first = emissions[:, 0, :]
     alpha = xp.where(position[None, :] < 2, first, _NEG_INF)
     alpha = xp.where((position[None, :] == 1) & ~in_target, _NEG_INF, alpha)  # an empty target has no state 1
-    minus_inf = xp.full((n, 2), _NEG_INF, dtype=alpha.dtype, device=device)
-
-    def step(alpha: Array, inputs: tuple[Array, Array]) -> Array:
-        emission, t = inputs
-        one_back = xp.concat([minus_inf[:, :1], alpha[:, :-1]], axis=1)
-        two = xp.where(skip, xp.concat([minus_inf, alpha[:, :-2]], axis=1), _NEG_INF)
-        advanced = _logsumexp(b, alpha, one_back, two) + emission
-        return xp.where((t < input_lengths)[:, None], advanced, alpha)  # finished samples keep their alpha
-
     times = xp.arange(1, frames, dtype=input_lengths.dtype, device=device)
-    alpha = b.scan(step, alpha, (xp.permute_dims(emissions[:, 1:, :], (1, 0, 2)), times))
+    steps = xp.permute_dims(emissions[:, 1:, :], (1, 0, 2))  # (T - 1, N, L): time leads
+    alpha, _, _ = b.scan(_alpha_step(b), (alpha, skip, input_lengths), (steps, times))
 
     last = xp.clip(2 * target_lengths, 0, states - 1)
     end_blank = xp.squeeze(b.take_along_axis(alpha, last[:, None], 1), axis=1)
