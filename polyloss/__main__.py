@@ -121,7 +121,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for title, _, _ in COLUMNS:
         table.add_column(title)
     table.add_column("parity")
+    table.add_column("edge cases")
     report: dict[str, Any] = {"seed": args.seed, "missing": env.missing, "losses": {}}
+    from polyloss.specs.edges import cases_by_loss
+
+    corpus = cases_by_loss()
     failed = 0
     for spec in specs:
         outcomes = results[spec.name]
@@ -139,7 +143,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         parity = f"{passed_refs}/{len(ref_summaries)}" + (f" [bold red]{failed_refs} FAIL[/]" if failed_refs else "")
         row = [spec.name, str(len(spec.variants))]
         row += [_cell(summaries.get(f"{check}[{backend}]")) for _, check, backend in COLUMNS]
-        table.add_row(*row, parity)
+        edge_runs = [o for o in outcomes if o.check.startswith("edge[")]
+        edge_failed = sum(o.status == "fail" for o in edge_runs)
+        edge_cases = len(corpus.get(spec.name, []))
+        edges = f"{edge_cases} ({len(edge_runs) - edge_failed}/{len(edge_runs)} runs ok)"
+        table.add_row(*row, parity, edges if not edge_failed else f"[bold red]{edges}[/]")
         failures = [o for o in outcomes if o.status == "fail"]
         failed += len(failures)
         report["losses"][spec.name] = {
@@ -147,11 +155,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
             "variants": [v.name for v in spec.variants],
             "checks": summaries,
             "references": ref_summaries,
+            "edge_cases": {"cases": edge_cases, "runs": len(edge_runs), "failed_runs": edge_failed},
             "failures": [{"check": o.check, "backend": o.backend, "detail": o.detail} for o in failures],
         }
     console.print(table)
     console.print("[dim]ok <e>: passed, <e> = largest absolute difference seen; fd = finite differences; "
-                  "parity = upstream references matched / listed (values and gradients)[/]")
+                  "parity = upstream references matched / listed (values and gradients); edge cases = corpus "
+                  "cases of polyloss/specs/edges.py (runs: backends x dtypes)[/]")
     for spec in specs:
         for failure in report["losses"][spec.name]["failures"]:
             console.print(f"[red]FAIL[/] {spec.name} {failure['check']} [{failure['backend']}]: {failure['detail']}")
@@ -179,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="print the catalogue: family, loss, upstream parity")
     verify = sub.add_parser("verify", help="run the conformance matrix on this install")
-    verify.add_argument("--family", help="only this family (regression, classification)")
+    verify.add_argument("--family", help="only this family (see `python -m polyloss list`)")
     verify.add_argument("--loss", action="append", help="only this loss (repeatable)")
     verify.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     verify.add_argument("--seed", type=int, default=0, help="seed of the generated cases (default 0)")

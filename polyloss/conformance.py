@@ -434,7 +434,16 @@ def run_spec(spec: LossSpec, env: Environment, *, seed: int = 0, n: int = 3, com
             outcomes.append(check_reference(spec, reference, case, env))
         if on_step:
             on_step()
+    outcomes += run_edge_cases(spec.name, env)
     return outcomes
+
+
+def run_edge_cases(name: str, env: Environment) -> list[Outcome]:
+    """Every corpus case of loss ``name`` on every backend and dtype it lists."""
+    from polyloss.specs.edges import cases_by_loss
+
+    return [check_edge_case(edge, env, backend, dtype)
+            for edge in cases_by_loss().get(name, []) for backend, dtype in edge_runs(edge)]
 
 
 def selected_specs(family: str | None = None, names: Sequence[str] | None = None) -> list[LossSpec]:
@@ -447,3 +456,85 @@ def selected_specs(family: str | None = None, names: Sequence[str] | None = None
             raise ValueError(f"unknown loss name(s): {', '.join(unknown)}; see `python -m polyloss list`")
         specs = [s for s in specs if s.name in names]
     return specs
+
+
+# --------------------------------------------------------------------------- the edge-case corpus
+
+#: (rtol, atol) of a stated value per input dtype; half precision is computed in float32 from the
+#: rounded inputs, and the stated values are computed from the same rounded inputs.
+EDGE_TOLERANCES = {"float32": (2e-6, 1e-6), "float16": (1e-5, 1e-5), "bfloat16": (1e-5, 1e-5)}
+EDGE_BACKENDS = {"float64": ("numpy", "array_api_strict", "torch", "jax"), "float32": ("numpy", "torch", "jax"),
+                 "float16": ("torch", "jax"), "bfloat16": ("torch", "jax")}
+
+
+def edge_runs(edge: Any) -> list[tuple[str, str]]:
+    """The (backend, dtype) pairs a corpus case runs on: every backend that has the loss."""
+    autodiff = SPECS[edge.loss].core().needs_autodiff
+    return [(backend, dtype) for dtype in edge.dtypes for backend in EDGE_BACKENDS[dtype]
+            if not (autodiff and backend in ("numpy", "array_api_strict"))]
+
+
+def _rounded(value: np.ndarray, dtype: str) -> np.ndarray:
+    """``value`` rounded to ``dtype`` and back to float64 (what the loss actually sees)."""
+    if dtype == "bfloat16":
+        import ml_dtypes  # a jax dependency
+
+        return np.asarray(value, dtype=np.float32).astype(ml_dtypes.bfloat16).astype(np.float64)
+    return np.asarray(value, dtype=dtype).astype(np.float64)
+
+
+def check_edge_case(edge: Any, env: Environment, backend_name: str, dtype: str) -> Outcome:
+    """One corpus case on one backend and input dtype: its stated outcome, value and gradients."""
+    from polyloss.specs.edges import Finite, Infinite, Raises
+
+    label = f"edge[{dtype}]"
+    if backend_name not in env.backends:
+        return Outcome(label, backend_name, "missing", detail=env.missing[backend_name])
+    spec = SPECS[edge.loss]
+
+    def body() -> Outcome:
+        backend = env.backends[backend_name]
+        case = Case(edge.arrays, edge.params)
+        names = list(edge.arrays)
+        f = _closure(spec, backend, names, edge.params, edge.reduction)
+        arrays = _convert(backend, case, dtype)
+        if isinstance(edge.expect, Raises):
+            try:
+                f(*arrays)
+            except edge.expect.error as error:
+                import re
+
+                if re.search(edge.expect.match, str(error)):
+                    return Outcome(label, backend_name, "pass")
+                return Outcome(label, backend_name, "fail", float("inf"), f"message {str(error)!r} does not match")
+            return Outcome(label, backend_name, "fail", float("inf"), f"no {edge.expect.error.__name__} raised")
+        argnums = [i for i, (n, v) in enumerate(edge.arrays.items())
+                   if n in spec.differentiable and np.issubdtype(v.dtype, np.floating)]
+        if backend.has_autodiff and argnums:
+            value, grads = backend.value_and_grad(f, arrays, argnums)
+        else:
+            value, grads = backend.to_numpy(f(*arrays)), []
+        value = np.asarray(value, dtype=np.float64)
+        results = []
+        if isinstance(edge.expect, Infinite):
+            results.append((bool(np.all(value == np.inf)), float("inf"), f"expected +inf, got {value!r}"))
+        else:
+            expected = edge.expect.value
+            if callable(expected):
+                rounded = {k: _rounded(v, dtype) if np.issubdtype(v.dtype, np.floating) else v
+                           for k, v in edge.arrays.items()}
+                expected = expected(rounded)
+            results.append((bool(np.all(np.isfinite(value))), float("inf"), f"expected a finite loss, got {value!r}"))
+            if expected is not None:
+                rtol, atol = (edge.expect.rtol, 1e-12) if dtype == "float64" else EDGE_TOLERANCES[dtype]
+                results.append(compare(value, np.asarray(expected, dtype=np.float64), rtol, atol))
+        grad_rule = edge.expect.grad
+        for name, g in zip([names[i] for i in argnums], grads):
+            g = np.asarray(g, dtype=np.float64)
+            if grad_rule in ("finite", "zero"):
+                results.append((bool(np.all(np.isfinite(g))), float("inf"), f"d/d{name} is not finite: {g!r}"))
+            if grad_rule == "zero":
+                results.append((bool(np.all(g == 0)), float("inf"), f"d/d{name} is not exactly 0: {g!r}"))
+        return _outcome(label, backend_name, results)
+
+    return _guard(label, backend_name, body)

@@ -1,0 +1,69 @@
+"""The edge-case corpus (polyloss/specs/edges.py) on every backend and dtype it lists."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from polyloss import conformance
+from polyloss.core import CORE_LOSSES
+from polyloss.specs.edges import EDGE_CASES, Finite, Infinite, Raises, cases_by_loss
+
+RUNS = [(i, backend, dtype) for i, edge in enumerate(EDGE_CASES) for backend, dtype in conformance.edge_runs(edge)]
+
+
+@pytest.mark.parametrize("index,backend,dtype", RUNS,
+                         ids=[f"{EDGE_CASES[i].loss}-{i}-{b}-{d}" for i, b, d in RUNS])
+def test_edge_case(env, index, backend, dtype):
+    edge = EDGE_CASES[index]
+    outcome = conformance.check_edge_case(edge, env, backend, dtype)
+    assert outcome.status == "pass", f"{edge.loss}: {edge.name} [{backend}, {dtype}]: {outcome.detail}"
+
+
+def test_every_loss_has_edge_cases():
+    covered = cases_by_loss()
+    assert set(covered) == set(CORE_LOSSES), set(CORE_LOSSES) - set(covered)
+
+
+def test_the_corpus_covers_the_required_regions():
+    names = " | ".join(f"{e.loss}: {e.name}" for e in EDGE_CASES)
+    required = [
+        "cross_entropy: all rows ignored, -inf", "cross_entropy: one row ignored with -inf", "+-20", "+-100",
+        "+-1e4", "large shared offset", "label smoothing with a -inf", "gamma=0.5, saturated", "coincident",
+        "zero embeddings", "single-member classes", "all-same labels", "temperature 0.01", "empty prediction",
+        "full prediction", "inverted mask", "zero-area", "zero-height", "identical boxes", "longer than the input",
+        "repeated label", "blank inside the target", "logvar at +90", "logvar at -90", "zero target probabilities",
+    ]
+    missing = [r for r in required if r not in names]
+    assert not missing, missing
+    dtypes = {d for e in EDGE_CASES if "offset" in e.name for d in e.dtypes}
+    assert {"float32", "float16", "bfloat16"} <= dtypes
+    kinds = {type(e.expect) for e in EDGE_CASES}
+    assert kinds == {Finite, Infinite, Raises}
+
+
+@pytest.mark.parametrize("wrong", ["value", "inf", "raises", "zero-grad"])
+def test_a_wrong_stated_outcome_fails(env, wrong):
+    """The runner can fail: the same inputs with a wrong expectation are reported as failures."""
+    if wrong == "value":
+        edge = next(e for e in EDGE_CASES if isinstance(e.expect, Finite) and e.expect.value == 0.0)
+        edge = dataclasses.replace(edge, expect=Finite(1e-3))
+    elif wrong == "inf":
+        edge = next(e for e in EDGE_CASES if isinstance(e.expect, Finite) and e.expect.value is not None)
+        edge = dataclasses.replace(edge, expect=Infinite())
+    elif wrong == "raises":
+        edge = next(e for e in EDGE_CASES if isinstance(e.expect, Finite))
+        edge = dataclasses.replace(edge, expect=Raises(ValueError, "anything"))
+    else:
+        edge = next(e for e in EDGE_CASES if e.loss == "cross_entropy" and "one row ignored" in e.name)
+        edge = dataclasses.replace(edge, expect=Finite(grad="zero"))
+    outcome = conformance.check_edge_case(edge, env, "torch", "float64")
+    assert outcome.status == "fail", (edge.name, outcome)
+
+
+def test_stated_values_come_from_the_rounded_inputs():
+    """A bfloat16 case is judged against the value of the inputs bfloat16 can hold."""
+    rounded = conformance._rounded(np.array([1e4 + 0.5]), "bfloat16")
+    assert rounded[0] == 9984.0 + 0.0 or rounded[0] == 10048.0
