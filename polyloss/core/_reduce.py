@@ -1,7 +1,15 @@
-"""Reductions and small numerically-safe building blocks shared by the core."""
+"""Reductions and the safe primitives: every guard around a singular point lives here, once.
+
+Each primitive is exact away from its singular point and, at it, returns the
+documented value with a finite gradient on every backend (the double ``where``:
+the branch not taken never sees the singular argument, so its gradient is 0,
+not ``0 * inf = NaN``). ``tests/test_primitives.py`` checks each one at its
+singular point on numpy, array-api-strict, torch and JAX.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -21,10 +29,17 @@ def reduce(xp: Any, loss: Any, reduction: str, normalizer: Any = None) -> Any:
     return safe_divide(xp, total, normalizer)
 
 
-def safe_divide(xp: Any, numerator: Any, denominator: Any) -> Any:
-    """numerator / denominator, and 0 (with zero gradient) where denominator == 0."""
+def safe_divide(xp: Any, numerator: Any, denominator: Any, default: float = 0.0) -> Any:
+    """numerator / denominator, and ``default`` (with zero gradient) where denominator == 0."""
     nonzero = denominator != 0
-    return xp.where(nonzero, numerator / xp.where(nonzero, denominator, 1.0), 0.0)
+    return xp.where(nonzero, numerator / xp.where(nonzero, denominator, 1.0), default)
+
+
+def zero_times(xp: Any, coefficient: Any, value: Any) -> Any:
+    """coefficient * value, and exactly 0 (with zero gradients) where coefficient == 0,
+    even where value is infinite or NaN: the ``0 * log 0 = 0`` convention."""
+    zero = coefficient == 0
+    return xp.where(zero, 0.0, coefficient * xp.where(zero, 0.0, value))
 
 
 def relu(xp: Any, x: Any) -> Any:
@@ -75,6 +90,27 @@ def xlogy(xp: Any, x: Any, y: Any) -> Any:
     """x * log(y) with 0 * log(anything) = 0, for y >= 0: finite value and gradient where x == 0."""
     nonzero = x != 0
     return xp.where(nonzero, x * xp.log(xp.where(nonzero, y, 1.0)), 0.0)
+
+
+def safe_logaddexp(b: Any, *terms: Any) -> Any:
+    """log(sum(exp(terms))) elementwise; -inf with zero gradient where every term is -inf
+    (``logaddexp(-inf, -inf)``'s gradient is NaN in torch and JAX)."""
+    xp = b.xp
+    top = terms[0]
+    for term in terms[1:]:
+        top = xp.maximum(top, term)
+    top = b.stop_gradient(xp.where(top > -math.inf, top, 0.0))
+    total = xp.exp(terms[0] - top)
+    for term in terms[1:]:
+        total = total + xp.exp(term - top)
+    reached = total > 0
+    return xp.where(reached, top + xp.log(xp.where(reached, total, 1.0)), -math.inf)
+
+
+def safe_atan2(xp: Any, y: Any, x: Any) -> Any:
+    """atan2(y, x), and 0 with zero gradient at the origin (where its gradient is 0/0)."""
+    origin = (y == 0) & (x == 0)
+    return xp.atan2(xp.where(origin, 0.0, y), xp.where(origin, 1.0, x))
 
 
 _LOG_FLOOR = -100.0

@@ -15,7 +15,7 @@ import math
 from typing import Any, NamedTuple
 
 from polyloss.core._checks import check_floating, check_nonnegative, check_reduction, check_same_shape
-from polyloss.core._reduce import reduce, relu, safe_divide
+from polyloss.core._reduce import reduce, relu, safe_atan2, safe_divide
 from polyloss.core._registry import loss
 
 Array = Any
@@ -93,8 +93,7 @@ def _center_penalty(xp: Any, g: _Geometry, eps: float) -> Array:
 
 def _aspect_angle(xp: Any, width: Array, height: Array) -> Array:
     """atan(width / height) as atan2: pi/2 (finite gradient) for zero height; 0 for a point box."""
-    point = (width == 0) & (height == 0)
-    return xp.atan2(xp.where(point, 0.0, width), xp.where(point, 1.0, height))
+    return safe_atan2(xp, width, height)
 
 
 def _prepare(b: Any, pred: Array, target: Array, eps: Any, reduction: Any) -> tuple[_Geometry, float]:

@@ -33,7 +33,7 @@ from polyloss.core._checks import (
     guard_traced_labels,
     is_integer,
 )
-from polyloss.core._reduce import along_axis, clamped_log, reduce, relu, safe_pow
+from polyloss.core._reduce import along_axis, clamped_log, reduce, relu, safe_pow, zero_times
 from polyloss.core._registry import loss
 
 Array = Any
@@ -124,10 +124,7 @@ def _bce_terms(b: Any, logits: Array, target: Array, pos_weight: Array | None) -
     xp = b.xp
     positive = target * pos_weight if pos_weight is not None else target
     negative = 1.0 - target
-    # Where a coefficient is 0 its softplus sees 0 instead of a possibly infinite logit.
-    pos_term = positive * b.softplus(xp.where(positive == 0, 0.0, -logits))
-    neg_term = negative * b.softplus(xp.where(negative == 0, 0.0, logits))
-    return pos_term + neg_term
+    return zero_times(xp, positive, b.softplus(-logits)) + zero_times(xp, negative, b.softplus(logits))
 
 
 # --------------------------------------------------------------------------- losses
@@ -253,7 +250,7 @@ def _cross_entropy_soft(
     if weight is not None:
         coef = coef * along_axis(xp, weight, axis, logits.ndim)
     # 0 * log 0 = 0: classes with zero target mass may have -inf logits.
-    per_sample = -xp.sum(xp.where(coef == 0, 0.0, coef * log_probs), axis=axis)
+    per_sample = -xp.sum(zero_times(xp, coef, log_probs), axis=axis)
     if z_loss > 0.0:
         log_z = b.logsumexp(logits, axis)
         per_sample = per_sample + z_loss * log_z * log_z
@@ -573,7 +570,7 @@ def poly1(
         check_floating(xp, "target", target)
         check_same_shape("logits", logits, "target", target)
         log_probs = b.log_softmax(logits, axis)
-        cross_entropy_ = -xp.sum(xp.where(target == 0, 0.0, target * log_probs), axis=axis)
+        cross_entropy_ = -xp.sum(zero_times(xp, target, log_probs), axis=axis)
         per_sample = cross_entropy_ - epsilon * xp.sum(target * xp.expm1(log_probs), axis=axis)
     return reduce(xp, per_sample, reduction)
 

@@ -30,7 +30,7 @@ from polyloss.core._checks import (
     guard_traced_labels,
     is_integer,
 )
-from polyloss.core._reduce import reduce
+from polyloss.core._reduce import reduce, safe_logaddexp, xlogy, zero_times
 from polyloss.core._registry import loss
 
 Array = Any
@@ -39,23 +39,15 @@ _LOG_2 = math.log(2.0)
 
 
 def _kl_terms(xp: Any, log_q: Array, p: Array) -> Array:
-    """Elementwise p (log p - log q) from probabilities ``p``; 0 where p == 0.
-
-    The double ``where`` keeps ``0 * -inf`` out of both the value and the
-    gradient; the gradient with respect to ``p`` is 0 where ``p == 0``.
-    """
-    zero = p == 0
-    p_safe = xp.where(zero, 1.0, p)
-    log_q_safe = xp.where(zero, 0.0, log_q)
-    return xp.where(zero, 0.0, p * (xp.log(p_safe) - log_q_safe))
+    """Elementwise p (log p - log q) from probabilities ``p``; 0 where p == 0 (even where
+    log q = -inf), and the gradient with respect to ``p`` is 0 there."""
+    return xlogy(xp, p, p) - zero_times(xp, p, log_q)
 
 
 def _kl_terms_log_target(xp: Any, log_q: Array, log_p: Array) -> Array:
     """Elementwise exp(log p) (log p - log q); 0 where log p == -inf."""
-    zero = log_p == -math.inf
-    log_p_safe = xp.where(zero, 0.0, log_p)
-    log_q_safe = xp.where(zero, 0.0, log_q)
-    return xp.where(zero, 0.0, xp.exp(log_p_safe) * (log_p_safe - log_q_safe))
+    impossible = log_p == -math.inf  # (-inf) - (-inf) would be NaN (and warn) before being masked
+    return zero_times(xp, xp.exp(log_p), log_p - xp.where(impossible, 0.0, log_q))
 
 
 def _check_pair(xp: Any, name_a: str, a: Array, name_b: str, b: Array, axis: Any) -> int:
@@ -138,11 +130,7 @@ def js_div(b: Any, log_p: Array, log_q: Array, *, axis: int = -1, reduction: str
     check_reduction(reduction)
     xp = b.xp
     axis = _check_pair(xp, "log_p", log_p, "log_q", log_q, axis)
-    # logaddexp(-inf, -inf) has a NaN gradient: such classes get log m = -inf
-    # through a where whose other branch never sees them.
-    both_zero = (log_p == -math.inf) & (log_q == -math.inf)
-    log_m = xp.logaddexp(xp.where(both_zero, 0.0, log_p), xp.where(both_zero, 0.0, log_q)) - _LOG_2
-    log_m = xp.where(both_zero, -math.inf, log_m)
+    log_m = safe_logaddexp(b, log_p, log_q) - _LOG_2  # -inf, not NaN gradients, where both are -inf
     terms = _kl_terms_log_target(xp, log_m, log_p) + _kl_terms_log_target(xp, log_m, log_q)
     return reduce(xp, 0.5 * xp.sum(terms, axis=axis), reduction)
 

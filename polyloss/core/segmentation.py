@@ -43,7 +43,7 @@ from polyloss.core._checks import (
     guard_traced_labels,
     is_integer,
 )
-from polyloss.core._reduce import reduce, safe_pow
+from polyloss.core._reduce import reduce, safe_divide, safe_pow
 from polyloss.core._registry import loss
 
 Array = Any
@@ -105,8 +105,7 @@ def _overlap(b: Any, pred: Array, target: Array, axis: Any, per_sample: Any, *, 
 
 def _score(xp: Any, numerator: Array, denominator: Array) -> Array:
     """numerator / denominator, and 1 (a perfect score, zero gradient) where both sides are empty."""
-    nonempty = denominator > 0
-    return xp.where(nonempty, numerator / xp.where(nonempty, denominator, 1.0), 1.0)
+    return safe_divide(xp, numerator, denominator, default=1.0)
 
 
 def _tversky_index(xp: Any, o: _Overlap, alpha: float, beta: float, smooth: float) -> Array:

@@ -14,26 +14,12 @@ import math
 from typing import Any
 
 from polyloss.core._checks import check_bool, check_floating, check_ndim, check_reduction, check_shape, is_integer
-from polyloss.core._reduce import reduce
+from polyloss.core._reduce import reduce, safe_logaddexp
 from polyloss.core._registry import loss
 
 Array = Any
 
 _NEG_INF = -math.inf
-
-
-def _logsumexp(b: Any, *terms: Array) -> Array:
-    """log(sum(exp(terms))) elementwise; -inf with zero gradient where every term is -inf."""
-    xp = b.xp
-    top = terms[0]
-    for term in terms[1:]:
-        top = xp.maximum(top, term)
-    top = b.stop_gradient(xp.where(top > _NEG_INF, top, 0.0))
-    total = xp.exp(terms[0] - top)
-    for term in terms[1:]:
-        total = total + xp.exp(term - top)
-    reached = total > 0
-    return xp.where(reached, top + xp.log(xp.where(reached, total, 1.0)), _NEG_INF)
 
 
 _STEPS: dict[Any, Any] = {}
@@ -51,7 +37,7 @@ def _alpha_step(b: Any) -> Any:
             minus_inf = xp.full((alpha.shape[0], 2), _NEG_INF, dtype=alpha.dtype, device=b.device(alpha))
             one_back = xp.concat([minus_inf[:, :1], alpha[:, :-1]], axis=1)
             two_back = xp.where(skip, xp.concat([minus_inf, alpha[:, :-2]], axis=1), _NEG_INF)
-            advanced = _logsumexp(b, alpha, one_back, two_back) + emission
+            advanced = safe_logaddexp(b, alpha, one_back, two_back) + emission
             # samples whose input has ended keep their alpha
             return xp.where((t < input_lengths)[:, None], advanced, alpha), skip, input_lengths
 
@@ -188,7 +174,7 @@ def ctc(
     end_blank = xp.squeeze(b.take_along_axis(alpha, last[:, None], 1), axis=1)
     end_label = xp.squeeze(b.take_along_axis(alpha, xp.clip(last - 1, 0, states - 1)[:, None], 1), axis=1)
     end_label = xp.where(target_lengths > 0, end_label, _NEG_INF)
-    per_sample = xp.where(invalid, xp.nan, -_logsumexp(b, end_blank, end_label))
+    per_sample = xp.where(invalid, xp.nan, -safe_logaddexp(b, end_blank, end_label))
     if zero_infinity:
         per_sample = xp.where(per_sample == math.inf, 0.0, per_sample)
     if reduction == "mean":
