@@ -35,7 +35,6 @@ import gc
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from typing import Any, Callable
@@ -51,6 +50,7 @@ if _ROOT not in sys.path:
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 import torch  # noqa: E402
+from _timing import _fmt_time, _jax_device, compare  # noqa: E402  (benchmarks/_timing.py)
 import torch.nn.functional as F  # noqa: E402
 
 DEFAULT_SIZES = "16x10,4096x1000,8192x32000"
@@ -59,7 +59,6 @@ MODES = ("torch-eager", "torch-compile", "jax-jit")
 HUGE_ELEMENTS = 64 * 1024 * 1024
 # A size is "small" (the Python-overhead-bound regime) up to this many logits.
 SMALL_ELEMENTS = 64 * 1024
-TARGET_REPEAT_S = 0.030  # aim: one repeat (k calls) lasts ~20-50 ms
 
 
 # ----------------------------------------------------------------------------- targets
@@ -78,86 +77,6 @@ def target_for(mode: str, n: int, c: int) -> float | None:
 
 
 # ----------------------------------------------------------------------------- timing
-
-
-def _time_loop(fn: Callable[[], Any], k: int, sync: Callable[[], None]) -> float:
-    """Seconds per call of ``fn`` over a loop of ``k`` calls."""
-    sync()
-    start = time.perf_counter()
-    for _ in range(k):
-        fn()
-    sync()
-    return (time.perf_counter() - start) / k
-
-
-def _per_call(fn: Callable[[], Any], sync: Callable[[], None]) -> float:
-    """Per-call time from loops of doubling length, stopping once a loop lasts >= 10 ms."""
-    k = 1
-    while True:
-        per_call = _time_loop(fn, k, sync)
-        if per_call * k >= 0.010 or k >= 65536:
-            return per_call
-        k *= 2
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    pos = (len(ordered) - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-def compare(
-    candidate: Callable[[], Any],
-    reference: Callable[[], Any],
-    sync: Callable[[], None],
-    repeats: int,
-    warmup: int,
-    huge: bool,
-) -> dict[str, Any]:
-    """Interleaved timing of two zero-argument steps; returns medians and ratios."""
-    for _ in range(warmup):  # compile / autotune / caches / allocator
-        candidate()
-        reference()
-    sync()
-    # Calibrate k on the slower of the two so a repeat lasts ~TARGET_REPEAT_S.
-    if huge:
-        k = 1
-    else:
-        probe = max(_per_call(candidate, sync), _per_call(reference, sync))
-        k = max(1, min(100_000, round(TARGET_REPEAT_S / max(probe, 1e-9))))
-    cand_times: list[float] = []
-    ref_times: list[float] = []
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for r in range(repeats):
-            if r % 2 == 0:
-                cand_times.append(_time_loop(candidate, k, sync))
-                ref_times.append(_time_loop(reference, k, sync))
-            else:
-                ref_times.append(_time_loop(reference, k, sync))
-                cand_times.append(_time_loop(candidate, k, sync))
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    paired = [a / b for a, b in zip(cand_times, ref_times)]
-    cand_median = statistics.median(cand_times)
-    ref_median = statistics.median(ref_times)
-    return {
-        "candidate_s": cand_median,
-        "reference_s": ref_median,
-        "ratio": cand_median / ref_median,
-        "paired_ratio_p25": _percentile(paired, 0.25),
-        "paired_ratio_p75": _percentile(paired, 0.75),
-        "k": k,
-        "repeats": repeats,
-        "candidate_all_s": cand_times,
-        "reference_all_s": ref_times,
-    }
 
 
 # ----------------------------------------------------------------------------- torch
@@ -228,18 +147,6 @@ def bench_torch(mode: str, n: int, c: int, device: torch.device, repeats: int, w
 # ----------------------------------------------------------------------------- jax
 
 
-def _jax_device(requested: str) -> Any:
-    import jax
-
-    want = "gpu" if requested.startswith("cuda") else "cpu"
-    try:
-        devices = jax.devices(want)
-    except RuntimeError:
-        devices = jax.devices()
-    index = int(requested.split(":")[1]) if ":" in requested else 0
-    return devices[min(index, len(devices) - 1)]
-
-
 def bench_jax(n: int, c: int, device_name: str, repeats: int, warmup: int, huge: bool) -> dict[str, Any]:
     import jax
     import jax.numpy as jnp
@@ -284,14 +191,6 @@ def bench_jax(n: int, c: int, device_name: str, repeats: int, warmup: int, huge:
 
 
 # ----------------------------------------------------------------------------- output
-
-
-def _fmt_time(seconds: float) -> str:
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} us"
-    if seconds < 1.0:
-        return f"{seconds * 1e3:.2f} ms"
-    return f"{seconds:.3f} s"
 
 
 def _rows(results: list[dict[str, Any]]) -> list[list[str]]:
