@@ -1,0 +1,888 @@
+"""Invariances of the catalogue, on numpy, torch and jax (gradients on torch and jax).
+
+Two kinds of property:
+
+* targeted identities: adding a constant to every logit leaves cross-entropy
+  unchanged; an ignored row is a dropped row; all-ones weights are no weights;
+  ``label_smoothing=0`` / focal ``gamma=0`` / poly1 ``epsilon=0`` /
+  sigmoid_focal ``gamma=0, alpha=None`` fall back to the plain loss; identical
+  boxes have IoU-type loss 0; cosine-based losses do not see the embeddings'
+  positive scale;
+* generic properties of every registered loss, on cases drawn from its spec's
+  variants (``polyloss.specs``) and explicit tables below: permuting the batch
+  permutes ``"none"`` and leaves ``"mean"``/``"sum"`` unchanged (``LAYOUTS``
+  says which inputs are per sample and how ``"none"`` follows);
+  ``"mean"`` is ``"sum"`` over the documented normaliser (``MEAN_NORMALISERS``,
+  ``MEAN_SPECIAL``); ``"none"`` agrees with calling the loss one sample at a
+  time where samples are independent (``INDEPENDENCE_EXEMPT`` and
+  ``Layout.coupled`` say why not).
+
+numpy and torch run every variant; JAX runs one variant per loss in the generic
+tests (``_jax_variant``), jitted once per shape: its compilations are what cost
+time here, and test_conformance.py already shows that JAX equals numpy (values)
+and torch (gradients) on every variant.
+
+A new loss without an entry in ``LAYOUTS`` (or ``PERMUTATION_EXEMPT``) fails
+``test_every_loss_has_a_batch_layout``; a new input of a covered loss that the
+layout does not classify fails the generic tests.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from polyloss import conformance
+from polyloss.core import CORE_LOSSES
+from polyloss.specs import SPECS, Case, LossSpec
+
+BACKENDS = ("numpy", "torch", "jax")
+AUTODIFF = ("torch", "jax")
+SEEDS = st.integers(0, 2**32 - 1)
+
+
+# --------------------------------------------------------------------------- running a loss
+
+
+def backends_of(spec: LossSpec) -> tuple[str, ...]:
+    """numpy has no autodiff: losses that need it (``gradient_penalty``) run on torch and jax only."""
+    return AUTODIFF if spec.core().needs_autodiff else BACKENDS
+
+
+_JAX_COMPILED: dict[tuple[Any, ...], Callable[..., Any]] = {}
+# XLA options that cut the compilation of these tiny float64 graphs about threefold (less optimisation,
+# same float64 arithmetic; jit == eager is tests/test_conformance.py's); dropped if this XLA lacks them.
+_FAST_COMPILE: dict[str, Any] | None = {
+    "xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True,
+    "xla_cpu_use_fusion_emitters": False, "xla_cpu_parallel_codegen_split_count": 1,
+}
+_FAST_COMPILE_PROBED = False
+
+
+def _jax_jit(m, fn: Callable[..., Any]) -> Callable[..., Any]:
+    global _FAST_COMPILE, _FAST_COMPILE_PROBED
+    if not _FAST_COMPILE_PROBED:
+        _FAST_COMPILE_PROBED = True
+        try:
+            m.jax.jit(lambda x: x + 1.0, compiler_options=_FAST_COMPILE)(m.jnp.zeros(2))
+        except Exception:  # an XLA or a JAX without these options
+            _FAST_COMPILE = None
+    return m.jax.jit(fn, compiler_options=_FAST_COMPILE) if _FAST_COMPILE else m.jax.jit(fn)
+
+
+def _static_key(params: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(sorted((k, id(v) if callable(v) else repr(v)) for k, v in params.items()))
+
+
+def evaluate(env, backend_name: str, name: str, arrays: dict[str, np.ndarray], params: dict[str, Any],
+             reductions: tuple[str, ...] = ("mean", "sum", "none"), grad_reductions: tuple[str, ...] = ()
+             ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+    """The loss for each of ``reductions`` in float64 on ``backend_name``, and (torch, jax) for each of
+    ``grad_reductions`` the gradient of the sum of that output with respect to every differentiable input.
+
+    JAX runs one ``jax.jit`` of all of them, compiled once per (loss, inputs' shapes, static parameters):
+    an eager JAX call compiles each primitive for each new shape (and ``lax.scan`` for every call), so
+    compiling once and calling on every drawn example is what keeps this file fast.
+    """
+    spec = SPECS[name]
+    backend = env.backends[backend_name]
+    names = list(arrays)
+    argnums = [i for i, n in enumerate(names) if n in spec.differentiable]
+    converted = conformance._convert(backend, Case(arrays, params), "float64")
+    if not backend.has_autodiff:
+        grad_reductions = ()
+    if backend_name == "jax":
+        key = (name, tuple(names), tuple((a.shape, a.dtype.str) for a in arrays.values()), _static_key(params),
+               reductions, grad_reductions)
+        if key not in _JAX_COMPILED:
+            m = env.reference_modules("jax")
+            fns = {r: conformance._closure(spec, backend, names, params, r)
+                   for r in set(reductions) | set(grad_reductions)}
+
+            def everything(*xs):
+                values = {r: fns[r](*xs) for r in reductions}
+                grads = {r: m.jax.grad(lambda *ys, r=r: m.jnp.sum(fns[r](*ys)), argnums=tuple(argnums))(*xs)
+                         for r in grad_reductions}
+                return values, grads
+
+            _JAX_COMPILED[key] = _jax_jit(m, everything)
+        values, grads = _JAX_COMPILED[key](*converted)
+        return ({r: np.asarray(v, dtype=np.float64) for r, v in values.items()},
+                {r: {names[i]: np.asarray(g) for i, g in zip(argnums, gs)} for r, gs in grads.items()})
+    values, grads = {}, {}
+    for r in reductions:
+        f = conformance._closure(spec, backend, names, params, r)
+        if r in grad_reductions:
+            value, gs = backend.value_and_grad(f, converted, argnums, None)
+            grads[r] = {names[i]: np.asarray(g) for i, g in zip(argnums, gs)}
+        else:
+            value = backend.to_numpy(f(*converted))
+        values[r] = np.asarray(value, dtype=np.float64)
+    for r in set(grad_reductions) - set(reductions):
+        _, gs = backend.value_and_grad(conformance._closure(spec, backend, names, params, r), converted, argnums, None)
+        grads[r] = {names[i]: np.asarray(g) for i, g in zip(argnums, gs)}
+    return values, grads
+
+
+def run(env, backend_name: str, name: str, arrays: dict[str, np.ndarray], params: dict[str, Any], reduction: str,
+        grads: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One reduction: the value, and (torch, jax) the gradient of the sum of the output."""
+    values, gradients = evaluate(env, backend_name, name, arrays, params, (reduction,), (reduction,) if grads else ())
+    return values[reduction], gradients.get(reduction, {})
+
+
+def close(actual, expected, what: str, rtol: float = 1e-10, atol: float = 1e-12) -> None:
+    ok, _, detail, _ = conformance.compare(actual, expected, rtol, atol)
+    assert ok, f"{what}: {detail}"
+
+
+def close_grads(actual: dict, expected: dict, what: str, rtol: float = 1e-10, atol: float = 1e-12) -> None:
+    assert actual.keys() == expected.keys(), what
+    for key in actual:
+        close(actual[key], expected[key], f"{what}: d/d{key}", rtol, atol)
+
+
+def tolerances(spec: LossSpec) -> tuple[float, float]:
+    return spec.tolerances["float64"]
+
+
+def draw_case(spec: LossSpec, data, variants) -> tuple[int, Case, str]:
+    variant = data.draw(st.sampled_from(list(variants)), label="variant")
+    seed = data.draw(SEEDS, label="seed")
+    (case,) = conformance.make_cases(spec, variant, seed, 4)  # one batch size: one JAX compilation per variant
+    return variant, case, f"{spec.name} variant {spec.variants[variant].name!r} seed {seed} n 4"
+
+
+# --------------------------------------------------------------------------- batch layouts
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one case of a loss is laid out along the batch.
+
+    ``per_sample``: inputs indexed by the sample on ``axes.get(name, 0)``;
+    ``shared``: inputs common to every sample (class weights, shared negatives, scales);
+    ``none``: how ``reduction="none"`` follows a permutation of the samples:
+    ``"rows"`` (its axis 0 is permuted), ``"halves"`` (``(2N,)``, each half permuted),
+    ``"pooled"`` (one value per group pooled over the batch: unchanged) or ``None`` (no "none");
+    ``coupled``: why one sample's loss depends on the others (None: samples are independent).
+    """
+
+    per_sample: tuple[str, ...]
+    shared: tuple[str, ...] = ()
+    none: str | None = "rows"
+    coupled: str | None = None
+    axes: dict[str, int] = field(default_factory=dict)
+
+
+def _segmentation(case: Case) -> Layout:
+    if case.params.get("per_sample", False):
+        return Layout(("pred", "target"))
+    return Layout(("pred", "target"), none="pooled",
+                  coupled="pooled over the batch (per_sample=False): one score per class or one overall")
+
+
+def _infonce(case: Case) -> Layout:
+    negatives = case.arrays.get("negatives")
+    if negatives is None:
+        return Layout(("query", "key"), coupled="in-batch negatives: every other key is a negative")
+    if negatives.ndim == 3:  # (N, M, D): negatives[i] belong to query i
+        return Layout(("query", "key", "negatives"))
+    return Layout(("query", "key"), shared=("negatives",))  # (M, D) shared by every query
+
+
+def _bce_with_logits(case: Case) -> Layout:
+    pos_weight = case.arrays.get("pos_weight")
+    if pos_weight is not None and pos_weight.ndim < case.arrays["logits"].ndim:  # (C,): per class
+        return Layout(("logits", "target", "weight"), shared=("pos_weight",))
+    return Layout(("logits", "target", "weight", "pos_weight"))
+
+
+def _vae_kl(case: Case) -> Layout:
+    # axis is the latent axis; with axis=0 the inputs are (L, N): the samples are on axis 1
+    axis = case.params.get("axis", -1)
+    ndim = case.arrays["mu"].ndim
+    sample_axis = 1 if axis in (0, -ndim) else 0
+    return Layout(("mu", "logvar"), axes={"mu": sample_axis, "logvar": sample_axis})
+
+
+_REGRESSION = Layout(("pred", "target", "weight"))
+_IN_BATCH = "in-batch contrastive: every other sample of the batch is a negative"
+
+LAYOUTS: dict[str, Layout | Callable[[Case], Layout]] = {
+    # box: (N, 4) or (N, ..., 4) boxes, "none" per box
+    "box_iou": Layout(("pred", "target")),
+    "box_giou": Layout(("pred", "target")),
+    "box_diou": Layout(("pred", "target")),
+    "box_ciou": Layout(("pred", "target")),
+    # classification: class weights / per-class alpha / per-class pos_weight are shared
+    "cross_entropy": Layout(("logits", "target"), shared=("weight",)),
+    "nll": Layout(("log_probs", "target"), shared=("weight",)),
+    "focal": Layout(("logits", "target"), shared=("alpha",)),
+    "bce": Layout(("probs", "target", "weight")),  # weight is elementwise
+    "bce_with_logits": _bce_with_logits,
+    "sigmoid_focal": Layout(("logits", "target")),
+    "poly1": Layout(("logits", "target")),
+    "hinge": Layout(("scores", "target")),
+    "squared_hinge": Layout(("scores", "target")),
+    # contrastive
+    "infonce": _infonce,
+    "nt_xent": Layout(("z1", "z2"), none="halves", coupled=_IN_BATCH + " ((2N,) anchors)"),
+    "clip": Layout(("image_emb", "text_emb"), shared=("logit_scale",), coupled=_IN_BATCH + " (softmax over the batch)"),
+    "siglip": Layout(("image_emb", "text_emb"), shared=("logit_scale", "logit_bias"),
+                     coupled=_IN_BATCH + " (every non-matching pair is a negative)"),
+    # distribution
+    "kl_div": Layout(("log_q", "p")),
+    "js_div": Layout(("log_p", "log_q")),
+    "distillation": Layout(("student_logits", "teacher_logits", "target")),
+    # generative (the critic and the feature maps act per sample; they travel in params)
+    "gan_discriminator": Layout(("real_logits", "fake_logits")),
+    "gan_generator": Layout(("fake_logits",)),
+    "wgan_critic": Layout(("real_scores", "fake_scores")),
+    "wgan_generator": Layout(("fake_scores",)),
+    "hinge_discriminator": Layout(("real_logits", "fake_logits")),
+    "hinge_generator": Layout(("fake_logits",)),
+    "gradient_penalty": Layout(("real", "fake", "interpolation")),
+    "vae_kl": _vae_kl,
+    "vae": Layout(("recon", "x", "mu", "logvar")),
+    "perceptual": Layout(("pred", "target")),
+    # metric: arcface/cosface class weights are shared
+    "contrastive": Layout(("x1", "x2", "similar")),
+    "triplet": Layout(("anchor", "positive", "negative")),
+    "triplet_mined": Layout(("embeddings", "labels"),
+                            coupled="mined inside the batch: positives and negatives are the other samples"),
+    "cosine_embedding": Layout(("x1", "x2", "target")),
+    "margin_ranking": Layout(("x1", "x2", "target")),
+    "arcface": Layout(("embeddings", "labels"), shared=("class_weights",)),
+    "cosface": Layout(("embeddings", "labels"), shared=("class_weights",)),
+    # multitask: the "batch" of uncertainty_weighting is its tasks (losses[t] with log_vars[t])
+    "uncertainty_weighting": Layout(("losses", "log_vars")),
+    "curriculum": Layout(("losses", "difficulty"),
+                         coupled="weights N [d_i <= p] / sum_j [d_j <= p]: normalised over the batch"),
+    # regression: elementwise weights are per sample
+    "mse": _REGRESSION,
+    "mae": _REGRESSION,
+    "huber": _REGRESSION,
+    "smooth_l1": _REGRESSION,
+    "log_cosh": _REGRESSION,
+    "quantile": _REGRESSION,
+    "asymmetric_mse": _REGRESSION,
+    "poisson_nll": Layout(("pred", "target")),
+    "gaussian_nll": Layout(("pred", "target", "var")),  # var: (N, D), (N, 1) or (N,)
+    # segmentation: per_sample gives "none" per sample; otherwise pooled over the batch
+    "dice": _segmentation,
+    "tversky": _segmentation,
+    "focal_tversky": _segmentation,
+    "jaccard": _segmentation,
+    "generalized_dice": _segmentation,
+    "dice_ce": Layout(("pred", "target"), none=None,
+                      coupled="CE over every pixel plus Dice pooled over the batch; no 'none'"),
+    # sequence: per-sample lengths are per sample
+    "ctc": Layout(("log_probs", "targets", "input_lengths", "target_lengths")),
+}
+
+# Losses the permutation test cannot cover, with the reason. Empty: every loss is covered.
+PERMUTATION_EXEMPT: dict[str, str] = {}
+
+
+def layout_of(name: str, case: Case) -> Layout:
+    entry = LAYOUTS[name]
+    layout = entry(case) if callable(entry) else entry
+    unknown = set(case.arrays) - set(layout.per_sample) - set(layout.shared)
+    assert not unknown, f"{name}: inputs {sorted(unknown)} are neither per-sample nor shared in LAYOUTS"
+    return layout
+
+
+def batch_size(layout: Layout, case: Case) -> int:
+    sizes = {case.arrays[n].shape[layout.axes.get(n, 0)] for n in layout.per_sample if n in case.arrays}
+    assert len(sizes) == 1, f"per-sample inputs disagree on the batch size: {sizes}"
+    return sizes.pop()
+
+
+def take(layout: Layout, case: Case, index) -> Case:
+    """The case with every per-sample input indexed by ``index`` along its sample axis."""
+    arrays = {n: (np.take(a, index, axis=layout.axes.get(n, 0)) if n in layout.per_sample else a)
+              for n, a in case.arrays.items()}
+    return Case(arrays, case.params)
+
+
+def permuted_none(layout: Layout, none: np.ndarray, perm: np.ndarray) -> np.ndarray:
+    if layout.none == "rows":
+        return np.take(none, perm, axis=0)
+    if layout.none == "halves":
+        return np.take(none, np.concatenate([perm, perm + len(perm)]), axis=0)
+    assert layout.none == "pooled", layout.none
+    return none
+
+
+def test_every_loss_has_a_batch_layout():
+    """A new loss must get a batch layout (or a reasoned exemption) before it ships."""
+    assert set(LAYOUTS).isdisjoint(PERMUTATION_EXEMPT)
+    assert set(LAYOUTS) | set(PERMUTATION_EXEMPT) == set(SPECS), (
+        f"missing: {sorted(set(SPECS) - set(LAYOUTS) - set(PERMUTATION_EXEMPT))}, "
+        f"unknown: {sorted(set(LAYOUTS) | set(PERMUTATION_EXEMPT) - set(SPECS))}")
+    assert all(PERMUTATION_EXEMPT.values())
+    for name, spec in SPECS.items():  # every variant's inputs classified (checked on n=2)
+        if name in LAYOUTS:
+            for index in range(len(spec.variants)):
+                layout = layout_of(name, conformance.make_cases(spec, index, 0, 2)[0])
+                assert layout.none in ("rows", "halves", "pooled", None)
+                assert (layout.none is None) == ("none" not in spec.reductions), name
+
+
+# --------------------------------------------------------------------------- generic: permutation
+
+
+@functools.lru_cache(maxsize=None)
+def _jax_variant(name: str) -> int:
+    """The one variant the generic tests run on JAX (every variant on numpy and torch): independent samples
+    first, then the most inputs and parameters. JAX compiles each variant's shapes (a few tenths of a second);
+    its values equal numpy's and its gradients torch's on every variant (tests/test_conformance.py)."""
+    spec = SPECS[name]
+
+    def score(index: int) -> tuple[Any, ...]:
+        case = conformance.make_cases(spec, index, 0, 2)[0]
+        return (not layout_of(name, case).coupled, len(case.arrays), len(case.params), -index)
+
+    return max(range(len(spec.variants)), key=score)
+
+
+def variants_for(name: str, backend: str) -> list[int]:
+    return [_jax_variant(name)] if backend == "jax" else list(range(len(SPECS[name].variants)))
+
+
+def generic_pairs(names) -> list[tuple[str, str]]:
+    return [(name, backend) for name in names for backend in backends_of(SPECS[name])]
+
+
+def full_evaluation(env, backend: str, name: str, case: Case):
+    """Every reduction and the gradient of "sum": the same JAX compilation serves every generic test."""
+    return evaluate(env, backend, name, case.arrays, case.params, SPECS[name].reductions, ("sum",))
+
+
+PERMUTED_NAMES = [name for name in SPECS if name in LAYOUTS]
+
+
+@pytest.mark.parametrize("name,backend", generic_pairs(PERMUTED_NAMES))
+@given(data=st.data())
+def test_batch_permutation(env, name, backend, data):
+    """Permuting the samples permutes "none" (as the layout says) and leaves "mean"/"sum" unchanged; the
+    gradient of "sum" with respect to per-sample inputs is permuted, to shared inputs unchanged."""
+    spec = SPECS[name]
+    _, case, note = draw_case(spec, data, variants_for(name, backend))
+    layout = layout_of(name, case)
+    size = batch_size(layout, case)
+    perm = np.asarray(data.draw(st.permutations(range(size)), label="permutation"), dtype=np.int64)
+    if size > 1 and np.array_equal(perm, np.arange(size)):
+        perm = np.roll(perm, 1)  # never the identity
+    moved = take(layout, case, perm)
+    rtol, atol = tolerances(spec)
+    values, grads = full_evaluation(env, backend, name, case)
+    values_p, grads_p = full_evaluation(env, backend, name, moved)
+    what = f"{note} {backend} permutation {perm.tolist()}"
+    for reduction in spec.reductions:
+        expected = permuted_none(layout, values[reduction], perm) if reduction == "none" else values[reduction]
+        close(values_p[reduction], expected, f"{what} {reduction}", rtol, atol)
+    if grads:
+        expected_grads = {n: (np.take(g, perm, axis=layout.axes.get(n, 0)) if n in layout.per_sample else g)
+                          for n, g in grads["sum"].items()}
+        close_grads(grads_p["sum"], expected_grads, f"{what} grad of sum", rtol, atol)
+
+
+# --------------------------------------------------------------------------- generic: "mean" = "sum" / normaliser
+
+
+def _kept(case: Case, target_name: str) -> np.ndarray:
+    target = case.arrays[target_name]
+    ignore = case.params.get("ignore_index")
+    return np.ones(target.shape, bool) if ignore is None else target != ignore
+
+
+def _class_weight_sum(weight_name: str, target_name: str) -> Callable[..., float]:
+    """sum of the class weight of each kept sample's class (the number of kept samples without weights)."""
+
+    def normaliser(case: Case, none: np.ndarray) -> float:
+        target = case.arrays[target_name]
+        if not np.issubdtype(target.dtype, np.integer):
+            return none.size  # probability targets: the number of samples
+        kept = _kept(case, target_name)
+        weight = case.arrays.get(weight_name)
+        if weight is None:
+            return float(kept.sum())
+        return float(weight[target[kept]].sum())
+
+    return normaliser
+
+
+def _elementwise_weight_sum(case: Case, none: np.ndarray) -> float:
+    weight = case.arrays.get("weight")
+    return none.size if weight is None else float(weight.sum())
+
+
+def _triplet_count(case: Case, none: np.ndarray) -> float:
+    e, labels = case.arrays["embeddings"], case.arrays["labels"]
+    margin = case.params.get("margin", 1.0)
+    squared_distance = ((e[:, None, :] - e[None, :, :]) ** 2).sum(-1)
+    d = squared_distance if case.params.get("squared", False) else np.sqrt(squared_distance)
+    same = labels[:, None] == labels[None, :]
+    positive = same & ~np.eye(len(labels), dtype=bool)
+    negative = ~same
+    mining = case.params.get("mining", "batch_hard")
+    if mining == "batch_hard":  # anchors with a positive and a negative
+        return float((positive.any(1) & negative.any(1)).sum())
+    if mining == "batch_all":  # triplets with a positive loss
+        loss = d[:, :, None] - d[:, None, :] + margin
+        return float((positive[:, :, None] & negative[:, None, :] & (loss > 0)).sum())
+    return float((positive & negative.any(1)[:, None]).sum())  # semi_hard: positive pairs whose anchor has a negative
+
+
+# name -> (the documented normaliser, normaliser(case, none)); "mean" == "sum" / normaliser (0 when it is 0)
+MEAN_NORMALISERS: dict[str, tuple[str, Callable[[Case, np.ndarray], float]]] = {
+    "cross_entropy": ("sum of weight[y_i] over non-ignored samples (their number without weight); "
+                      "the number of samples with probability targets", _class_weight_sum("weight", "target")),
+    "nll": ("sum of weight[y_i] over non-ignored samples", _class_weight_sum("weight", "target")),
+    "focal": ("sum of the per-class alpha[y_i] over kept samples; the number of kept samples otherwise",
+              _class_weight_sum("alpha", "target")),
+    **{name: ("sum(weight) with weight, the number of elements otherwise", _elementwise_weight_sum)
+       for name in ("mse", "mae", "huber", "smooth_l1", "log_cosh", "quantile", "asymmetric_mse")},
+    "triplet_mined": ("batch_hard: anchors with a positive and a negative; batch_all: triplets with a positive "
+                      "loss; semi_hard: positive pairs whose anchor has a negative", _triplet_count),
+}
+
+
+def _ctc_mean(env, backend: str, case: Case, values: dict) -> float:
+    lengths = np.maximum(case.arrays["target_lengths"], 1)
+    return float(np.mean(values["none"] / lengths))
+
+
+def _dice_ce_mean(env, backend: str, case: Case, values: dict) -> float:
+    pred, target = case.arrays["pred"], case.arrays["target"]
+    classes = pred.shape[case.params.get("axis", -1)]
+    pixels = target.size
+
+    def total(ce: float, dice: float) -> float:
+        params = {**case.params, "ce_weight": ce, "dice_weight": dice}
+        return float(run(env, backend, "dice_ce", case.arrays, params, "sum", grads=False)[0])
+
+    ce_weight, dice_weight = case.params.get("ce_weight", 0.5), case.params.get("dice_weight", 0.5)
+    return ce_weight * total(1.0, 0.0) / pixels + dice_weight * total(0.0, 1.0) / classes
+
+
+# "mean" that is not one sum over one normaliser: name -> (what the docstring says, expected mean)
+MEAN_SPECIAL: dict[str, tuple[str, Callable[..., float]]] = {
+    "ctc": ("each sample's loss divided by its target length (at least 1), then the batch mean", _ctc_mean),
+    "dice_ce": ("ce_weight * CE summed over pixels / pixels + dice_weight * Dice summed over classes / classes "
+                "(no 'none')", _dice_ce_mean),
+}
+
+
+@pytest.mark.parametrize("name,backend", generic_pairs(SPECS))
+@given(data=st.data())
+def test_mean_is_sum_over_documented_normaliser(env, name, backend, data):
+    """"mean" == "sum" / normaliser; the normaliser is the size of "none" unless the tables above say otherwise,
+    and "sum" == sum("none")."""
+    spec = SPECS[name]
+    _, case, note = draw_case(spec, data, variants_for(name, backend))
+    rtol, atol = tolerances(spec)
+    values, _ = full_evaluation(env, backend, name, case)
+    what = f"{note} {backend}"
+    if "none" in values:
+        close(values["sum"], np.sum(values["none"]), f"{what}: sum == sum(none)", rtol, atol)
+    if name in MEAN_SPECIAL:
+        expected = MEAN_SPECIAL[name][1](env, backend, case, values)
+    else:
+        normaliser = MEAN_NORMALISERS[name][1](case, values["none"]) if name in MEAN_NORMALISERS \
+            else values["none"].size
+        expected = values["sum"] / normaliser if normaliser else 0.0
+    close(values["mean"], expected, f"{what}: mean == documented normalisation", rtol, atol)
+
+
+def test_mean_tables_name_registered_losses():
+    assert set(MEAN_NORMALISERS) <= set(SPECS) and set(MEAN_SPECIAL) <= set(SPECS)
+    assert set(MEAN_NORMALISERS).isdisjoint(MEAN_SPECIAL)
+    assert all("none" in SPECS[name].reductions for name in SPECS if name not in MEAN_SPECIAL)
+
+
+# --------------------------------------------------------------------------- generic: "none" == one sample at a time
+
+
+def _coupled(name: str) -> bool:
+    """Whether no variant of ``name`` has independent samples (then it is listed in INDEPENDENCE_EXEMPT)."""
+    spec = SPECS[name]
+    return all(layout_of(name, conformance.make_cases(spec, v, 0, 2)[0]).coupled for v in range(len(spec.variants)))
+
+
+# Losses whose samples are never independent, with the reason. Couplings of some variants only
+# (infonce without negatives; dice, tversky, focal_tversky, jaccard, generalized_dice with
+# per_sample=False) are in their layouts: those variants are not drawn.
+INDEPENDENCE_EXEMPT: dict[str, str] = {
+    "nt_xent": _IN_BATCH + ": the other 2N - 2 views are the negatives",
+    "clip": _IN_BATCH + ": softmax over the batch's texts and images",
+    "siglip": _IN_BATCH + ": every non-matching pair of the batch is a negative pair",
+    "triplet_mined": "positives and negatives are mined among the other samples of the batch",
+    "curriculum": "the weights N [d_i <= p] / sum_j [d_j <= p] are normalised over the batch",
+    "dice_ce": "its Dice term is pooled over the batch, and it has no 'none'",
+}
+INDEPENDENT_NAMES = [name for name in LAYOUTS if name not in INDEPENDENCE_EXEMPT]
+
+
+def _coupled(name: str) -> bool:
+    """Whether every variant of ``name`` has coupled samples."""
+    spec = SPECS[name]
+    return all(layout_of(name, conformance.make_cases(spec, v, 0, 2)[0]).coupled for v in range(len(spec.variants)))
+
+
+def test_independence_exemptions_match_the_layouts():
+    assert set(INDEPENDENCE_EXEMPT) <= set(LAYOUTS) and all(INDEPENDENCE_EXEMPT.values())
+    for name in LAYOUTS:
+        assert _coupled(name) == (name in INDEPENDENCE_EXEMPT), name
+
+
+def _independent_variants(name: str, backend: str) -> list[int]:
+    spec = SPECS[name]
+    return [i for i in variants_for(name, backend)
+            if not layout_of(name, conformance.make_cases(spec, i, 0, 2)[0]).coupled]
+
+
+@pytest.mark.parametrize("name,backend", generic_pairs(INDEPENDENT_NAMES))
+@given(data=st.data())
+def test_none_equals_one_sample_at_a_time(env, name, backend, data):
+    """"none" of the batch, at sample i, equals the loss of the batch made of sample i alone (value, and the
+    gradient of "sum" with respect to sample i's inputs). Variants whose samples are coupled (infonce
+    without negatives, pooled segmentation) are not drawn."""
+    spec = SPECS[name]
+    _, case, note = draw_case(spec, data, _independent_variants(name, backend))
+    layout = layout_of(name, case)
+    index = data.draw(st.integers(0, batch_size(layout, case) - 1), label="sample")
+    single = take(layout, case, [index])
+    rtol, atol = tolerances(spec)
+    values, grads = full_evaluation(env, backend, name, case)
+    values_1, grads_1 = full_evaluation(env, backend, name, single)
+    what = f"{note} {backend} sample {index}"
+    close(values_1["none"], values["none"][index:index + 1], what, rtol, atol)
+    if grads:
+        expected = {n: np.take(g, [index], axis=layout.axes.get(n, 0))
+                    for n, g in grads["sum"].items() if n in layout.per_sample}
+        close_grads({n: g for n, g in grads_1["sum"].items() if n in layout.per_sample}, expected, what, rtol, atol)
+
+
+# --------------------------------------------------------------------------- cross_entropy: shift invariance
+
+ALL = ("mean", "sum", "none")
+GRADS = ("mean",)  # the gradient checked by the identities: the reduction with the normaliser
+
+
+def compare_all(actual, expected, what: str, rtol: float = 1e-10, atol: float = 1e-12, grads: bool = True) -> None:
+    """Two ``evaluate`` results: every value, and every gradient, equal."""
+    (values, gradients), (values_e, gradients_e) = actual, expected
+    for reduction in values_e:
+        close(values[reduction], values_e[reduction], f"{what} {reduction}", rtol, atol)
+        if grads and reduction in gradients_e:
+            close_grads(gradients[reduction], gradients_e[reduction], f"{what} {reduction}", rtol, atol)
+
+
+def _logits_case(rng: np.random.Generator, n: int, k: int, scale: float = 2.0):
+    return rng.normal(scale=scale, size=(n, k)), rng.integers(0, k, size=n).astype(np.int64)
+
+
+CE_SETTINGS = [
+    {},
+    {"weight": True},
+    {"ignore_index": -100},
+    {"ignore_index": -1, "weight": True, "label_smoothing": 0.1},
+    {"label_smoothing": 0.25},
+    {"probabilities": True},
+    {"probabilities": True, "weight": True, "label_smoothing": 0.2},
+]
+
+
+def _ce_arrays(rng: np.random.Generator, setting: dict, n: int = 4, k: int = 5):
+    logits, target = _logits_case(rng, n, k)
+    if setting.get("probabilities"):
+        raw = rng.gamma(1.0, size=(n, k))
+        target = raw / raw.sum(-1, keepdims=True)
+    elif "ignore_index" in setting:
+        target[rng.permutation(n)[:2]] = setting["ignore_index"]  # 2 of the 4 rows ignored
+    arrays = {"logits": logits, "target": target}
+    if setting.get("weight"):
+        arrays["weight"] = rng.uniform(0.2, 2.0, size=k)
+    params = {key: value for key, value in setting.items() if key in ("ignore_index", "label_smoothing")}
+    return arrays, params
+
+
+def _setting_id(setting: dict) -> str:
+    return ",".join(f"{k}={v}" if not isinstance(v, bool) else k for k, v in setting.items()) or "plain"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("setting", CE_SETTINGS, ids=_setting_id)
+@given(seed=SEEDS, shift=st.floats(-50.0, 50.0))
+def test_cross_entropy_unchanged_by_a_constant_added_to_every_logit(env, backend, setting, seed, shift):
+    """Values and gradients, with class weights, ignored rows, label smoothing and probability targets."""
+    arrays, params = _ce_arrays(np.random.default_rng(seed), setting)
+    shifted = {**arrays, "logits": arrays["logits"] + shift}
+    atol = 1e-14 * (1.0 + abs(shift)) * 16  # only the rounding of logits + shift differs
+    compare_all(evaluate(env, backend, "cross_entropy", shifted, params, ALL, GRADS),
+                evaluate(env, backend, "cross_entropy", arrays, params, ALL, GRADS),
+                f"{backend} shift {shift}", 1e-12, atol)
+
+
+def test_shift_invariance_can_fail(env):
+    """z_loss penalises logsumexp(logits)^2, which a shift does change: the check above would see it."""
+    arrays, _ = _ce_arrays(np.random.default_rng(0), {})
+    plain = run(env, "numpy", "cross_entropy", arrays, {"z_loss": 0.01}, "mean")[0]
+    shifted = {**arrays, "logits": arrays["logits"] + 3.0}
+    moved = run(env, "numpy", "cross_entropy", shifted, {"z_loss": 0.01}, "mean")[0]
+    assert abs(plain - moved) > 1e-3
+
+
+# --------------------------------------------------------------------------- ignore_index == dropping the row
+
+# loss -> settings: ignore_index (a negative sentinel or an in-range class) and the loss's own options
+IGNORE_SETTINGS = {
+    "cross_entropy": [{"ignore_index": -100}, {"ignore_index": -1, "weight": True},
+                      {"ignore_index": 3, "label_smoothing": 0.15}, {"ignore_index": -100, "weight": True,
+                                                                     "label_smoothing": 0.3}],
+    "nll": [{"ignore_index": -100}, {"ignore_index": 2, "weight": True}],
+    "focal": [{"ignore_index": -1, "gamma": 2.0}, {"ignore_index": -100, "gamma": 0.5, "alpha": 0.25},
+              {"ignore_index": 3, "gamma": 1.0, "alpha_per_class": True}],
+}
+IGNORE_CASES = [(name, setting) for name, settings in IGNORE_SETTINGS.items() for setting in settings]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name,setting", IGNORE_CASES, ids=[f"{n}-{_setting_id(s)}" for n, s in IGNORE_CASES])
+@given(seed=SEEDS, data=st.data())
+def test_ignored_rows_equal_dropped_rows(env, backend, name, setting, seed, data):
+    """Every reduction of the batch with ignored rows equals that of the batch without them (with the
+    same class weights): values, and the kept rows' gradients; ignored rows have gradient exactly 0."""
+    rng = np.random.default_rng(seed)
+    n, k, ignore_index = 5, 5, setting["ignore_index"]
+    logits, target = _logits_case(rng, n, k)
+    if 0 <= ignore_index < k:  # an in-range class index: exactly its samples are ignored
+        target = np.where(target == ignore_index, (ignore_index + 1) % k, target)
+    ignored = np.asarray(sorted(data.draw(st.sets(st.integers(0, n - 1), min_size=2, max_size=2), label="ignored")))
+    target[ignored] = ignore_index
+    kept = np.setdiff1d(np.arange(n), ignored)
+    first = "log_probs" if name == "nll" else "logits"
+    arrays = {first: logits - np.log(np.exp(logits).sum(-1, keepdims=True)) if name == "nll" else logits,
+              "target": target}
+    if setting.get("weight"):
+        arrays["weight"] = rng.uniform(0.2, 2.0, size=k)
+    if setting.get("alpha_per_class"):
+        arrays["alpha"] = rng.uniform(0.2, 2.0, size=k)
+    params = {key: value for key, value in setting.items() if key in ("label_smoothing", "gamma", "alpha")}
+    dropped = {key: (value[kept] if key in (first, "target") else value) for key, value in arrays.items()}
+    values, grads = evaluate(env, backend, name, arrays, {**params, "ignore_index": ignore_index}, ALL, ("mean", "sum"))
+    values_d, grads_d = evaluate(env, backend, name, dropped, params, ALL, ("mean", "sum"))
+    what = f"{name} {backend} ignored rows {ignored.tolist()}"
+    for reduction in ALL:
+        if reduction == "none":
+            close(values["none"][kept], values_d["none"], f"{what} none")
+            assert np.all(values["none"][ignored] == 0.0), f"{what}: none {values['none']}"
+        else:
+            close(values[reduction], values_d[reduction], f"{what} {reduction}")
+        if reduction in grads:
+            g = grads[reduction][first]
+            close(g[kept], grads_d[reduction][first], f"{what} {reduction} d/d{first}")
+            assert np.all(g[ignored] == 0.0), f"{what} {reduction}: ignored rows have gradient {g[ignored]}"
+
+
+# --------------------------------------------------------------------------- all-ones weights == no weights
+
+
+def _weight_losses() -> set[str]:
+    return {name for name, fn in CORE_LOSSES.items() if "weight" in inspect.signature(fn).parameters}
+
+
+# every loss with a ``weight`` parameter -> its weight arrays set to ones (focal's per-class alpha too)
+ONES_WEIGHTS: dict[str, tuple[str, ...]] = {
+    "cross_entropy": ("weight",), "nll": ("weight",), "bce": ("weight",), "bce_with_logits": ("weight", "pos_weight"),
+    "mse": ("weight",), "mae": ("weight",), "huber": ("weight",), "smooth_l1": ("weight",), "log_cosh": ("weight",),
+    "quantile": ("weight",), "asymmetric_mse": ("weight",),
+    "focal": ("alpha",),  # per-class alpha of ones == alpha=None
+}
+ONES_WEIGHTS_EXEMPT = {"gradient_penalty": "weight is the penalty's scalar coefficient lambda (default 10), "
+                                           "not a per-sample or per-class weight"}
+ONES_CASES = [(name, backend) for name in ONES_WEIGHTS for backend in BACKENDS]
+
+
+def test_every_weight_parameter_is_covered():
+    assert _weight_losses() == (set(ONES_WEIGHTS) - {"focal"}) | set(ONES_WEIGHTS_EXEMPT)
+
+
+@pytest.mark.parametrize("name,backend", ONES_CASES)
+@given(data=st.data())
+def test_all_ones_weights_equal_no_weights(env, name, backend, data):
+    """On the spec's variants that pass weights; class-weighted losses also with an ignored class."""
+    spec = SPECS[name]
+    names = ONES_WEIGHTS[name]
+    variants = [i for i, v in enumerate(spec.variants)
+                if set(names) & set(conformance.make_cases(spec, i, 0, 2)[0].arrays)]
+    assert variants, f"{name}: no variant passes {names}"
+    _, case, note = draw_case(spec, data, variants[:1] if backend == "jax" else variants)
+    params = dict(case.params)
+    target = case.arrays.get("target")
+    if (name in ("cross_entropy", "nll", "focal") and np.issubdtype(target.dtype, np.integer)
+            and "ignore_index" not in params and data.draw(st.booleans(), label="ignore a class")):
+        params["ignore_index"] = int(target.reshape(-1)[0])  # that class's samples are ignored
+    ones = {key: (np.ones_like(value) if key in names else value) for key, value in case.arrays.items()}
+    bare = {key: value for key, value in case.arrays.items() if key not in names}
+    (values, grads) = evaluate(env, backend, name, ones, params, spec.reductions, GRADS)
+    grads = {r: {k: g for k, g in gs.items() if k not in names} for r, gs in grads.items()}
+    compare_all((values, grads), evaluate(env, backend, name, bare, params, spec.reductions, GRADS),
+                f"{note} {backend} {params}")
+
+
+# --------------------------------------------------------------------------- limits equal to the plain loss
+
+LS0_SETTINGS = [{}, {"weight": True}, {"ignore_index": -100, "weight": True}, {"probabilities": True, "weight": True}]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("setting", LS0_SETTINGS, ids=_setting_id)
+@given(seed=SEEDS)
+def test_label_smoothing_zero_equals_plain_cross_entropy(env, backend, setting, seed):
+    arrays, params = _ce_arrays(np.random.default_rng(seed), setting)
+    compare_all(evaluate(env, backend, "cross_entropy", arrays, {**params, "label_smoothing": 0.0}, ALL, GRADS),
+                evaluate(env, backend, "cross_entropy", arrays, params, ALL, GRADS), backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(seed=SEEDS)
+def test_bce_with_logits_label_smoothing_zero_equals_plain(env, backend, seed):
+    rng = np.random.default_rng(seed)
+    arrays = {"logits": rng.normal(scale=3.0, size=(4, 3)), "target": rng.uniform(size=(4, 3)),
+              "weight": rng.uniform(0.2, 2.0, size=(4, 3)), "pos_weight": rng.uniform(0.2, 2.0, size=3)}
+    compare_all(evaluate(env, backend, "bce_with_logits", arrays, {"label_smoothing": 0.0}, ALL, GRADS),
+                evaluate(env, backend, "bce_with_logits", arrays, {}, ALL, GRADS), backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("ignore", [False, True], ids=["all-rows", "ignore_index"])
+@pytest.mark.parametrize("per_class", [False, True], ids=["alpha=None", "alpha=weight"])
+@given(seed=SEEDS)
+def test_focal_gamma0_equals_cross_entropy(env, backend, ignore, per_class, seed):
+    """gamma=0 with alpha=None is CE; with a per-class alpha it is CE with that class weight."""
+    rng = np.random.default_rng(seed)
+    logits, target = _logits_case(rng, 4, 5)
+    params = {}
+    if ignore:
+        target[rng.integers(0, 4)] = -1
+        params["ignore_index"] = -1
+    focal_arrays, ce_arrays = {"logits": logits, "target": target}, {"logits": logits, "target": target}
+    if per_class:
+        focal_arrays["alpha"] = ce_arrays["weight"] = rng.uniform(0.2, 2.0, size=5)
+    (values, grads) = evaluate(env, backend, "focal", focal_arrays, {**params, "gamma": 0.0}, ALL, GRADS)
+    grads = {r: {"logits": g["logits"]} for r, g in grads.items()}
+    (values_ce, grads_ce) = evaluate(env, backend, "cross_entropy", ce_arrays, params, ALL, GRADS)
+    grads_ce = {r: {"logits": g["logits"]} for r, g in grads_ce.items()}
+    compare_all((values, grads), (values_ce, grads_ce), backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(seed=SEEDS, soft=st.booleans())
+def test_sigmoid_focal_gamma0_without_alpha_equals_bce_with_logits(env, backend, seed, soft):
+    """The docstring: ``alpha=None`` disables the balance (torchvision's alpha < 0)."""
+    rng = np.random.default_rng(seed)
+    target = rng.uniform(size=(4, 3)) if soft else rng.integers(0, 2, size=(4, 3)).astype(np.float64)
+    arrays = {"logits": rng.normal(scale=3.0, size=(4, 3)), "target": target}
+    compare_all(evaluate(env, backend, "sigmoid_focal", arrays, {"gamma": 0.0, "alpha": None}, ALL, GRADS),
+                evaluate(env, backend, "bce_with_logits", arrays, {}, ALL, GRADS), backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(seed=SEEDS, targets=st.sampled_from(["int", "one-hot", "probabilities"]))
+def test_poly1_epsilon0_equals_cross_entropy(env, backend, seed, targets):
+    rng = np.random.default_rng(seed)
+    logits, target = _logits_case(rng, 4, 5)
+    if targets == "one-hot":
+        target = np.eye(5)[target]
+    elif targets == "probabilities":
+        raw = rng.gamma(1.0, size=(4, 5))
+        target = raw / raw.sum(-1, keepdims=True)
+    arrays = {"logits": logits, "target": target}
+    compare_all(evaluate(env, backend, "poly1", arrays, {"epsilon": 0.0}, ALL, GRADS),
+                evaluate(env, backend, "cross_entropy", arrays, {}, ALL, GRADS), f"{backend} {targets}")
+
+
+# --------------------------------------------------------------------------- boxes: identical boxes
+
+
+BOX_LOSSES = ["box_iou", "box_giou", "box_diou", "box_ciou"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", BOX_LOSSES)
+@given(seed=SEEDS, shape=st.sampled_from([(4,), (3, 2)]))
+def test_identical_boxes_have_zero_loss(env, backend, name, seed, shape):
+    """eps=0: IoU is exactly 1, the enclosing box is the box, the centres coincide, the aspect ratios match."""
+    rng = np.random.default_rng(seed)
+    corner = rng.uniform(-5.0, 5.0, size=(*shape, 2))
+    boxes = np.concatenate([corner, corner + rng.uniform(0.1, 4.0, size=(*shape, 2))], axis=-1)
+    values, grads = evaluate(env, backend, name, {"pred": boxes, "target": boxes.copy()}, {"eps": 0.0}, ALL, ("sum",))
+    for reduction in ALL:
+        close(values[reduction], np.zeros_like(values[reduction]), f"{name} {backend} {reduction}", 0.0, 1e-15)
+        for key, g in grads.get(reduction, {}).items():  # at the minimum: a finite gradient
+            assert np.isfinite(g).all(), f"{name} {backend} {reduction} d/d{key} = {g}"
+
+
+# --------------------------------------------------------------------------- cosine losses: positive scale
+
+
+# loss -> inputs whose rows may be scaled by positive factors (each row its own factor)
+SCALE_INVARIANT = {
+    "cosine_embedding": ("x1", "x2"),
+    "infonce": ("query", "key", "negatives"),
+    "nt_xent": ("z1", "z2"),
+    "clip": ("image_emb", "text_emb"),
+    "siglip": ("image_emb", "text_emb"),
+    "arcface": ("embeddings", "class_weights"),
+    "cosface": ("embeddings", "class_weights"),
+}
+SCALE_CASES = [(name, backend) for name in SCALE_INVARIANT for backend in BACKENDS]
+
+
+def _normalized_variants(name: str) -> list[int]:
+    spec = SPECS[name]
+    return [i for i in range(len(spec.variants))
+            if conformance.make_cases(spec, i, 0, 2)[0].params.get("normalize", True)]
+
+
+@pytest.mark.parametrize("name,backend", SCALE_CASES)
+@given(data=st.data())
+def test_cosine_losses_ignore_positive_scale(env, name, backend, data):
+    """Normalised embeddings (``normalize=True`` where it is an option): scaling each row by a positive
+    factor leaves the loss unchanged and divides that row's gradient by the factor (degree-0 homogeneity)."""
+    spec = SPECS[name]
+    variants = _normalized_variants(name)
+    if backend == "jax":  # one compilation: the variant with the most inputs
+        variants = [max(variants, key=lambda i: (len(conformance.make_cases(spec, i, 0, 2)[0].arrays), -i))]
+    _, case, note = draw_case(spec, data, variants)
+    factors = {}
+    for key, value in case.arrays.items():
+        if key in SCALE_INVARIANT[name]:
+            logs = data.draw(st.lists(st.floats(np.log(0.25), np.log(8.0)), min_size=value[..., 0].size,
+                                      max_size=value[..., 0].size), label=f"log scale of {key}'s rows")
+            factors[key] = np.exp(np.asarray(logs)).reshape(value.shape[:-1] + (1,))
+    scaled = {key: (value * factors[key] if key in factors else value) for key, value in case.arrays.items()}
+    values, grads = evaluate(env, backend, name, case.arrays, case.params, spec.reductions, GRADS)
+    values_s, grads_s = evaluate(env, backend, name, scaled, case.params, spec.reductions, GRADS)
+    for reduction in spec.reductions:
+        what = f"{note} {backend} {reduction}"
+        close(values_s[reduction], values[reduction], what, 1e-9, 1e-12)
+        for key, g in grads.get(reduction, {}).items():
+            if key in factors:
+                # a zero row stays zero: there the cosine's eps, not the scale, sets the gradient
+                nonzero = np.linalg.norm(case.arrays[key], axis=-1, keepdims=True) > 0
+                close(np.where(nonzero, grads_s[reduction][key], 0.0), np.where(nonzero, g / factors[key], 0.0),
+                      f"{what} d/d{key}", 1e-8, 1e-10)
+            else:
+                close(grads_s[reduction][key], g, f"{what} d/d{key}", 1e-8, 1e-10)
