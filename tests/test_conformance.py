@@ -6,14 +6,19 @@ Hypothesis draws the variant, the seed and the batch size; the checks live in
 
 from __future__ import annotations
 
+import os
+
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from polyloss import conformance
 from polyloss.specs import SPECS
 
 SPEC_NAMES = list(SPECS)
+# Each draw is costly (a new batch size means new JAX compilations): 3 per check and loss keeps the
+# matrix inside the CI budget; `HYPOTHESIS_PROFILE=dev` explores its own (larger) number.
+EXAMPLES = 3 if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci" else settings().max_examples
 
 
 def _draw(spec, data, count: int = 1):
@@ -34,6 +39,7 @@ VALUE_PAIRS = [(name, backend) for name in SPEC_NAMES for backend in ("array_api
 
 
 @pytest.mark.parametrize("name,backend", VALUE_PAIRS)
+@settings(max_examples=EXAMPLES)
 @given(data=st.data())
 def test_float64_values_equal_numpy(env, name, backend, data):
     spec = SPECS[name]
@@ -43,6 +49,7 @@ def test_float64_values_equal_numpy(env, name, backend, data):
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])
 @pytest.mark.parametrize("name", SPEC_NAMES)
+@settings(max_examples=EXAMPLES)
 @given(data=st.data())
 def test_float32_within_tolerance(env, name, backend, data):
     spec = SPECS[name]
@@ -51,6 +58,7 @@ def test_float32_within_tolerance(env, name, backend, data):
 
 
 @pytest.mark.parametrize("name", SPEC_NAMES)
+@settings(max_examples=EXAMPLES)
 @given(data=st.data())
 def test_torch_and_jax_gradients_agree(env, name, data):
     spec = SPECS[name]
@@ -70,6 +78,7 @@ def test_losses_without_finite_differences_have_a_gradient_reference():
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])
 @pytest.mark.parametrize("name", FD_SPEC_NAMES)
+@settings(max_examples=EXAMPLES)
 @given(data=st.data())
 def test_gradients_match_finite_differences(env, name, backend, data):
     spec = SPECS[name]
@@ -78,6 +87,7 @@ def test_gradients_match_finite_differences(env, name, backend, data):
 
 
 @pytest.mark.parametrize("name", SPEC_NAMES)
+@settings(max_examples=EXAMPLES)
 @given(data=st.data())
 def test_jax_jit_equals_eager(env, name, data):
     spec = SPECS[name]
@@ -87,6 +97,7 @@ def test_jax_jit_equals_eager(env, name, data):
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 @pytest.mark.parametrize("name", SPEC_NAMES)
+@settings(max_examples=EXAMPLES)
 @given(data=st.data())
 def test_vmap_equals_loop(env, name, backend, data):
     spec = SPECS[name]
@@ -105,6 +116,7 @@ REFERENCES = [(name, i) for name, spec in SPECS.items() for i in range(len(spec.
 
 
 @pytest.mark.parametrize("name,index", REFERENCES, ids=[f"{n}-{SPECS[n].references[i].name}" for n, i in REFERENCES])
+@settings(max_examples=EXAMPLES)
 @given(data=st.data())
 def test_matches_upstream_reference(env, name, index, data):
     spec = SPECS[name]
