@@ -107,8 +107,9 @@ SINGULAR = [
      ([0.0, 0.0], [0.0, -1.0])),
     ("clamped_log(0)", lambda b, p: safe.clamped_log(b.xp, p), ([0.0, 1.0],), [-100.0, 0.0], ([0.0, 1.0],)),
     ("relu at 0", lambda b, x: safe.relu(b.xp, x), ([0.0, 2.0, -1.0],), [0.0, 2.0, 0.0], ([0.0, 1.0, 0.0],)),
-    ("l2_normalize of the zero vector", lambda b, x: safe.l2_normalize(b.xp, x)[..., 0], ([[0.0, 0.0], [3.0, 4.0]],),
-     [0.0, 0.6], ([[1e12, 0.0], [0.128, -0.096]],)),
+    # gradient 0 at the zero vector (F.normalize: 1e12, the floor's slope); below the floor, F.normalize's x / 1e-12
+    ("l2_normalize of the zero vector", lambda b, x: safe.l2_normalize(b.xp, x)[..., 0],
+     ([[0.0, 0.0], [3.0, 4.0], [1e-13, 0.0]],), [0.0, 0.6, 0.1], ([[0.0, 0.0], [0.128, -0.096], [1e12, 0.0]],)),
 ]
 
 

@@ -81,9 +81,16 @@ NORMALIZE_EPS = 1e-12
 
 
 def l2_normalize(xp: Any, x: Any, axis: int = -1) -> Any:
-    """x / max(||x||, 1e-12) along ``axis`` (``torch.nn.functional.normalize``): the zero vector maps to 0."""
+    """x / max(||x||, 1e-12) along ``axis`` (``torch.nn.functional.normalize``); the zero vector maps
+    to 0 with gradient 0.
+
+    x / ||x|| has no limit at 0; ``F.normalize``'s floor gives it the slope 1/1e-12 there, an
+    artefact of the guard that overflows float16 gradients to inf. Elsewhere, including norms
+    below the floor, this is ``F.normalize`` in value and gradient.
+    """
     norm = safe_norm(xp, x, axis)
-    return x / xp.expand_dims(xp.where(norm > NORMALIZE_EPS, norm, NORMALIZE_EPS), axis=axis)
+    nonzero = xp.expand_dims(norm > 0, axis=axis)
+    return xp.where(nonzero, x / xp.expand_dims(xp.where(norm > NORMALIZE_EPS, norm, NORMALIZE_EPS), axis=axis), 0.0)
 
 
 def xlogy(xp: Any, x: Any, y: Any) -> Any:

@@ -2,8 +2,9 @@
 
 Embeddings are ``(N, D)``; row ``i`` of one input is the positive of row ``i``
 of the other, every other row in the batch a negative. ``normalize`` maps each
-row to unit length (``x / max(||x||, 1e-12)``, as ``F.normalize``: a zero row
-stays 0, with finite gradients), so similarities are cosines. Each loss is a
+row to unit length (``x / max(||x||, 1e-12)``, as ``F.normalize``), so
+similarities are cosines. A zero row stays 0 with gradient 0 (``F.normalize``'s
+slope there is 1e12, an artefact of its floor). Each loss is a
 softmax (or sigmoid) cross-entropy per anchor, through the backend's fused
 kernel; ``reduction="none"`` gives one value per anchor.
 """

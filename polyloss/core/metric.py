@@ -314,8 +314,9 @@ def cosine_embedding(
               \qquad \cos_i = \frac{x_{1i} \cdot x_{2i}}
               {\sqrt{(\lVert x_{1i} \rVert^2 + \epsilon)(\lVert x_{2i} \rVert^2 + \epsilon)}}
 
-    with :math:`\epsilon = 10^{-12}` as in torch, so zero vectors give
-    :math:`\cos = 0` and finite gradients.
+    with :math:`\epsilon = 10^{-12}` as in torch. A zero vector gives :math:`\cos = 0` with
+    gradient 0 for both vectors: the cosine has no limit there, and torch's slope
+    :math:`1/\sqrt{\epsilon}` is an artefact of the guard (it overflows float16 gradients).
 
     Args:
         x1: embeddings ``(..., D)``.
@@ -328,7 +329,8 @@ def cosine_embedding(
         The loss; per pair with ``reduction="none"``.
 
     Equals ``torch.nn.functional.cosine_embedding_loss``, except that a target
-    other than 1 or -1 raises ``ValueError`` (torch silently gives it loss 0).
+    other than 1 or -1 raises ``ValueError`` (torch silently gives it loss 0),
+    and the gradient at a zero vector (above).
     """
     check_reduction(reduction)
     xp = b.xp
@@ -338,8 +340,10 @@ def cosine_embedding(
     _check_row_labels(xp, "target", target, x1, floating=False)
     target, valid = _sign_target(b, target, x1)
     margin = check_interval("margin", margin, -1.0, 1.0)
-    magnitudes = (xp.sum(x1 * x1, axis=-1) + _COSINE_EPS) * (xp.sum(x2 * x2, axis=-1) + _COSINE_EPS)
-    cosine = xp.sum(x1 * x2, axis=-1) / xp.sqrt(magnitudes)
+    squared1, squared2 = xp.sum(x1 * x1, axis=-1), xp.sum(x2 * x2, axis=-1)
+    magnitudes = (squared1 + _COSINE_EPS) * (squared2 + _COSINE_EPS)
+    # with a zero vector: cosine 0 (torch's value) with gradient 0, not torch's 1/sqrt(eps) slope
+    cosine = xp.where((squared1 > 0) & (squared2 > 0), xp.sum(x1 * x2, axis=-1) / xp.sqrt(magnitudes), 0.0)
     per_pair = xp.where(target > 0, 1.0 - cosine, relu(xp, cosine - margin))
     return reduce(xp, _nan_where_invalid(xp, per_pair, valid), reduction)
 
@@ -434,7 +438,7 @@ def arcface(
     :math:`\cos\theta = \pm 1`.
 
     Args:
-        embeddings: ``(N, D)``, normalised inside (a zero row has cosine 0).
+        embeddings: ``(N, D)``, normalised inside (a zero row has cosine 0, with gradient 0).
         class_weights: ``(C, D)``, one row per class, normalised inside.
         labels: ``(N,)`` integer classes in ``[0, C)``.
         scale: :math:`s > 0` (default 64).
@@ -480,7 +484,7 @@ def cosface(
               \cos\theta_{ic} \text{ elsewhere}],\ y_i\big)
 
     Args:
-        embeddings: ``(N, D)``, normalised inside (a zero row has cosine 0).
+        embeddings: ``(N, D)``, normalised inside (a zero row has cosine 0, with gradient 0).
         class_weights: ``(C, D)``, one row per class, normalised inside.
         labels: ``(N,)`` integer classes in ``[0, C)``.
         scale: :math:`s > 0` (default 64).
