@@ -149,8 +149,12 @@ class TorchBackend(ArrayAPIBackend):
 
     def compile(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         # The harness compiles one closure per (loss, parameters, reduction); they share a
-        # code object, so dynamo's default limit of 8 recompilations would be hit.
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 1024)
+        # code object, so dynamo's limits on its recompilations (8 per code object, 256 over
+        # the process) would be hit, and with fullgraph=True that is an error
+        # (FailOnRecompileLimitHit): a whole test run compiles several hundred.
+        config = torch._dynamo.config
+        config.recompile_limit = max(config.recompile_limit, 4096)
+        config.accumulated_recompile_limit = max(config.accumulated_recompile_limit, 4096)
         return torch.compile(fn, fullgraph=True, dynamic=False)
 
     def jit(self, fn: Callable[..., Any]) -> Callable[..., Any] | None:
