@@ -87,7 +87,7 @@ def call(backend: str, name: str, arrays: dict | None = None, convert: dict | No
     names = positional(name)
     params = {**case.params, **overrides}
     args = [params.pop(p) for p in leading_callables(name)] + [framework_arrays[p] for p in names if p in framework_arrays]
-    kwargs = {k: v for k, v in framework_arrays.items() if k not in names}
+    kwargs = {k: v for k, v in framework_arrays.items() if k not in names and k not in overrides}
     return getattr(MODULES[backend], name)(*args, **kwargs, **params)
 
 
@@ -293,6 +293,39 @@ HYPER = [
 def test_out_of_domain_hyper_parameter_raises_value_error(backend, name, param, value):
     with raises(ValueError, match=rf"^{param} must .*got {re.escape(repr(value))}$"):
         call(backend, name, **{param: value})
+
+
+def float_hyper_parameters() -> list[tuple[str, str]]:
+    """(loss, parameter) for every keyword-only hyper-parameter typed float (or float | array)."""
+    return [(name, p.name) for name, fn in CORE_LOSSES.items()
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and re.search(r"\bfloat\b", str(p.annotation))
+            and not str(p.annotation).startswith("Sequence")]
+
+
+NON_FINITE = [(b, n, p, v) for n, p in float_hyper_parameters() for b, _ in pairs([n]) for v in (math.nan, math.inf, -math.inf)]
+
+
+def test_every_float_hyper_parameter_is_probed():
+    """The sweep below is not vacuous: it sees the hyper-parameters the hand-written table lists."""
+    swept = set(float_hyper_parameters())
+    assert len(swept) >= 50
+    assert {(n, p) for n, p, v in HYPER if isinstance(v, float)} <= swept
+
+
+@pytest.mark.parametrize("backend,name,param,value", NON_FINITE, ids=[f"{b}-{n}-{p}={v}" for b, n, p, v in NON_FINITE])
+def test_non_finite_float_hyper_parameter_raises_value_error(backend, name, param, value):
+    """NaN and +-inf in every float hyper-parameter of every loss: a ValueError naming it, never a NaN loss."""
+    with raises(ValueError, match=rf"^{param} must .*got {re.escape(repr(value))}$"):
+        call(backend, name, **{param: value})
+
+
+@pytest.mark.parametrize("backend", [b for b, _ in pairs(["perceptual"])])
+def test_perceptual_layer_weights_must_be_a_sequence(backend):
+    with raises(TypeError, match=r"^layer_weights must be a sequence of floats, one per feature map, got 0\.5$"):
+        call(backend, "perceptual", layer_weights=0.5)
+    with raises(ValueError, match=r"^layer_weights\[1\] must .*got nan$"):
+        call(backend, "perceptual", layer_weights=[0.5, math.nan])
 
 
 AXES = [("cross_entropy", 5), ("cross_entropy", 2), ("cross_entropy", -3), ("nll", 5), ("focal", 5), ("poly1", -3)]

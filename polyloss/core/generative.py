@@ -383,6 +383,8 @@ def perceptual(
         raise ValueError("features returned no feature maps")
     if layer_weights is None:
         layer_weights = [1.0 / len(pred_maps)] * len(pred_maps)
+    if isinstance(layer_weights, (str, bytes)) or not hasattr(layer_weights, "__iter__"):
+        raise TypeError(f"layer_weights must be a sequence of floats, one per feature map, got {layer_weights!r}")
     layer_weights = [check_nonnegative(f"layer_weights[{i}]", w) for i, w in enumerate(layer_weights)]
     if len(layer_weights) != len(pred_maps):
         raise ValueError(
