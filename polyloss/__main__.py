@@ -161,7 +161,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     console.print(table)
     console.print("[dim]ok <e>: passed, <e> = largest absolute difference seen; fd = finite differences; "
                   "parity = upstream references matched / listed (values and gradients); edge cases = corpus "
-                  "cases of polyloss/specs/edges.py (runs: backends x dtypes)[/]")
+                  "cases of polyloss/specs/edges.py (runs: backends x dtypes, eager, plus jax.jit and torch.compile in float32)[/]")
     for spec in specs:
         for failure in report["losses"][spec.name]["failures"]:
             console.print(f"[red]FAIL[/] {spec.name} {failure['check']} [{failure['backend']}]: {failure['detail']}")

@@ -291,12 +291,13 @@ def check_finite_differences(spec: LossSpec, case: Case, env: Environment, backe
     return _guard("fd", backend_name, body)
 
 
-def _transformed(kind: str, spec: LossSpec, backend: Any, case: Case, reduction: str) -> Callable[..., Any]:
+def _transformed(kind: str, spec: LossSpec, backend: Any, case: Case, reduction: str,
+                 compiler: str = "inductor") -> Callable[..., Any]:
     """jit/compile once per (loss, parameters, reduction): recompiles only on new shapes."""
-    key = (kind, spec.name, backend.name, tuple(case.arrays), repr(sorted(case.params.items())), reduction)
+    key = (kind, compiler, spec.name, backend.name, tuple(case.arrays), repr(sorted(case.params.items())), reduction)
     if key not in _TRANSFORMED:
         f = _closure(spec, backend, list(case.arrays), case.params, reduction)
-        _TRANSFORMED[key] = backend.jit(f) if kind == "jit" else backend.compile(f)
+        _TRANSFORMED[key] = backend.jit(f) if kind == "jit" else backend.compile(f, compiler)
     return _TRANSFORMED[key]
 
 
@@ -434,16 +435,18 @@ def run_spec(spec: LossSpec, env: Environment, *, seed: int = 0, n: int = 3, com
             outcomes.append(check_reference(spec, reference, case, env))
         if on_step:
             on_step()
-    outcomes += run_edge_cases(spec.name, env)
+    outcomes += run_edge_cases(spec.name, env, compile=compile)
     return outcomes
 
 
-def run_edge_cases(name: str, env: Environment) -> list[Outcome]:
-    """Every corpus case of loss ``name`` on every backend and dtype it lists."""
+def run_edge_cases(name: str, env: Environment, *, compile: bool = True) -> list[Outcome]:
+    """Every corpus case of loss ``name`` on every backend and dtype it lists, eager and under
+    jax.jit and torch.compile (with inductor; ``compile=False`` leaves torch.compile out)."""
     from polyloss.specs.edges import cases_by_loss
 
-    return [check_edge_case(edge, env, backend, dtype)
-            for edge in cases_by_loss().get(name, []) for backend, dtype in edge_runs(edge)]
+    return [check_edge_case(edge, env, backend, dtype, transform)
+            for edge in cases_by_loss().get(name, []) for backend, dtype, transform in edge_runs(edge)
+            if compile or transform != "compile"]
 
 
 def selected_specs(family: str | None = None, names: Sequence[str] | None = None) -> list[LossSpec]:
@@ -467,11 +470,24 @@ EDGE_BACKENDS = {"float64": ("numpy", "array_api_strict", "torch", "jax"), "floa
                  "float16": ("torch", "jax"), "bfloat16": ("torch", "jax")}
 
 
-def edge_runs(edge: Any) -> list[tuple[str, str]]:
-    """The (backend, dtype) pairs a corpus case runs on: every backend that has the loss."""
+#: the transformed runs of a case: jax.jit and torch.compile(fullgraph=True), in float32 (the training
+#: dtype), of every case with a value outcome. A Raises case is eager only: the value checks read
+#: concrete arrays, and a traced bad value gives NaN instead (documented per loss).
+EDGE_TRANSFORMS = (("jax", "jit"), ("torch", "compile"))
+EDGE_TRANSFORM_DTYPE = "float32"
+
+
+def edge_runs(edge: Any) -> list[tuple[str, str, str]]:
+    """The (backend, dtype, transform) runs of a corpus case: every backend that has the loss in
+    every dtype the case lists, eagerly ("eager"), plus jit/compile in float32."""
+    from polyloss.specs.edges import Raises
+
     autodiff = SPECS[edge.loss].core().needs_autodiff
-    return [(backend, dtype) for dtype in edge.dtypes for backend in EDGE_BACKENDS[dtype]
+    runs = [(backend, dtype, "eager") for dtype in edge.dtypes for backend in EDGE_BACKENDS[dtype]
             if not (autodiff and backend in ("numpy", "array_api_strict"))]
+    if not isinstance(edge.expect, Raises) and EDGE_TRANSFORM_DTYPE in edge.dtypes:
+        runs += [(backend, EDGE_TRANSFORM_DTYPE, transform) for backend, transform in EDGE_TRANSFORMS]
+    return runs
 
 
 def _rounded(value: np.ndarray, dtype: str) -> np.ndarray:
@@ -483,11 +499,14 @@ def _rounded(value: np.ndarray, dtype: str) -> np.ndarray:
     return np.asarray(value, dtype=dtype).astype(np.float64)
 
 
-def check_edge_case(edge: Any, env: Environment, backend_name: str, dtype: str) -> Outcome:
-    """One corpus case on one backend and input dtype: its stated outcome, value and gradients."""
+def check_edge_case(edge: Any, env: Environment, backend_name: str, dtype: str, transform: str = "eager",
+                    compiler: str = "inductor") -> Outcome:
+    """One corpus case on one backend and input dtype, eager or under ``transform`` ("jit" for
+    JAX, "compile" for torch, with torch.compile's ``compiler`` backend): its stated outcome,
+    value and gradients."""
     from polyloss.specs.edges import Finite, Infinite, Raises
 
-    label = f"edge[{dtype}]"
+    label = f"edge[{dtype}]" if transform == "eager" else f"edge[{dtype},{transform}]"
     if backend_name not in env.backends:
         return Outcome(label, backend_name, "missing", detail=env.missing[backend_name])
     spec = SPECS[edge.loss]
@@ -496,7 +515,10 @@ def check_edge_case(edge: Any, env: Environment, backend_name: str, dtype: str) 
         backend = env.backends[backend_name]
         case = Case(edge.arrays, edge.params)
         names = list(edge.arrays)
-        f = _closure(spec, backend, names, edge.params, edge.reduction)
+        if transform == "eager":
+            f = _closure(spec, backend, names, edge.params, edge.reduction)
+        else:
+            f = _transformed(transform, spec, backend, case, edge.reduction, compiler)
         arrays = _convert(backend, case, dtype)
         if isinstance(edge.expect, Raises):
             try:

@@ -11,15 +11,26 @@ from polyloss import conformance
 from polyloss.core import CORE_LOSSES
 from polyloss.specs.edges import EDGE_CASES, Finite, Infinite, Raises, cases_by_loss
 
-RUNS = [(i, backend, dtype) for i, edge in enumerate(EDGE_CASES) for backend, dtype in conformance.edge_runs(edge)]
+RUNS = [(i, *run) for i, edge in enumerate(EDGE_CASES) for run in conformance.edge_runs(edge)]
 
 
-@pytest.mark.parametrize("index,backend,dtype", RUNS,
-                         ids=[f"{EDGE_CASES[i].loss}-{i}-{b}-{d}" for i, b, d in RUNS])
-def test_edge_case(env, index, backend, dtype):
+@pytest.mark.parametrize("index,backend,dtype,transform", RUNS,
+                         ids=[f"{EDGE_CASES[i].loss}-{i}-{b}-{d}-{t}" for i, b, d, t in RUNS])
+def test_edge_case(env, index, backend, dtype, transform):
+    """torch.compile runs with the aot_eager backend here: the same dynamo and AOTAutograd graphs
+    (fullgraph, decomposed backward) as inductor, without its codegen, which costs 5-7 s a case
+    with a cold cache (123 cases). ``python -m polyloss verify`` runs them with inductor, and
+    test_conformance compiles every loss with inductor."""
     edge = EDGE_CASES[index]
-    outcome = conformance.check_edge_case(edge, env, backend, dtype)
-    assert outcome.status == "pass", f"{edge.loss}: {edge.name} [{backend}, {dtype}]: {outcome.detail}"
+    outcome = conformance.check_edge_case(edge, env, backend, dtype, transform, compiler="aot_eager")
+    assert outcome.status == "pass", f"{edge.loss}: {edge.name} [{backend}, {dtype}, {transform}]: {outcome.detail}"
+
+
+def test_every_value_case_runs_jitted_and_compiled():
+    transformed = {(i, b, t) for i, b, d, t in RUNS if t != "eager"}
+    for i, edge in enumerate(EDGE_CASES):
+        if not isinstance(edge.expect, Raises) and "float32" in edge.dtypes:
+            assert {(i, "jax", "jit"), (i, "torch", "compile")} <= transformed, edge.name
 
 
 def test_every_loss_has_edge_cases():

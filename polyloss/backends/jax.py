@@ -121,7 +121,7 @@ class JaxBackend(ArrayAPIBackend):
     def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         return jax.jit(fn)
 
-    def compile(self, fn: Callable[..., Any]) -> Callable[..., Any] | None:
+    def compile(self, fn: Callable[..., Any], compiler: str = "inductor") -> Callable[..., Any] | None:
         return None
 
 

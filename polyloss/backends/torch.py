@@ -147,7 +147,10 @@ class TorchBackend(ArrayAPIBackend):
     def vmap(self, fn: Callable[..., Any], in_axes: Sequence[int | None]) -> Callable[..., Any]:
         return torch.func.vmap(fn, in_dims=tuple(in_axes))
 
-    def compile(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def compile(self, fn: Callable[..., Any], compiler: str = "inductor") -> Callable[..., Any]:
+        """``torch.compile(fn, fullgraph=True)``; ``compiler="aot_eager"`` traces the same graphs
+        (dynamo, then AOTAutograd's forward and backward) and runs them without inductor's codegen:
+        about 0.8 s a loss instead of 5-7 s with a cold inductor cache."""
         # The harness compiles one closure per (loss, parameters, reduction); they share a
         # code object, so dynamo's limits on its recompilations (8 per code object, 256 over
         # the process) would be hit, and with fullgraph=True that is an error
@@ -155,7 +158,7 @@ class TorchBackend(ArrayAPIBackend):
         config = torch._dynamo.config
         config.recompile_limit = max(config.recompile_limit, 4096)
         config.accumulated_recompile_limit = max(config.accumulated_recompile_limit, 4096)
-        return torch.compile(fn, fullgraph=True, dynamic=False)
+        return torch.compile(fn, fullgraph=True, dynamic=False, backend=compiler)
 
     def jit(self, fn: Callable[..., Any]) -> Callable[..., Any] | None:
         return None
