@@ -309,6 +309,9 @@ def poisson_nll(
         The loss; per element with ``reduction="none"``.
 
     Matches ``torch.nn.functional.poisson_nll_loss(pred, target, log_input, full, eps=eps)``.
+    At a rate of exactly 0 (``log_input=False``) the slope is ``1 - target / eps``, the
+    clamp's finite stand-in for an infinite one: float16 inputs (computed in float32) get a
+    finite loss and, where it exceeds float16's range, an ``inf`` gradient.
     """
     _check_pair(b, pred, target, None, reduction)
     check_bool("log_input", log_input)
@@ -361,6 +364,9 @@ def gaussian_nll(
         The loss; per element with ``reduction="none"``.
 
     Matches ``torch.nn.functional.gaussian_nll_loss(pred, target, var, full=full, eps=eps)``.
+    At a variance below ``eps`` the slope in ``pred`` is ``(pred - target) / eps`` (infinite in
+    the limit): float16 inputs (computed in float32) get a finite loss and, where that slope
+    exceeds float16's range, an ``inf`` gradient.
     """
     _check_pair(b, pred, target, None, reduction)
     check_bool("full", full)

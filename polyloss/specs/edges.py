@@ -1,8 +1,9 @@
 """The edge-case corpus: singular and extreme inputs of every loss, each with its asserted outcome.
 
 Data, not tests: :func:`polyloss.conformance.check_edge_case` runs each case on
-every backend that has the loss (and in each listed dtype), and
-``python -m polyloss verify`` reports the coverage per loss. An outcome is
+every backend that has the loss (and in each listed dtype), eagerly, and every
+case with a value outcome also under ``jax.jit`` and ``torch.compile(fullgraph=True)``
+in float32; ``python -m polyloss verify`` reports the coverage per loss. An outcome is
 
 * :class:`Finite`: a finite loss, equal to a stated number when one is given
   (computed here from the definition with Python's ``math`` on the same,
