@@ -174,6 +174,25 @@ case("poisson_nll", "log_input with a large log-rate", {"pred": f64([50.0]), "ta
 case("gaussian_nll", "zero variance is clamped to eps", {"pred": f64([1.0]), "target": f64([1.0]), "var": f64([0.0])},
      Finite(0.5 * math.log(1e-6)))
 case("asymmetric_mse", "zero error", {"pred": f64([1.0]), "target": f64([1.0])}, Finite(0.0, grad="zero"))
+case("mse", "every weight 0: mean 0 (sum(w) = 0)", {"pred": f64([1.0, 2.0]), "target": f64([0.0, 0.0]),
+                                                   "weight": f64([0.0, 0.0])}, Finite(0.0))
+case("mse", "huge error", {"pred": f64([1e4]), "target": f64([-1e4])}, Finite(4e8))
+case("huber", "huge error: linear branch", {"pred": f64([1e4]), "target": f64([0.0])}, Finite(1e4 - 0.5))
+case("smooth_l1", "beta=0 is L1", {"pred": f64([3.0, -1.0]), "target": f64([1.0, 1.0])}, Finite(2.0),
+     params={"beta": 0.0})
+case("quantile", "q=0: under-prediction costs nothing, over-prediction all", {"pred": f64([2.0]), "target": f64([1.0])}, Finite(1.0),
+     params={"q": 0.0})
+case("quantile", "q=1 over-prediction costs nothing", {"pred": f64([2.0]), "target": f64([1.0])}, Finite(0.0),
+     params={"q": 1.0})
+case("poisson_nll", "rate 0 and count 0: 0", {"pred": f64([0.0]), "target": f64([0.0])}, Finite(0.0),
+     params={"log_input": False})
+case("poisson_nll", "log-rate -100 (rate underflows)", {"pred": f64([-100.0]), "target": f64([3.0])},
+     Finite(lambda a: math.exp(a["pred"][0]) - 3.0 * a["pred"][0]))
+case("gaussian_nll", "variance 1e30", {"pred": f64([0.0]), "target": f64([1.0]), "var": f64([1e30])},
+     Finite(lambda a: 0.5 * (math.log(a["var"][0]) + 1.0 / a["var"][0])))
+case("log_cosh", "huge negative error", {"pred": f64([-1e4]), "target": f64([0.0])}, Finite(1e4 - math.log(2.0)))
+case("asymmetric_mse", "over- and under-estimate", {"pred": f64([2.0, 0.0]), "target": f64([1.0, 1.0])},
+     Finite((2.0 * 1.0 + 1.0) / 2), params={"over_penalty": 2.0})
 
 # --------------------------------------------------------------------------- distribution
 
@@ -250,6 +269,16 @@ case("siglip", "large logit scale, matching pairs", {"image_emb": f64([[1.0, 0.0
                                                      "text_emb": f64([[1.0, 0.0], [0.0, 1.0]])},
      Finite(lambda a: (2 * _softplus(-90.0) + 2 * _softplus(-10.0)) / 2),
      params={"logit_scale": 100.0, "logit_bias": -10.0})
+
+case("siglip", "zero image embeddings: every cosine 0", {"image_emb": f64([[0.0, 0.0], [0.0, 0.0]]),
+                                                         "text_emb": f64([[1.0, 0.0], [0.0, 1.0]])},
+     Finite(lambda a: (2 * _softplus(10.0) + 2 * _softplus(-10.0)) / 2, grad="zero"),
+     params={"logit_scale": 10.0, "logit_bias": -10.0})
+case("nt_xent", "zero first views, orthogonal second views: log 3 per anchor",
+     {"z1": f64([[0.0, 0.0], [0.0, 0.0]]), "z2": f64([[1.0, 0.0], [0.0, 1.0]])}, Finite(math.log(3.0)),
+     params={"temperature": 0.5})
+case("clip", "temperature 0.01 (logit scale 100), collinear pairs", {"image_emb": COLLINEAR, "text_emb": 2.0 * COLLINEAR},
+     Finite(), params={"logit_scale": 100.0})
 
 # --------------------------------------------------------------------------- segmentation
 
