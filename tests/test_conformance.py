@@ -19,6 +19,9 @@ SPEC_NAMES = list(SPECS)
 # Each draw is costly (a new batch size means new JAX compilations): 3 per check and loss keeps the
 # matrix inside the CI budget; `HYPOTHESIS_PROFILE=dev` explores its own (larger) number.
 EXAMPLES = 3 if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci" else settings().max_examples
+# jit against eager, where each draw is a new compilation (of every reduction) and the shapes matter
+# little: 2 draws (Hypothesis' simplest, then a random one). The edge corpus runs jitted too.
+JIT_EXAMPLES = 2 if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci" else settings().max_examples
 
 
 def _draw(spec, data, count: int = 1):
@@ -87,7 +90,7 @@ def test_gradients_match_finite_differences(env, name, backend, data):
 
 
 @pytest.mark.parametrize("name", SPEC_NAMES)
-@settings(max_examples=EXAMPLES)
+@settings(max_examples=JIT_EXAMPLES)
 @given(data=st.data())
 def test_jax_jit_equals_eager(env, name, data):
     spec = SPECS[name]
@@ -127,10 +130,14 @@ def test_matches_upstream_reference(env, name, index, data):
 
 @pytest.mark.parametrize("name,index", REFERENCES, ids=[f"{n}-{SPECS[n].references[i].name}" for n, i in REFERENCES])
 def test_every_reference_applies_to_some_variant(env, name, index):
-    """A reference that is n/a everywhere would be a check that never runs."""
+    """A reference that is n/a everywhere would be a check that never runs. Variants are tried in
+    order up to the first that it applies to (and passes); test_matches_upstream_reference runs it
+    on all of them."""
     spec = SPECS[name]
-    statuses = [
-        conformance.check_reference(spec, spec.references[index], conformance.make_cases(spec, v, 0, 3)[0], env).status
-        for v in range(len(spec.variants))
-    ]
-    assert "pass" in statuses and "fail" not in statuses, statuses
+    statuses = []
+    for v in range(len(spec.variants)):
+        case = conformance.make_cases(spec, v, 0, 3)[0]
+        statuses.append(conformance.check_reference(spec, spec.references[index], case, env).status)
+        if statuses[-1] != "n/a":
+            break
+    assert statuses[-1] == "pass", statuses
