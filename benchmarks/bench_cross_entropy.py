@@ -98,7 +98,9 @@ def _torch_step(fn: Callable[..., torch.Tensor], logits: torch.Tensor, target: t
     return step
 
 
-def _torch_check(cand: Callable[..., Any], ref: Callable[..., Any], logits: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+def _torch_check(
+    cand: Callable[..., Any], ref: Callable[..., Any], logits: torch.Tensor, target: torch.Tensor
+) -> dict[str, float]:
     """Max abs difference of loss and gradient (a sanity check, not a test)."""
     logits.grad = None
     loss_a = cand(logits, target)
@@ -117,7 +119,9 @@ def _torch_check(cand: Callable[..., Any], ref: Callable[..., Any], logits: torc
     return out
 
 
-def bench_torch(mode: str, n: int, c: int, device: torch.device, repeats: int, warmup: int, huge: bool) -> dict[str, Any]:
+def bench_torch(
+    mode: str, n: int, c: int, device: torch.device, repeats: int, warmup: int, huge: bool
+) -> dict[str, Any]:
     import polyloss.torch as pt
 
     gen = torch.Generator(device=device).manual_seed(0)
@@ -134,7 +138,9 @@ def bench_torch(mode: str, n: int, c: int, device: torch.device, repeats: int, w
     t0 = time.perf_counter()
     check = _torch_check(cand_fn, ref_fn, logits, target)  # also the first (compiling) call
     first_call_s = time.perf_counter() - t0
-    result = compare(_torch_step(cand_fn, logits, target), _torch_step(ref_fn, logits, target), sync, repeats, warmup, huge)
+    result = compare(
+        _torch_step(cand_fn, logits, target), _torch_step(ref_fn, logits, target), sync, repeats, warmup, huge
+    )
     result.update(check)
     result["first_calls_s"] = first_call_s
     logits.grad = None
@@ -201,17 +207,19 @@ def _rows(results: list[dict[str, Any]]) -> list[list[str]]:
             rows.append([r["mode"], r["size"], "error", "", "", "", "", "", r["error"][:60]])
             continue
         verdict = "-" if target is None else ("yes" if r["ratio"] <= target else "NO")
-        rows.append([
-            r["mode"],
-            r["size"],
-            _fmt_time(r["candidate_s"]),
-            _fmt_time(r["reference_s"]),
-            f"{r['ratio']:.2f}x",
-            "-" if target is None else f"<= {target:.2f}x",
-            verdict,
-            f"{r['paired_ratio_p25']:.2f}-{r['paired_ratio_p75']:.2f}",
-            f"{r['k']}x{r['repeats']}",
-        ])
+        rows.append(
+            [
+                r["mode"],
+                r["size"],
+                _fmt_time(r["candidate_s"]),
+                _fmt_time(r["reference_s"]),
+                f"{r['ratio']:.2f}x",
+                "-" if target is None else f"<= {target:.2f}x",
+                verdict,
+                f"{r['paired_ratio_p25']:.2f}-{r['paired_ratio_p75']:.2f}",
+                f"{r['k']}x{r['repeats']}",
+            ]
+        )
     return rows
 
 
@@ -265,8 +273,11 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                        help="torch device (default: cuda if available, else cpu); jax uses its GPU for cuda")
+    parser.add_argument(
+        "--device",
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="torch device (default: cuda if available, else cpu); jax uses its GPU for cuda",
+    )
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help=f"comma-separated NxC (default {DEFAULT_SIZES})")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {','.join(MODES)}")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and warm-up calls")
@@ -289,7 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     import optax
 
     header = {
-        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else f" ({platform.processor() or platform.machine()})"),
+        "device": str(device)
+        + (
+            f" ({torch.cuda.get_device_name(device)})"
+            if device.type == "cuda"
+            else f" ({platform.processor() or platform.machine()})"
+        ),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "jax": jax.__version__,
@@ -330,14 +346,19 @@ def main(argv: list[str] | None = None) -> int:
             if "error" in r:
                 print(f" error: {r['error']}", flush=True)
             else:
-                print(f" {r['ratio']:.2f}x  ({time.perf_counter() - t0:.1f} s; "
-                      f"|dloss| {r['max_abs_diff_loss']:.1e}, |dgrad| {r['max_abs_diff_grad']:.1e})", flush=True)
+                print(
+                    f" {r['ratio']:.2f}x  ({time.perf_counter() - t0:.1f} s; "
+                    f"|dloss| {r['max_abs_diff_loss']:.1e}, |dgrad| {r['max_abs_diff_grad']:.1e})",
+                    flush=True,
+                )
 
     print()
     print_table(results, use_rich=not args.no_rich)
     if hasattr(os, "getloadavg"):
-        print(f"load average (1 min) at start {header['load_avg_1min']}, at end {os.getloadavg()[0]:.2f} "
-              f"(a busy machine makes the absolute times noisy; the interleaved ratios less so)")
+        print(
+            f"load average (1 min) at start {header['load_avg_1min']}, at end {os.getloadavg()[0]:.2f} "
+            f"(a busy machine makes the absolute times noisy; the interleaved ratios less so)"
+        )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"environment": header, "results": results}, fh, indent=2)

@@ -99,8 +99,9 @@ def _torch_sync(device: torch.device) -> Callable[[], None]:
     return lambda: None
 
 
-def _torch_losses(targets: torch.Tensor, input_lengths: torch.Tensor,
-                  target_lengths: torch.Tensor) -> tuple[Callable[..., Any], Callable[..., Any]]:
+def _torch_losses(
+    targets: torch.Tensor, input_lengths: torch.Tensor, target_lengths: torch.Tensor
+) -> tuple[Callable[..., Any], Callable[..., Any]]:
     import polyloss.torch as pt
 
     def candidate(logits: torch.Tensor) -> torch.Tensor:
@@ -141,8 +142,9 @@ def _torch_check(cand: Callable[..., Any], ref: Callable[..., Any], logits: torc
     return out
 
 
-def bench_torch(mode: str, size: tuple[int, int, int, int], device: torch.device, repeats: int,
-                warmup: int) -> dict[str, Any]:
+def bench_torch(
+    mode: str, size: tuple[int, int, int, int], device: torch.device, repeats: int, warmup: int
+) -> dict[str, Any]:
     arrays = make_inputs(*size)
     logits = torch.as_tensor(arrays["logits"], device=device).requires_grad_(True)
     rest = [torch.as_tensor(arrays[k], device=device) for k in ("targets", "input_lengths", "target_lengths")]
@@ -232,17 +234,19 @@ def _rows(results: list[dict[str, Any]]) -> list[list[str]]:
         if "error" in r:
             rows.append([r["mode"], r["size"], "error", "", "", "", "", "", r["error"][:60]])
             continue
-        rows.append([
-            r["mode"],
-            r["size"],
-            _fmt_time(r["candidate_s"]),
-            _fmt_time(r["reference_s"]),
-            f"{r['ratio']:.2f}x",
-            "-",
-            "-",
-            f"{r['paired_ratio_p25']:.2f}-{r['paired_ratio_p75']:.2f}",
-            f"{r['k']}x{r['repeats']}",
-        ])
+        rows.append(
+            [
+                r["mode"],
+                r["size"],
+                _fmt_time(r["candidate_s"]),
+                _fmt_time(r["reference_s"]),
+                f"{r['ratio']:.2f}x",
+                "-",
+                "-",
+                f"{r['paired_ratio_p25']:.2f}-{r['paired_ratio_p75']:.2f}",
+                f"{r['k']}x{r['repeats']}",
+            ]
+        )
     return rows
 
 
@@ -298,11 +302,17 @@ def parse_sizes(text: str) -> list[tuple[int, int, int, int]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                        help="torch device (default: cuda if available, else cpu); jax uses its GPU for cuda")
+    parser.add_argument(
+        "--device",
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="torch device (default: cuda if available, else cpu); jax uses its GPU for cuda",
+    )
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help=f"comma-separated NxTxCxS (default {DEFAULT_SIZES})")
-    parser.add_argument("--modes", default=",".join(DEFAULT_MODES),
-                        help=f"comma-separated subset of {','.join(MODES)} (default {','.join(DEFAULT_MODES)})")
+    parser.add_argument(
+        "--modes",
+        default=",".join(DEFAULT_MODES),
+        help=f"comma-separated subset of {','.join(MODES)} (default {','.join(DEFAULT_MODES)})",
+    )
     parser.add_argument("--quick", action="store_true", help="fewer repeats and warm-up calls")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per pair (overrides the default)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
@@ -323,8 +333,12 @@ def main(argv: list[str] | None = None) -> int:
     import optax
 
     header = {
-        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda"
-                                 else f" ({platform.processor() or platform.machine()})"),
+        "device": str(device)
+        + (
+            f" ({torch.cuda.get_device_name(device)})"
+            if device.type == "cuda"
+            else f" ({platform.processor() or platform.machine()})"
+        ),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "jax": jax.__version__,
@@ -351,8 +365,9 @@ def main(argv: list[str] | None = None) -> int:
                     r = bench_torch(mode, size, device, repeats, warmup)
             except Exception as exc:  # a benchmark reports failures, it does not stop at them
                 r = {"error": f"{type(exc).__name__}: {exc}"}
-            r.update({"mode": mode, "size": label, "N": size[0], "T": size[1], "C": size[2], "S": size[3],
-                      "target": None})
+            r.update(
+                {"mode": mode, "size": label, "N": size[0], "T": size[1], "C": size[2], "S": size[3], "target": None}
+            )
             results.append(r)
             gc.collect()
             if device.type == "cuda":
@@ -360,14 +375,19 @@ def main(argv: list[str] | None = None) -> int:
             if "error" in r:
                 print(f" error: {r['error']}", flush=True)
             else:
-                print(f" {r['ratio']:.2f}x  ({time.perf_counter() - t0:.1f} s, first calls {r['first_calls_s']:.1f} s; "
-                      f"|dloss| {r['max_abs_diff_loss']:.1e}, |dgrad| {r['max_abs_diff_grad']:.1e})", flush=True)
+                print(
+                    f" {r['ratio']:.2f}x  ({time.perf_counter() - t0:.1f} s, first calls {r['first_calls_s']:.1f} s; "
+                    f"|dloss| {r['max_abs_diff_loss']:.1e}, |dgrad| {r['max_abs_diff_grad']:.1e})",
+                    flush=True,
+                )
 
     print()
     print_table(results, use_rich=not args.no_rich)
     if hasattr(os, "getloadavg"):
-        print(f"load average (1 min) at start {header['load_avg_1min']}, at end {os.getloadavg()[0]:.2f} "
-              f"(a busy machine makes the absolute times noisy; the interleaved ratios less so)")
+        print(
+            f"load average (1 min) at start {header['load_avg_1min']}, at end {os.getloadavg()[0]:.2f} "
+            f"(a busy machine makes the absolute times noisy; the interleaved ratios less so)"
+        )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"environment": header, "results": results}, fh, indent=2)

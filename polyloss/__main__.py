@@ -94,7 +94,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         console.print(f"[red]{error}[/]")
         return 2
     if not specs:
-        console.print(f"[red]no loss in family {args.family!r}[/]; families: {sorted({s.family for s in SPECS.values()})}")
+        console.print(
+            f"[red]no loss in family {args.family!r}[/]; families: {sorted({s.family for s in SPECS.values()})}"
+        )
         return 2
     env = conformance.Environment.load()
     for name, reason in env.missing.items():
@@ -159,9 +161,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
             "failures": [{"check": o.check, "backend": o.backend, "detail": o.detail} for o in failures],
         }
     console.print(table)
-    console.print("[dim]ok <e>: passed, <e> = largest absolute difference seen; fd = finite differences; "
-                  "parity = upstream references matched / listed (values and gradients); edge cases = corpus "
-                  "cases of polyloss/specs/edges.py (runs: backends x dtypes, eager, plus jax.jit and torch.compile in float32)[/]")
+    console.print(
+        "[dim]ok <e>: passed, <e> = largest absolute difference seen; fd = finite differences; "
+        "parity = upstream references matched / listed (values and gradients); edge cases = corpus "
+        "cases of polyloss/specs/edges.py (runs: backends x dtypes, eager, plus jax.jit and torch.compile in float32)[/]"
+    )
     for spec in specs:
         for failure in report["losses"][spec.name]["failures"]:
             console.print(f"[red]FAIL[/] {spec.name} {failure['check']} [{failure['backend']}]: {failure['detail']}")

@@ -15,7 +15,12 @@ from typing import Any, Callable
 from polyloss.core import CORE_HELPERS, CORE_LOSSES
 
 _SCALARS = (str, bool, int, float, type(None))
-_NAMESPACE_FOR_MODULE = {"torch": "polyloss.torch", "jax": "polyloss.jax", "jaxlib": "polyloss.jax", "numpy": "polyloss.numpy"}
+_NAMESPACE_FOR_MODULE = {
+    "torch": "polyloss.torch",
+    "jax": "polyloss.jax",
+    "jaxlib": "polyloss.jax",
+    "numpy": "polyloss.numpy",
+}
 
 
 def _type_error(qualname: str, backend: Any, name: str, value: Any) -> TypeError:
@@ -55,8 +60,10 @@ def bind(core_fn: Callable[..., Any], backend: Any) -> Callable[..., Any]:
     @functools.wraps(core_fn)
     def bound(*args: Any, **kwargs: Any) -> Any:
         if len(args) > len(positional):
-            raise TypeError(f"{qualname} takes {len(positional)} positional arguments ({', '.join(positional)}); "
-                            f"pass the others by keyword")
+            raise TypeError(
+                f"{qualname} takes {len(positional)} positional arguments ({', '.join(positional)}); "
+                f"pass the others by keyword"
+            )
         arrays = [prepare(name, value) for name, value in zip(positional, args)]
         for key, value in kwargs.items():
             kwargs[key] = prepare(key, value)

@@ -38,8 +38,10 @@ def family_page(family: str) -> str:
         if fn.needs_autodiff:
             lines += ["Not in `polyloss.numpy`: it needs the framework's autodiff.", ""]
         lines += ["**Checked by `python -m polyloss verify`** against:", ""]
-        lines += [f"- `{ref.name}` ({ref.framework}{', values and gradients' if ref.grads else ', values'})"
-                  for ref in spec.references] or ["- (no upstream reference: backends and finite differences only)"]
+        lines += [
+            f"- `{ref.name}` ({ref.framework}{', values and gradients' if ref.grads else ', values'})"
+            for ref in spec.references
+        ] or ["- (no upstream reference: backends and finite differences only)"]
         lines += ["", "Cases: " + "; ".join(f"`{v.name}`" for v in spec.variants) + ".", ""]
         if spec.notes:
             lines += [f"Note: {spec.notes}", ""]

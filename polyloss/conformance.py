@@ -91,7 +91,9 @@ def _positional_names(spec: LossSpec) -> tuple[str, ...]:
     return tuple(p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
-def _closure(spec: LossSpec, backend: Any, names: Sequence[str], params: dict[str, Any], reduction: str) -> Callable[..., Any]:
+def _closure(
+    spec: LossSpec, backend: Any, names: Sequence[str], params: dict[str, Any], reduction: str
+) -> Callable[..., Any]:
     """``f(*arrays)`` in the order of ``names``; positional inputs by position, the rest by keyword.
 
     A positional input that is not an array (``gradient_penalty``'s critic) comes from ``params``;
@@ -107,7 +109,7 @@ def _closure(spec: LossSpec, backend: Any, names: Sequence[str], params: dict[st
         else:
             break
     used = [p for p in _positional_names(spec)][: len(sources)]
-    missing = [p for p in _positional_names(spec)[len(sources):] if p in names or p in params]
+    missing = [p for p in _positional_names(spec)[len(sources) :] if p in names or p in params]
     if missing:
         raise ValueError(f"{spec.name}: the case gives {missing} but not the positional inputs before them")
     static = {k: v for k, v in params.items() if k not in used}
@@ -160,8 +162,12 @@ def compare(actual: Any, expected: Any, rtol: float, atol: float) -> tuple[bool,
     if worst <= 1.0:
         return True, worst, "", worst_abs
     idx = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.ndim else ()
-    return (False, worst, f"at index {tuple(int(i) for i in idx)}: got {a[idx]!r}, expected {e[idx]!r} "
-            f"(rtol={rtol}, atol={atol})", worst_abs)
+    return (
+        False,
+        worst,
+        f"at index {tuple(int(i) for i in idx)}: got {a[idx]!r}, expected {e[idx]!r} (rtol={rtol}, atol={atol})",
+        worst_abs,
+    )
 
 
 def _outcome(check: str, backend: str, results: list[tuple[Any, ...]]) -> Outcome:
@@ -241,8 +247,14 @@ def check_float32(spec: LossSpec, case: Case, env: Environment, backend_name: st
     return _guard("float32", backend_name, body)
 
 
-def _grads(spec: LossSpec, case: Case, backend: Any, reduction: str, fn: Callable[..., Any] | None = None,
-           shape: tuple[int, ...] | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+def _grads(
+    spec: LossSpec,
+    case: Case,
+    backend: Any,
+    reduction: str,
+    fn: Callable[..., Any] | None = None,
+    shape: tuple[int, ...] | None = None,
+) -> tuple[np.ndarray, list[np.ndarray]]:
     arrays = _convert(backend, case, "float64")
     f = fn or _closure(spec, backend, list(case.arrays), case.params, reduction)
     cotangent = _cotangent(shape) if shape is not None else None
@@ -291,8 +303,9 @@ def check_finite_differences(spec: LossSpec, case: Case, env: Environment, backe
     return _guard("fd", backend_name, body)
 
 
-def _transformed(kind: str, spec: LossSpec, backend: Any, case: Case, reduction: str,
-                 compiler: str = "inductor") -> Callable[..., Any]:
+def _transformed(
+    kind: str, spec: LossSpec, backend: Any, case: Case, reduction: str, compiler: str = "inductor"
+) -> Callable[..., Any]:
     """jit/compile once per (loss, parameters, reduction): recompiles only on new shapes."""
     key = (kind, compiler, spec.name, backend.name, tuple(case.arrays), repr(sorted(case.params.items())), reduction)
     if key not in _TRANSFORMED:
@@ -315,8 +328,9 @@ def check_compile(spec: LossSpec, case: Case, env: Environment, reductions: Sequ
     return _transform_check("compile", spec, case, env, env.backends["torch"], reductions)
 
 
-def _transform_check(kind: str, spec: LossSpec, case: Case, env: Environment, backend: Any,
-                     reductions: Sequence[str]) -> Outcome:
+def _transform_check(
+    kind: str, spec: LossSpec, case: Case, env: Environment, backend: Any, reductions: Sequence[str]
+) -> Outcome:
     def body() -> Outcome:
         rtol, atol = spec.tolerances["float64"]
         results = []
@@ -414,8 +428,15 @@ def make_cases(spec: LossSpec, variant_index: int, seed: int, n: int, count: int
 CHECKS = ("value", "float32", "grad", "fd", "jit", "vmap", "compile", "reference")
 
 
-def run_spec(spec: LossSpec, env: Environment, *, seed: int = 0, n: int = 3, compile: bool = True,
-             on_step: Callable[[], None] | None = None) -> list[Outcome]:
+def run_spec(
+    spec: LossSpec,
+    env: Environment,
+    *,
+    seed: int = 0,
+    n: int = 3,
+    compile: bool = True,
+    on_step: Callable[[], None] | None = None,
+) -> list[Outcome]:
     """Every check on every variant of ``spec``; ``on_step`` is called after each variant."""
     outcomes: list[Outcome] = []
     for index, variant in enumerate(spec.variants):
@@ -444,9 +465,12 @@ def run_edge_cases(name: str, env: Environment, *, compile: bool = True) -> list
     jax.jit and torch.compile (with inductor; ``compile=False`` leaves torch.compile out)."""
     from polyloss.specs.edges import cases_by_loss
 
-    return [check_edge_case(edge, env, backend, dtype, transform)
-            for edge in cases_by_loss().get(name, []) for backend, dtype, transform in edge_runs(edge)
-            if compile or transform != "compile"]
+    return [
+        check_edge_case(edge, env, backend, dtype, transform)
+        for edge in cases_by_loss().get(name, [])
+        for backend, dtype, transform in edge_runs(edge)
+        if compile or transform != "compile"
+    ]
 
 
 def selected_specs(family: str | None = None, names: Sequence[str] | None = None) -> list[LossSpec]:
@@ -466,8 +490,12 @@ def selected_specs(family: str | None = None, names: Sequence[str] | None = None
 #: (rtol, atol) of a stated value per input dtype; half precision is computed in float32 from the
 #: rounded inputs, and the stated values are computed from the same rounded inputs.
 EDGE_TOLERANCES = {"float32": (2e-6, 1e-6), "float16": (1e-5, 1e-5), "bfloat16": (1e-5, 1e-5)}
-EDGE_BACKENDS = {"float64": ("numpy", "array_api_strict", "torch", "jax"), "float32": ("numpy", "torch", "jax"),
-                 "float16": ("torch", "jax"), "bfloat16": ("torch", "jax")}
+EDGE_BACKENDS = {
+    "float64": ("numpy", "array_api_strict", "torch", "jax"),
+    "float32": ("numpy", "torch", "jax"),
+    "float16": ("torch", "jax"),
+    "bfloat16": ("torch", "jax"),
+}
 
 
 #: the transformed runs of a case: jax.jit and torch.compile(fullgraph=True), in float32 (the training
@@ -483,8 +511,12 @@ def edge_runs(edge: Any) -> list[tuple[str, str, str]]:
     from polyloss.specs.edges import Raises
 
     autodiff = SPECS[edge.loss].core().needs_autodiff
-    runs = [(backend, dtype, "eager") for dtype in edge.dtypes for backend in EDGE_BACKENDS[dtype]
-            if not (autodiff and backend in ("numpy", "array_api_strict"))]
+    runs = [
+        (backend, dtype, "eager")
+        for dtype in edge.dtypes
+        for backend in EDGE_BACKENDS[dtype]
+        if not (autodiff and backend in ("numpy", "array_api_strict"))
+    ]
     if not isinstance(edge.expect, Raises) and EDGE_TRANSFORM_DTYPE in edge.dtypes:
         runs += [(backend, EDGE_TRANSFORM_DTYPE, transform) for backend, transform in EDGE_TRANSFORMS]
     return runs
@@ -499,8 +531,9 @@ def _rounded(value: np.ndarray, dtype: str) -> np.ndarray:
     return np.asarray(value, dtype=dtype).astype(np.float64)
 
 
-def check_edge_case(edge: Any, env: Environment, backend_name: str, dtype: str, transform: str = "eager",
-                    compiler: str = "inductor") -> Outcome:
+def check_edge_case(
+    edge: Any, env: Environment, backend_name: str, dtype: str, transform: str = "eager", compiler: str = "inductor"
+) -> Outcome:
     """One corpus case on one backend and input dtype, eager or under ``transform`` ("jit" for
     JAX, "compile" for torch, with torch.compile's ``compiler`` backend): its stated outcome,
     value and gradients."""
@@ -530,8 +563,11 @@ def check_edge_case(edge: Any, env: Environment, backend_name: str, dtype: str, 
                     return Outcome(label, backend_name, "pass")
                 return Outcome(label, backend_name, "fail", float("inf"), f"message {str(error)!r} does not match")
             return Outcome(label, backend_name, "fail", float("inf"), f"no {edge.expect.error.__name__} raised")
-        argnums = [i for i, (n, v) in enumerate(edge.arrays.items())
-                   if n in spec.differentiable and np.issubdtype(v.dtype, np.floating)]
+        argnums = [
+            i
+            for i, (n, v) in enumerate(edge.arrays.items())
+            if n in spec.differentiable and np.issubdtype(v.dtype, np.floating)
+        ]
         if backend.has_autodiff and argnums:
             value, grads = backend.value_and_grad(f, arrays, argnums)
         else:
@@ -543,8 +579,9 @@ def check_edge_case(edge: Any, env: Environment, backend_name: str, dtype: str, 
         else:
             expected = edge.expect.value
             if callable(expected):
-                rounded = {k: _rounded(v, dtype) if np.issubdtype(v.dtype, np.floating) else v
-                           for k, v in edge.arrays.items()}
+                rounded = {
+                    k: _rounded(v, dtype) if np.issubdtype(v.dtype, np.floating) else v for k, v in edge.arrays.items()
+                }
                 expected = expected(rounded)
             results.append((bool(np.all(np.isfinite(value))), float("inf"), f"expected a finite loss, got {value!r}"))
             if expected is not None:

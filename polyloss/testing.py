@@ -129,8 +129,9 @@ def _environment() -> Environment:
     return env
 
 
-def _tolerances(dtype: str, rtol: float | None, atol: float | None,
-                table: dict[str, tuple[float, float]] | None = None) -> tuple[float, float]:
+def _tolerances(
+    dtype: str, rtol: float | None, atol: float | None, table: dict[str, tuple[float, float]] | None = None
+) -> tuple[float, float]:
     if dtype not in TOLERANCES:
         raise ValueError(f"dtype must be one of {sorted(TOLERANCES)}, got {dtype!r}")
     default_rtol, default_atol = (table or {}).get(dtype, TOLERANCES[dtype])
@@ -192,8 +193,9 @@ def _ratios(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float) 
     return np.where(np.isnan(ratio), np.inf, ratio)
 
 
-def _finding(label: str, expected_side: str, expected: Any, actual_side: str, actual: Any,
-             rtol: float, atol: float) -> _Finding:
+def _finding(
+    label: str, expected_side: str, expected: Any, actual_side: str, actual: Any, rtol: float, atol: float
+) -> _Finding:
     """Compare ``actual`` with ``expected`` (``polyloss.conformance.compare``) and, when they
     disagree, describe where: the worst element, both values, the errors, how many disagree."""
     e = np.asarray(expected, dtype=np.float64)
@@ -220,14 +222,15 @@ def _finding(label: str, expected_side: str, expected: Any, actual_side: str, ac
         f"allowed abs error there {atol + rtol * abs(e[worst]):.3g}",
     ]
     if len(indices) > 1:
-        shown = ", ".join(str(i) for i in indices[1: 1 + _MAX_LISTED])
+        shown = ", ".join(str(i) for i in indices[1 : 1 + _MAX_LISTED])
         more = len(indices) - 1 - _MAX_LISTED
         lines.append(f"  also at {shown}" + (f" and {more} more" if more > 0 else ""))
     return _Finding(label, expected_side, actual_side, False, ratio, abs_error, tuple(lines))
 
 
-def _report(title: str, findings: Sequence[_Finding], dtype: str, rtol: float, atol: float,
-            footnotes: Sequence[str] = ()) -> str:
+def _report(
+    title: str, findings: Sequence[_Finding], dtype: str, rtol: float, atol: float, footnotes: Sequence[str] = ()
+) -> str:
     failed = [f for f in findings if not f.ok]
     lines = [
         f"{title}: {len(failed)} of {len(findings)} compared quantities disagree (dtype {dtype}, rtol={rtol:g}, "
@@ -261,8 +264,10 @@ def _weights_note(cotangent: Any, shape: tuple[int, ...]) -> str:
     if shape == () or (isinstance(cotangent, str) and cotangent == "sum"):
         return "Gradients are those of the sum of the output."
     if isinstance(cotangent, str):
-        return (f"Gradients are those of sum(w * output), w fixed weights from 0.5 to 1.5 over the output's "
-                f"{int(np.prod(shape))} elements in row-major order.")
+        return (
+            f"Gradients are those of sum(w * output), w fixed weights from 0.5 to 1.5 over the output's "
+            f"{int(np.prod(shape))} elements in row-major order."
+        )
     return "Gradients are those of sum(cotangent * output) with the cotangent given."
 
 
@@ -289,9 +294,20 @@ class _Side:
     fn: Callable[..., Any]
 
 
-def _agree(title: str, sides: Sequence[_Side], arrays: Sequence[np.ndarray], *, argnums: Sequence[int],
-           dtype: str, rtol: float, atol: float, cotangent: Any, names: Sequence[str] | None,
-           value_pairs: Sequence[tuple[int, int]], grad_pair: tuple[int, int]) -> Agreement:
+def _agree(
+    title: str,
+    sides: Sequence[_Side],
+    arrays: Sequence[np.ndarray],
+    *,
+    argnums: Sequence[int],
+    dtype: str,
+    rtol: float,
+    atol: float,
+    cotangent: Any,
+    names: Sequence[str] | None,
+    value_pairs: Sequence[tuple[int, int]],
+    grad_pair: tuple[int, int],
+) -> Agreement:
     """Values of every pair in ``value_pairs`` (expected, actual), gradients of ``grad_pair``."""
     converted = [_convert(s.backend, arrays, dtype) for s in sides]
     outputs = [s.fn(*c) for s, c in zip(sides, converted)]
@@ -301,8 +317,17 @@ def _agree(title: str, sides: Sequence[_Side], arrays: Sequence[np.ndarray], *, 
         findings.append(_finding("value", sides[i].name, values[i], sides[j].name, values[j], rtol, atol))
         dtypes = (_dtype_name(outputs[i]), _dtype_name(outputs[j]))
         if dtypes[0] != dtypes[1]:
-            findings.append(_Finding("output dtype", sides[i].name, sides[j].name, False, np.inf, 0.0,
-                                     (f"  {sides[i].name} returned {dtypes[0]}, {sides[j].name} {dtypes[1]}",)))
+            findings.append(
+                _Finding(
+                    "output dtype",
+                    sides[i].name,
+                    sides[j].name,
+                    False,
+                    np.inf,
+                    0.0,
+                    (f"  {sides[i].name} returned {dtypes[0]}, {sides[j].name} {dtypes[1]}",),
+                )
+            )
     grads: dict[str, dict[str, np.ndarray]] = {}
     footnotes = []
     i, j = grad_pair
@@ -312,18 +337,30 @@ def _agree(title: str, sides: Sequence[_Side], arrays: Sequence[np.ndarray], *, 
         footnotes.append(_weights_note(cotangent, shape))
         for k in (i, j):
             _, gs = sides[k].backend.value_and_grad(sides[k].fn, converted[k], argnums, weights)
-            grads[sides[k].name] = {names[n] if names else f"input {n}": np.asarray(g, dtype=np.float64)
-                                    for n, g in zip(argnums, gs)}
+            grads[sides[k].name] = {
+                names[n] if names else f"input {n}": np.asarray(g, dtype=np.float64) for n, g in zip(argnums, gs)
+            }
         for n in argnums:
             key = names[n] if names else f"input {n}"
-            findings.append(_finding(f"gradient w.r.t. {_input_label(names, n)}", sides[i].name,
-                                     grads[sides[i].name][key], sides[j].name, grads[sides[j].name][key], rtol, atol))
+            findings.append(
+                _finding(
+                    f"gradient w.r.t. {_input_label(names, n)}",
+                    sides[i].name,
+                    grads[sides[i].name][key],
+                    sides[j].name,
+                    grads[sides[j].name][key],
+                    rtol,
+                    atol,
+                )
+            )
     elif argnums:
         footnotes.append("Gradients were not compared: the outputs' shapes differ.")
     if not all(f.ok for f in findings):
         raise AssertionError(_report(title, findings, dtype, rtol, atol, footnotes))
     return Agreement(
-        dtype=dtype, rtol=rtol, atol=atol,
+        dtype=dtype,
+        rtol=rtol,
+        atol=atol,
         values={s.name: np.asarray(v, dtype=np.float64) for s, v in zip(sides, values)},
         grads=grads,
         abs_errors={f"{f.label} ({f.actual_side} vs {f.expected_side})": f.abs_error for f in findings},
@@ -403,8 +440,19 @@ def assert_backends_agree(
         _Side("torch", env.backends["torch"], _checked_output("torch", env.backends["torch"], torch_fn)),
         _Side("jax", env.backends["jax"], _checked_output("jax", env.backends["jax"], jax_fn)),
     ]
-    return _agree("torch and jax disagree", sides, inputs, argnums=chosen, dtype=dtype, rtol=rtol, atol=atol,
-                  cotangent=cotangent, names=names, value_pairs=[(0, 1)], grad_pair=(0, 1))
+    return _agree(
+        "torch and jax disagree",
+        sides,
+        inputs,
+        argnums=chosen,
+        dtype=dtype,
+        rtol=rtol,
+        atol=atol,
+        cotangent=cotangent,
+        names=names,
+        value_pairs=[(0, 1)],
+        grad_pair=(0, 1),
+    )
 
 
 def assert_loss_agrees(
@@ -459,8 +507,9 @@ def assert_loss_agrees(
     parameters = list(inspect.signature(core).parameters.values())[1:]
     positional = [p.name for p in parameters if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
     if len(inputs) > len(positional):
-        raise ValueError(f"{name} takes {len(positional)} positional inputs ({', '.join(positional)}), "
-                         f"got {len(inputs)}")
+        raise ValueError(
+            f"{name} takes {len(positional)} positional inputs ({', '.join(positional)}), got {len(inputs)}"
+        )
     env = _environment()
     import polyloss.jax
     import polyloss.torch
@@ -475,17 +524,28 @@ def assert_loss_agrees(
     def side(framework: str) -> _Side:
         backend = env.backends[framework]
         loss = getattr(namespaces[framework], name)
-        keywords = {k: (backend.asarray(v, dtype if _is_floating(v) else None) if isinstance(v, np.ndarray) else v)
-                    for k, v in params.items()}
+        keywords = {
+            k: (backend.asarray(v, dtype if _is_floating(v) else None) if isinstance(v, np.ndarray) else v)
+            for k, v in params.items()
+        }
         return _Side(framework, backend, lambda *xs: loss(*xs, **keywords))
 
     sides = [side(framework) for framework in namespaces]
     torch_index = len(sides) - 2
     value_pairs = ([(0, 1), (0, 2)] if with_numpy else []) + [(torch_index, torch_index + 1)]
-    return _agree(f"polyloss {name} disagrees across backends", sides, inputs,
-                  argnums=_argnums(inputs, None), dtype=dtype, rtol=rtol, atol=atol, cotangent="weighted",
-                  names=positional[: len(inputs)], value_pairs=value_pairs,
-                  grad_pair=(torch_index, torch_index + 1))
+    return _agree(
+        f"polyloss {name} disagrees across backends",
+        sides,
+        inputs,
+        argnums=_argnums(inputs, None),
+        dtype=dtype,
+        rtol=rtol,
+        atol=atol,
+        cotangent="weighted",
+        names=positional[: len(inputs)],
+        value_pairs=value_pairs,
+        grad_pair=(torch_index, torch_index + 1),
+    )
 
 
 # --------------------------------------------------------------------------- hypothesis strategies
@@ -508,8 +568,9 @@ def _bounds(name: str, value: int | tuple[int, int], minimum: int = 1) -> tuple[
         low, high = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
     except (TypeError, ValueError):
         low = high = None
-    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (low, high)) \
-            or not minimum <= int(low) <= int(high):
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (low, high)) or not minimum <= int(
+        low
+    ) <= int(high):
         raise ValueError(f"{name} must be an int or a (low, high) pair with {minimum} <= low <= high, got {value!r}")
     return int(low), int(high)
 
@@ -668,8 +729,10 @@ def boxes(
     st, hnp = _hypothesis()
     batch_st = _size(st, "batch", batch)
     if not 0 <= min_size <= max_coordinate or not max_coordinate > 0:
-        raise ValueError(f"need 0 <= min_size <= max_coordinate and max_coordinate > 0, got "
-                         f"min_size={min_size!r}, max_coordinate={max_coordinate!r}")
+        raise ValueError(
+            f"need 0 <= min_size <= max_coordinate and max_coordinate > 0, got "
+            f"min_size={min_size!r}, max_coordinate={max_coordinate!r}"
+        )
 
     def one_set(n: int) -> Any:
         corners = hnp.arrays(np.float64, (n, 2), elements=_floats(st, 0.0, max_coordinate))

@@ -11,11 +11,17 @@ from polyloss import conformance
 
 # Bounded for CI (2 cores, well inside 30 minutes); `HYPOTHESIS_PROFILE=dev` explores more.
 settings.register_profile(
-    "ci", max_examples=5, deadline=None, derandomize=True, print_blob=True,
+    "ci",
+    max_examples=5,
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 settings.register_profile(
-    "dev", max_examples=40, deadline=None,
+    "dev",
+    max_examples=40,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

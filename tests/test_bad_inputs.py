@@ -41,14 +41,20 @@ EXPECTED_FRAMEWORK = {"numpy": r"numpy\.ndarray", "torch": r"torch\.Tensor", "ja
 def positional(name: str) -> tuple[str, ...]:
     """The positional array inputs (a callable such as gradient_penalty's critic excluded)."""
     params = list(inspect.signature(CORE_LOSSES[name]).parameters.values())[1:]
-    return tuple(p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
-                 and not str(p.annotation).startswith("Callable"))
+    return tuple(
+        p.name
+        for p in params
+        if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and not str(p.annotation).startswith("Callable")
+    )
 
 
 def leading_callables(name: str) -> tuple[str, ...]:
     params = list(inspect.signature(CORE_LOSSES[name]).parameters.values())[1:]
-    return tuple(p.name for p in params if str(p.annotation).startswith("Callable")
-                 and p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return tuple(
+        p.name
+        for p in params
+        if str(p.annotation).startswith("Callable") and p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    )
 
 
 def pairs(names) -> list[tuple[str, str]]:
@@ -86,7 +92,9 @@ def call(backend: str, name: str, arrays: dict | None = None, convert: dict | No
     framework_arrays = {k: arr(convert.get(k, backend), v) for k, v in values.items()}
     names = positional(name)
     params = {**case.params, **overrides}
-    args = [params.pop(p) for p in leading_callables(name)] + [framework_arrays[p] for p in names if p in framework_arrays]
+    args = [params.pop(p) for p in leading_callables(name)] + [
+        framework_arrays[p] for p in names if p in framework_arrays
+    ]
     kwargs = {k: v for k, v in framework_arrays.items() if k not in names and k not in overrides}
     return getattr(MODULES[backend], name)(*args, **kwargs, **params)
 
@@ -127,18 +135,23 @@ def foreign(names) -> list[tuple[str, str, str]]:
 def test_all_arrays_of_another_framework_raise_type_error(backend, source, name):
     first = positional(name)[0]
     convert = {k: source for k in CASES[name].arrays}
-    pattern = rf"polyloss\.{backend}\.{name}: {first} must be a .*{EXPECTED_FRAMEWORK[backend]}.*\(the {backend} backend\)"
+    pattern = (
+        rf"polyloss\.{backend}\.{name}: {first} must be a .*{EXPECTED_FRAMEWORK[backend]}.*\(the {backend} backend\)"
+    )
     with raises(TypeError, match=pattern) as info:
         call(backend, name, convert=convert)
     assert f"use polyloss.{source} for these arrays" in str(info.value)
 
 
-@pytest.mark.parametrize("backend,source,name", foreign(TWO_INPUTS),
-                         ids=[f"{n}-{s}-to-{b}" for b, s, n in foreign(TWO_INPUTS)])
+@pytest.mark.parametrize(
+    "backend,source,name", foreign(TWO_INPUTS), ids=[f"{n}-{s}-to-{b}" for b, s, n in foreign(TWO_INPUTS)]
+)
 def test_one_array_of_another_framework_raises_type_error(backend, source, name):
     """Only the second positional input is foreign: the message names it, not the first."""
     second = positional(name)[1]
-    pattern = rf"polyloss\.{backend}\.{name}: {second} must be a .*{EXPECTED_FRAMEWORK[backend]}.*\(the {backend} backend\)"
+    pattern = (
+        rf"polyloss\.{backend}\.{name}: {second} must be a .*{EXPECTED_FRAMEWORK[backend]}.*\(the {backend} backend\)"
+    )
     with raises(TypeError, match=pattern):
         call(backend, name, convert={second: source})
 
@@ -164,7 +177,9 @@ KEYWORD_ARRAYS = {
 def test_keyword_array_of_another_framework_raises_type_error(backend, source, name):
     key, value = KEYWORD_ARRAYS[name]
     call(backend, name, arrays={key: value})  # accepted from the right framework
-    pattern = rf"polyloss\.{backend}\.{name}: {key} must be a .*{EXPECTED_FRAMEWORK[backend]}.*\(the {backend} backend\)"
+    pattern = (
+        rf"polyloss\.{backend}\.{name}: {key} must be a .*{EXPECTED_FRAMEWORK[backend]}.*\(the {backend} backend\)"
+    )
     with raises(TypeError, match=pattern):
         call(backend, name, arrays={key: value}, convert={key: source})
 
@@ -288,8 +303,11 @@ HYPER = [
 ]
 
 
-@pytest.mark.parametrize("backend,name,param,value", [(b, n, p, v) for n, p, v in HYPER for b, m in pairs([n])],
-                         ids=[f"{b}-{n}-{p}={v}" for n, p, v in HYPER for b, m in pairs([n])])
+@pytest.mark.parametrize(
+    "backend,name,param,value",
+    [(b, n, p, v) for n, p, v in HYPER for b, m in pairs([n])],
+    ids=[f"{b}-{n}-{p}={v}" for n, p, v in HYPER for b, m in pairs([n])],
+)
 def test_out_of_domain_hyper_parameter_raises_value_error(backend, name, param, value):
     with raises(ValueError, match=rf"^{param} must .*got {re.escape(repr(value))}$"):
         call(backend, name, **{param: value})
@@ -297,13 +315,19 @@ def test_out_of_domain_hyper_parameter_raises_value_error(backend, name, param, 
 
 def float_hyper_parameters() -> list[tuple[str, str]]:
     """(loss, parameter) for every keyword-only hyper-parameter typed float (or float | array)."""
-    return [(name, p.name) for name, fn in CORE_LOSSES.items()
-            for p in inspect.signature(fn).parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY and re.search(r"\bfloat\b", str(p.annotation))
-            and not str(p.annotation).startswith("Sequence")]
+    return [
+        (name, p.name)
+        for name, fn in CORE_LOSSES.items()
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+        and re.search(r"\bfloat\b", str(p.annotation))
+        and not str(p.annotation).startswith("Sequence")
+    ]
 
 
-NON_FINITE = [(b, n, p, v) for n, p in float_hyper_parameters() for b, _ in pairs([n]) for v in (math.nan, math.inf, -math.inf)]
+NON_FINITE = [
+    (b, n, p, v) for n, p in float_hyper_parameters() for b, _ in pairs([n]) for v in (math.nan, math.inf, -math.inf)
+]
 
 
 def test_every_float_hyper_parameter_is_probed():
@@ -339,8 +363,14 @@ def test_axis_out_of_range_raises_value_error(backend, name, axis):
         call(backend, name, axis=axis)
 
 
-TYPED = [("focal", "gamma", "2"), ("huber", "delta", True), ("poisson_nll", "log_input", 1), ("gaussian_nll", "full", 0),
-         ("cross_entropy", "ignore_index", 1.0), ("cross_entropy", "axis", 1.0)]
+TYPED = [
+    ("focal", "gamma", "2"),
+    ("huber", "delta", True),
+    ("poisson_nll", "log_input", 1),
+    ("gaussian_nll", "full", 0),
+    ("cross_entropy", "ignore_index", 1.0),
+    ("cross_entropy", "axis", 1.0),
+]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -358,7 +388,9 @@ def test_hyper_parameter_of_wrong_type_raises_type_error(backend, name, param, v
 def test_bce_probabilities_outside_unit_interval_raise(backend, bad):
     probs = CASES["bce"].arrays["probs"].copy()
     probs[1, 2] = bad
-    with raises(ValueError, match=rf"^probs must contain probabilities in \[0, 1\], got a value of {re.escape(repr(bad))}$"):
+    with raises(
+        ValueError, match=rf"^probs must contain probabilities in \[0, 1\], got a value of {re.escape(repr(bad))}$"
+    ):
         call(backend, "bce", arrays={"probs": probs})
 
 

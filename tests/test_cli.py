@@ -33,8 +33,17 @@ def test_verify_writes_a_passing_json_report(tmp_path):
     assert set(data["losses"]) == {"mse", "focal"}
     assert data["failed_checks"] == 0
     checks = data["losses"]["focal"]["checks"]
-    for key in ("value[torch]", "value[jax]", "value[array_api_strict]", "grad[torch~jax]", "fd[torch]", "fd[jax]",
-                "jit[jax]", "vmap[jax]", "vmap[torch]"):
+    for key in (
+        "value[torch]",
+        "value[jax]",
+        "value[array_api_strict]",
+        "grad[torch~jax]",
+        "fd[torch]",
+        "fd[jax]",
+        "jit[jax]",
+        "vmap[jax]",
+        "vmap[torch]",
+    ):
         assert checks[key]["status"] == "pass", key
     assert all(r["status"] == "pass" for r in data["losses"]["focal"]["references"].values())
 

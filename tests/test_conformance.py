@@ -37,8 +37,12 @@ def _assert(outcome: conformance.Outcome, note: str) -> None:
 
 
 # Autodiff losses (absent from numpy and array-api-strict) compare torch with jax.
-VALUE_PAIRS = [(name, backend) for name in SPEC_NAMES for backend in ("array_api_strict", "torch", "jax")
-               if not SPECS[name].core().needs_autodiff or backend == "torch"]
+VALUE_PAIRS = [
+    (name, backend)
+    for name in SPEC_NAMES
+    for backend in ("array_api_strict", "torch", "jax")
+    if not SPECS[name].core().needs_autodiff or backend == "torch"
+]
 
 
 @pytest.mark.parametrize("name,backend", VALUE_PAIRS)

@@ -229,8 +229,10 @@ def test_siglip_none_is_the_per_image_row_sum(backend, seed):
     img, txt = embeddings(seed, (4, D), (4, D))
     m = MODULES[backend]
     rows = np_siglip_rows(img, txt, 10.0, -10.0)
-    out = {r: m.siglip(arr(backend, img), arr(backend, txt), logit_scale=10.0, logit_bias=-10.0, reduction=r)
-           for r in REDUCTIONS}
+    out = {
+        r: m.siglip(arr(backend, img), arr(backend, txt), logit_scale=10.0, logit_bias=-10.0, reduction=r)
+        for r in REDUCTIONS
+    }
     assert to_np(out["none"]).shape == (4,)
     close(out["none"], rows)
     close(out["sum"], rows.sum())
@@ -321,8 +323,10 @@ def test_temperature_001_with_collinear_embeddings_is_finite(backend, dtype):
     qn = np_normalize(q)
     rtol = 1e-10 if dtype == "float64" else 1e-4
     calls = {
-        "infonce": (lambda a, b: m.infonce(a, b, temperature=0.01, reduction="none"),
-                    [np_ce(qn[i] @ qn.T / 0.01, i) for i in range(4)]),
+        "infonce": (
+            lambda a, b: m.infonce(a, b, temperature=0.01, reduction="none"),
+            [np_ce(qn[i] @ qn.T / 0.01, i) for i in range(4)],
+        ),
         "nt_xent": (lambda a, b: m.nt_xent(a, b, temperature=0.01, reduction="none"), np_nt_xent_rows(q, k, 0.01)),
     }
     for fn, expected in calls.values():

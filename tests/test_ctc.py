@@ -80,8 +80,12 @@ def _jax_jitted(kind: str, params: tuple[tuple[str, object], ...]):
 
 
 def call(backend: str, log_probs, targets, input_lengths, target_lengths, dtype="float64", eager=False, **kwargs):
-    args = (arr(backend, log_probs, dtype), arr(backend, targets), arr(backend, input_lengths),
-            arr(backend, target_lengths))
+    args = (
+        arr(backend, log_probs, dtype),
+        arr(backend, targets),
+        arr(backend, input_lengths),
+        arr(backend, target_lengths),
+    )
     if backend == "jax" and not eager:
         return _jax_jitted("value", tuple(sorted(kwargs.items())))(*args)
     return MODULES[backend].ctc(*args, **kwargs)
@@ -118,8 +122,9 @@ def test_impossible_alignment_is_inf_with_zero_gradient(backend):
     assert np.abs(grad[1]).max() > 0.1
     for reduction in ("mean", "sum"):
         assert to_np(call(backend, log_probs, *rest, reduction=reduction)) == np.inf
-    assert torch.isinf(F.ctc_loss(torch.as_tensor(log_probs).transpose(0, 1), *(torch.as_tensor(r) for r in rest),
-                                  reduction="none")[0])  # torch agrees that it is impossible
+    assert torch.isinf(
+        F.ctc_loss(torch.as_tensor(log_probs).transpose(0, 1), *(torch.as_tensor(r) for r in rest), reduction="none")[0]
+    )  # torch agrees that it is impossible
 
     zeroed, zeroed_grad = value_and_grad(backend, log_probs, rest, zero_infinity=True, reduction="none")
     assert zeroed[0] == 0.0
@@ -127,7 +132,8 @@ def test_impossible_alignment_is_inf_with_zero_gradient(backend):
     np.testing.assert_array_equal(zeroed_grad[0], 0.0)
     np.testing.assert_allclose(zeroed_grad[1], grad[1], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(
-        to_np(call(backend, log_probs, *rest, zero_infinity=True, reduction="sum")), loss[1], rtol=1e-12)
+        to_np(call(backend, log_probs, *rest, zero_infinity=True, reduction="sum")), loss[1], rtol=1e-12
+    )
 
 
 def test_impossible_alignment_on_numpy():
@@ -148,8 +154,7 @@ def test_blank_inside_the_target_raises_and_padding_is_ignored(backend):
     with pytest.raises(ValueError, match="blank"):
         call(backend, log_probs, with_blank, input_lengths, target_lengths, eager=True)
     with pytest.raises(ValueError, match="blank"):  # a non-zero blank too
-        call(backend, log_probs, np.where(targets == 4, 3, targets), input_lengths, target_lengths, eager=True,
-             blank=3)
+        call(backend, log_probs, np.where(targets == 4, 3, targets), input_lengths, target_lengths, eager=True, blank=3)
     expected = to_np(call(backend, log_probs, targets, input_lengths, target_lengths, reduction="none"))
     for pad in (0, 3, -1, 99):  # the blank, a class, out of range: all past the lengths
         padded = targets.copy()
@@ -162,10 +167,15 @@ def test_blank_inside_the_target_raises_and_padding_is_ignored(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("which,values", [
-    ("input_lengths", [6, 0, 2]), ("input_lengths", [7, 5, 2]),
-    ("target_lengths", [3, -1, 0]), ("target_lengths", [3, 2, 4]),
-])
+@pytest.mark.parametrize(
+    "which,values",
+    [
+        ("input_lengths", [6, 0, 2]),
+        ("input_lengths", [7, 5, 2]),
+        ("target_lengths", [3, -1, 0]),
+        ("target_lengths", [3, 2, 4]),
+    ],
+)
 def test_lengths_out_of_range_raise(backend, which, values):
     log_probs, targets, input_lengths, target_lengths = inputs(3)
     lengths = {"input_lengths": input_lengths, "target_lengths": target_lengths}
@@ -194,17 +204,34 @@ def test_per_sample_losses_equal_one_sample_at_a_time_and_mean_divides_by_length
     log_probs, targets, input_lengths, target_lengths = inputs(5)
     rows = to_np(call(backend, log_probs, targets, input_lengths, target_lengths, reduction="none"))
     for i in range(len(rows)):
-        one = call(backend, log_probs[i:i + 1], targets[i:i + 1], input_lengths[i:i + 1], target_lengths[i:i + 1],
-                   reduction="none")
-        np.testing.assert_allclose(to_np(one), rows[i:i + 1], rtol=1e-12)
+        one = call(
+            backend,
+            log_probs[i : i + 1],
+            targets[i : i + 1],
+            input_lengths[i : i + 1],
+            target_lengths[i : i + 1],
+            reduction="none",
+        )
+        np.testing.assert_allclose(to_np(one), rows[i : i + 1], rtol=1e-12)
         # frames past the input length take no part
-        trimmed = call(backend, log_probs[i:i + 1, : input_lengths[i]], targets[i:i + 1], input_lengths[i:i + 1],
-                       target_lengths[i:i + 1], reduction="sum")
+        trimmed = call(
+            backend,
+            log_probs[i : i + 1, : input_lengths[i]],
+            targets[i : i + 1],
+            input_lengths[i : i + 1],
+            target_lengths[i : i + 1],
+            reduction="sum",
+        )
         np.testing.assert_allclose(to_np(trimmed), rows[i], rtol=1e-12)
     mean = to_np(call(backend, log_probs, targets, input_lengths, target_lengths))
     np.testing.assert_allclose(mean, np.mean(rows / np.maximum(target_lengths, 1)), rtol=1e-12)
-    expected = F.ctc_loss(torch.as_tensor(log_probs).transpose(0, 1), torch.as_tensor(targets),
-                          torch.as_tensor(input_lengths), torch.as_tensor(target_lengths), reduction="none")
+    expected = F.ctc_loss(
+        torch.as_tensor(log_probs).transpose(0, 1),
+        torch.as_tensor(targets),
+        torch.as_tensor(input_lengths),
+        torch.as_tensor(target_lengths),
+        reduction="none",
+    )
     np.testing.assert_allclose(rows, expected.numpy(), rtol=1e-10)
 
 
@@ -218,8 +245,13 @@ def test_gradient_is_minus_the_posteriors(backend):
     np.testing.assert_allclose(grad.sum(axis=-1), np.where(on_frame, -1.0, 0.0), atol=1e-12)
     assert (grad <= 1e-15).all()
     x = torch.as_tensor(log_probs).requires_grad_(True)
-    total = F.ctc_loss(x.transpose(0, 1), torch.as_tensor(targets), torch.as_tensor(input_lengths),
-                       torch.as_tensor(target_lengths), reduction="sum")
+    total = F.ctc_loss(
+        x.transpose(0, 1),
+        torch.as_tensor(targets),
+        torch.as_tensor(input_lengths),
+        torch.as_tensor(target_lengths),
+        reduction="sum",
+    )
     (torch_grad,) = torch.autograd.grad(total, x)
     np.testing.assert_allclose(grad, torch_grad.numpy() - np.exp(log_probs) * on_frame[..., None], atol=1e-12)
 
@@ -255,5 +287,6 @@ def test_jax_jit_and_vmap_equal_eager():
         np.testing.assert_allclose(to_np(jax.jit(grad)(*args)), eager[i][1], rtol=1e-12, atol=1e-15)
     stacked = [jnp.asarray(np.stack([c[k] for c in cases])) for k in range(4)]
     np.testing.assert_allclose(to_np(jax.vmap(loss)(*stacked)), [e[0] for e in eager], rtol=1e-12)
-    np.testing.assert_allclose(to_np(jax.jit(jax.vmap(grad))(*stacked)), np.stack([e[1] for e in eager]),
-                               rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        to_np(jax.jit(jax.vmap(grad))(*stacked)), np.stack([e[1] for e in eager]), rtol=1e-12, atol=1e-15
+    )

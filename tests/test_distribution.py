@@ -60,8 +60,10 @@ def close(actual, expected, rtol=1e-12, atol=1e-14) -> None:
 def grads(backend: str, fn, *inputs, argnums=(0,)):
     """(fn(*inputs), [d sum(fn) / d inputs[i] for i in argnums]) with the framework's autodiff."""
     if backend == "torch":
-        inputs = [x.detach().clone().requires_grad_(i in argnums) if x.is_floating_point() else x
-                  for i, x in enumerate(inputs)]
+        inputs = [
+            x.detach().clone().requires_grad_(i in argnums) if x.is_floating_point() else x
+            for i, x in enumerate(inputs)
+        ]
         out = fn(*inputs)
         got = torch.autograd.grad(out.sum(), [inputs[i] for i in argnums], allow_unused=True, materialize_grads=True)
         return out.detach(), [g.numpy() for g in got]
@@ -118,8 +120,11 @@ def test_kl_of_p_with_itself_is_zero(backend, zeros):
     for reduction in REDUCTIONS:
         expected = reduce(np.zeros(len(p)), reduction)
         close(m.kl_div(arr(backend, np_log(p)), arr(backend, p), reduction=reduction), expected, atol=1e-15)
-        close(m.kl_div(arr(backend, np_log(p)), arr(backend, np_log(p)), log_target=True, reduction=reduction),
-              expected, atol=1e-15)
+        close(
+            m.kl_div(arr(backend, np_log(p)), arr(backend, np_log(p)), log_target=True, reduction=reduction),
+            expected,
+            atol=1e-15,
+        )
     # and a different q gives the (positive) loop value
     log_q = np_log_softmax(np.random.default_rng(9).normal(size=p.shape))
     out = to_np(m.kl_div(arr(backend, log_q), arr(backend, p), reduction="none"))
@@ -170,8 +175,9 @@ def test_kl_log_target_equals_exp_targets(backend, zeros):
         close(with_log, to_np(plain))
         close(with_log, reduce(np_kl_rows(log_q, np.exp(log_p)), reduction))
     if backend in AUTODIFF:
-        _, (g_log,) = grads(backend, lambda lq, t: m.kl_div(lq, t, log_target=True), arr(backend, log_q),
-                            arr(backend, log_p))
+        _, (g_log,) = grads(
+            backend, lambda lq, t: m.kl_div(lq, t, log_target=True), arr(backend, log_q), arr(backend, log_p)
+        )
         _, (g_plain,) = grads(backend, lambda lq, t: m.kl_div(lq, t), arr(backend, log_q), arr(backend, np.exp(log_p)))
         close(g_log, g_plain)
         close(g_log, -np.exp(log_p) / len(log_p))
@@ -193,24 +199,35 @@ def test_js_div_symmetric_bounded_and_zero_on_equal_inputs(backend, seed):
     assert np.all(p_q > 0.0) and np.all(p_q <= LOG_2)
     close(p_q, np_js_rows(np.exp(log_p), np.exp(log_q)))
     for reduction in REDUCTIONS:
-        close(m.js_div(arr(backend, log_p), arr(backend, log_p), reduction=reduction),
-              reduce(np.zeros(6), reduction), atol=1e-15)
+        close(
+            m.js_div(arr(backend, log_p), arr(backend, log_p), reduction=reduction),
+            reduce(np.zeros(6), reduction),
+            atol=1e-15,
+        )
 
 
 @pytest.mark.parametrize("backend", AUTODIFF)
 def test_js_div_minus_inf_log_probabilities_are_finite(backend):
     """Exact zeros in one, the other, both (same class) and disjoint supports (value log 2)."""
-    p = np.array([[0.5, 0.5, 0.0, 0.0, 0.0],   # zeros in p only
-                  [0.2, 0.3, 0.0, 0.5, 0.0],   # zeros in both, classes 2 and 4 shared
-                  [1.0, 0.0, 0.0, 0.0, 0.0],   # disjoint from q: log 2
-                  [0.1, 0.2, 0.3, 0.25, 0.15]])
-    q = np.array([[0.1, 0.2, 0.3, 0.2, 0.2],
-                  [0.4, 0.0, 0.0, 0.6, 0.0],
-                  [0.0, 0.25, 0.25, 0.25, 0.25],
-                  [0.0, 0.5, 0.0, 0.5, 0.0]])   # zeros in q only
+    p = np.array(
+        [
+            [0.5, 0.5, 0.0, 0.0, 0.0],  # zeros in p only
+            [0.2, 0.3, 0.0, 0.5, 0.0],  # zeros in both, classes 2 and 4 shared
+            [1.0, 0.0, 0.0, 0.0, 0.0],  # disjoint from q: log 2
+            [0.1, 0.2, 0.3, 0.25, 0.15],
+        ]
+    )
+    q = np.array(
+        [[0.1, 0.2, 0.3, 0.2, 0.2], [0.4, 0.0, 0.0, 0.6, 0.0], [0.0, 0.25, 0.25, 0.25, 0.25], [0.0, 0.5, 0.0, 0.5, 0.0]]
+    )  # zeros in q only
     m = MODULES[backend]
-    value, (g_p, g_q) = grads(backend, lambda a, b: m.js_div(a, b, reduction="none"),
-                              arr(backend, np_log(p)), arr(backend, np_log(q)), argnums=(0, 1))
+    value, (g_p, g_q) = grads(
+        backend,
+        lambda a, b: m.js_div(a, b, reduction="none"),
+        arr(backend, np_log(p)),
+        arr(backend, np_log(q)),
+        argnums=(0, 1),
+    )
     expected = np_js_rows(p, q)
     close(value, expected)
     assert to_np(value)[2] == pytest.approx(LOG_2, rel=1e-15)
@@ -252,8 +269,10 @@ def test_distillation_alpha_one_is_scaled_kl_and_alpha_zero_is_cross_entropy(bac
         close(mixed, reduce(0.3 * T2 * kl_rows + 0.7 * ce_rows, reduction))
         # without a target: T^2 KL whatever alpha is
         for alpha in (0.0, 0.3, 1.0):
-            close(m.distillation(s, t, temperature=temperature, alpha=alpha, reduction=reduction),
-                  reduce(T2 * kl_rows, reduction))
+            close(
+                m.distillation(s, t, temperature=temperature, alpha=alpha, reduction=reduction),
+                reduce(T2 * kl_rows, reduction),
+            )
 
 
 @pytest.mark.parametrize("backend", AUTODIFF)
@@ -262,8 +281,9 @@ def test_distillation_teacher_gradient_is_exactly_zero(backend, with_target):
     student, teacher, target = _distillation_case(11)
     m = MODULES[backend]
     inputs = [arr(backend, student), arr(backend, teacher)] + ([arr(backend, target)] if with_target else [])
-    _, (g_student, g_teacher) = grads(backend, lambda *xs: m.distillation(*xs, reduction="none"), *inputs,
-                                      argnums=(0, 1))
+    _, (g_student, g_teacher) = grads(
+        backend, lambda *xs: m.distillation(*xs, reduction="none"), *inputs, argnums=(0, 1)
+    )
     assert g_teacher.shape == teacher.shape and np.all(g_teacher == 0.0)
     # the student's gradient is the soft term's T (q - p) (+ the CE term's softmax - onehot)
     T, alpha = 3.0, 0.1

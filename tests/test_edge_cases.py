@@ -14,8 +14,9 @@ from polyloss.specs.edges import EDGE_CASES, Finite, Infinite, Raises, cases_by_
 RUNS = [(i, *run) for i, edge in enumerate(EDGE_CASES) for run in conformance.edge_runs(edge)]
 
 
-@pytest.mark.parametrize("index,backend,dtype,transform", RUNS,
-                         ids=[f"{EDGE_CASES[i].loss}-{i}-{b}-{d}-{t}" for i, b, d, t in RUNS])
+@pytest.mark.parametrize(
+    "index,backend,dtype,transform", RUNS, ids=[f"{EDGE_CASES[i].loss}-{i}-{b}-{d}-{t}" for i, b, d, t in RUNS]
+)
 def test_edge_case(env, index, backend, dtype, transform):
     """torch.compile runs with the aot_eager backend here: the same dynamo and AOTAutograd graphs
     (fullgraph, decomposed backward) as inductor, without its codegen, which costs 5-7 s a case
@@ -41,11 +42,31 @@ def test_every_loss_has_edge_cases():
 def test_the_corpus_covers_the_required_regions():
     names = " | ".join(f"{e.loss}: {e.name}" for e in EDGE_CASES)
     required = [
-        "cross_entropy: all rows ignored, -inf", "cross_entropy: one row ignored with -inf", "+-20", "+-100",
-        "+-1e4", "large shared offset", "label smoothing with a -inf", "gamma=0.5, saturated", "coincident",
-        "zero embeddings", "single-member classes", "all-same labels", "temperature 0.01", "empty prediction",
-        "full prediction", "inverted mask", "zero-area", "zero-height", "identical boxes", "longer than the input",
-        "repeated label", "blank inside the target", "logvar at +90", "logvar at -90", "zero target probabilities",
+        "cross_entropy: all rows ignored, -inf",
+        "cross_entropy: one row ignored with -inf",
+        "+-20",
+        "+-100",
+        "+-1e4",
+        "large shared offset",
+        "label smoothing with a -inf",
+        "gamma=0.5, saturated",
+        "coincident",
+        "zero embeddings",
+        "single-member classes",
+        "all-same labels",
+        "temperature 0.01",
+        "empty prediction",
+        "full prediction",
+        "inverted mask",
+        "zero-area",
+        "zero-height",
+        "identical boxes",
+        "longer than the input",
+        "repeated label",
+        "blank inside the target",
+        "logvar at +90",
+        "logvar at -90",
+        "zero target probabilities",
     ]
     missing = [r for r in required if r not in names]
     assert not missing, missing

@@ -90,13 +90,18 @@ def test_gan_losses_equal_bce_with_logits(backend):
     m = MODULES[backend]
     ones, zeros = arr(backend, np.ones((5, 1))), arr(backend, np.zeros((5, 1)))
     for reduction in REDUCTIONS:
-        close(m.gan_generator(arr(backend, fake), reduction=reduction),
-              to_np(m.bce_with_logits(arr(backend, fake), ones, reduction=reduction)))
-        expected = (to_np(m.bce_with_logits(arr(backend, real), ones, reduction=reduction))
-                    + to_np(m.bce_with_logits(arr(backend, fake), zeros, reduction=reduction)))
+        close(
+            m.gan_generator(arr(backend, fake), reduction=reduction),
+            to_np(m.bce_with_logits(arr(backend, fake), ones, reduction=reduction)),
+        )
+        expected = to_np(m.bce_with_logits(arr(backend, real), ones, reduction=reduction)) + to_np(
+            m.bce_with_logits(arr(backend, fake), zeros, reduction=reduction)
+        )
         close(m.gan_discriminator(arr(backend, real), arr(backend, fake), reduction=reduction), expected)
-        close(m.gan_discriminator(arr(backend, real), arr(backend, fake), reduction=reduction),
-              reduce(np_softplus(-real), reduction) + reduce(np_softplus(fake), reduction))
+        close(
+            m.gan_discriminator(arr(backend, real), arr(backend, fake), reduction=reduction),
+            reduce(np_softplus(-real), reduction) + reduce(np_softplus(fake), reduction),
+        )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -119,8 +124,9 @@ def test_saturated_logits_give_exact_finite_values_and_gradients(backend, dtype,
     tol = 1e-12 if dtype == "float64" else 2e-6
     x_real, x_fake = arr(backend, real, dtype), arr(backend, fake, dtype)
 
-    value, (g_real, g_fake) = grads(backend, lambda r, f: m.gan_discriminator(r, f, reduction="none"),
-                                    x_real, x_fake, argnums=(0, 1))
+    value, (g_real, g_fake) = grads(
+        backend, lambda r, f: m.gan_discriminator(r, f, reduction="none"), x_real, x_fake, argnums=(0, 1)
+    )
     close(value, np_softplus(-real) + np_softplus(fake), rtol=tol, atol=tol)
     close(g_real, -np_sigmoid(-real), rtol=tol, atol=tol)
     close(g_fake, np_sigmoid(fake), rtol=tol, atol=tol)
@@ -137,11 +143,14 @@ def test_saturated_logits_give_exact_finite_values_and_gradients(backend, dtype,
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("loss,real_term,fake_term", [
-    ("gan_discriminator", lambda r: np_softplus(-r), np_softplus),
-    ("wgan_critic", lambda r: -r, lambda f: f),
-    ("hinge_discriminator", lambda r: np.maximum(0.0, 1.0 - r), lambda f: np.maximum(0.0, 1.0 + f)),
-])
+@pytest.mark.parametrize(
+    "loss,real_term,fake_term",
+    [
+        ("gan_discriminator", lambda r: np_softplus(-r), np_softplus),
+        ("wgan_critic", lambda r: -r, lambda f: f),
+        ("hinge_discriminator", lambda r: np.maximum(0.0, 1.0 - r), lambda f: np.maximum(0.0, 1.0 + f)),
+    ],
+)
 def test_discriminators_take_batches_of_different_sizes(backend, loss, real_term, fake_term):
     """Each side is reduced on its own: E_real + E_fake; "none" needs equal shapes."""
     rng = np.random.default_rng(1)
@@ -158,8 +167,11 @@ def test_wgan_critic_of_equal_scores_is_zero(backend):
     scores = np.random.default_rng(2).normal(scale=5.0, size=(4, 1))
     m = MODULES[backend]
     for reduction in REDUCTIONS:
-        close(m.wgan_critic(arr(backend, scores), arr(backend, scores), reduction=reduction),
-              reduce(np.zeros((4, 1)), reduction), atol=0.0)
+        close(
+            m.wgan_critic(arr(backend, scores), arr(backend, scores), reduction=reduction),
+            reduce(np.zeros((4, 1)), reduction),
+            atol=0.0,
+        )
     close(m.wgan_critic(arr(backend, scores + 1.5), arr(backend, scores)), -1.5)
     close(m.wgan_generator(arr(backend, scores)), -scores.mean())
 
@@ -187,8 +199,14 @@ def compute_gradient_penalty(D, real_samples, fake_samples, alpha, lambda_gp=10.
     interpolates = (alpha * real_samples + ((1 - alpha) * fake_samples)).requires_grad_(True)
     d_interpolates = D(interpolates)
     fake = torch.ones(d_interpolates.size(), dtype=d_interpolates.dtype)
-    gradients = torch.autograd.grad(outputs=d_interpolates, inputs=interpolates, grad_outputs=fake,
-                                    create_graph=True, retain_graph=True, only_inputs=True)[0]
+    gradients = torch.autograd.grad(
+        outputs=d_interpolates,
+        inputs=interpolates,
+        grad_outputs=fake,
+        create_graph=True,
+        retain_graph=True,
+        only_inputs=True,
+    )[0]
     gradients = gradients.view(gradients.size(0), -1)
     return lambda_gp * ((gradients.norm(2, dim=1) - 1) ** 2).mean()
 
@@ -228,8 +246,9 @@ def test_gradient_penalty_jax_parameter_gradients_equal_torch():
     torch.manual_seed(1)
     linear1, linear2 = torch.nn.Linear(3, 5).double(), torch.nn.Linear(5, 1).double()
     critic = torch.nn.Sequential(linear1, torch.nn.Tanh(), linear2)
-    value = pt.gradient_penalty(critic, torch.as_tensor(real), torch.as_tensor(fake),
-                                interpolation=torch.as_tensor(eps), weight=2.0)
+    value = pt.gradient_penalty(
+        critic, torch.as_tensor(real), torch.as_tensor(fake), interpolation=torch.as_tensor(eps), weight=2.0
+    )
     torch_grads = torch.autograd.grad(value, list(critic.parameters()), allow_unused=True, materialize_grads=True)
 
     params = [jnp.asarray(p.detach().numpy()) for p in critic.parameters()]
@@ -237,8 +256,9 @@ def test_gradient_penalty_jax_parameter_gradients_equal_torch():
     def penalty(params):
         w1, b1, w2, b2 = params
         jax_critic = lambda x: jnp.tanh(x @ w1.T + b1) @ w2.T + b2  # noqa: E731
-        return pj.gradient_penalty(jax_critic, jnp.asarray(real), jnp.asarray(fake), interpolation=jnp.asarray(eps),
-                                   weight=2.0)
+        return pj.gradient_penalty(
+            jax_critic, jnp.asarray(real), jnp.asarray(fake), interpolation=jnp.asarray(eps), weight=2.0
+        )
 
     jax_value, jax_grads = jax.value_and_grad(penalty)(params)
     close(jax_value, value.item())
@@ -250,8 +270,16 @@ def test_gradient_penalty_jax_parameter_gradients_equal_torch():
 def test_gradient_penalty_reductions_and_weight(backend):
     real, fake, eps = _gp_inputs(n=3, shape=(2, 3))
     m = MODULES[backend]
-    per_sample = to_np(m.gradient_penalty(_critic, arr(backend, real), arr(backend, fake),
-                                          interpolation=arr(backend, eps), weight=1.0, reduction="none"))
+    per_sample = to_np(
+        m.gradient_penalty(
+            _critic,
+            arr(backend, real),
+            arr(backend, fake),
+            interpolation=arr(backend, eps),
+            weight=1.0,
+            reduction="none",
+        )
+    )
     assert per_sample.shape == (3,)
     mixed = eps[:, None, None] * real + (1 - eps[:, None, None]) * fake
     grad = 1.5 * mixed**2 + 1.0  # d/dx of the critic, the mixed term added on the first two features
@@ -259,8 +287,17 @@ def test_gradient_penalty_reductions_and_weight(backend):
     grad[..., 1] += 2 * mixed[..., 1] * mixed[..., 0] ** 2
     close(per_sample, (np.linalg.norm(grad.reshape(3, -1), axis=1) - 1.0) ** 2)
     for reduction, weight in (("mean", 10.0), ("sum", 0.5)):
-        close(m.gradient_penalty(_critic, arr(backend, real), arr(backend, fake), interpolation=arr(backend, eps),
-                                 weight=weight, reduction=reduction), weight * reduce(per_sample, reduction))
+        close(
+            m.gradient_penalty(
+                _critic,
+                arr(backend, real),
+                arr(backend, fake),
+                interpolation=arr(backend, eps),
+                weight=weight,
+                reduction=reduction,
+            ),
+            weight * reduce(per_sample, reduction),
+        )
 
 
 def test_gradient_penalty_draws_from_a_torch_generator():
@@ -286,8 +323,9 @@ def test_gradient_penalty_jax_jit_with_a_key():
     assert float(jitted(real, fake, jax.random.key(1))) != float(eager)
     # gradients through the jitted penalty (double backward under jit)
     g = jax.jit(jax.grad(lambda r: pj.gradient_penalty(_critic, r, fake, key_or_generator=key)))(real)
-    close(g, np.asarray(jax.grad(lambda r: pj.gradient_penalty(_critic, r, fake, key_or_generator=key))(real)),
-          rtol=1e-12)
+    close(
+        g, np.asarray(jax.grad(lambda r: pj.gradient_penalty(_critic, r, fake, key_or_generator=key))(real)), rtol=1e-12
+    )
 
 
 def test_gradient_penalty_jax_needs_a_key_or_an_interpolation():
@@ -328,8 +366,11 @@ def test_vae_kl_is_zero_at_the_prior_and_positive_elsewhere(backend):
     m = MODULES[backend]
     zeros = np.zeros((3, 4))
     for reduction in REDUCTIONS:
-        close(m.vae_kl(arr(backend, zeros), arr(backend, zeros), reduction=reduction),
-              reduce(np.zeros(3), reduction), atol=0.0)
+        close(
+            m.vae_kl(arr(backend, zeros), arr(backend, zeros), reduction=reduction),
+            reduce(np.zeros(3), reduction),
+            atol=0.0,
+        )
     rng = np.random.default_rng(4)
     mu, logvar = rng.normal(size=(3, 4)), rng.uniform(-2.0, 2.0, size=(3, 4))
     out = to_np(m.vae_kl(arr(backend, mu), arr(backend, logvar), reduction="none"))
@@ -350,15 +391,18 @@ def test_vae_with_beta_zero_is_the_reconstruction_loss(backend):
     # and with beta: the reconstruction plus beta times vae_kl, per sample
     bce_rows = -(x * np.log(recon) + (1 - x) * np.log(1 - recon)).reshape(3, -1).sum(1)
     close(m.vae(*a, beta=4.0, reduction="none"), bce_rows + 4.0 * np_kl_rows(mu, logvar))
-    close(m.vae(*a, beta=4.0),
-          to_np(m.bce(a[0], a[1], reduction="sum")) + 4.0 * to_np(m.vae_kl(a[2], a[3], reduction="sum")))
+    close(
+        m.vae(*a, beta=4.0),
+        to_np(m.bce(a[0], a[1], reduction="sum")) + 4.0 * to_np(m.vae_kl(a[2], a[3], reduction="sum")),
+    )
 
 
 @pytest.mark.parametrize("backend", AUTODIFF)
 def test_vae_kl_huge_logvar_float64_is_finite(backend):
     mu, logvar = np.array([[0.5, -1.0]]), np.array([[90.0, -90.0]])
-    value, (g_mu, g_logvar) = grads(backend, lambda u, v: MODULES[backend].vae_kl(u, v), arr(backend, mu),
-                                    arr(backend, logvar), argnums=(0, 1))
+    value, (g_mu, g_logvar) = grads(
+        backend, lambda u, v: MODULES[backend].vae_kl(u, v), arr(backend, mu), arr(backend, logvar), argnums=(0, 1)
+    )
     close(value, 0.5 * (np.exp(90.0) - 1.0 - 90.0) + 0.5 * (0.25 + 1.0 + np.exp(-90.0) - 1.0 + 90.0))
     close(g_mu, mu)
     close(g_logvar, 0.5 * (np.exp(logvar) - 1.0))
@@ -370,8 +414,13 @@ def test_vae_kl_huge_logvar_float32_overflows_to_inf(backend):
     """exp(90) overflows float32 (max about 3.4e38 = exp(88.7)): the divergence is +inf and so is its
     logvar-gradient there, never NaN; logvar = -90 (exp underflows to a denormal) stays finite."""
     mu, logvar = np.array([[0.5, -1.0], [0.5, -1.0]]), np.array([[90.0, 0.0], [-90.0, 0.0]])
-    value, (g_mu, g_logvar) = grads(backend, lambda u, v: MODULES[backend].vae_kl(u, v, reduction="none"),
-                                    arr(backend, mu, "float32"), arr(backend, logvar, "float32"), argnums=(0, 1))
+    value, (g_mu, g_logvar) = grads(
+        backend,
+        lambda u, v: MODULES[backend].vae_kl(u, v, reduction="none"),
+        arr(backend, mu, "float32"),
+        arr(backend, logvar, "float32"),
+        argnums=(0, 1),
+    )
     value = to_np(value)
     assert value[0] == np.inf
     close(value[1], 0.5 * (0.25 - 1.0 + 90.0) + 0.5 * (1.0 - 1.0 + 1.0), rtol=1e-6)
@@ -420,6 +469,10 @@ def test_perceptual_gradient_reaches_pred_only_through_features(backend):
     """d/dpred of mean((2 pred - 2 target)^2) = 8 (pred - target) / size."""
     rng = np.random.default_rng(8)
     pred, target = rng.normal(size=(2, 3)), rng.normal(size=(2, 3))
-    _, (g,) = grads(backend, lambda p, t: MODULES[backend].perceptual(p, t, features=lambda x: [2.0 * x]),
-                    arr(backend, pred), arr(backend, target))
+    _, (g,) = grads(
+        backend,
+        lambda p, t: MODULES[backend].perceptual(p, t, features=lambda x: [2.0 * x]),
+        arr(backend, pred),
+        arr(backend, target),
+    )
     close(g, 8.0 * (pred - target) / pred.size)

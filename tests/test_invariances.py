@@ -60,8 +60,10 @@ _JAX_COMPILED: dict[tuple[Any, ...], Callable[..., Any]] = {}
 # XLA options that cut the compilation of these tiny float64 graphs about threefold (less optimisation,
 # same float64 arithmetic; jit == eager is tests/test_conformance.py's); dropped if this XLA lacks them.
 _FAST_COMPILE: dict[str, Any] | None = {
-    "xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True,
-    "xla_cpu_use_fusion_emitters": False, "xla_cpu_parallel_codegen_split_count": 1,
+    "xla_backend_optimization_level": 0,
+    "xla_llvm_disable_expensive_passes": True,
+    "xla_cpu_use_fusion_emitters": False,
+    "xla_cpu_parallel_codegen_split_count": 1,
 }
 _FAST_COMPILE_PROBED = False
 
@@ -81,9 +83,15 @@ def _static_key(params: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(sorted((k, id(v) if callable(v) else repr(v)) for k, v in params.items()))
 
 
-def evaluate(env, backend_name: str, name: str, arrays: dict[str, np.ndarray], params: dict[str, Any],
-             reductions: tuple[str, ...] = ("mean", "sum", "none"), grad_reductions: tuple[str, ...] = ()
-             ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+def evaluate(
+    env,
+    backend_name: str,
+    name: str,
+    arrays: dict[str, np.ndarray],
+    params: dict[str, Any],
+    reductions: tuple[str, ...] = ("mean", "sum", "none"),
+    grad_reductions: tuple[str, ...] = (),
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
     """The loss for each of ``reductions`` in float64 on ``backend_name``, and (torch, jax) for each of
     ``grad_reductions`` the gradient of the sum of that output with respect to every differentiable input.
 
@@ -99,23 +107,34 @@ def evaluate(env, backend_name: str, name: str, arrays: dict[str, np.ndarray], p
     if not backend.has_autodiff:
         grad_reductions = ()
     if backend_name == "jax":
-        key = (name, tuple(names), tuple((a.shape, a.dtype.str) for a in arrays.values()), _static_key(params),
-               reductions, grad_reductions)
+        key = (
+            name,
+            tuple(names),
+            tuple((a.shape, a.dtype.str) for a in arrays.values()),
+            _static_key(params),
+            reductions,
+            grad_reductions,
+        )
         if key not in _JAX_COMPILED:
             m = env.reference_modules("jax")
-            fns = {r: conformance._closure(spec, backend, names, params, r)
-                   for r in set(reductions) | set(grad_reductions)}
+            fns = {
+                r: conformance._closure(spec, backend, names, params, r) for r in set(reductions) | set(grad_reductions)
+            }
 
             def everything(*xs):
                 values = {r: fns[r](*xs) for r in reductions}
-                grads = {r: m.jax.grad(lambda *ys, r=r: m.jnp.sum(fns[r](*ys)), argnums=tuple(argnums))(*xs)
-                         for r in grad_reductions}
+                grads = {
+                    r: m.jax.grad(lambda *ys, r=r: m.jnp.sum(fns[r](*ys)), argnums=tuple(argnums))(*xs)
+                    for r in grad_reductions
+                }
                 return values, grads
 
             _JAX_COMPILED[key] = _jax_jit(m, everything)
         values, grads = _JAX_COMPILED[key](*converted)
-        return ({r: np.asarray(v, dtype=np.float64) for r, v in values.items()},
-                {r: {names[i]: np.asarray(g) for i, g in zip(argnums, gs)} for r, gs in grads.items()})
+        return (
+            {r: np.asarray(v, dtype=np.float64) for r, v in values.items()},
+            {r: {names[i]: np.asarray(g) for i, g in zip(argnums, gs)} for r, gs in grads.items()},
+        )
     values, grads = {}, {}
     for r in reductions:
         f = conformance._closure(spec, backend, names, params, r)
@@ -131,8 +150,15 @@ def evaluate(env, backend_name: str, name: str, arrays: dict[str, np.ndarray], p
     return values, grads
 
 
-def run(env, backend_name: str, name: str, arrays: dict[str, np.ndarray], params: dict[str, Any], reduction: str,
-        grads: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def run(
+    env,
+    backend_name: str,
+    name: str,
+    arrays: dict[str, np.ndarray],
+    params: dict[str, Any],
+    reduction: str,
+    grads: bool = True,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """One reduction: the value, and (torch, jax) the gradient of the sum of the output."""
     values, gradients = evaluate(env, backend_name, name, arrays, params, (reduction,), (reduction,) if grads else ())
     return values[reduction], gradients.get(reduction, {})
@@ -185,8 +211,11 @@ class Layout:
 def _segmentation(case: Case) -> Layout:
     if case.params.get("per_sample", False):
         return Layout(("pred", "target"))
-    return Layout(("pred", "target"), none="pooled",
-                  coupled="pooled over the batch (per_sample=False): one score per class or one overall")
+    return Layout(
+        ("pred", "target"),
+        none="pooled",
+        coupled="pooled over the batch (per_sample=False): one score per class or one overall",
+    )
 
 
 def _infonce(case: Case) -> Layout:
@@ -236,8 +265,11 @@ LAYOUTS: dict[str, Layout | Callable[[Case], Layout]] = {
     "infonce": _infonce,
     "nt_xent": Layout(("z1", "z2"), none="halves", coupled=_IN_BATCH + " ((2N,) anchors)"),
     "clip": Layout(("image_emb", "text_emb"), shared=("logit_scale",), coupled=_IN_BATCH + " (softmax over the batch)"),
-    "siglip": Layout(("image_emb", "text_emb"), shared=("logit_scale", "logit_bias"),
-                     coupled=_IN_BATCH + " (every non-matching pair is a negative)"),
+    "siglip": Layout(
+        ("image_emb", "text_emb"),
+        shared=("logit_scale", "logit_bias"),
+        coupled=_IN_BATCH + " (every non-matching pair is a negative)",
+    ),
     # distribution
     "kl_div": Layout(("log_q", "p")),
     "js_div": Layout(("log_p", "log_q")),
@@ -256,16 +288,18 @@ LAYOUTS: dict[str, Layout | Callable[[Case], Layout]] = {
     # metric: arcface/cosface class weights are shared
     "contrastive": Layout(("x1", "x2", "similar")),
     "triplet": Layout(("anchor", "positive", "negative")),
-    "triplet_mined": Layout(("embeddings", "labels"),
-                            coupled="mined inside the batch: positives and negatives are the other samples"),
+    "triplet_mined": Layout(
+        ("embeddings", "labels"), coupled="mined inside the batch: positives and negatives are the other samples"
+    ),
     "cosine_embedding": Layout(("x1", "x2", "target")),
     "margin_ranking": Layout(("x1", "x2", "target")),
     "arcface": Layout(("embeddings", "labels"), shared=("class_weights",)),
     "cosface": Layout(("embeddings", "labels"), shared=("class_weights",)),
     # multitask: the "batch" of uncertainty_weighting is its tasks (losses[t] with log_vars[t])
     "uncertainty_weighting": Layout(("losses", "log_vars")),
-    "curriculum": Layout(("losses", "difficulty"),
-                         coupled="weights N [d_i <= p] / sum_j [d_j <= p]: normalised over the batch"),
+    "curriculum": Layout(
+        ("losses", "difficulty"), coupled="weights N [d_i <= p] / sum_j [d_j <= p]: normalised over the batch"
+    ),
     # regression: elementwise weights are per sample
     "mse": _REGRESSION,
     "mae": _REGRESSION,
@@ -282,8 +316,9 @@ LAYOUTS: dict[str, Layout | Callable[[Case], Layout]] = {
     "focal_tversky": _segmentation,
     "jaccard": _segmentation,
     "generalized_dice": _segmentation,
-    "dice_ce": Layout(("pred", "target"), none=None,
-                      coupled="CE over every pixel plus Dice pooled over the batch; no 'none'"),
+    "dice_ce": Layout(
+        ("pred", "target"), none=None, coupled="CE over every pixel plus Dice pooled over the batch; no 'none'"
+    ),
     # sequence: per-sample lengths are per sample
     "ctc": Layout(("log_probs", "targets", "input_lengths", "target_lengths")),
 }
@@ -308,8 +343,10 @@ def batch_size(layout: Layout, case: Case) -> int:
 
 def take(layout: Layout, case: Case, index) -> Case:
     """The case with every per-sample input indexed by ``index`` along its sample axis."""
-    arrays = {n: (np.take(a, index, axis=layout.axes.get(n, 0)) if n in layout.per_sample else a)
-              for n, a in case.arrays.items()}
+    arrays = {
+        n: (np.take(a, index, axis=layout.axes.get(n, 0)) if n in layout.per_sample else a)
+        for n, a in case.arrays.items()
+    }
     return Case(arrays, case.params)
 
 
@@ -327,7 +364,8 @@ def test_every_loss_has_a_batch_layout():
     assert set(LAYOUTS).isdisjoint(PERMUTATION_EXEMPT)
     assert set(LAYOUTS) | set(PERMUTATION_EXEMPT) == set(SPECS), (
         f"missing: {sorted(set(SPECS) - set(LAYOUTS) - set(PERMUTATION_EXEMPT))}, "
-        f"unknown: {sorted(set(LAYOUTS) | set(PERMUTATION_EXEMPT) - set(SPECS))}")
+        f"unknown: {sorted(set(LAYOUTS) | set(PERMUTATION_EXEMPT) - set(SPECS))}"
+    )
     assert all(PERMUTATION_EXEMPT.values())
     for name, spec in SPECS.items():  # every variant's inputs classified (checked on n=2)
         if name in LAYOUTS:
@@ -391,8 +429,10 @@ def test_batch_permutation(env, name, backend, data):
         expected = permuted_none(layout, values[reduction], perm) if reduction == "none" else values[reduction]
         close(values_p[reduction], expected, f"{what} {reduction}", rtol, atol)
     if grads:
-        expected_grads = {n: (np.take(g, perm, axis=layout.axes.get(n, 0)) if n in layout.per_sample else g)
-                          for n, g in grads["sum"].items()}
+        expected_grads = {
+            n: (np.take(g, perm, axis=layout.axes.get(n, 0)) if n in layout.per_sample else g)
+            for n, g in grads["sum"].items()
+        }
         close_grads(grads_p["sum"], expected_grads, f"{what} grad of sum", rtol, atol)
 
 
@@ -445,15 +485,25 @@ def _triplet_count(case: Case, none: np.ndarray) -> float:
 
 # name -> (the documented normaliser, normaliser(case, none)); "mean" == "sum" / normaliser (0 when it is 0)
 MEAN_NORMALISERS: dict[str, tuple[str, Callable[[Case, np.ndarray], float]]] = {
-    "cross_entropy": ("sum of weight[y_i] over non-ignored samples (their number without weight); "
-                      "the number of samples with probability targets", _class_weight_sum("weight", "target")),
+    "cross_entropy": (
+        "sum of weight[y_i] over non-ignored samples (their number without weight); "
+        "the number of samples with probability targets",
+        _class_weight_sum("weight", "target"),
+    ),
     "nll": ("sum of weight[y_i] over non-ignored samples", _class_weight_sum("weight", "target")),
-    "focal": ("sum of the per-class alpha[y_i] over kept samples; the number of kept samples otherwise",
-              _class_weight_sum("alpha", "target")),
-    **{name: ("sum(weight) with weight, the number of elements otherwise", _elementwise_weight_sum)
-       for name in ("mse", "mae", "huber", "smooth_l1", "log_cosh", "quantile", "asymmetric_mse")},
-    "triplet_mined": ("batch_hard: anchors with a positive and a negative; batch_all: triplets with a positive "
-                      "loss; semi_hard: positive pairs whose anchor has a negative", _triplet_count),
+    "focal": (
+        "sum of the per-class alpha[y_i] over kept samples; the number of kept samples otherwise",
+        _class_weight_sum("alpha", "target"),
+    ),
+    **{
+        name: ("sum(weight) with weight, the number of elements otherwise", _elementwise_weight_sum)
+        for name in ("mse", "mae", "huber", "smooth_l1", "log_cosh", "quantile", "asymmetric_mse")
+    },
+    "triplet_mined": (
+        "batch_hard: anchors with a positive and a negative; batch_all: triplets with a positive "
+        "loss; semi_hard: positive pairs whose anchor has a negative",
+        _triplet_count,
+    ),
 }
 
 
@@ -478,15 +528,17 @@ def _dice_ce_mean(env, backend: str, case: Case, values: dict) -> float:
 # "mean" that is not one sum over one normaliser: name -> (what the docstring says, expected mean)
 MEAN_SPECIAL: dict[str, tuple[str, Callable[..., float]]] = {
     "ctc": ("each sample's loss divided by its target length (at least 1), then the batch mean", _ctc_mean),
-    "dice_ce": ("ce_weight * CE summed over pixels / pixels + dice_weight * Dice summed over classes / classes "
-                "(no 'none')", _dice_ce_mean),
+    "dice_ce": (
+        "ce_weight * CE summed over pixels / pixels + dice_weight * Dice summed over classes / classes (no 'none')",
+        _dice_ce_mean,
+    ),
 }
 
 
 @pytest.mark.parametrize("name,backend", generic_pairs(SPECS))
 @given(data=st.data())
 def test_mean_is_sum_over_documented_normaliser(env, name, backend, data):
-    """"mean" == "sum" / normaliser; the normaliser is the size of "none" unless the tables above say otherwise,
+    """ "mean" == "sum" / normaliser; the normaliser is the size of "none" unless the tables above say otherwise,
     and "sum" == sum("none")."""
     spec = SPECS[name]
     _, case, note = draw_case(spec, data, variants_for(name, backend))
@@ -498,8 +550,9 @@ def test_mean_is_sum_over_documented_normaliser(env, name, backend, data):
     if name in MEAN_SPECIAL:
         expected = MEAN_SPECIAL[name][1](env, backend, case, values)
     else:
-        normaliser = MEAN_NORMALISERS[name][1](case, values["none"]) if name in MEAN_NORMALISERS \
-            else values["none"].size
+        normaliser = (
+            MEAN_NORMALISERS[name][1](case, values["none"]) if name in MEAN_NORMALISERS else values["none"].size
+        )
         expected = values["sum"] / normaliser if normaliser else 0.0
     close(values["mean"], expected, f"{what}: mean == documented normalisation", rtol, atol)
 
@@ -547,14 +600,15 @@ def test_independence_exemptions_match_the_layouts():
 
 def _independent_variants(name: str, backend: str) -> list[int]:
     spec = SPECS[name]
-    return [i for i in variants_for(name, backend)
-            if not layout_of(name, conformance.make_cases(spec, i, 0, 2)[0]).coupled]
+    return [
+        i for i in variants_for(name, backend) if not layout_of(name, conformance.make_cases(spec, i, 0, 2)[0]).coupled
+    ]
 
 
 @pytest.mark.parametrize("name,backend", generic_pairs(INDEPENDENT_NAMES))
 @given(data=st.data())
 def test_none_equals_one_sample_at_a_time(env, name, backend, data):
-    """"none" of the batch, at sample i, equals the loss of the batch made of sample i alone (value, and the
+    """ "none" of the batch, at sample i, equals the loss of the batch made of sample i alone (value, and the
     gradient of "sum" with respect to sample i's inputs). Variants whose samples are coupled (infonce
     without negatives, pooled segmentation) are not drawn."""
     spec = SPECS[name]
@@ -566,10 +620,13 @@ def test_none_equals_one_sample_at_a_time(env, name, backend, data):
     values, grads = full_evaluation(env, backend, name, case)
     values_1, grads_1 = full_evaluation(env, backend, name, single)
     what = f"{note} {backend} sample {index}"
-    close(values_1["none"], values["none"][index:index + 1], what, rtol, atol)
+    close(values_1["none"], values["none"][index : index + 1], what, rtol, atol)
     if grads:
-        expected = {n: np.take(g, [index], axis=layout.axes.get(n, 0))
-                    for n, g in grads["sum"].items() if n in layout.per_sample}
+        expected = {
+            n: np.take(g, [index], axis=layout.axes.get(n, 0))
+            for n, g in grads["sum"].items()
+            if n in layout.per_sample
+        }
         close_grads({n: g for n, g in grads_1["sum"].items() if n in layout.per_sample}, expected, what, rtol, atol)
 
 
@@ -629,9 +686,13 @@ def test_cross_entropy_unchanged_by_a_constant_added_to_every_logit(env, backend
     arrays, params = _ce_arrays(np.random.default_rng(seed), setting)
     shifted = {**arrays, "logits": arrays["logits"] + shift}
     atol = 1e-14 * (1.0 + abs(shift)) * 16  # only the rounding of logits + shift differs
-    compare_all(evaluate(env, backend, "cross_entropy", shifted, params, ALL, GRADS),
-                evaluate(env, backend, "cross_entropy", arrays, params, ALL, GRADS),
-                f"{backend} shift {shift}", 1e-12, atol)
+    compare_all(
+        evaluate(env, backend, "cross_entropy", shifted, params, ALL, GRADS),
+        evaluate(env, backend, "cross_entropy", arrays, params, ALL, GRADS),
+        f"{backend} shift {shift}",
+        1e-12,
+        atol,
+    )
 
 
 def test_shift_invariance_can_fail(env):
@@ -647,12 +708,18 @@ def test_shift_invariance_can_fail(env):
 
 # loss -> settings: ignore_index (a negative sentinel or an in-range class) and the loss's own options
 IGNORE_SETTINGS = {
-    "cross_entropy": [{"ignore_index": -100}, {"ignore_index": -1, "weight": True},
-                      {"ignore_index": 3, "label_smoothing": 0.15}, {"ignore_index": -100, "weight": True,
-                                                                     "label_smoothing": 0.3}],
+    "cross_entropy": [
+        {"ignore_index": -100},
+        {"ignore_index": -1, "weight": True},
+        {"ignore_index": 3, "label_smoothing": 0.15},
+        {"ignore_index": -100, "weight": True, "label_smoothing": 0.3},
+    ],
     "nll": [{"ignore_index": -100}, {"ignore_index": 2, "weight": True}],
-    "focal": [{"ignore_index": -1, "gamma": 2.0}, {"ignore_index": -100, "gamma": 0.5, "alpha": 0.25},
-              {"ignore_index": 3, "gamma": 1.0, "alpha_per_class": True}],
+    "focal": [
+        {"ignore_index": -1, "gamma": 2.0},
+        {"ignore_index": -100, "gamma": 0.5, "alpha": 0.25},
+        {"ignore_index": 3, "gamma": 1.0, "alpha_per_class": True},
+    ],
 }
 IGNORE_CASES = [(name, setting) for name, settings in IGNORE_SETTINGS.items() for setting in settings]
 
@@ -672,8 +739,10 @@ def test_ignored_rows_equal_dropped_rows(env, backend, name, setting, seed, data
     target[ignored] = ignore_index
     kept = np.setdiff1d(np.arange(n), ignored)
     first = "log_probs" if name == "nll" else "logits"
-    arrays = {first: logits - np.log(np.exp(logits).sum(-1, keepdims=True)) if name == "nll" else logits,
-              "target": target}
+    arrays = {
+        first: logits - np.log(np.exp(logits).sum(-1, keepdims=True)) if name == "nll" else logits,
+        "target": target,
+    }
     if setting.get("weight"):
         arrays["weight"] = rng.uniform(0.2, 2.0, size=k)
     if setting.get("alpha_per_class"):
@@ -704,13 +773,23 @@ def _weight_losses() -> set[str]:
 
 # every loss with a ``weight`` parameter -> its weight arrays set to ones (focal's per-class alpha too)
 ONES_WEIGHTS: dict[str, tuple[str, ...]] = {
-    "cross_entropy": ("weight",), "nll": ("weight",), "bce": ("weight",), "bce_with_logits": ("weight", "pos_weight"),
-    "mse": ("weight",), "mae": ("weight",), "huber": ("weight",), "smooth_l1": ("weight",), "log_cosh": ("weight",),
-    "quantile": ("weight",), "asymmetric_mse": ("weight",),
+    "cross_entropy": ("weight",),
+    "nll": ("weight",),
+    "bce": ("weight",),
+    "bce_with_logits": ("weight", "pos_weight"),
+    "mse": ("weight",),
+    "mae": ("weight",),
+    "huber": ("weight",),
+    "smooth_l1": ("weight",),
+    "log_cosh": ("weight",),
+    "quantile": ("weight",),
+    "asymmetric_mse": ("weight",),
     "focal": ("alpha",),  # per-class alpha of ones == alpha=None
 }
-ONES_WEIGHTS_EXEMPT = {"gradient_penalty": "weight is the penalty's scalar coefficient lambda (default 10), "
-                                           "not a per-sample or per-class weight"}
+ONES_WEIGHTS_EXEMPT = {
+    "gradient_penalty": "weight is the penalty's scalar coefficient lambda (default 10), "
+    "not a per-sample or per-class weight"
+}
 ONES_CASES = [(name, backend) for name in ONES_WEIGHTS for backend in BACKENDS]
 
 
@@ -724,21 +803,29 @@ def test_all_ones_weights_equal_no_weights(env, name, backend, data):
     """On the spec's variants that pass weights; class-weighted losses also with an ignored class."""
     spec = SPECS[name]
     names = ONES_WEIGHTS[name]
-    variants = [i for i, v in enumerate(spec.variants)
-                if set(names) & set(conformance.make_cases(spec, i, 0, 2)[0].arrays)]
+    variants = [
+        i for i, v in enumerate(spec.variants) if set(names) & set(conformance.make_cases(spec, i, 0, 2)[0].arrays)
+    ]
     assert variants, f"{name}: no variant passes {names}"
     _, case, note = draw_case(spec, data, variants[:1] if backend == "jax" else variants)
     params = dict(case.params)
     target = case.arrays.get("target")
-    if (name in ("cross_entropy", "nll", "focal") and np.issubdtype(target.dtype, np.integer)
-            and "ignore_index" not in params and data.draw(st.booleans(), label="ignore a class")):
+    if (
+        name in ("cross_entropy", "nll", "focal")
+        and np.issubdtype(target.dtype, np.integer)
+        and "ignore_index" not in params
+        and data.draw(st.booleans(), label="ignore a class")
+    ):
         params["ignore_index"] = int(target.reshape(-1)[0])  # that class's samples are ignored
     ones = {key: (np.ones_like(value) if key in names else value) for key, value in case.arrays.items()}
     bare = {key: value for key, value in case.arrays.items() if key not in names}
     (values, grads) = evaluate(env, backend, name, ones, params, spec.reductions, GRADS)
     grads = {r: {k: g for k, g in gs.items() if k not in names} for r, gs in grads.items()}
-    compare_all((values, grads), evaluate(env, backend, name, bare, params, spec.reductions, GRADS),
-                f"{note} {backend} {params}")
+    compare_all(
+        (values, grads),
+        evaluate(env, backend, name, bare, params, spec.reductions, GRADS),
+        f"{note} {backend} {params}",
+    )
 
 
 # --------------------------------------------------------------------------- limits equal to the plain loss
@@ -751,18 +838,28 @@ LS0_SETTINGS = [{}, {"weight": True}, {"ignore_index": -100, "weight": True}, {"
 @given(seed=SEEDS)
 def test_label_smoothing_zero_equals_plain_cross_entropy(env, backend, setting, seed):
     arrays, params = _ce_arrays(np.random.default_rng(seed), setting)
-    compare_all(evaluate(env, backend, "cross_entropy", arrays, {**params, "label_smoothing": 0.0}, ALL, GRADS),
-                evaluate(env, backend, "cross_entropy", arrays, params, ALL, GRADS), backend)
+    compare_all(
+        evaluate(env, backend, "cross_entropy", arrays, {**params, "label_smoothing": 0.0}, ALL, GRADS),
+        evaluate(env, backend, "cross_entropy", arrays, params, ALL, GRADS),
+        backend,
+    )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @given(seed=SEEDS)
 def test_bce_with_logits_label_smoothing_zero_equals_plain(env, backend, seed):
     rng = np.random.default_rng(seed)
-    arrays = {"logits": rng.normal(scale=3.0, size=(4, 3)), "target": rng.uniform(size=(4, 3)),
-              "weight": rng.uniform(0.2, 2.0, size=(4, 3)), "pos_weight": rng.uniform(0.2, 2.0, size=3)}
-    compare_all(evaluate(env, backend, "bce_with_logits", arrays, {"label_smoothing": 0.0}, ALL, GRADS),
-                evaluate(env, backend, "bce_with_logits", arrays, {}, ALL, GRADS), backend)
+    arrays = {
+        "logits": rng.normal(scale=3.0, size=(4, 3)),
+        "target": rng.uniform(size=(4, 3)),
+        "weight": rng.uniform(0.2, 2.0, size=(4, 3)),
+        "pos_weight": rng.uniform(0.2, 2.0, size=3),
+    }
+    compare_all(
+        evaluate(env, backend, "bce_with_logits", arrays, {"label_smoothing": 0.0}, ALL, GRADS),
+        evaluate(env, backend, "bce_with_logits", arrays, {}, ALL, GRADS),
+        backend,
+    )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -794,8 +891,11 @@ def test_sigmoid_focal_gamma0_without_alpha_equals_bce_with_logits(env, backend,
     rng = np.random.default_rng(seed)
     target = rng.uniform(size=(4, 3)) if soft else rng.integers(0, 2, size=(4, 3)).astype(np.float64)
     arrays = {"logits": rng.normal(scale=3.0, size=(4, 3)), "target": target}
-    compare_all(evaluate(env, backend, "sigmoid_focal", arrays, {"gamma": 0.0, "alpha": None}, ALL, GRADS),
-                evaluate(env, backend, "bce_with_logits", arrays, {}, ALL, GRADS), backend)
+    compare_all(
+        evaluate(env, backend, "sigmoid_focal", arrays, {"gamma": 0.0, "alpha": None}, ALL, GRADS),
+        evaluate(env, backend, "bce_with_logits", arrays, {}, ALL, GRADS),
+        backend,
+    )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -809,8 +909,11 @@ def test_poly1_epsilon0_equals_cross_entropy(env, backend, seed, targets):
         raw = rng.gamma(1.0, size=(4, 5))
         target = raw / raw.sum(-1, keepdims=True)
     arrays = {"logits": logits, "target": target}
-    compare_all(evaluate(env, backend, "poly1", arrays, {"epsilon": 0.0}, ALL, GRADS),
-                evaluate(env, backend, "cross_entropy", arrays, {}, ALL, GRADS), f"{backend} {targets}")
+    compare_all(
+        evaluate(env, backend, "poly1", arrays, {"epsilon": 0.0}, ALL, GRADS),
+        evaluate(env, backend, "cross_entropy", arrays, {}, ALL, GRADS),
+        f"{backend} {targets}",
+    )
 
 
 # --------------------------------------------------------------------------- boxes: identical boxes
@@ -852,8 +955,9 @@ SCALE_CASES = [(name, backend) for name in SCALE_INVARIANT for backend in BACKEN
 
 def _normalized_variants(name: str) -> list[int]:
     spec = SPECS[name]
-    return [i for i in range(len(spec.variants))
-            if conformance.make_cases(spec, i, 0, 2)[0].params.get("normalize", True)]
+    return [
+        i for i in range(len(spec.variants)) if conformance.make_cases(spec, i, 0, 2)[0].params.get("normalize", True)
+    ]
 
 
 @pytest.mark.parametrize("name,backend", SCALE_CASES)
@@ -869,8 +973,12 @@ def test_cosine_losses_ignore_positive_scale(env, name, backend, data):
     factors = {}
     for key, value in case.arrays.items():
         if key in SCALE_INVARIANT[name]:
-            logs = data.draw(st.lists(st.floats(np.log(0.25), np.log(8.0)), min_size=value[..., 0].size,
-                                      max_size=value[..., 0].size), label=f"log scale of {key}'s rows")
+            logs = data.draw(
+                st.lists(
+                    st.floats(np.log(0.25), np.log(8.0)), min_size=value[..., 0].size, max_size=value[..., 0].size
+                ),
+                label=f"log scale of {key}'s rows",
+            )
             factors[key] = np.exp(np.asarray(logs)).reshape(value.shape[:-1] + (1,))
     scaled = {key: (value * factors[key] if key in factors else value) for key, value in case.arrays.items()}
     values, grads = evaluate(env, backend, name, case.arrays, case.params, spec.reductions, GRADS)
@@ -882,7 +990,12 @@ def test_cosine_losses_ignore_positive_scale(env, name, backend, data):
             if key in factors:
                 # a zero row stays zero: there the cosine's eps, not the scale, sets the gradient
                 nonzero = np.linalg.norm(case.arrays[key], axis=-1, keepdims=True) > 0
-                close(np.where(nonzero, grads_s[reduction][key], 0.0), np.where(nonzero, g / factors[key], 0.0),
-                      f"{what} d/d{key}", 1e-8, 1e-10)
+                close(
+                    np.where(nonzero, grads_s[reduction][key], 0.0),
+                    np.where(nonzero, g / factors[key], 0.0),
+                    f"{what} d/d{key}",
+                    1e-8,
+                    1e-10,
+                )
             else:
                 close(grads_s[reduction][key], g, f"{what} d/d{key}", 1e-8, 1e-10)

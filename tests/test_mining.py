@@ -117,7 +117,8 @@ def test_slow_loop_by_hand():
     # (not farther) -> the farthest negative 1: 1 + 3 - 1 = 3; a1: d_ap 3, negative at 2 -> 1 + 3 - 2 = 2
     e2, y2 = np.array([[0.0], [3.0], [1.0]]), [0, 0, 1]
     np.testing.assert_allclose(
-        slow_triplet_mined(e2, y2, margin=1.0, mining="semi_hard", squared=False, reduction="none"), [3.0, 2.0, 0.0])
+        slow_triplet_mined(e2, y2, margin=1.0, mining="semi_hard", squared=False, reduction="none"), [3.0, 2.0, 0.0]
+    )
 
 
 # --------------------------------------------------------------------------- helpers
@@ -247,6 +248,7 @@ def test_no_valid_triplet_under_jit(mining):
         out = []
         for squared in (False, True):
             for r in REDUCTIONS:
+
                 def total(w, squared=squared, r=r):
                     return jnp.sum(pj.triplet_mined(w, y, margin=1.0, mining=mining, squared=squared, reduction=r))
 
@@ -274,6 +276,7 @@ def test_coincident_rows_with_valid_triplets_have_finite_gradients(mining):
         close(out.detach().numpy(), expected)
         (g_torch,) = torch.autograd.grad(out.sum(), x)
         g_jax = jax.grad(lambda v, kwargs=kwargs: jnp.sum(pj.triplet_mined(v, jnp.asarray(y), **kwargs)))(
-            jnp.asarray(e))
+            jnp.asarray(e)
+        )
         assert np.all(np.isfinite(g_torch.numpy())) and np.all(np.isfinite(np.asarray(g_jax)))
         close(g_torch.numpy(), np.asarray(g_jax))

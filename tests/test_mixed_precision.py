@@ -147,8 +147,10 @@ def _inputs(backend, case: Case, dtype: str) -> list:
 
 def _rounded(backend, case: Case, dtype: str) -> Case:
     """The case with its floats rounded to ``dtype`` (held exactly, as float64)."""
-    arrays = {name: backend.to_numpy(backend.asarray(v, dtype)).astype(np.float64) if _is_float(v) else v
-              for name, v in case.arrays.items()}
+    arrays = {
+        name: backend.to_numpy(backend.asarray(v, dtype)).astype(np.float64) if _is_float(v) else v
+        for name, v in case.arrays.items()
+    }
     return Case(arrays, case.params)
 
 
@@ -232,8 +234,10 @@ def _evaluate(spec: LossSpec, backend, case: Case, dtype: str) -> dict:
         rg = None
     else:
         (hv, hg), (rv, rg) = _torch_run(spec, backend, case, half), _torch_run(spec, backend, rounded_case, rounded)
-        uv = {r: conformance._closure(spec, backend, list(case.arrays), case.params, r)(*unrounded)
-              for r in spec.reductions}
+        uv = {
+            r: conformance._closure(spec, backend, list(case.arrays), case.params, r)(*unrounded)
+            for r in spec.reductions
+        }
     return {"inputs": half, "half": hv, "half_grads": hg, "same": rv, "same_grads": rg, "unrounded": uv}
 
 
@@ -301,8 +305,9 @@ def _reference(env, name: str, variant: int, n: int):
     return _REFERENCE[key]
 
 
-def _check_half(spec: LossSpec, env, backend_name: str, dtype: str, case: Case, note: str,
-                overflow: dict[str, float] | None = None):
+def _check_half(
+    spec: LossSpec, env, backend_name: str, dtype: str, case: Case, note: str, overflow: dict[str, float] | None = None
+):
     """The checks both tests share: loss dtype, agreement with float32 on the same rounded inputs
     (values and gradients), finiteness, gradient dtypes. Returns the half and the unrounded
     float32 losses per reduction and the half gradients by input name, as NumPy arrays. ``overflow`` (float16 only): the inputs whose
@@ -345,7 +350,8 @@ def _check_half(spec: LossSpec, env, backend_name: str, dtype: str, case: Case, 
             largest = float(np.abs(g32).max())
             assert FLOAT16_MAX < largest <= overflow[name], (
                 f"{where}: max |float32 gradient| {largest:.3g}, documented in (65504, {overflow[name]:.3g}]; "
-                f"if it no longer overflows, remove the entry from FLOAT16_GRADIENT_BEYOND_RANGE")
+                f"if it no longer overflows, remove the entry from FLOAT16_GRADIENT_BEYOND_RANGE"
+            )
             assert np.isfinite(got[np.abs(g32) <= FLOAT16_MAX]).all(), f"{where} not finite: {got}"
         else:
             assert np.isfinite(got).all(), f"{where} not finite: {got} (float32 gradient {g32})"
@@ -365,8 +371,14 @@ def test_the_matrix_covers_every_loss():
 def test_the_binding_lifts_half_floats_only(env, backend_name):
     """float16/bfloat16 -> float32; float32, float64 and integers (labels, lengths) as they are."""
     backend = env.backends[backend_name]
-    lifted = {"float16": "float32", "bfloat16": "float32", "float32": "float32", "float64": "float64",
-              "int32": "int32", "int64": "int64"}
+    lifted = {
+        "float16": "float32",
+        "bfloat16": "float32",
+        "float32": "float32",
+        "float64": "float64",
+        "int32": "int32",
+        "int64": "int64",
+    }
     for dtype, expected in lifted.items():
         x = backend.asarray(np.array([1, 2]), dtype)
         assert _dtype_name(x) == dtype
@@ -396,7 +408,8 @@ def test_half_inputs_compute_in_float32(env, name, variant, n, backend_name, dty
         worst = np.unravel_index(int(np.argmax(error - bound)), error.shape) if error.ndim else ()
         assert np.all(error <= bound), (
             f"{note} ({r}): |half - float32| = {error[worst]:.3g} > {bound[worst]:.3g} = {c} u sum|dL/dx||x| + "
-            f"float32 floor (u = {u}, sum|dL/dx||x| = {sensitivity[r][worst]:.3g}, loss {f32[worst]!r})")
+            f"float32 floor (u = {u}, sum|dL/dx||x| = {sensitivity[r][worst]:.3g}, loss {f32[worst]!r})"
+        )
         # non-finite float32 losses: the half one is the same special value
         assert np.array_equal(h[~finite], f32[~finite], equal_nan=True), f"{note} ({r}): {h} vs {f32}"
 
@@ -407,6 +420,7 @@ def test_half_inputs_compute_in_float32(env, name, variant, n, backend_name, dty
 def _set(name: str, index, value):
     def edit(arrays: dict) -> None:
         arrays[name][index] = value
+
     return edit
 
 
@@ -414,6 +428,7 @@ def _copy(source: str, *targets: str):
     def edit(arrays: dict) -> None:
         for t in targets:
             arrays[t] = arrays[source].copy()
+
     return edit
 
 
@@ -448,48 +463,116 @@ def _saturated_correct(arrays: dict) -> None:
 # class and smooth=0, CTC's impossible sample) are in the matrix, whose losses must be finite
 # wherever float32's are.
 ZERO_CASES = [
-    ("cosine_embedding zero vectors", "cosine_embedding", "random",
-     [_set("x1", 0, 0.0), _set("x2", 0, 0.0), _set("x2", 1, 0.0)], {}),
+    (
+        "cosine_embedding zero vectors",
+        "cosine_embedding",
+        "random",
+        [_set("x1", 0, 0.0), _set("x2", 0, 0.0), _set("x2", 1, 0.0)],
+        {},
+    ),
     ("infonce zero rows", "infonce", "in-batch", [_set("query", 0, 0.0), _set("key", 1, 0.0)], {}),
     ("nt_xent zero rows", "nt_xent", "random", [_set("z1", 0, 0.0), _set("z2", 0, 0.0)], {}),
     ("clip zero rows", "clip", "logit_scale=1/0.07 (array)", [_set("image_emb", 0, 0.0), _set("text_emb", 1, 0.0)], {}),
-    ("siglip zero rows", "siglip", "open_clip init scale=10,bias=-10 (arrays)",
-     [_set("image_emb", 0, 0.0), _set("text_emb", 1, 0.0)], {}),
-    ("arcface zero embedding and class weight", "arcface", "default",
-     [_set("embeddings", 0, 0.0), _set("class_weights", 0, 0.0)], {}),
+    (
+        "siglip zero rows",
+        "siglip",
+        "open_clip init scale=10,bias=-10 (arrays)",
+        [_set("image_emb", 0, 0.0), _set("text_emb", 1, 0.0)],
+        {},
+    ),
+    (
+        "arcface zero embedding and class weight",
+        "arcface",
+        "default",
+        [_set("embeddings", 0, 0.0), _set("class_weights", 0, 0.0)],
+        {},
+    ),
     ("arcface target cosine 1", "arcface", "default", [_parallel_to_class_weight], {}),
-    ("cosface zero embedding and class weight", "cosface", "default",
-     [_set("embeddings", 0, 0.0), _set("class_weights", 0, 0.0)], {}),
+    (
+        "cosface zero embedding and class weight",
+        "cosface",
+        "default",
+        [_set("embeddings", 0, 0.0), _set("class_weights", 0, 0.0)],
+        {},
+    ),
     ("contrastive zero distance", "contrastive", "random pairs", [_copy("x1", "x2")], {}),
     ("contrastive zero distance,eps=0", "contrastive", "eps=0", [_copy("x1", "x2")], {}),
     ("triplet zero distances", "triplet", "default", [_copy("anchor", "positive", "negative")], {}),
     ("triplet zero distances,p=3", "triplet", "p=3", [_copy("anchor", "positive", "negative")], {}),
     ("triplet zero distances,eps=0", "triplet", "default", [_copy("anchor", "positive", "negative")], {"eps": 0.0}),
-    ("triplet_mined identical embeddings", "triplet_mined", "mining=batch_hard",
-     [_set("embeddings", slice(None), 0.5)], {}),
-    ("triplet_mined identical embeddings,semi_hard", "triplet_mined", "mining=semi_hard",
-     [_set("embeddings", slice(None), 0.5)], {}),
-    ("dice empty sample,smooth=0", "dice", "probabilities,per_sample,smooth=0",
-     [_set("pred", 0, 0.0), _set("target", 0, 0.0)], {}),
-    ("dice all empty,smooth=0", "dice", "probabilities,per_sample,smooth=0",
-     [_set("pred", slice(None), 0.0), _set("target", slice(None), 0.0)], {"per_sample": False}),
-    ("tversky empty sample,smooth=0", "tversky", "probabilities,per_sample,alpha=0.7,beta=0.3,smooth=0",
-     [_set("pred", 0, 0.0), _set("target", 0, 0.0)], {}),
-    ("focal_tversky empty sample,smooth=0", "focal_tversky",
-     "probabilities,per_sample,gamma=2,alpha=0.3,beta=0.7,smooth=0",
-     [_set("pred", 0, 0.0), _set("target", 0, 0.0)], {}),
-    ("jaccard empty sample,smooth=0", "jaccard", "probabilities,per_sample,smooth=0",
-     [_set("pred", 0, 0.0), _set("target", 0, 0.0)], {}),
+    (
+        "triplet_mined identical embeddings",
+        "triplet_mined",
+        "mining=batch_hard",
+        [_set("embeddings", slice(None), 0.5)],
+        {},
+    ),
+    (
+        "triplet_mined identical embeddings,semi_hard",
+        "triplet_mined",
+        "mining=semi_hard",
+        [_set("embeddings", slice(None), 0.5)],
+        {},
+    ),
+    (
+        "dice empty sample,smooth=0",
+        "dice",
+        "probabilities,per_sample,smooth=0",
+        [_set("pred", 0, 0.0), _set("target", 0, 0.0)],
+        {},
+    ),
+    (
+        "dice all empty,smooth=0",
+        "dice",
+        "probabilities,per_sample,smooth=0",
+        [_set("pred", slice(None), 0.0), _set("target", slice(None), 0.0)],
+        {"per_sample": False},
+    ),
+    (
+        "tversky empty sample,smooth=0",
+        "tversky",
+        "probabilities,per_sample,alpha=0.7,beta=0.3,smooth=0",
+        [_set("pred", 0, 0.0), _set("target", 0, 0.0)],
+        {},
+    ),
+    (
+        "focal_tversky empty sample,smooth=0",
+        "focal_tversky",
+        "probabilities,per_sample,gamma=2,alpha=0.3,beta=0.7,smooth=0",
+        [_set("pred", 0, 0.0), _set("target", 0, 0.0)],
+        {},
+    ),
+    (
+        "jaccard empty sample,smooth=0",
+        "jaccard",
+        "probabilities,per_sample,smooth=0",
+        [_set("pred", 0, 0.0), _set("target", 0, 0.0)],
+        {},
+    ),
     ("dice_ce class absent,smooth=0", "dice_ce", "axis=1,class absent,smooth=0", [], {}),
-    *[(f"{box} zero-area boxes", box, "overlapping", [_zero_area_boxes], {})
-      for box in ("box_iou", "box_giou", "box_diou", "box_ciou")],
-    *[(f"{box} zero-area boxes,eps=0", box, "mixed,shape=(n,2,4),eps=0.0", [_zero_area_boxes], {})
-      for box in ("box_iou", "box_giou", "box_diou", "box_ciou")],
+    *[
+        (f"{box} zero-area boxes", box, "overlapping", [_zero_area_boxes], {})
+        for box in ("box_iou", "box_giou", "box_diou", "box_ciou")
+    ],
+    *[
+        (f"{box} zero-area boxes,eps=0", box, "mixed,shape=(n,2,4),eps=0.0", [_zero_area_boxes], {})
+        for box in ("box_iou", "box_giou", "box_diou", "box_ciou")
+    ],
     ("kl_div zero probabilities", "kl_div", "zero target probabilities", [], {}),
-    ("js_div log p=log q=-inf", "js_div", "random",
-     [_set("log_p", (0, 0), -np.inf), _set("log_q", (0, 0), -np.inf), _set("log_p", (1, 1), -np.inf)], {}),
-    ("cross_entropy zero target probabilities", "cross_entropy", "probabilities",
-     [_set("target", slice(None), 0.0), _set("target", (slice(None), 0), 1.0)], {}),
+    (
+        "js_div log p=log q=-inf",
+        "js_div",
+        "random",
+        [_set("log_p", (0, 0), -np.inf), _set("log_q", (0, 0), -np.inf), _set("log_p", (1, 1), -np.inf)],
+        {},
+    ),
+    (
+        "cross_entropy zero target probabilities",
+        "cross_entropy",
+        "probabilities",
+        [_set("target", slice(None), 0.0), _set("target", (slice(None), 0), 1.0)],
+        {},
+    ),
     ("bce probabilities 0 and 1", "bce", "hard targets,weight", [_set("probs", 0, 0.0), _set("probs", 1, 1.0)], {}),
     ("vae bce recon 0 and 1", "vae", "bce,binary x", [_set("recon", 0, 0.0), _set("recon", 1, 1.0)], {}),
     ("focal saturated target class", "focal", "gamma=0.5,alpha=0.25", [_saturated_target_class], {}),
@@ -497,8 +580,13 @@ ZERO_CASES = [
     ("poisson_nll rate 0", "poisson_nll", "log_input=False,full=False", [_set("pred", 0, 0.0)], {}),
     ("gaussian_nll variance 0", "gaussian_nll", "var=per-sample,full=False", [_set("var", 0, 0.0)], {}),
     ("curriculum no sample kept", "curriculum", "progress=0.5", [_set("difficulty", slice(None), 0.875)], {}),
-    ("gradient_penalty zero critic gradient", "gradient_penalty", "(N,4),quadratic critic,weight=2.5",
-     [_set("real", slice(None), -0.375), _set("fake", slice(None), -0.375)], {}),  # 0.8 x + 0.3 == 0
+    (
+        "gradient_penalty zero critic gradient",
+        "gradient_penalty",
+        "(N,4),quadratic critic,weight=2.5",
+        [_set("real", slice(None), -0.375), _set("fake", slice(None), -0.375)],
+        {},
+    ),  # 0.8 x + 0.3 == 0
 ]
 
 

@@ -74,8 +74,10 @@ def test_uncertainty_weighting_with_zero_log_vars_is_the_plain_sum(backend):
     close(m.uncertainty_weighting(arr(backend, losses), arr(backend, np.zeros(3)), reduction="mean"), 1.5)
     close(m.uncertainty_weighting(arr(backend, losses), arr(backend, np.zeros(3)), reduction="none"), losses)
     log_vars = np.array([0.3, -1.0, 2.0])
-    close(m.uncertainty_weighting(arr(backend, losses), arr(backend, log_vars)),
-          np.sum(np.exp(-log_vars) * losses + log_vars))
+    close(
+        m.uncertainty_weighting(arr(backend, losses), arr(backend, log_vars)),
+        np.sum(np.exp(-log_vars) * losses + log_vars),
+    )
 
 
 @pytest.mark.parametrize("backend", AUTODIFF)

@@ -42,7 +42,10 @@ def test_softplus_first_and_second_derivatives_are_finite_and_exact():
     (h,) = torch.autograd.grad(g.sum(), x)
     jg = jax.grad(lambda v: JAX.softplus(v).sum())
     jh = jax.grad(lambda v: jg(v).sum())
-    for first, second in ((g.detach().numpy(), h.numpy()), (np.asarray(jg(jnp.asarray(POINTS))), np.asarray(jh(jnp.asarray(POINTS))))):
+    for first, second in (
+        (g.detach().numpy(), h.numpy()),
+        (np.asarray(jg(jnp.asarray(POINTS))), np.asarray(jh(jnp.asarray(POINTS)))),
+    ):
         np.testing.assert_allclose(first, sigmoid, rtol=1e-14, atol=1e-300)
         np.testing.assert_allclose(second, curvature, rtol=1e-12, atol=1e-14)  # a few ulp of 1 near saturation
 
@@ -89,27 +92,67 @@ INF = math.inf
 # (name, f(b, *args), args, expected value, expected gradient of the sum w.r.t. each arg)
 SINGULAR = [
     ("safe_sqrt at 0", lambda b, x: safe.safe_sqrt(b.xp, x), ([0.0, 4.0],), [0.0, 2.0], ([0.0, 0.25],)),
-    ("safe_norm of the zero vector", lambda b, x: safe.safe_norm(b.xp, x), ([[0.0, 0.0], [3.0, 4.0]],), [0.0, 5.0],
-     ([[0.0, 0.0], [0.6, 0.8]],)),
+    (
+        "safe_norm of the zero vector",
+        lambda b, x: safe.safe_norm(b.xp, x),
+        ([[0.0, 0.0], [3.0, 4.0]],),
+        [0.0, 5.0],
+        ([[0.0, 0.0], [0.6, 0.8]],),
+    ),
     ("safe_pow(x, 0.5) at 0", lambda b, x: safe.safe_pow(b.xp, x, 0.5), ([0.0, 4.0],), [0.0, 2.0], ([0.0, 0.25],)),
     # (+ 0 * x: a constant output has no autograd graph in torch)
-    ("safe_pow(x, 0) at 0", lambda b, x: safe.safe_pow(b.xp, x, 0.0) + 0.0 * x, ([0.0, 4.0],), [1.0, 1.0],
-     ([0.0, 0.0],)),
-    ("xlogy(0, 0)", lambda b, x, y: safe.xlogy(b.xp, x, y), ([0.0, 2.0], [0.0, math.e]), [0.0, 2.0],
-     ([0.0, 1.0], [0.0, 2.0 / math.e])),
-    ("zero_times(0, +-inf)", lambda b, c, v: safe.zero_times(b.xp, c, v), ([0.0, 0.0, 2.0], [INF, -INF, 3.0]),
-     [0.0, 0.0, 6.0], ([0.0, 0.0, 3.0], [0.0, 0.0, 2.0])),
-    ("safe_divide(x, 0)", lambda b, n, d: safe.safe_divide(b.xp, n, d), ([1.0, 1.0], [0.0, 2.0]), [0.0, 0.5],
-     ([0.0, 0.5], [0.0, -0.25])),
-    ("safe_logaddexp(-inf, -inf)", lambda b, x, y: safe.safe_logaddexp(b, x, y), ([-INF, 0.0], [-INF, 0.0]),
-     [-INF, math.log(2.0)], ([0.0, 0.5], [0.0, 0.5])),
-    ("safe_atan2(0, 0)", lambda b, y, x: safe.safe_atan2(b.xp, y, x), ([0.0, 1.0], [0.0, 0.0]), [0.0, math.pi / 2],
-     ([0.0, 0.0], [0.0, -1.0])),
+    (
+        "safe_pow(x, 0) at 0",
+        lambda b, x: safe.safe_pow(b.xp, x, 0.0) + 0.0 * x,
+        ([0.0, 4.0],),
+        [1.0, 1.0],
+        ([0.0, 0.0],),
+    ),
+    (
+        "xlogy(0, 0)",
+        lambda b, x, y: safe.xlogy(b.xp, x, y),
+        ([0.0, 2.0], [0.0, math.e]),
+        [0.0, 2.0],
+        ([0.0, 1.0], [0.0, 2.0 / math.e]),
+    ),
+    (
+        "zero_times(0, +-inf)",
+        lambda b, c, v: safe.zero_times(b.xp, c, v),
+        ([0.0, 0.0, 2.0], [INF, -INF, 3.0]),
+        [0.0, 0.0, 6.0],
+        ([0.0, 0.0, 3.0], [0.0, 0.0, 2.0]),
+    ),
+    (
+        "safe_divide(x, 0)",
+        lambda b, n, d: safe.safe_divide(b.xp, n, d),
+        ([1.0, 1.0], [0.0, 2.0]),
+        [0.0, 0.5],
+        ([0.0, 0.5], [0.0, -0.25]),
+    ),
+    (
+        "safe_logaddexp(-inf, -inf)",
+        lambda b, x, y: safe.safe_logaddexp(b, x, y),
+        ([-INF, 0.0], [-INF, 0.0]),
+        [-INF, math.log(2.0)],
+        ([0.0, 0.5], [0.0, 0.5]),
+    ),
+    (
+        "safe_atan2(0, 0)",
+        lambda b, y, x: safe.safe_atan2(b.xp, y, x),
+        ([0.0, 1.0], [0.0, 0.0]),
+        [0.0, math.pi / 2],
+        ([0.0, 0.0], [0.0, -1.0]),
+    ),
     ("clamped_log(0)", lambda b, p: safe.clamped_log(b.xp, p), ([0.0, 1.0],), [-100.0, 0.0], ([0.0, 1.0],)),
     ("relu at 0", lambda b, x: safe.relu(b.xp, x), ([0.0, 2.0, -1.0],), [0.0, 2.0, 0.0], ([0.0, 1.0, 0.0],)),
     # gradient 0 at the zero vector (F.normalize: 1e12, the floor's slope); below the floor, F.normalize's x / 1e-12
-    ("l2_normalize of the zero vector", lambda b, x: safe.l2_normalize(b.xp, x)[..., 0],
-     ([[0.0, 0.0], [3.0, 4.0], [1e-13, 0.0]],), [0.0, 0.6, 0.1], ([[0.0, 0.0], [0.128, -0.096], [1e12, 0.0]],)),
+    (
+        "l2_normalize of the zero vector",
+        lambda b, x: safe.l2_normalize(b.xp, x)[..., 0],
+        ([[0.0, 0.0], [3.0, 4.0], [1e-13, 0.0]],),
+        [0.0, 0.6, 0.1],
+        ([[0.0, 0.0], [0.128, -0.096], [1e12, 0.0]],),
+    ),
 ]
 
 

@@ -170,10 +170,17 @@ def test_cross_entropy_ignored_row_equals_dropped_row(backend, reduction, weight
     keep = target != -100
     m = MODULES[backend]
     w = arr(backend, weight) if weighted else None
-    full = m.cross_entropy(arr(backend, logits), arr(backend, target), weight=w, ignore_index=-100,
-                           label_smoothing=smoothing, reduction=reduction)
-    dropped = m.cross_entropy(arr(backend, logits[keep]), arr(backend, target[keep]), weight=w,
-                              label_smoothing=smoothing, reduction=reduction)
+    full = m.cross_entropy(
+        arr(backend, logits),
+        arr(backend, target),
+        weight=w,
+        ignore_index=-100,
+        label_smoothing=smoothing,
+        reduction=reduction,
+    )
+    dropped = m.cross_entropy(
+        arr(backend, logits[keep]), arr(backend, target[keep]), weight=w, label_smoothing=smoothing, reduction=reduction
+    )
     close(full, to_np(dropped))
     rows = np_ce_rows(logits[keep], target[keep], weight if weighted else None, smoothing)
     norm = weight[target[keep]].sum() if weighted else keep.sum()
@@ -188,12 +195,23 @@ def test_cross_entropy_all_ones_weight_equals_no_weight(backend, smoothing, seed
     logits, target, _ = class_case(seed)
     m = MODULES[backend]
     for reduction in ("mean", "sum", "none"):
-        plain = m.cross_entropy(arr(backend, logits), arr(backend, target), label_smoothing=smoothing, reduction=reduction)
-        ones = m.cross_entropy(arr(backend, logits), arr(backend, target), weight=arr(backend, np.ones(K)),
-                               label_smoothing=smoothing, reduction=reduction)
+        plain = m.cross_entropy(
+            arr(backend, logits), arr(backend, target), label_smoothing=smoothing, reduction=reduction
+        )
+        ones = m.cross_entropy(
+            arr(backend, logits),
+            arr(backend, target),
+            weight=arr(backend, np.ones(K)),
+            label_smoothing=smoothing,
+            reduction=reduction,
+        )
         close(ones, to_np(plain))
-        close(plain, {"mean": np.mean, "sum": np.sum, "none": lambda r: r}[reduction](
-            np_ce_rows(logits, target, smoothing=smoothing)))
+        close(
+            plain,
+            {"mean": np.mean, "sum": np.sum, "none": lambda r: r}[reduction](
+                np_ce_rows(logits, target, smoothing=smoothing)
+            ),
+        )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -234,12 +252,15 @@ def test_reduction_none_gives_zero_for_ignored_rows(backend, loss):
     logits, target, _ = class_case(3, n=5)
     target[[0, 2]] = -1
     inputs = np_log_softmax(logits) if loss == "nll" else logits
-    out = to_np(getattr(MODULES[backend], loss)(arr(backend, inputs), arr(backend, target), ignore_index=-1,
-                                                reduction="none"))
+    out = to_np(
+        getattr(MODULES[backend], loss)(arr(backend, inputs), arr(backend, target), ignore_index=-1, reduction="none")
+    )
     assert out.shape == (5,)
     assert out[0] == 0.0 and out[2] == 0.0
     keep = target != -1
-    expected = np_ce_rows(logits[keep], target[keep]) if loss != "focal" else np_focal_rows(logits[keep], target[keep], 2.0)
+    expected = (
+        np_ce_rows(logits[keep], target[keep]) if loss != "focal" else np_focal_rows(logits[keep], target[keep], 2.0)
+    )
     close(out[keep], expected)
 
 
@@ -358,6 +379,7 @@ def test_bce_with_logits_at_infinity(backend, dtype):
     np.testing.assert_array_equal(out, np.array([0.0, 0.0, np.inf, np.inf]))
     if backend in AUTODIFF:
         for i in range(4):  # one element at a time: an infinite loss elsewhere must not leak into the gradient
+
             def single(v, t, i=i):
                 return m.bce_with_logits(v, t, reduction="none")[i]
 

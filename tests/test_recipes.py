@@ -174,8 +174,10 @@ def test_learned_multi_task_loss_equals_seed_002(env):
     seed_loss = SeedUncertaintyLoss(2)
     with torch.no_grad():
         seed_loss.log_vars.copy_(torch.tensor(log_vars))
-    losses = [F.cross_entropy(torch.tensor(arrays["cls_preds"]), torch.tensor(arrays["cls_targets"])),
-              F.mse_loss(torch.tensor(arrays["reg_preds"]), torch.tensor(arrays["reg_targets"]))]
+    losses = [
+        F.cross_entropy(torch.tensor(arrays["cls_preds"]), torch.tensor(arrays["cls_targets"])),
+        F.mse_loss(torch.tensor(arrays["reg_preds"]), torch.tensor(arrays["reg_targets"])),
+    ]
     expected = seed_loss(losses)
     expected.backward()
     recipe = _recipe("learned_multi_task_loss", "jax")

@@ -135,7 +135,8 @@ def test_tversky_with_half_weights_and_no_smoothing_is_dice(backend, form, seed)
         backend,
         lambda x, t, r: m.tversky(x, t, alpha=0.5, beta=0.5, smooth=0.0, reduction=r, **kw),
         lambda x, t, r: m.dice(x, t, smooth=0.0, reduction=r, **kw),
-        pred, target,
+        pred,
+        target,
     )
     # with smoothing the two differ ((TP + s) / (TP + (FP + FN) / 2 + s) is not Dice): the identity is not vacuous
     smoothed = to_np(call(backend, "tversky", pred, target, smooth=1.0, reduction="none", **kw))
@@ -153,7 +154,8 @@ def test_tversky_with_unit_weights_is_jaccard(backend, smooth, seed):
             backend,
             lambda x, t, r: m.tversky(x, t, alpha=1.0, beta=1.0, smooth=smooth, reduction=r, **kw),
             lambda x, t, r: m.jaccard(x, t, smooth=smooth, reduction=r, **kw),
-            pred, target,
+            pred,
+            target,
         )
 
 
@@ -168,13 +170,16 @@ def test_focal_tversky_with_gamma_one_is_tversky_and_powers_each_group(backend, 
             backend,
             lambda x, t, r: m.focal_tversky(x, t, gamma=1.0, reduction=r, **params, **kw),
             lambda x, t, r: m.tversky(x, t, reduction=r, **params, **kw),
-            pred, target,
+            pred,
+            target,
         )
         # gamma applies to each group's loss before the reduction, not to the reduced loss
         groups = to_np(call(backend, "tversky", pred, target, reduction="none", **params, **kw))
         for reduction in REDUCTIONS:
-            close(call(backend, "focal_tversky", pred, target, gamma=2.0, reduction=reduction, **params, **kw),
-                  reduce(groups**2, reduction))
+            close(
+                call(backend, "focal_tversky", pred, target, gamma=2.0, reduction=reduction, **params, **kw),
+                reduce(groups**2, reduction),
+            )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -186,8 +191,10 @@ def test_dice_ce_is_weighted_cross_entropy_plus_dice(backend, axis):
     for reduction in ("mean", "sum"):
         ce = to_np(m.cross_entropy(x, t, axis=axis, reduction=reduction))
         dice = to_np(m.dice(x, t, axis=axis, smooth=0.5, reduction=reduction))
-        close(m.dice_ce(x, t, axis=axis, ce_weight=0.3, dice_weight=2.0, smooth=0.5, reduction=reduction),
-              0.3 * ce + 2.0 * dice)
+        close(
+            m.dice_ce(x, t, axis=axis, ce_weight=0.3, dice_weight=2.0, smooth=0.5, reduction=reduction),
+            0.3 * ce + 2.0 * dice,
+        )
 
 
 # --------------------------------------------------------------------------- multi-class from logits
@@ -202,12 +209,18 @@ def test_multiclass_from_logits_is_the_mean_of_per_class_losses(backend, name, a
     onehot = np_one_hot_last(target, C)
     params = {"smooth": 0.5} if name in ("dice", "jaccard") else {"alpha": 0.3, "beta": 0.7, "smooth": 0.5}
     pooled = np.array([np_group_loss(name, probs[..., c], onehot[..., c], **params) for c in range(C)])
-    per_sample = np.array([[np_group_loss(name, probs[i, ..., c], onehot[i, ..., c], **params) for c in range(C)]
-                           for i in range(len(pred))])
+    per_sample = np.array(
+        [
+            [np_group_loss(name, probs[i, ..., c], onehot[i, ..., c], **params) for c in range(C)]
+            for i in range(len(pred))
+        ]
+    )
     for reduction in REDUCTIONS:
         close(call(backend, name, pred, target, axis=axis, reduction=reduction, **params), reduce(pooled, reduction))
-        close(call(backend, name, pred, target, axis=axis, per_sample=True, reduction=reduction, **params),
-              reduce(per_sample, reduction))
+        close(
+            call(backend, name, pred, target, axis=axis, per_sample=True, reduction=reduction, **params),
+            reduce(per_sample, reduction),
+        )
     # the same as the probabilities form applied to each class's softmax column and one-hot mask
     columns = [to_np(call(backend, name, probs[..., c], onehot[..., c], reduction="none", **params)) for c in range(C)]
     close(call(backend, name, pred, target, axis=axis, reduction="none", **params), np.stack(columns))
@@ -288,8 +301,9 @@ def test_predicting_foreground_on_an_empty_target_is_penalised(backend, name, sm
     assert (out > 0.1).all()
     if backend in AUTODIFF:  # with smoothing, lowering the prediction lowers the loss; without, the loss is 1 flat
         t = arr(backend, target)
-        _, grad = value_and_grad(backend, lambda x: m(x, t, smooth=smooth, per_sample=True, reduction="none"),
-                                 arr(backend, pred))
+        _, grad = value_and_grad(
+            backend, lambda x: m(x, t, smooth=smooth, per_sample=True, reduction="none"), arr(backend, pred)
+        )
         if smooth:
             assert (to_np(grad) > 0).all()
         else:
@@ -298,8 +312,11 @@ def test_predicting_foreground_on_an_empty_target_is_penalised(backend, name, sm
     # from logits: a class absent from the labels but predicted has a positive loss of its own
     logits, labels = logits_case(2)
     labels = np.minimum(labels, 1)  # class 2 absent
-    per_class = to_np(getattr(MODULES[backend], name)(arr(backend, logits), arr(backend, labels), axis=1,
-                                                      smooth=smooth, reduction="none"))
+    per_class = to_np(
+        getattr(MODULES[backend], name)(
+            arr(backend, logits), arr(backend, labels), axis=1, smooth=smooth, reduction="none"
+        )
+    )
     probs = np_softmax(logits, 1)[:, 2]
     close(per_class[2], np_group_loss(name, probs, np.zeros_like(probs), smooth=smooth))
     assert per_class[2] > 0.1
@@ -314,15 +331,17 @@ def test_perfect_prediction_is_zero_without_smoothing(backend, name):
     m = getattr(MODULES[backend], name)
     for per_sample in (False, True):
         for reduction in REDUCTIONS:
-            value = to_np(m(arr(backend, target), arr(backend, target), smooth=0.0, per_sample=per_sample,
-                            reduction=reduction))
+            value = to_np(
+                m(arr(backend, target), arr(backend, target), smooth=0.0, per_sample=per_sample, reduction=reduction)
+            )
             close(value, np.zeros(value.shape), atol=1e-15)
     # a slightly wrong prediction is not zero (the check can fail)
     assert to_np(m(arr(backend, 0.9 * target), arr(backend, target), smooth=0.0)) > 1e-3
     if backend in AUTODIFF:
         t = arr(backend, target)
-        _, grad = value_and_grad(backend, lambda x: m(x, t, smooth=0.0, per_sample=True, reduction="none"),
-                                 arr(backend, target))
+        _, grad = value_and_grad(
+            backend, lambda x: m(x, t, smooth=0.0, per_sample=True, reduction="none"), arr(backend, target)
+        )
         assert np.isfinite(to_np(grad)).all()
 
 

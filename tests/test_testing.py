@@ -71,15 +71,19 @@ def test_doc_tolerance_table_is_the_code():
 
 
 def test_import_loads_no_framework_and_no_hypothesis():
-    code = ("import sys, polyloss.testing; bad = [m for m in ('torch', 'jax', 'optax', 'hypothesis') "
-            "if m in sys.modules]; print(bad); sys.exit(bool(bad))")
+    code = (
+        "import sys, polyloss.testing; bad = [m for m in ('torch', 'jax', 'optax', 'hypothesis') "
+        "if m in sys.modules]; print(bad); sys.exit(bool(bad))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_strategies_without_hypothesis_name_the_extra():
-    code = ("import sys; sys.modules['hypothesis'] = None; import polyloss.testing as t\n"
-            "try:\n    t.boxes()\nexcept ImportError as e:\n    print(e); sys.exit(0)\nsys.exit(1)")
+    code = (
+        "import sys; sys.modules['hypothesis'] = None; import polyloss.testing as t\n"
+        "try:\n    t.boxes()\nexcept ImportError as e:\n    print(e); sys.exit(0)\nsys.exit(1)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0 and 'pip install "polyloss[test]"' in result.stdout, result.stdout + result.stderr
 
@@ -144,8 +148,10 @@ def test_a_one_element_value_error_is_located(env):
     with pytest.raises(AssertionError) as failure:
         assert_backends_agree(torch.sqrt, jax_port, positive, names=["x"])
     report = str(failure.value)
-    assert "value (jax vs torch): DISAGREES\n  1 of 6 elements disagrees; worst at index (1, 0): " \
-           f"torch {float(np.sqrt(0.5))!r}, jax {float(np.sqrt(0.5)) + 1e-7!r}" in report
+    assert (
+        "value (jax vs torch): DISAGREES\n  1 of 6 elements disagrees; worst at index (1, 0): "
+        f"torch {float(np.sqrt(0.5))!r}, jax {float(np.sqrt(0.5)) + 1e-7!r}" in report
+    )
     assert "gradient w.r.t. x (input 0) (jax vs torch): agrees" in report
     assert "sum(w * output), w fixed weights from 0.5 to 1.5 over the output's 6 elements" in report
     assert "also at" not in report
@@ -187,21 +193,27 @@ def test_nan_matches_nan_and_inf_the_same_inf(env):
         assert_backends_agree(lambda x: x * 2, lambda x: jnp.abs(x) * 2, special, argnums=())
 
 
-@pytest.mark.parametrize("call, error, match", [
-    (lambda: assert_backends_agree(abs, abs, X, K, argnums=[1]), ValueError, "only floating inputs"),
-    (lambda: assert_backends_agree(abs, abs, X, argnums=[3]), ValueError, "argnums must index"),
-    (lambda: assert_backends_agree(abs, abs, X, K, names=["x"]), ValueError, "names must be 2 distinct names"),
-    (lambda: assert_backends_agree(abs, abs, X, K, names=["x", "x"]), ValueError, "names must be 2 distinct"),
-    (lambda: assert_backends_agree(abs, abs, X, dtype="int8"), ValueError, "dtype must be one of"),
-    (lambda: assert_backends_agree(abs, abs, X, rtol=-1.0), ValueError, "rtol and atol must be >= 0"),
-    (lambda: assert_backends_agree(abs, abs, "x"), TypeError, "numeric NumPy array"),
-    (lambda: assert_backends_agree(lambda x: (x, x), abs, X), TypeError, "torch callable must return one torch"),
-    (lambda: assert_backends_agree(abs, lambda x: np.abs(X), X), TypeError, "jax callable must return one jax array, "
-                                                                          "got numpy.ndarray"),
-    (lambda: assert_backends_agree(abs, abs, X, cotangent=np.ones(3)), ValueError, "cotangent has shape"),
-    (lambda: assert_backends_agree(abs, abs, X, cotangent="mean"), ValueError, "cotangent must be"),
-    (lambda: assert_loss_agrees("no_such_loss", X), ValueError, "unknown loss"),
-])
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: assert_backends_agree(abs, abs, X, K, argnums=[1]), ValueError, "only floating inputs"),
+        (lambda: assert_backends_agree(abs, abs, X, argnums=[3]), ValueError, "argnums must index"),
+        (lambda: assert_backends_agree(abs, abs, X, K, names=["x"]), ValueError, "names must be 2 distinct names"),
+        (lambda: assert_backends_agree(abs, abs, X, K, names=["x", "x"]), ValueError, "names must be 2 distinct"),
+        (lambda: assert_backends_agree(abs, abs, X, dtype="int8"), ValueError, "dtype must be one of"),
+        (lambda: assert_backends_agree(abs, abs, X, rtol=-1.0), ValueError, "rtol and atol must be >= 0"),
+        (lambda: assert_backends_agree(abs, abs, "x"), TypeError, "numeric NumPy array"),
+        (lambda: assert_backends_agree(lambda x: (x, x), abs, X), TypeError, "torch callable must return one torch"),
+        (
+            lambda: assert_backends_agree(abs, lambda x: np.abs(X), X),
+            TypeError,
+            "jax callable must return one jax array, got numpy.ndarray",
+        ),
+        (lambda: assert_backends_agree(abs, abs, X, cotangent=np.ones(3)), ValueError, "cotangent has shape"),
+        (lambda: assert_backends_agree(abs, abs, X, cotangent="mean"), ValueError, "cotangent must be"),
+        (lambda: assert_loss_agrees("no_such_loss", X), ValueError, "unknown loss"),
+    ],
+)
 def test_bad_arguments_raise(env, call, error, match):
     with pytest.raises(error, match=match):
         call()
@@ -316,7 +328,8 @@ def test_masks_guarantees(case):
 @given(data=st.data())
 def test_ctc_batches_guarantees(blank, data):
     log_probs, targets, input_lengths, target_lengths = data.draw(
-        ctc_batches(batch=(1, 3), frames=(1, 5), num_classes=(3, 5), max_target_length=4, blank=blank))
+        ctc_batches(batch=(1, 3), frames=(1, 5), num_classes=(3, 5), max_target_length=4, blank=blank)
+    )
     n, t, c = log_probs.shape
     assert targets.dtype == input_lengths.dtype == target_lengths.dtype == np.int64
     assert targets.shape[0] == n and 1 <= targets.shape[1] <= 4
@@ -326,7 +339,7 @@ def test_ctc_batches_guarantees(blank, data):
     for i in range(n):
         labels = targets[i, : target_lengths[i]]
         assert ((0 <= labels) & (labels < c) & (labels != blank)).all()
-        assert (targets[i, target_lengths[i]:] == blank).all()
+        assert (targets[i, target_lengths[i] :] == blank).all()
         repeats = int((labels[1:] == labels[:-1]).sum())
         assert target_lengths[i] + repeats <= input_lengths[i]
     # feasible means a finite loss for every sample
@@ -334,15 +347,18 @@ def test_ctc_batches_guarantees(blank, data):
     assert np.isfinite(loss).all()
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: logits_and_targets(batch=0), "batch must be"),
-    (lambda: logits_and_targets(num_classes=(3, 2)), "num_classes must be"),
-    (lambda: logits_and_targets(num_classes=(1, 3), ignore_index=0), "num_classes must be >= 2"),
-    (lambda: embeddings_and_labels(batch=1), "batch must be"),
-    (lambda: boxes(min_size=-1.0), "min_size"),
-    (lambda: masks(margin=0.5), "margin"),
-    (lambda: ctc_batches(blank=3, num_classes=(2, 5)), "num_classes must be"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: logits_and_targets(batch=0), "batch must be"),
+        (lambda: logits_and_targets(num_classes=(3, 2)), "num_classes must be"),
+        (lambda: logits_and_targets(num_classes=(1, 3), ignore_index=0), "num_classes must be >= 2"),
+        (lambda: embeddings_and_labels(batch=1), "batch must be"),
+        (lambda: boxes(min_size=-1.0), "min_size"),
+        (lambda: masks(margin=0.5), "margin"),
+        (lambda: ctc_batches(blank=3, num_classes=(2, 5)), "num_classes must be"),
+    ],
+)
 def test_strategy_arguments_are_checked(make, match):
     with pytest.raises(ValueError, match=match):
         make()

@@ -20,11 +20,30 @@ from polyloss.core import (
 from polyloss.core._registry import CORE_HELPERS, CORE_LOSSES
 
 FAMILIES = (
-    "regression", "classification", "distribution", "metric", "contrastive", "segmentation", "box", "sequence",
-    "generative", "multitask",
+    "regression",
+    "classification",
+    "distribution",
+    "metric",
+    "contrastive",
+    "segmentation",
+    "box",
+    "sequence",
+    "generative",
+    "multitask",
 )
 
 __all__ = [
-    "CORE_HELPERS", "CORE_LOSSES", "FAMILIES", "box", "classification", "contrastive", "distribution", "generative",
-    "metric", "multitask", "regression", "segmentation", "sequence",
+    "CORE_HELPERS",
+    "CORE_LOSSES",
+    "FAMILIES",
+    "box",
+    "classification",
+    "contrastive",
+    "distribution",
+    "generative",
+    "metric",
+    "multitask",
+    "regression",
+    "segmentation",
+    "sequence",
 ]

@@ -48,8 +48,7 @@ def _check_ordered(b: Any, name: str, boxes: Array) -> None:
     low, _ = b.float_range(extent)
     if not low >= 0:
         raise ValueError(
-            f"{name} boxes must be (x1, y1, x2, y2) with x1 <= x2 and y1 <= y2, got a box of width or "
-            f"height {low!r}"
+            f"{name} boxes must be (x1, y1, x2, y2) with x1 <= x2 and y1 <= y2, got a box of width or height {low!r}"
         )
 
 

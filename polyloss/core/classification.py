@@ -96,9 +96,7 @@ def _take_class_vector(xp: Any, vector: Array, index: Array) -> Array:
     return xp.reshape(xp.take(vector, xp.reshape(index, (-1,)), axis=0), index.shape)
 
 
-def _reduce_classes(
-    xp: Any, per_sample: Array, picked: _Picked, sample_weight: Array | None, reduction: str
-) -> Array:
+def _reduce_classes(xp: Any, per_sample: Array, picked: _Picked, sample_weight: Array | None, reduction: str) -> Array:
     """The shared ignore/weight rule of nll, cross_entropy and focal.
 
     ``per_sample`` already carries ``sample_weight``; ignored samples become
@@ -377,9 +375,7 @@ def focal(
 
 
 @loss("classification")
-def bce(
-    b: Any, probs: Array, target: Array, *, weight: Array | None = None, reduction: str = "mean"
-) -> Array:
+def bce(b: Any, probs: Array, target: Array, *, weight: Array | None = None, reduction: str = "mean") -> Array:
     r"""Binary cross-entropy on probabilities.
 
     .. math:: \ell_i = -w_i\big(t_i \max(\log p_i, -100) + (1 - t_i) \max(\log(1 - p_i), -100)\big)

@@ -217,9 +217,7 @@ def smooth_l1(
 
 
 @loss("regression")
-def log_cosh(
-    b: Any, pred: Array, target: Array, *, weight: Array | None = None, reduction: str = "mean"
-) -> Array:
+def log_cosh(b: Any, pred: Array, target: Array, *, weight: Array | None = None, reduction: str = "mean") -> Array:
     r"""Log-cosh loss.
 
     .. math:: \ell_i = w_i \log\cosh(e_i) = w_i\,(\operatorname{logaddexp}(e_i, -e_i) - \log 2)
@@ -392,6 +390,12 @@ def gaussian_nll(
 
 
 __all__ = [
-    "gaussian_nll", "huber", "log_cosh", "mae", "mse", "poisson_nll", "quantile", "smooth_l1",
+    "gaussian_nll",
+    "huber",
+    "log_cosh",
+    "mae",
+    "mse",
+    "poisson_nll",
+    "quantile",
+    "smooth_l1",
 ]
-

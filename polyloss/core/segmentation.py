@@ -363,9 +363,7 @@ def dice_ce(
     """
     check_reduction(reduction)
     if reduction == "none":
-        raise ValueError(
-            "reduction must be 'mean' or 'sum' for dice_ce (a per-pixel and a per-class term), got 'none'"
-        )
+        raise ValueError("reduction must be 'mean' or 'sum' for dice_ce (a per-pixel and a per-class term), got 'none'")
     ce_weight = check_nonnegative("ce_weight", ce_weight)
     dice_weight = check_nonnegative("dice_weight", dice_weight)
     smooth = check_nonnegative("smooth", smooth)

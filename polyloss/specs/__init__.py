@@ -114,7 +114,22 @@ from polyloss.specs import (  # noqa: E402
 )
 
 __all__ = [
-    "SPECS", "Case", "LossSpec", "NotApplicable", "Reference", "Variant", "box", "classification", "contrastive",
-    "distribution", "generative", "metric", "multitask", "reduce_reference", "register", "regression",
-    "segmentation", "sequence",
+    "SPECS",
+    "Case",
+    "LossSpec",
+    "NotApplicable",
+    "Reference",
+    "Variant",
+    "box",
+    "classification",
+    "contrastive",
+    "distribution",
+    "generative",
+    "metric",
+    "multitask",
+    "reduce_reference",
+    "register",
+    "regression",
+    "segmentation",
+    "sequence",
 ]

@@ -347,8 +347,9 @@ def _numpy_loop(loss: str) -> Reference:
         pred, target = m.np.asarray(a["pred"]), m.np.asarray(a["target"])
         out = m.np.zeros(pred.shape[:-1])
         for idx in m.np.ndindex(out.shape):
-            terms = _box_terms([float(v) for v in pred[idx]], [float(v) for v in target[idx]],
-                               p.get("eps", TORCHVISION_EPS))
+            terms = _box_terms(
+                [float(v) for v in pred[idx]], [float(v) for v in target[idx]], p.get("eps", TORCHVISION_EPS)
+            )
             out[idx] = terms[loss]
         return reduce_reference(m.np, out, r)
 
@@ -357,54 +358,63 @@ def _numpy_loop(loss: str) -> Reference:
 
 # -- specs -------------------------------------------------------------------------------
 
-register(LossSpec(
-    name="box_iou",
-    family="box",
-    variants=VARIANTS,
-    differentiable=("pred", "target"),
-    references=(_seed("iou_loss", seed_iou_loss), _numpy_loop("box_iou")),
-    notes="torchvision has no plain IoU loss (its IoU term is the first term of the GIoU/DIoU references).",
-))
+register(
+    LossSpec(
+        name="box_iou",
+        family="box",
+        variants=VARIANTS,
+        differentiable=("pred", "target"),
+        references=(_seed("iou_loss", seed_iou_loss), _numpy_loop("box_iou")),
+        notes="torchvision has no plain IoU loss (its IoU term is the first term of the GIoU/DIoU references).",
+    )
+)
 
-register(LossSpec(
-    name="box_giou",
-    family="box",
-    variants=VARIANTS,
-    differentiable=("pred", "target"),
-    references=(
-        _torchvision("torchvision.ops.generalized_box_iou_loss (re-typed)", tv_generalized_box_iou_loss),
-        _seed("giou_loss", seed_giou_loss),
-        _numpy_loop("box_giou"),
-    ),
-))
+register(
+    LossSpec(
+        name="box_giou",
+        family="box",
+        variants=VARIANTS,
+        differentiable=("pred", "target"),
+        references=(
+            _torchvision("torchvision.ops.generalized_box_iou_loss (re-typed)", tv_generalized_box_iou_loss),
+            _seed("giou_loss", seed_giou_loss),
+            _numpy_loop("box_giou"),
+        ),
+    )
+)
 
-register(LossSpec(
-    name="box_diou",
-    family="box",
-    variants=VARIANTS,
-    differentiable=("pred", "target"),
-    references=(
-        _torchvision("torchvision.ops.distance_box_iou_loss (re-typed)", tv_distance_box_iou_loss),
-        _numpy_loop("box_diou"),
-    ),
-))
+register(
+    LossSpec(
+        name="box_diou",
+        family="box",
+        variants=VARIANTS,
+        differentiable=("pred", "target"),
+        references=(
+            _torchvision("torchvision.ops.distance_box_iou_loss (re-typed)", tv_distance_box_iou_loss),
+            _numpy_loop("box_diou"),
+        ),
+    )
+)
 
-register(LossSpec(
-    name="box_ciou",
-    family="box",
-    variants=VARIANTS,
-    differentiable=("pred", "target"),
-    references=(
-        _torchvision("torchvision.ops.complete_box_iou_loss (re-typed)", tv_complete_box_iou_loss,
-                     eps_only_default=True),
-        _torchvision("detectron2.layers.losses.ciou_loss (re-typed)", d2_ciou_loss),
-        _numpy_loop("box_ciou"),
-    ),
-    finite_differences=False,
-    notes=(
-        "alpha is held constant in the gradient (paper, torchvision, detectron2), so the gradient is not that "
-        "of the value and finite differences do not apply; the gradient is checked against torch autograd "
-        "through the re-typed torchvision and detectron2 CIoU instead (and torch against jax). torchvision "
-        "passes eps only to alpha (its IoU and distance terms use 1e-7 whatever eps): compared at eps=1e-7 only."
-    ),
-))
+register(
+    LossSpec(
+        name="box_ciou",
+        family="box",
+        variants=VARIANTS,
+        differentiable=("pred", "target"),
+        references=(
+            _torchvision(
+                "torchvision.ops.complete_box_iou_loss (re-typed)", tv_complete_box_iou_loss, eps_only_default=True
+            ),
+            _torchvision("detectron2.layers.losses.ciou_loss (re-typed)", d2_ciou_loss),
+            _numpy_loop("box_ciou"),
+        ),
+        finite_differences=False,
+        notes=(
+            "alpha is held constant in the gradient (paper, torchvision, detectron2), so the gradient is not that "
+            "of the value and finite differences do not apply; the gradient is checked against torch autograd "
+            "through the re-typed torchvision and detectron2 CIoU instead (and torch against jax). torchvision "
+            "passes eps only to alpha (its IoU and distance terms use 1e-7 whatever eps): compared at eps=1e-7 only."
+        ),
+    )
+)

@@ -49,8 +49,12 @@ def _torch_cross_entropy(m, a, p, r):
         target = m.torch.movedim(target, axis, 1)
     ignore = p.get("ignore_index")
     return m.F.cross_entropy(
-        logits, target, weight=a.get("weight"), ignore_index=-100 if ignore is None else ignore,
-        label_smoothing=p.get("label_smoothing", 0.0), reduction=r,
+        logits,
+        target,
+        weight=a.get("weight"),
+        ignore_index=-100 if ignore is None else ignore,
+        label_smoothing=p.get("label_smoothing", 0.0),
+        reduction=r,
     )
 
 
@@ -79,29 +83,44 @@ def _numpy_z_loss(m, a, p, r):
     return reduce_reference(np_, out, r)
 
 
-register(LossSpec(
-    name="cross_entropy",
-    family="classification",
-    variants=(
-        _variant("int", _int_targets),
-        _variant("int,weight,label_smoothing=0.1", lambda rng, n: _int_targets(rng, n, weight=True), label_smoothing=0.1),
-        _variant("ignore_index=-100,weight", lambda rng, n: _int_targets(rng, n, weight=True, ignore=-100), ignore_index=-100),
-        _variant("ignore_index=-1,label_smoothing=0.2", lambda rng, n: _int_targets(rng, n, ignore=-1),
-                 ignore_index=-1, label_smoothing=0.2),
-        _variant("probabilities", _soft_targets),
-        _variant("probabilities,weight,label_smoothing=0.2", lambda rng, n: _soft_targets(rng, n, weight=True),
-                 label_smoothing=0.2),
-        _variant("axis=1,(N,C,L)", lambda rng, n: _int_targets(rng, n, shape=(n, 4, 3), axis=1), axis=1),
-        _variant("z_loss=0.01", _int_targets, z_loss=0.01),
-    ),
-    differentiable=("logits",),
-    references=(
-        Reference("torch.nn.functional.cross_entropy", "torch", _torch_cross_entropy),
-        Reference("optax.losses.softmax_cross_entropy[_with_integer_labels]", "jax", _optax_cross_entropy),
-        Reference("z-loss loop", "numpy", _numpy_z_loss, grads=False),
-    ),
-    notes="all-ignored batches give 0 (torch: NaN); ignored rows with -inf logits give zero gradient.",
-))
+register(
+    LossSpec(
+        name="cross_entropy",
+        family="classification",
+        variants=(
+            _variant("int", _int_targets),
+            _variant(
+                "int,weight,label_smoothing=0.1", lambda rng, n: _int_targets(rng, n, weight=True), label_smoothing=0.1
+            ),
+            _variant(
+                "ignore_index=-100,weight",
+                lambda rng, n: _int_targets(rng, n, weight=True, ignore=-100),
+                ignore_index=-100,
+            ),
+            _variant(
+                "ignore_index=-1,label_smoothing=0.2",
+                lambda rng, n: _int_targets(rng, n, ignore=-1),
+                ignore_index=-1,
+                label_smoothing=0.2,
+            ),
+            _variant("probabilities", _soft_targets),
+            _variant(
+                "probabilities,weight,label_smoothing=0.2",
+                lambda rng, n: _soft_targets(rng, n, weight=True),
+                label_smoothing=0.2,
+            ),
+            _variant("axis=1,(N,C,L)", lambda rng, n: _int_targets(rng, n, shape=(n, 4, 3), axis=1), axis=1),
+            _variant("z_loss=0.01", _int_targets, z_loss=0.01),
+        ),
+        differentiable=("logits",),
+        references=(
+            Reference("torch.nn.functional.cross_entropy", "torch", _torch_cross_entropy),
+            Reference("optax.losses.softmax_cross_entropy[_with_integer_labels]", "jax", _optax_cross_entropy),
+            Reference("z-loss loop", "numpy", _numpy_z_loss, grads=False),
+        ),
+        notes="all-ignored batches give 0 (torch: NaN); ignored rows with -inf logits give zero gradient.",
+    )
+)
 
 
 # -- nll ------------------------------------------------------------------------
@@ -117,22 +136,29 @@ def _torch_nll(m, a, p, r):
     if p.get("ignore_index") is not None and bool((a["target"] == p["ignore_index"]).all()):
         raise NotApplicable("torch returns NaN for an all-ignored batch")
     ignore = p.get("ignore_index")
-    return m.F.nll_loss(m.torch.movedim(a["log_probs"], p.get("axis", -1), 1), a["target"], weight=a.get("weight"),
-                        ignore_index=-100 if ignore is None else ignore, reduction=r)
+    return m.F.nll_loss(
+        m.torch.movedim(a["log_probs"], p.get("axis", -1), 1),
+        a["target"],
+        weight=a.get("weight"),
+        ignore_index=-100 if ignore is None else ignore,
+        reduction=r,
+    )
 
 
-register(LossSpec(
-    name="nll",
-    family="classification",
-    variants=(
-        _variant("int", _nll_arrays),
-        _variant("weight,ignore_index=2", lambda rng, n: _nll_arrays(rng, n, weight=True), ignore_index=2),
-        _variant("axis=1,(N,C,L)", lambda rng, n: _nll_arrays(rng, n, shape=(n, 4, 3), axis=1), axis=1),
-    ),
-    differentiable=("log_probs",),
-    references=(Reference("torch.nn.functional.nll_loss", "torch", _torch_nll),),
-    second_order=False,  # linear in log_probs
-))
+register(
+    LossSpec(
+        name="nll",
+        family="classification",
+        variants=(
+            _variant("int", _nll_arrays),
+            _variant("weight,ignore_index=2", lambda rng, n: _nll_arrays(rng, n, weight=True), ignore_index=2),
+            _variant("axis=1,(N,C,L)", lambda rng, n: _nll_arrays(rng, n, shape=(n, 4, 3), axis=1), axis=1),
+        ),
+        differentiable=("log_probs",),
+        references=(Reference("torch.nn.functional.nll_loss", "torch", _torch_nll),),
+        second_order=False,  # linear in log_probs
+    )
+)
 
 
 # -- focal ----------------------------------------------------------------------
@@ -179,24 +205,30 @@ def _numpy_focal_loop(m, a, p, r):
     return reduce_reference(np_, out, r)
 
 
-register(LossSpec(
-    name="focal",
-    family="classification",
-    variants=(
-        _variant("gamma=2", _int_targets),
-        _variant("gamma=0.5,alpha=0.25", _int_targets, gamma=0.5, alpha=0.25),
-        _variant("gamma=0,alpha=1.0", _int_targets, gamma=0.0, alpha=1.0),
-        _variant("gamma=2,alpha per-class",
-                 lambda rng, n: {**_int_targets(rng, n), "alpha": rng.uniform(0.1, 1.0, size=(K,))}),
-        _variant("gamma=1,ignore_index=-1", lambda rng, n: _int_targets(rng, n, ignore=-1), gamma=1.0, ignore_index=-1),
-    ),
-    differentiable=("logits",),
-    references=(
-        _seed_focal("000"),
-        _seed_focal("002"),
-        Reference("focal loop (per-class alpha, ignore_index)", "numpy", _numpy_focal_loop, grads=False),
-    ),
-))
+register(
+    LossSpec(
+        name="focal",
+        family="classification",
+        variants=(
+            _variant("gamma=2", _int_targets),
+            _variant("gamma=0.5,alpha=0.25", _int_targets, gamma=0.5, alpha=0.25),
+            _variant("gamma=0,alpha=1.0", _int_targets, gamma=0.0, alpha=1.0),
+            _variant(
+                "gamma=2,alpha per-class",
+                lambda rng, n: {**_int_targets(rng, n), "alpha": rng.uniform(0.1, 1.0, size=(K,))},
+            ),
+            _variant(
+                "gamma=1,ignore_index=-1", lambda rng, n: _int_targets(rng, n, ignore=-1), gamma=1.0, ignore_index=-1
+            ),
+        ),
+        differentiable=("logits",),
+        references=(
+            _seed_focal("000"),
+            _seed_focal("002"),
+            Reference("focal loop (per-class alpha, ignore_index)", "numpy", _numpy_focal_loop, grads=False),
+        ),
+    )
+)
 
 
 # -- binary ---------------------------------------------------------------------
@@ -215,16 +247,18 @@ def _torch_bce(m, a, p, r):
     return m.F.binary_cross_entropy(a["probs"], a["target"], weight=a.get("weight"), reduction=r)
 
 
-register(LossSpec(
-    name="bce",
-    family="classification",
-    variants=(
-        _variant("soft targets", _bce_arrays),
-        _variant("hard targets,weight", lambda rng, n: _bce_arrays(rng, n, weight=True, hard=True)),
-    ),
-    differentiable=("probs",),
-    references=(Reference("torch.nn.functional.binary_cross_entropy", "torch", _torch_bce),),
-))
+register(
+    LossSpec(
+        name="bce",
+        family="classification",
+        variants=(
+            _variant("soft targets", _bce_arrays),
+            _variant("hard targets,weight", lambda rng, n: _bce_arrays(rng, n, weight=True, hard=True)),
+        ),
+        differentiable=("probs",),
+        references=(Reference("torch.nn.functional.binary_cross_entropy", "torch", _torch_bce),),
+    )
+)
 
 
 def _logit_arrays(rng, n, *, weight=False, pos_weight=False, scale=3.0):
@@ -257,21 +291,23 @@ def _optax_bce_logits(m, a, p, r):
     return reduce_reference(m.jnp, m.optax.losses.sigmoid_binary_cross_entropy(a["logits"], a["target"]), r)
 
 
-register(LossSpec(
-    name="bce_with_logits",
-    family="classification",
-    variants=(
-        _variant("default", _logit_arrays),
-        _variant("weight,pos_weight", lambda rng, n: _logit_arrays(rng, n, weight=True, pos_weight=True)),
-        _variant("label_smoothing=0.1", _logit_arrays, label_smoothing=0.1),
-        _variant("logits=+-1000", _saturated_logits),
-    ),
-    differentiable=("logits",),
-    references=(
-        Reference("torch.nn.functional.binary_cross_entropy_with_logits", "torch", _torch_bce_logits),
-        Reference("optax.losses.sigmoid_binary_cross_entropy", "jax", _optax_bce_logits),
-    ),
-))
+register(
+    LossSpec(
+        name="bce_with_logits",
+        family="classification",
+        variants=(
+            _variant("default", _logit_arrays),
+            _variant("weight,pos_weight", lambda rng, n: _logit_arrays(rng, n, weight=True, pos_weight=True)),
+            _variant("label_smoothing=0.1", _logit_arrays, label_smoothing=0.1),
+            _variant("logits=+-1000", _saturated_logits),
+        ),
+        differentiable=("logits",),
+        references=(
+            Reference("torch.nn.functional.binary_cross_entropy_with_logits", "torch", _torch_bce_logits),
+            Reference("optax.losses.sigmoid_binary_cross_entropy", "jax", _optax_bce_logits),
+        ),
+    )
+)
 
 
 def _torchvision_sigmoid_focal(m, a, p, r):
@@ -289,24 +325,28 @@ def _torchvision_sigmoid_focal(m, a, p, r):
 
 
 def _optax_sigmoid_focal(m, a, p, r):
-    out = m.optax.losses.sigmoid_focal_loss(a["logits"], a["target"], alpha=p.get("alpha", 0.25), gamma=p.get("gamma", 2.0))
+    out = m.optax.losses.sigmoid_focal_loss(
+        a["logits"], a["target"], alpha=p.get("alpha", 0.25), gamma=p.get("gamma", 2.0)
+    )
     return reduce_reference(m.jnp, out, r)
 
 
-register(LossSpec(
-    name="sigmoid_focal",
-    family="classification",
-    variants=(
-        _variant("gamma=2,alpha=0.25", _logit_arrays),
-        _variant("gamma=0.5,alpha=None", _logit_arrays, gamma=0.5, alpha=None),
-        _variant("gamma=0,alpha=0.75", _logit_arrays, gamma=0.0, alpha=0.75),
-    ),
-    differentiable=("logits",),
-    references=(
-        Reference("torchvision.ops.sigmoid_focal_loss (re-typed)", "torch", _torchvision_sigmoid_focal),
-        Reference("optax.losses.sigmoid_focal_loss", "jax", _optax_sigmoid_focal),
-    ),
-))
+register(
+    LossSpec(
+        name="sigmoid_focal",
+        family="classification",
+        variants=(
+            _variant("gamma=2,alpha=0.25", _logit_arrays),
+            _variant("gamma=0.5,alpha=None", _logit_arrays, gamma=0.5, alpha=None),
+            _variant("gamma=0,alpha=0.75", _logit_arrays, gamma=0.0, alpha=0.75),
+        ),
+        differentiable=("logits",),
+        references=(
+            Reference("torchvision.ops.sigmoid_focal_loss (re-typed)", "torch", _torchvision_sigmoid_focal),
+            Reference("optax.losses.sigmoid_focal_loss", "jax", _optax_sigmoid_focal),
+        ),
+    )
+)
 
 
 def _optax_poly1(m, a, p, r):
@@ -323,17 +363,19 @@ def _one_hot_arrays(rng, n):
     return arrays
 
 
-register(LossSpec(
-    name="poly1",
-    family="classification",
-    variants=(
-        _variant("int,epsilon=1", _int_targets),
-        _variant("one-hot,epsilon=2", _one_hot_arrays, epsilon=2.0),
-        _variant("probabilities,epsilon=-1", _soft_targets, epsilon=-1.0),
-    ),
-    differentiable=("logits",),
-    references=(Reference("optax.losses.poly_loss_cross_entropy", "jax", _optax_poly1),),
-))
+register(
+    LossSpec(
+        name="poly1",
+        family="classification",
+        variants=(
+            _variant("int,epsilon=1", _int_targets),
+            _variant("one-hot,epsilon=2", _one_hot_arrays, epsilon=2.0),
+            _variant("probabilities,epsilon=-1", _soft_targets, epsilon=-1.0),
+        ),
+        differentiable=("logits",),
+        references=(Reference("optax.losses.poly_loss_cross_entropy", "jax", _optax_poly1),),
+    )
+)
 
 
 def _hinge_arrays(rng, n, *, zero_one=False):
@@ -370,19 +412,23 @@ _HINGE_VARIANTS = (
     _variant("targets in {0,1}", lambda rng, n: _hinge_arrays(rng, n, zero_one=True)),
 )
 
-register(LossSpec(
-    name="hinge",
-    family="classification",
-    variants=_HINGE_VARIANTS,
-    differentiable=("scores",),
-    references=(_keras_hinge(False), Reference("optax.losses.hinge_loss", "jax", _optax_hinge)),
-    second_order=False,
-))
+register(
+    LossSpec(
+        name="hinge",
+        family="classification",
+        variants=_HINGE_VARIANTS,
+        differentiable=("scores",),
+        references=(_keras_hinge(False), Reference("optax.losses.hinge_loss", "jax", _optax_hinge)),
+        second_order=False,
+    )
+)
 
-register(LossSpec(
-    name="squared_hinge",
-    family="classification",
-    variants=_HINGE_VARIANTS,
-    differentiable=("scores",),
-    references=(_keras_hinge(True),),
-))
+register(
+    LossSpec(
+        name="squared_hinge",
+        family="classification",
+        variants=_HINGE_VARIANTS,
+        differentiable=("scores",),
+        references=(_keras_hinge(True),),
+    )
+)

@@ -14,7 +14,14 @@ import math
 import numpy as np
 
 from polyloss.specs import (
-    DEFAULT_TOLERANCES, Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register,
+    DEFAULT_TOLERANCES,
+    Case,
+    LossSpec,
+    NotApplicable,
+    Reference,
+    Variant,
+    reduce_reference,
+    register,
 )
 from polyloss.specs._gen import normal
 
@@ -97,8 +104,9 @@ def _torch_infonce(m, a, p, r):
     negatives = a.get("negatives")
     mode = "paired" if negatives is not None and negatives.dim() == 3 else "unpaired"
     info_nce = _info_nce_package(m, p.get("normalize", True))
-    return info_nce(a["query"], a["key"], negatives, temperature=p.get("temperature", 0.1), reduction=r,
-                    negative_mode=mode)
+    return info_nce(
+        a["query"], a["key"], negatives, temperature=p.get("temperature", 0.1), reduction=r, negative_mode=mode
+    )
 
 
 def _optax_infonce(m, a, p, r):
@@ -120,30 +128,37 @@ def _optax_infonce(m, a, p, r):
     return reduce_reference(jnp, out, r)
 
 
-register(LossSpec(
-    name="infonce",
-    family="contrastive",
-    variants=(
-        _variant("in-batch", _infonce_arrays),
-        _variant("negatives (M,D) unpaired", lambda rng, n: _infonce_arrays(rng, n, negatives="unpaired")),
-        _variant("negatives (N,M,D) paired", lambda rng, n: _infonce_arrays(rng, n, negatives="paired")),
-        _variant("normalize=False,small inputs", lambda rng, n: _infonce_arrays(rng, n, scale=0.3), normalize=False),
-        _variant("temperature=0.01", _infonce_arrays, temperature=0.01),
-        _variant("temperature=0.01,negatives paired", lambda rng, n: _infonce_arrays(rng, n, negatives="paired"),
-                 temperature=0.01),
-        _variant("collinear (key = c * query)", lambda rng, n: _infonce_arrays(rng, n, collinear=True)),
-    ),
-    differentiable=("query", "key", "negatives"),
-    references=(
-        Reference("info-nce-pytorch info_nce (re-typed)", "torch", _torch_infonce),
-        Reference("optax.losses.softmax_cross_entropy_with_integer_labels", "jax", _optax_infonce),
-    ),
-    tolerances=dict(HARD_TEMPERATURE_TOLERANCES),
-    notes=(
-        "normalize=False is polyloss's extension: the info-nce-pytorch package always normalizes. float32 atol 3e-5: "
-        "at temperature 0.01 the logits reach 100 (float32 spacing 7.6e-6), see HARD_TEMPERATURE_TOLERANCES."
-    ),
-))
+register(
+    LossSpec(
+        name="infonce",
+        family="contrastive",
+        variants=(
+            _variant("in-batch", _infonce_arrays),
+            _variant("negatives (M,D) unpaired", lambda rng, n: _infonce_arrays(rng, n, negatives="unpaired")),
+            _variant("negatives (N,M,D) paired", lambda rng, n: _infonce_arrays(rng, n, negatives="paired")),
+            _variant(
+                "normalize=False,small inputs", lambda rng, n: _infonce_arrays(rng, n, scale=0.3), normalize=False
+            ),
+            _variant("temperature=0.01", _infonce_arrays, temperature=0.01),
+            _variant(
+                "temperature=0.01,negatives paired",
+                lambda rng, n: _infonce_arrays(rng, n, negatives="paired"),
+                temperature=0.01,
+            ),
+            _variant("collinear (key = c * query)", lambda rng, n: _infonce_arrays(rng, n, collinear=True)),
+        ),
+        differentiable=("query", "key", "negatives"),
+        references=(
+            Reference("info-nce-pytorch info_nce (re-typed)", "torch", _torch_infonce),
+            Reference("optax.losses.softmax_cross_entropy_with_integer_labels", "jax", _optax_infonce),
+        ),
+        tolerances=dict(HARD_TEMPERATURE_TOLERANCES),
+        notes=(
+            "normalize=False is polyloss's extension: the info-nce-pytorch package always normalizes. float32 atol 3e-5: "
+            "at temperature 0.01 the logits reach 100 (float32 spacing 7.6e-6), see HARD_TEMPERATURE_TOLERANCES."
+        ),
+    )
+)
 
 
 # -- nt_xent --------------------------------------------------------------------
@@ -170,10 +185,13 @@ def _seed_002_infonce(m, a, p, r):
     z_j = nn.functional.normalize(z_j, dim=1)
     representations = torch.cat([z_i, z_j], dim=0)
     similarity_matrix = torch.mm(representations, representations.T)
-    labels = torch.cat([
-        torch.arange(batch_size) + batch_size - 1,  # fixed: the seed has `+ batch_size`
-        torch.arange(batch_size),
-    ], dim=0).to(z_i.device)
+    labels = torch.cat(
+        [
+            torch.arange(batch_size) + batch_size - 1,  # fixed: the seed has `+ batch_size`
+            torch.arange(batch_size),
+        ],
+        dim=0,
+    ).to(z_i.device)
     mask = torch.eye(2 * batch_size, dtype=torch.bool, device=z_i.device)
     similarity_matrix = similarity_matrix[~mask].view(2 * batch_size, -1)
     similarity_matrix = similarity_matrix / temperature
@@ -191,33 +209,36 @@ def _optax_ntxent(m, a, p, r):
     jnp = m.jnp
     n = a["z1"].shape[0]
     labels = jnp.concatenate([jnp.arange(n), jnp.arange(n)])
-    loss = m.optax.losses.ntxent(jnp.concatenate([a["z1"], a["z2"]], axis=0), labels,
-                                 temperature=p.get("temperature", 0.5))
+    loss = m.optax.losses.ntxent(
+        jnp.concatenate([a["z1"], a["z2"]], axis=0), labels, temperature=p.get("temperature", 0.5)
+    )
     return loss * (2 * n) if r == "sum" else loss
 
 
-register(LossSpec(
-    name="nt_xent",
-    family="contrastive",
-    variants=(
-        _variant("random", _views),
-        _variant("N=1 (loss 0)", lambda rng, n: _views(rng, 1)),
-        _variant("temperature=0.01", _views, temperature=0.01),
-        _variant("collinear views (z2 = c * z1)", lambda rng, n: _views(rng, n, collinear=True)),
-    ),
-    differentiable=("z1", "z2"),
-    references=(
-        Reference("seed 002 InfoNCELoss (re-typed, labels fixed)", "torch", _seed_002_infonce),
-        Reference("optax.losses.ntxent", "jax", _optax_ntxent),
-    ),
-    notes=(
-        "optax.losses.ntxent normalizes with sqrt(max(||z||^2, finfo.eps)) (norm floor 1.5e-8 in float64, "
-        "3.5e-4 in float32) where F.normalize uses max(||z||, 1e-12): they differ only for rows shorter than "
-        "that floor, which no variant has. Its mean is over the 2N anchors, so 'sum' = mean * 2N. float32 atol "
-        "3e-5: at temperature 0.01 the logits reach 100 (float32 spacing 7.6e-6), see HARD_TEMPERATURE_TOLERANCES."
-    ),
-    tolerances=dict(HARD_TEMPERATURE_TOLERANCES),
-))
+register(
+    LossSpec(
+        name="nt_xent",
+        family="contrastive",
+        variants=(
+            _variant("random", _views),
+            _variant("N=1 (loss 0)", lambda rng, n: _views(rng, 1)),
+            _variant("temperature=0.01", _views, temperature=0.01),
+            _variant("collinear views (z2 = c * z1)", lambda rng, n: _views(rng, n, collinear=True)),
+        ),
+        differentiable=("z1", "z2"),
+        references=(
+            Reference("seed 002 InfoNCELoss (re-typed, labels fixed)", "torch", _seed_002_infonce),
+            Reference("optax.losses.ntxent", "jax", _optax_ntxent),
+        ),
+        notes=(
+            "optax.losses.ntxent normalizes with sqrt(max(||z||^2, finfo.eps)) (norm floor 1.5e-8 in float64, "
+            "3.5e-4 in float32) where F.normalize uses max(||z||, 1e-12): they differ only for rows shorter than "
+            "that floor, which no variant has. Its mean is over the 2N anchors, so 'sum' = mean * 2N. float32 atol "
+            "3e-5: at temperature 0.01 the logits reach 100 (float32 spacing 7.6e-6), see HARD_TEMPERATURE_TOLERANCES."
+        ),
+        tolerances=dict(HARD_TEMPERATURE_TOLERANCES),
+    )
+)
 
 
 # -- clip -----------------------------------------------------------------------
@@ -249,8 +270,10 @@ def _open_clip_loss(m, a, p, r):
     labels = m.torch.arange(logits_per_image.shape[0], device=image_features.device, dtype=m.torch.long)
     if r == "mean":
         return (F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_text, labels)) / 2
-    per_index = (F.cross_entropy(logits_per_image, labels, reduction="none")
-                 + F.cross_entropy(logits_per_text, labels, reduction="none")) / 2
+    per_index = (
+        F.cross_entropy(logits_per_image, labels, reduction="none")
+        + F.cross_entropy(logits_per_text, labels, reduction="none")
+    ) / 2
     return _torch_reduce(m, per_index, r)
 
 
@@ -261,29 +284,35 @@ def _optax_clip(m, a, p, r):
         image, text = _jax_normalize(m, image), _jax_normalize(m, text)
     logits = _scale(m, a, p, "logit_scale") * image @ text.T
     labels = jnp.arange(logits.shape[0])
-    per_index = (optax.losses.softmax_cross_entropy_with_integer_labels(logits, labels)
-                 + optax.losses.softmax_cross_entropy_with_integer_labels(logits.T, labels)) / 2
+    per_index = (
+        optax.losses.softmax_cross_entropy_with_integer_labels(logits, labels)
+        + optax.losses.softmax_cross_entropy_with_integer_labels(logits.T, labels)
+    ) / 2
     return reduce_reference(jnp, per_index, r)
 
 
-register(LossSpec(
-    name="clip",
-    family="contrastive",
-    variants=(
-        _variant("logit_scale=1/0.07 (array)", lambda rng, n: _pairs(rng, n, logit_scale=np.asarray(CLIP_SCALE))),
-        _variant("normalize=False,small inputs,random logit_scale",
-                 lambda rng, n: _pairs(rng, n, scale=0.5, logit_scale=np.asarray(rng.uniform(0.5, 2.0))),
-                 normalize=False),
-        _variant("logit_scale=10.0 (float param)", _pairs, logit_scale=10.0),
-        _variant("N=1", lambda rng, n: _pairs(rng, 1, logit_scale=np.asarray(rng.uniform(5.0, 20.0)))),
-    ),
-    differentiable=("image_emb", "text_emb", "logit_scale"),
-    references=(
-        Reference("open_clip ClipLoss (re-typed)", "torch", _open_clip_loss),
-        Reference("optax.losses.softmax_cross_entropy_with_integer_labels", "jax", _optax_clip),
-    ),
-    notes="'none' is (CE_image_i + CE_text_i) / 2 per index i; its mean is open_clip's value.",
-))
+register(
+    LossSpec(
+        name="clip",
+        family="contrastive",
+        variants=(
+            _variant("logit_scale=1/0.07 (array)", lambda rng, n: _pairs(rng, n, logit_scale=np.asarray(CLIP_SCALE))),
+            _variant(
+                "normalize=False,small inputs,random logit_scale",
+                lambda rng, n: _pairs(rng, n, scale=0.5, logit_scale=np.asarray(rng.uniform(0.5, 2.0))),
+                normalize=False,
+            ),
+            _variant("logit_scale=10.0 (float param)", _pairs, logit_scale=10.0),
+            _variant("N=1", lambda rng, n: _pairs(rng, 1, logit_scale=np.asarray(rng.uniform(5.0, 20.0)))),
+        ),
+        differentiable=("image_emb", "text_emb", "logit_scale"),
+        references=(
+            Reference("open_clip ClipLoss (re-typed)", "torch", _open_clip_loss),
+            Reference("optax.losses.softmax_cross_entropy_with_integer_labels", "jax", _optax_clip),
+        ),
+        notes="'none' is (CE_image_i + CE_text_i) / 2 per index i; its mean is open_clip's value.",
+    )
+)
 
 
 # -- siglip ---------------------------------------------------------------------
@@ -317,24 +346,42 @@ def _optax_siglip(m, a, p, r):
     return reduce_reference(jnp, per_image, r)
 
 
-register(LossSpec(
-    name="siglip",
-    family="contrastive",
-    variants=(
-        _variant("open_clip init scale=10,bias=-10 (arrays)",
-                 lambda rng, n: _pairs(rng, n, logit_scale=np.asarray(10.0), logit_bias=np.asarray(-10.0))),
-        _variant("normalize=False,small inputs,random scale/bias",
-                 lambda rng, n: _pairs(rng, n, scale=0.5, logit_scale=np.asarray(rng.uniform(0.5, 3.0)),
-                                       logit_bias=np.asarray(rng.uniform(-2.0, 1.0))),
-                 normalize=False),
-        _variant("logit_scale=5.0,logit_bias=-2.0 (float params)", _pairs, logit_scale=5.0, logit_bias=-2.0),
-        _variant("N=1", lambda rng, n: _pairs(rng, 1, logit_scale=np.asarray(rng.uniform(1.0, 10.0)),
-                                               logit_bias=np.asarray(rng.uniform(-5.0, 0.0)))),
-    ),
-    differentiable=("image_emb", "text_emb", "logit_scale", "logit_bias"),
-    references=(
-        Reference("open_clip SigLipLoss (re-typed)", "torch", _open_clip_siglip),
-        Reference("optax.losses.sigmoid_binary_cross_entropy", "jax", _optax_siglip),
-    ),
-    notes="'none' is the row sum over texts per image, shape (N,); its mean is open_clip's value.",
-))
+register(
+    LossSpec(
+        name="siglip",
+        family="contrastive",
+        variants=(
+            _variant(
+                "open_clip init scale=10,bias=-10 (arrays)",
+                lambda rng, n: _pairs(rng, n, logit_scale=np.asarray(10.0), logit_bias=np.asarray(-10.0)),
+            ),
+            _variant(
+                "normalize=False,small inputs,random scale/bias",
+                lambda rng, n: _pairs(
+                    rng,
+                    n,
+                    scale=0.5,
+                    logit_scale=np.asarray(rng.uniform(0.5, 3.0)),
+                    logit_bias=np.asarray(rng.uniform(-2.0, 1.0)),
+                ),
+                normalize=False,
+            ),
+            _variant("logit_scale=5.0,logit_bias=-2.0 (float params)", _pairs, logit_scale=5.0, logit_bias=-2.0),
+            _variant(
+                "N=1",
+                lambda rng, n: _pairs(
+                    rng,
+                    1,
+                    logit_scale=np.asarray(rng.uniform(1.0, 10.0)),
+                    logit_bias=np.asarray(rng.uniform(-5.0, 0.0)),
+                ),
+            ),
+        ),
+        differentiable=("image_emb", "text_emb", "logit_scale", "logit_bias"),
+        references=(
+            Reference("open_clip SigLipLoss (re-typed)", "torch", _open_clip_siglip),
+            Reference("optax.losses.sigmoid_binary_cross_entropy", "jax", _optax_siglip),
+        ),
+        notes="'none' is the row sum over texts per image, shape (N,); its mean is open_clip's value.",
+    )
+)

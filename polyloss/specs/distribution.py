@@ -104,38 +104,48 @@ def _numpy_kl_loop(m, a, p, r):
     return reduce_reference(np_, out, r)
 
 
-register(LossSpec(
-    name="kl_div",
-    family="distribution",
-    variants=(
-        _variant("probabilities", _kl_arrays),
-        _variant("zero target probabilities", lambda rng, n: _kl_arrays(rng, n, zeros=True)),
-        _variant("zero target probabilities,log_q=-inf there (masked)",
-                 lambda rng, n: _kl_arrays(rng, n, zeros=True, masked=True)),
-        _variant("log_target=True", lambda rng, n: _kl_arrays(rng, n, log_target=True), log_target=True),
-        _variant("log_target=True,log p=-inf", lambda rng, n: _kl_arrays(rng, n, zeros=True, log_target=True),
-                 log_target=True),
-        _variant("log_target=True,log p=log_q=-inf (masked)",
-                 lambda rng, n: _kl_arrays(rng, n, zeros=True, masked=True, log_target=True), log_target=True),
-        _variant("axis=1,(N,C,L)", lambda rng, n: _kl_arrays(rng, n, shape=(n, 4, 3), axis=1), axis=1),
-    ),
-    differentiable=("log_q",),
-    references=(
-        Reference("torch.nn.functional.kl_div (batchmean)", "torch", _torch_kl_div),
-        Reference("optax.losses.kl_divergence[_with_log_targets]", "jax", _optax_kl_div),
-        Reference("KL loop", "numpy", _numpy_kl_loop, grads=False),
-    ),
-    second_order=False,  # linear in log_q
-    notes=(
-        "'mean' averages the per-sample sums (torch's reduction='batchmean' on 2-D inputs; torch's 'mean' "
-        "divides by the element count instead). Classes with p == 0 contribute exactly 0 even where log_q = -inf "
-        "(masked classes) and their log_q gradient is 0: torch's F.kl_div gives NaN there (0 * -inf), and with "
-        "log_target=True it gives NaN wherever log p = -inf; optax.losses.kl_divergence gives NaN when p == 0 "
-        "meets log_q = -inf (0 * inf) and kl_divergence_with_log_targets wherever log p = -inf, unless those "
-        "classes are excluded with their where= argument (the optax reference passes where= only then). "
-        "Only log_q is differentiable: d/dp at p == 0 is -inf (polyloss returns a finite subgradient)."
-    ),
-))
+register(
+    LossSpec(
+        name="kl_div",
+        family="distribution",
+        variants=(
+            _variant("probabilities", _kl_arrays),
+            _variant("zero target probabilities", lambda rng, n: _kl_arrays(rng, n, zeros=True)),
+            _variant(
+                "zero target probabilities,log_q=-inf there (masked)",
+                lambda rng, n: _kl_arrays(rng, n, zeros=True, masked=True),
+            ),
+            _variant("log_target=True", lambda rng, n: _kl_arrays(rng, n, log_target=True), log_target=True),
+            _variant(
+                "log_target=True,log p=-inf",
+                lambda rng, n: _kl_arrays(rng, n, zeros=True, log_target=True),
+                log_target=True,
+            ),
+            _variant(
+                "log_target=True,log p=log_q=-inf (masked)",
+                lambda rng, n: _kl_arrays(rng, n, zeros=True, masked=True, log_target=True),
+                log_target=True,
+            ),
+            _variant("axis=1,(N,C,L)", lambda rng, n: _kl_arrays(rng, n, shape=(n, 4, 3), axis=1), axis=1),
+        ),
+        differentiable=("log_q",),
+        references=(
+            Reference("torch.nn.functional.kl_div (batchmean)", "torch", _torch_kl_div),
+            Reference("optax.losses.kl_divergence[_with_log_targets]", "jax", _optax_kl_div),
+            Reference("KL loop", "numpy", _numpy_kl_loop, grads=False),
+        ),
+        second_order=False,  # linear in log_q
+        notes=(
+            "'mean' averages the per-sample sums (torch's reduction='batchmean' on 2-D inputs; torch's 'mean' "
+            "divides by the element count instead). Classes with p == 0 contribute exactly 0 even where log_q = -inf "
+            "(masked classes) and their log_q gradient is 0: torch's F.kl_div gives NaN there (0 * -inf), and with "
+            "log_target=True it gives NaN wherever log p = -inf; optax.losses.kl_divergence gives NaN when p == 0 "
+            "meets log_q = -inf (0 * inf) and kl_divergence_with_log_targets wherever log p = -inf, unless those "
+            "classes are excluded with their where= argument (the optax reference passes where= only then). "
+            "Only log_q is differentiable: d/dp at p == 0 is -inf (polyloss returns a finite subgradient)."
+        ),
+    )
+)
 
 
 # -- js_div -----------------------------------------------------------------------
@@ -176,28 +186,32 @@ def _torch_js(m, a, p, r):
     return reduce_reference(m.torch, 0.5 * kl_pm + 0.5 * kl_qm, r)
 
 
-register(LossSpec(
-    name="js_div",
-    family="distribution",
-    variants=(
-        _variant("random", _js_arrays),
-        _variant("near-zero p (log p ~ -50)", lambda rng, n: _js_arrays(rng, n, tiny_p=True)),
-        _variant("near-zero p and q, other classes", lambda rng, n: _js_arrays(rng, n, tiny_p=True, tiny_q=True)),
-        _variant("near-zero p and q, same classes",
-                 lambda rng, n: _js_arrays(rng, n, tiny_p=True, tiny_q=True, shared=True)),
-        _variant("axis=1,(N,C,L)", lambda rng, n: _js_arrays(rng, n, shape=(n, 4, 3), axis=1), axis=1),
-    ),
-    differentiable=("log_p", "log_q"),
-    references=(
-        Reference("scipy.spatial.distance.jensenshannon ** 2", "numpy", _scipy_js, grads=False),
-        Reference("JS from the definition (torch F.kl_div, log targets)", "torch", _torch_js),
-    ),
-    notes=(
-        "Natural log, so the per-sample value lies in [0, log 2]. Exact zeros (log-probability -inf) give a "
-        "finite value and gradient (tests/test_distribution.py); the specs keep log-probabilities finite "
-        "(near-zero classes at ~e^-50) because finite differences cannot perturb -inf."
-    ),
-))
+register(
+    LossSpec(
+        name="js_div",
+        family="distribution",
+        variants=(
+            _variant("random", _js_arrays),
+            _variant("near-zero p (log p ~ -50)", lambda rng, n: _js_arrays(rng, n, tiny_p=True)),
+            _variant("near-zero p and q, other classes", lambda rng, n: _js_arrays(rng, n, tiny_p=True, tiny_q=True)),
+            _variant(
+                "near-zero p and q, same classes",
+                lambda rng, n: _js_arrays(rng, n, tiny_p=True, tiny_q=True, shared=True),
+            ),
+            _variant("axis=1,(N,C,L)", lambda rng, n: _js_arrays(rng, n, shape=(n, 4, 3), axis=1), axis=1),
+        ),
+        differentiable=("log_p", "log_q"),
+        references=(
+            Reference("scipy.spatial.distance.jensenshannon ** 2", "numpy", _scipy_js, grads=False),
+            Reference("JS from the definition (torch F.kl_div, log targets)", "torch", _torch_js),
+        ),
+        notes=(
+            "Natural log, so the per-sample value lies in [0, log 2]. Exact zeros (log-probability -inf) give a "
+            "finite value and gradient (tests/test_distribution.py); the specs keep log-probabilities finite "
+            "(near-zero classes at ~e^-50) because finite differences cannot perturb -inf."
+        ),
+    )
+)
 
 
 # -- distillation -----------------------------------------------------------------
@@ -248,27 +262,38 @@ def _optax_distillation(m, a, p, r):
     return reduce_reference(m.jnp, alpha * soft + (1 - alpha) * hard, r)
 
 
-register(LossSpec(
-    name="distillation",
-    family="distribution",
-    variants=(
-        _variant("T=3,alpha=0.1,target", _distillation_arrays),
-        _variant("no target", lambda rng, n: _distillation_arrays(rng, n, target=False)),
-        _variant("no target,T=2,alpha=0.7 (alpha unused)", lambda rng, n: _distillation_arrays(rng, n, target=False),
-                 temperature=2.0, alpha=0.7),
-        _variant("T=1,alpha=0.5,target", _distillation_arrays, temperature=1.0, alpha=0.5),
-        _variant("T=0.5,axis=1,(N,C,L),target",
-                 lambda rng, n: _distillation_arrays(rng, n, shape=(n, 4, 3), axis=1), temperature=0.5, axis=1),
-    ),
-    differentiable=("student_logits",),
-    references=(
-        Reference("seed 000 distillation_step loss (re-typed)", "torch", _seed_distillation),
-        Reference("optax.losses.kl_divergence + softmax_cross_entropy_with_integer_labels", "jax",
-                  _optax_distillation),
-    ),
-    notes=(
-        "Per sample: alpha T^2 KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) CE(student, target); "
-        "'mean' is seed 000's distillation_step loss (KLDivLoss(batchmean) * T*T, CrossEntropyLoss()). Without a "
-        "target the loss is T^2 KL alone (alpha unused). The teacher's gradient is stopped."
-    ),
-))
+register(
+    LossSpec(
+        name="distillation",
+        family="distribution",
+        variants=(
+            _variant("T=3,alpha=0.1,target", _distillation_arrays),
+            _variant("no target", lambda rng, n: _distillation_arrays(rng, n, target=False)),
+            _variant(
+                "no target,T=2,alpha=0.7 (alpha unused)",
+                lambda rng, n: _distillation_arrays(rng, n, target=False),
+                temperature=2.0,
+                alpha=0.7,
+            ),
+            _variant("T=1,alpha=0.5,target", _distillation_arrays, temperature=1.0, alpha=0.5),
+            _variant(
+                "T=0.5,axis=1,(N,C,L),target",
+                lambda rng, n: _distillation_arrays(rng, n, shape=(n, 4, 3), axis=1),
+                temperature=0.5,
+                axis=1,
+            ),
+        ),
+        differentiable=("student_logits",),
+        references=(
+            Reference("seed 000 distillation_step loss (re-typed)", "torch", _seed_distillation),
+            Reference(
+                "optax.losses.kl_divergence + softmax_cross_entropy_with_integer_labels", "jax", _optax_distillation
+            ),
+        ),
+        notes=(
+            "Per sample: alpha T^2 KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) CE(student, target); "
+            "'mean' is seed 000's distillation_step loss (KLDivLoss(batchmean) * T*T, CrossEntropyLoss()). Without a "
+            "target the loss is T^2 KL alone (alpha unused). The teacher's gradient is stopped."
+        ),
+    )
+)

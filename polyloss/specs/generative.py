@@ -73,17 +73,19 @@ def _optax_gan_discriminator(m, a, p, r):
     return _two_sided(m, sbce(real, m.jnp.ones_like(real)), sbce(fake, m.jnp.zeros_like(fake)), r, m.jnp)
 
 
-register(LossSpec(
-    name="gan_discriminator",
-    family="generative",
-    variants=_GAN_PAIR_VARIANTS,
-    differentiable=("real_logits", "fake_logits"),
-    references=(
-        Reference("seed 002 gan_loss_discriminator (re-typed)", "torch", _seed_gan_discriminator),
-        Reference("optax.losses.sigmoid_binary_cross_entropy (ones / zeros)", "jax", _optax_gan_discriminator),
-    ),
-    notes="the seed returns two BCE means added; 'sum' adds the two sums, 'none' the per-sample terms.",
-))
+register(
+    LossSpec(
+        name="gan_discriminator",
+        family="generative",
+        variants=_GAN_PAIR_VARIANTS,
+        differentiable=("real_logits", "fake_logits"),
+        references=(
+            Reference("seed 002 gan_loss_discriminator (re-typed)", "torch", _seed_gan_discriminator),
+            Reference("optax.losses.sigmoid_binary_cross_entropy (ones / zeros)", "jax", _optax_gan_discriminator),
+        ),
+        notes="the seed returns two BCE means added; 'sum' adds the two sums, 'none' the per-sample terms.",
+    )
+)
 
 
 def _gan_fake(rng, n, *, shape=None, saturated=False):
@@ -116,24 +118,27 @@ def _optax_gan_generator(m, a, p, r):
     return reduce_reference(m.jnp, out, r)
 
 
-register(LossSpec(
-    name="gan_generator",
-    family="generative",
-    variants=(
-        _variant("non_saturating", _gan_fake),
-        _variant("non_saturating,(N,)", lambda rng, n: _gan_fake(rng, n, shape=(n,))),
-        _variant("minimax", _gan_fake, non_saturating=False),
-        _variant("non_saturating,saturated |logit|~30", lambda rng, n: _gan_fake(rng, n, saturated=True)),
-        _variant("minimax,saturated |logit|~30", lambda rng, n: _gan_fake(rng, n, saturated=True),
-                 non_saturating=False),
-    ),
-    differentiable=("fake_logits",),
-    references=(
-        Reference("seed 002 gan_loss_generator (re-typed)", "torch", _seed_gan_generator),
-        Reference("log(1 - sigmoid(d)) as F.logsigmoid(-d)", "torch", _torch_minimax_generator),
-        Reference("optax.losses.sigmoid_binary_cross_entropy", "jax", _optax_gan_generator),
-    ),
-))
+register(
+    LossSpec(
+        name="gan_generator",
+        family="generative",
+        variants=(
+            _variant("non_saturating", _gan_fake),
+            _variant("non_saturating,(N,)", lambda rng, n: _gan_fake(rng, n, shape=(n,))),
+            _variant("minimax", _gan_fake, non_saturating=False),
+            _variant("non_saturating,saturated |logit|~30", lambda rng, n: _gan_fake(rng, n, saturated=True)),
+            _variant(
+                "minimax,saturated |logit|~30", lambda rng, n: _gan_fake(rng, n, saturated=True), non_saturating=False
+            ),
+        ),
+        differentiable=("fake_logits",),
+        references=(
+            Reference("seed 002 gan_loss_generator (re-typed)", "torch", _seed_gan_generator),
+            Reference("log(1 - sigmoid(d)) as F.logsigmoid(-d)", "torch", _torch_minimax_generator),
+            Reference("optax.losses.sigmoid_binary_cross_entropy", "jax", _optax_gan_generator),
+        ),
+    )
+)
 
 
 # -- WGAN (Arjovsky et al.) -------------------------------------------------------
@@ -154,17 +159,19 @@ def _seed_wgan_critic(m, a, p, r):
     return -(m.torch.mean(real_output) - m.torch.mean(fake_output))
 
 
-register(LossSpec(
-    name="wgan_critic",
-    family="generative",
-    variants=(
-        _variant("(N,1)", _wgan_pair),
-        _variant("(N,)", lambda rng, n: _wgan_pair(rng, n, shape=(n,))),
-    ),
-    differentiable=("real_scores", "fake_scores"),
-    references=(Reference("seed 002 wgan_loss_discriminator (re-typed)", "torch", _seed_wgan_critic),),
-    second_order=False,  # linear
-))
+register(
+    LossSpec(
+        name="wgan_critic",
+        family="generative",
+        variants=(
+            _variant("(N,1)", _wgan_pair),
+            _variant("(N,)", lambda rng, n: _wgan_pair(rng, n, shape=(n,))),
+        ),
+        differentiable=("real_scores", "fake_scores"),
+        references=(Reference("seed 002 wgan_loss_discriminator (re-typed)", "torch", _seed_wgan_critic),),
+        second_order=False,  # linear
+    )
+)
 
 
 def _seed_wgan_generator(m, a, p, r):
@@ -172,17 +179,19 @@ def _seed_wgan_generator(m, a, p, r):
     return -_torch_reduce(m, a["fake_scores"], r)
 
 
-register(LossSpec(
-    name="wgan_generator",
-    family="generative",
-    variants=(
-        _variant("(N,1)", lambda rng, n: {"fake_scores": normal(rng, (n, 1), 3.0)}),
-        _variant("(N,)", lambda rng, n: {"fake_scores": normal(rng, (n,), 3.0)}),
-    ),
-    differentiable=("fake_scores",),
-    references=(Reference("seed 002 wgan_loss_generator (re-typed)", "torch", _seed_wgan_generator),),
-    second_order=False,  # linear
-))
+register(
+    LossSpec(
+        name="wgan_generator",
+        family="generative",
+        variants=(
+            _variant("(N,1)", lambda rng, n: {"fake_scores": normal(rng, (n, 1), 3.0)}),
+            _variant("(N,)", lambda rng, n: {"fake_scores": normal(rng, (n,), 3.0)}),
+        ),
+        differentiable=("fake_scores",),
+        references=(Reference("seed 002 wgan_loss_generator (re-typed)", "torch", _seed_wgan_generator),),
+        second_order=False,  # linear
+    )
+)
 
 
 # -- hinge (Lim & Ye; SAGAN, BigGAN) ----------------------------------------------
@@ -198,19 +207,27 @@ def _torch_hinge_discriminator(m, a, p, r):
     return _two_sided(m, m.F.relu(1.0 - a["real_logits"]), m.F.relu(1.0 + a["fake_logits"]), r)
 
 
-register(LossSpec(
-    name="hinge_discriminator",
-    family="generative",
-    variants=(
-        _variant("(N,1)", lambda rng, n: {"real_logits": _hinge_logits(rng, (n, 1)),
-                                          "fake_logits": _hinge_logits(rng, (n, 1))}),
-        _variant("(N,)", lambda rng, n: {"real_logits": _hinge_logits(rng, (n,)),
-                                         "fake_logits": _hinge_logits(rng, (n,))}),
-    ),
-    differentiable=("real_logits", "fake_logits"),
-    references=(Reference("hinge formula with F.relu (BigGAN loss_hinge_dis)", "torch", _torch_hinge_discriminator),),
-    second_order=False,  # piecewise linear
-))
+register(
+    LossSpec(
+        name="hinge_discriminator",
+        family="generative",
+        variants=(
+            _variant(
+                "(N,1)",
+                lambda rng, n: {"real_logits": _hinge_logits(rng, (n, 1)), "fake_logits": _hinge_logits(rng, (n, 1))},
+            ),
+            _variant(
+                "(N,)",
+                lambda rng, n: {"real_logits": _hinge_logits(rng, (n,)), "fake_logits": _hinge_logits(rng, (n,))},
+            ),
+        ),
+        differentiable=("real_logits", "fake_logits"),
+        references=(
+            Reference("hinge formula with F.relu (BigGAN loss_hinge_dis)", "torch", _torch_hinge_discriminator),
+        ),
+        second_order=False,  # piecewise linear
+    )
+)
 
 
 def _torch_hinge_generator(m, a, p, r):
@@ -218,17 +235,19 @@ def _torch_hinge_generator(m, a, p, r):
     return -_torch_reduce(m, a["fake_logits"], r)
 
 
-register(LossSpec(
-    name="hinge_generator",
-    family="generative",
-    variants=(
-        _variant("(N,1)", lambda rng, n: {"fake_logits": normal(rng, (n, 1), 2.0)}),
-        _variant("(N,)", lambda rng, n: {"fake_logits": normal(rng, (n,), 2.0)}),
-    ),
-    differentiable=("fake_logits",),
-    references=(Reference("hinge formula (BigGAN loss_hinge_gen)", "torch", _torch_hinge_generator),),
-    second_order=False,  # linear
-))
+register(
+    LossSpec(
+        name="hinge_generator",
+        family="generative",
+        variants=(
+            _variant("(N,1)", lambda rng, n: {"fake_logits": normal(rng, (n, 1), 2.0)}),
+            _variant("(N,)", lambda rng, n: {"fake_logits": normal(rng, (n,), 2.0)}),
+        ),
+        differentiable=("fake_logits",),
+        references=(Reference("hinge formula (BigGAN loss_hinge_gen)", "torch", _torch_hinge_generator),),
+        second_order=False,  # linear
+    )
+)
 
 
 # -- gradient penalty (WGAN-GP, Gulrajani et al.) ---------------------------------
@@ -286,26 +305,36 @@ def _jax_per_sample_penalty(m, a, p, r):
     return reduce_reference(jnp, p.get("weight", 10.0) * (norms - 1.0) ** 2, r)
 
 
-register(LossSpec(
-    name="gradient_penalty",
-    family="generative",
-    variants=(
-        _variant("(N,3),weight=10", _gp_arrays, critic=_smooth_critic),
-        _variant("(N,2,3),weight=1", lambda rng, n: _gp_arrays(rng, n, shape=(2, 3)), critic=_smooth_critic,
-                 weight=1.0),
-        _variant("(N,4),quadratic critic,weight=2.5", lambda rng, n: _gp_arrays(rng, n, shape=(4,)),
-                 critic=_quadratic_critic, weight=2.5),
-    ),
-    differentiable=("real", "fake"),
-    references=(
-        Reference("PyTorch-GAN compute_gradient_penalty (re-typed, autograd.grad create_graph)", "torch",
-                  _torch_compute_gradient_penalty),
-        Reference("per-sample jax.vmap(jax.grad(critic))", "jax", _jax_per_sample_penalty),
-    ),
-    notes="needs autodiff (absent from polyloss.numpy): values are compared with JAX; the critic is a "
-          "framework-agnostic function in the params and the interpolation weights are given, so both "
-          "frameworks interpolate identically. Gradients w.r.t. real/fake are double backward.",
-))
+register(
+    LossSpec(
+        name="gradient_penalty",
+        family="generative",
+        variants=(
+            _variant("(N,3),weight=10", _gp_arrays, critic=_smooth_critic),
+            _variant(
+                "(N,2,3),weight=1", lambda rng, n: _gp_arrays(rng, n, shape=(2, 3)), critic=_smooth_critic, weight=1.0
+            ),
+            _variant(
+                "(N,4),quadratic critic,weight=2.5",
+                lambda rng, n: _gp_arrays(rng, n, shape=(4,)),
+                critic=_quadratic_critic,
+                weight=2.5,
+            ),
+        ),
+        differentiable=("real", "fake"),
+        references=(
+            Reference(
+                "PyTorch-GAN compute_gradient_penalty (re-typed, autograd.grad create_graph)",
+                "torch",
+                _torch_compute_gradient_penalty,
+            ),
+            Reference("per-sample jax.vmap(jax.grad(critic))", "jax", _jax_per_sample_penalty),
+        ),
+        notes="needs autodiff (absent from polyloss.numpy): values are compared with JAX; the critic is a "
+        "framework-agnostic function in the params and the interpolation weights are given, so both "
+        "frameworks interpolate identically. Gradients w.r.t. real/fake are double backward.",
+    )
+)
 
 
 # -- VAE (Kingma & Welling) ------------------------------------------------------
@@ -339,26 +368,31 @@ def _numpy_kl_loop(m, a, p, r):
     return reduce_reference(np_, out, r)
 
 
-register(LossSpec(
-    name="vae_kl",
-    family="generative",
-    variants=(
-        _variant("(N,L)", lambda rng, n: _latent(rng, (n, L))),
-        _variant("axis=0,(L,N)", lambda rng, n: _latent(rng, (L, n)), axis=0),
-        _variant("(N,2,L)", lambda rng, n: _latent(rng, (n, 2, L))),
-    ),
-    differentiable=("mu", "logvar"),
-    references=(
-        Reference("seed 002 vae_loss KL term (re-typed)", "torch", _seed_vae_kl),
-        Reference("closed-form KL loop", "numpy", _numpy_kl_loop, grads=False),
-    ),
-))
+register(
+    LossSpec(
+        name="vae_kl",
+        family="generative",
+        variants=(
+            _variant("(N,L)", lambda rng, n: _latent(rng, (n, L))),
+            _variant("axis=0,(L,N)", lambda rng, n: _latent(rng, (L, n)), axis=0),
+            _variant("(N,2,L)", lambda rng, n: _latent(rng, (n, 2, L))),
+        ),
+        differentiable=("mu", "logvar"),
+        references=(
+            Reference("seed 002 vae_loss KL term (re-typed)", "torch", _seed_vae_kl),
+            Reference("closed-form KL loop", "numpy", _numpy_kl_loop, grads=False),
+        ),
+    )
+)
 
 
 def _vae_arrays(rng, n, *, target="soft", recon="probs", shape=(P,)):
     shape = (n, *shape)
-    x = {"soft": lambda: rng.uniform(0.0, 1.0, size=shape), "binary": lambda: binary(rng, shape),
-         "real": lambda: normal(rng, shape)}[target]()
+    x = {
+        "soft": lambda: rng.uniform(0.0, 1.0, size=shape),
+        "binary": lambda: binary(rng, shape),
+        "real": lambda: normal(rng, shape),
+    }[target]()
     recon_values = rng.uniform(0.02, 0.98, size=shape) if recon == "probs" else normal(rng, shape)
     return {"recon": recon_values, "x": x, **_latent(rng, (n, L))}
 
@@ -377,21 +411,27 @@ def _seed_vae(m, a, p, r):
     return _torch_reduce(m, per_sample, r)
 
 
-register(LossSpec(
-    name="vae",
-    family="generative",
-    variants=(
-        _variant("bce,soft x", _vae_arrays),
-        _variant("bce,binary x", lambda rng, n: _vae_arrays(rng, n, target="binary")),
-        _variant("bce,(N,2,2) images,beta=4", lambda rng, n: _vae_arrays(rng, n, shape=(2, 2)), beta=4.0),
-        _variant("mse", lambda rng, n: _vae_arrays(rng, n, target="real", recon="real"), recon_loss="mse"),
-        _variant("mse,beta=0.5", lambda rng, n: _vae_arrays(rng, n, target="real", recon="real"),
-                 recon_loss="mse", beta=0.5),
-    ),
-    differentiable=("recon", "mu", "logvar"),  # not x: finite differences would leave [0, 1] at binary targets
-    references=(Reference("seed 002 vae_loss (re-typed)", "torch", _seed_vae),),
-    notes="default reduction 'sum', as the seed; 'mean' and 'none' are per sample.",
-))
+register(
+    LossSpec(
+        name="vae",
+        family="generative",
+        variants=(
+            _variant("bce,soft x", _vae_arrays),
+            _variant("bce,binary x", lambda rng, n: _vae_arrays(rng, n, target="binary")),
+            _variant("bce,(N,2,2) images,beta=4", lambda rng, n: _vae_arrays(rng, n, shape=(2, 2)), beta=4.0),
+            _variant("mse", lambda rng, n: _vae_arrays(rng, n, target="real", recon="real"), recon_loss="mse"),
+            _variant(
+                "mse,beta=0.5",
+                lambda rng, n: _vae_arrays(rng, n, target="real", recon="real"),
+                recon_loss="mse",
+                beta=0.5,
+            ),
+        ),
+        differentiable=("recon", "mu", "logvar"),  # not x: finite differences would leave [0, 1] at binary targets
+        references=(Reference("seed 002 vae_loss (re-typed)", "torch", _seed_vae),),
+        notes="default reduction 'sum', as the seed; 'mean' and 'none' are per sample.",
+    )
+)
 
 
 # -- perceptual (Johnson et al.) --------------------------------------------------
@@ -430,14 +470,18 @@ def _seed_perceptual(m, a, p, r):
     return loss if r != "sum" else loss.sum()
 
 
-register(LossSpec(
-    name="perceptual",
-    family="generative",
-    variants=(
-        _variant("two layers", _images, features=_two_layers),
-        _variant("three layers,layer_weights", _images, features=_three_layers, layer_weights=(0.3, 1.5, 0.7)),
-        _variant("identity features,(N,3,2,2)", lambda rng, n: _images(rng, n, (3, 2, 2)), features=_identity_features),
-    ),
-    differentiable=("pred", "target"),
-    references=(Reference("seed 002 PerceptualLoss (re-typed, the case's features)", "torch", _seed_perceptual),),
-))
+register(
+    LossSpec(
+        name="perceptual",
+        family="generative",
+        variants=(
+            _variant("two layers", _images, features=_two_layers),
+            _variant("three layers,layer_weights", _images, features=_three_layers, layer_weights=(0.3, 1.5, 0.7)),
+            _variant(
+                "identity features,(N,3,2,2)", lambda rng, n: _images(rng, n, (3, 2, 2)), features=_identity_features
+            ),
+        ),
+        differentiable=("pred", "target"),
+        references=(Reference("seed 002 PerceptualLoss (re-typed, the case's features)", "torch", _seed_perceptual),),
+    )
+)

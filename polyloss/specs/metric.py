@@ -44,11 +44,16 @@ def _contrastive_arrays(rng, n, *, margin=1.0, eps=1e-6, identical=False, **_):
     if identical:  # d = ||eps||_2 = sqrt(D) * eps > 0: a finite gradient, similar pairs only (see notes)
         return {"x1": x1, "x2": x1.copy(), "similar": np.ones(n)}
     similar = binary(rng, (n,))
-    x2 = np.stack([
-        _draw(rng, lambda row=row: row + normal(rng, (D,), 0.4 * margin),
-              lambda cand, row=row: abs(margin - np.linalg.norm(row - cand + eps)) > GAP)
-        for row in x1
-    ])
+    x2 = np.stack(
+        [
+            _draw(
+                rng,
+                lambda row=row: row + normal(rng, (D,), 0.4 * margin),
+                lambda cand, row=row: abs(margin - np.linalg.norm(row - cand + eps)) > GAP,
+            )
+            for row in x1
+        ]
+    )
     return {"x1": x1, "x2": x2, "similar": similar}
 
 
@@ -82,25 +87,27 @@ def _numpy_contrastive(m, a, p, r):
     return reduce_reference(np_, out, r)
 
 
-register(LossSpec(
-    name="contrastive",
-    family="metric",
-    variants=(
-        _variant("random pairs", _contrastive_arrays),
-        _variant("identical pairs,similar", lambda rng, n, **k: _contrastive_arrays(rng, n, identical=True)),
-        _variant("margin=2", _contrastive_arrays, margin=2.0),
-        _variant("eps=0", _contrastive_arrays, eps=0.0),
-    ),
-    differentiable=("x1", "x2"),
-    references=(
-        _seed_contrastive("002", mean_only=False),
-        _seed_contrastive("004", mean_only=True),
-        Reference("contrastive loop", "numpy", _numpy_contrastive, grads=False),
-    ),
-    notes="identical pairs are generated similar only: for a dissimilar identical pair d = sqrt(D) * eps = 2e-6 is "
-          "on the scale of the finite-difference step, so (margin - d)^2 has curvature ~1/d there and finite "
-          "differences cannot check it (the value and autodiff gradient are still finite).",
-))
+register(
+    LossSpec(
+        name="contrastive",
+        family="metric",
+        variants=(
+            _variant("random pairs", _contrastive_arrays),
+            _variant("identical pairs,similar", lambda rng, n, **k: _contrastive_arrays(rng, n, identical=True)),
+            _variant("margin=2", _contrastive_arrays, margin=2.0),
+            _variant("eps=0", _contrastive_arrays, eps=0.0),
+        ),
+        differentiable=("x1", "x2"),
+        references=(
+            _seed_contrastive("002", mean_only=False),
+            _seed_contrastive("004", mean_only=True),
+            Reference("contrastive loop", "numpy", _numpy_contrastive, grads=False),
+        ),
+        notes="identical pairs are generated similar only: for a dissimilar identical pair d = sqrt(D) * eps = 2e-6 is "
+        "on the scale of the finite-difference step, so (margin - d)^2 has curvature ~1/d there and finite "
+        "differences cannot check it (the value and autodiff gradient are still finite).",
+    )
+)
 
 
 # -- triplet --------------------------------------------------------------------------
@@ -134,8 +141,16 @@ def _triplet_arrays(rng, n, *, margin=1.0, p=2.0, eps=1e-6, swap=False, squared=
 def _torch_triplet(m, a, p, r):
     if p.get("squared", False):
         raise NotApplicable("F.triplet_margin_loss has no squared distances")
-    return m.F.triplet_margin_loss(a["anchor"], a["positive"], a["negative"], margin=p.get("margin", 1.0),
-                                   p=p.get("p", 2.0), eps=p.get("eps", 1e-6), swap=p.get("swap", False), reduction=r)
+    return m.F.triplet_margin_loss(
+        a["anchor"],
+        a["positive"],
+        a["negative"],
+        margin=p.get("margin", 1.0),
+        p=p.get("p", 2.0),
+        eps=p.get("eps", 1e-6),
+        swap=p.get("swap", False),
+        reduction=r,
+    )
 
 
 def _seed002_triplet(m, a, p, r):
@@ -175,26 +190,28 @@ def _numpy_triplet(m, a, p, r):
     return reduce_reference(np_, out, r)
 
 
-register(LossSpec(
-    name="triplet",
-    family="metric",
-    variants=(
-        _variant("default", _triplet_arrays),
-        _variant("p=1", _triplet_arrays, p=1.0),
-        _variant("p=3", _triplet_arrays, p=3.0),
-        _variant("swap", _triplet_arrays, swap=True),
-        _variant("squared", _triplet_arrays, squared=True),
-        _variant("margin=0.2", _triplet_arrays, margin=0.2),
-        _variant("squared,swap,margin=2", _triplet_arrays, squared=True, swap=True, margin=2.0),
-    ),
-    differentiable=("anchor", "positive", "negative"),
-    references=(
-        Reference("torch.nn.functional.triplet_margin_loss", "torch", _torch_triplet),
-        Reference("seed 002 TripletLoss (re-typed)", "torch", _seed002_triplet),
-        Reference("seed 004 triplet_loss (re-typed)", "torch", _seed004_triplet),
-        Reference("triplet loop", "numpy", _numpy_triplet, grads=False),
-    ),
-))
+register(
+    LossSpec(
+        name="triplet",
+        family="metric",
+        variants=(
+            _variant("default", _triplet_arrays),
+            _variant("p=1", _triplet_arrays, p=1.0),
+            _variant("p=3", _triplet_arrays, p=3.0),
+            _variant("swap", _triplet_arrays, swap=True),
+            _variant("squared", _triplet_arrays, squared=True),
+            _variant("margin=0.2", _triplet_arrays, margin=0.2),
+            _variant("squared,swap,margin=2", _triplet_arrays, squared=True, swap=True, margin=2.0),
+        ),
+        differentiable=("anchor", "positive", "negative"),
+        references=(
+            Reference("torch.nn.functional.triplet_margin_loss", "torch", _torch_triplet),
+            Reference("seed 002 TripletLoss (re-typed)", "torch", _seed002_triplet),
+            Reference("seed 004 triplet_loss (re-typed)", "torch", _seed004_triplet),
+            Reference("triplet loop", "numpy", _numpy_triplet, grads=False),
+        ),
+    )
+)
 
 
 # -- triplet_mined ----------------------------------------------------------------------
@@ -251,8 +268,9 @@ def _mined_arrays(rng, n, *, kind="classes", margin=1.0, squared=False, **_):
 
 
 def _mined_variant(mining, kind="classes", **params):
-    name = ",".join([f"mining={mining}"] + ([] if kind == "classes" else [kind])
-                    + [f"{k}={v}" for k, v in params.items()])
+    name = ",".join(
+        [f"mining={mining}"] + ([] if kind == "classes" else [kind]) + [f"{k}={v}" for k, v in params.items()]
+    )
     return Variant(name, lambda rng, n: Case(_mined_arrays(rng, n, kind=kind, **params), {"mining": mining, **params}))
 
 
@@ -316,8 +334,7 @@ def _tfa_semihard(m, a, p, r):
     adjacency = lab == lab.T
     adjacency_not = np_.logical_not(adjacency)
     pdist_matrix_tile = np_.tile(pdist_matrix, (batch_size, 1))
-    mask = np_.logical_and(np_.tile(adjacency_not, (batch_size, 1)),
-                           pdist_matrix_tile > pdist_matrix.T.reshape(-1, 1))
+    mask = np_.logical_and(np_.tile(adjacency_not, (batch_size, 1)), pdist_matrix_tile > pdist_matrix.T.reshape(-1, 1))
     mask_final = (np_.sum(mask.astype(np_.float64), axis=1, keepdims=True) > 0.0).reshape(batch_size, batch_size).T
     adjacency_not = adjacency_not.astype(np_.float64)
     mask = mask.astype(np_.float64)
@@ -376,35 +393,41 @@ def _mined_loop(m, a, p, r):
     return total if r == "sum" else (total / count if count else np_.float64(0.0))
 
 
-register(LossSpec(
-    name="triplet_mined",
-    family="metric",
-    variants=(
-        _mined_variant("batch_hard"),
-        _mined_variant("batch_all"),
-        _mined_variant("semi_hard"),
-        _mined_variant("batch_hard", squared=True),
-        _mined_variant("batch_all", squared=True),
-        _mined_variant("semi_hard", squared=True),
-        _mined_variant("batch_hard", "singleton class", margin=0.2),
-        _mined_variant("batch_all", "singleton class"),
-        _mined_variant("semi_hard", "singleton class", margin=0.5),
-        _mined_variant("batch_hard", "all same labels"),
-        _mined_variant("batch_all", "all same labels"),
-        _mined_variant("semi_hard", "all same labels"),
-        _mined_variant("semi_hard", "all distinct labels"),
-    ),
-    differentiable=("embeddings",),
-    references=(
-        Reference("seed 002 OnlineTripletLoss (re-typed)", "torch", _seed002_online_triplet),
-        Reference("tfa.losses.triplet_semihard_loss (re-typed, polyloss's empty-set rules)", "numpy", _tfa_semihard,
-                  grads=False),
-        Reference("mining loop over (a, p, n)", "numpy", _mined_loop, grads=False),
-    ),
-    notes="semi_hard deviates from TFA where an anchor has no negative (TFA: loss margin + d_ap from a masked "
-          "maximum over an empty set; polyloss: nothing) and where no positive pair has a negative (TFA: 0 / 0 = "
-          "NaN; polyloss: 0); the TFA reference applies both rules. Mined batches have a fixed N=6 rows.",
-))
+register(
+    LossSpec(
+        name="triplet_mined",
+        family="metric",
+        variants=(
+            _mined_variant("batch_hard"),
+            _mined_variant("batch_all"),
+            _mined_variant("semi_hard"),
+            _mined_variant("batch_hard", squared=True),
+            _mined_variant("batch_all", squared=True),
+            _mined_variant("semi_hard", squared=True),
+            _mined_variant("batch_hard", "singleton class", margin=0.2),
+            _mined_variant("batch_all", "singleton class"),
+            _mined_variant("semi_hard", "singleton class", margin=0.5),
+            _mined_variant("batch_hard", "all same labels"),
+            _mined_variant("batch_all", "all same labels"),
+            _mined_variant("semi_hard", "all same labels"),
+            _mined_variant("semi_hard", "all distinct labels"),
+        ),
+        differentiable=("embeddings",),
+        references=(
+            Reference("seed 002 OnlineTripletLoss (re-typed)", "torch", _seed002_online_triplet),
+            Reference(
+                "tfa.losses.triplet_semihard_loss (re-typed, polyloss's empty-set rules)",
+                "numpy",
+                _tfa_semihard,
+                grads=False,
+            ),
+            Reference("mining loop over (a, p, n)", "numpy", _mined_loop, grads=False),
+        ),
+        notes="semi_hard deviates from TFA where an anchor has no negative (TFA: loss margin + d_ap from a masked "
+        "maximum over an empty set; polyloss: nothing) and where no positive pair has a negative (TFA: 0 / 0 = "
+        "NaN; polyloss: 0); the TFA reference applies both rules. Mined batches have a fixed N=6 rows.",
+    )
+)
 
 
 # -- cosine_embedding -------------------------------------------------------------------
@@ -418,8 +441,11 @@ def _torch_cos(x1, x2):
 def _cosine_arrays(rng, n, *, margin=0.0, zero=False, **_):
     target = rng.choice([-1.0, 1.0], size=n)
     rows = [
-        _draw(rng, lambda: normal(rng, (2, D)),
-              lambda pair, t=t: t == 1.0 or abs(_torch_cos(pair[0], pair[1]) - margin) > GAP)
+        _draw(
+            rng,
+            lambda: normal(rng, (2, D)),
+            lambda pair, t=t: t == 1.0 or abs(_torch_cos(pair[0], pair[1]) - margin) > GAP,
+        )
         for t in target
     ]
     x1, x2 = np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows])
@@ -446,23 +472,27 @@ def _numpy_cosine_embedding(m, a, p, r):
     return reduce_reference(np_, out, r)
 
 
-register(LossSpec(
-    name="cosine_embedding",
-    family="metric",
-    variants=(
-        _variant("random", _cosine_arrays),
-        _variant("margin=0.3", _cosine_arrays, margin=0.3),
-        _variant("zero vectors,margin=0.99", lambda rng, n, **k: _cosine_arrays(rng, n, zero=True, **k), margin=0.99),
-    ),
-    differentiable=("x1", "x2"),
-    references=(
-        Reference("torch.nn.functional.cosine_embedding_loss", "torch", _torch_cosine_embedding),
-        Reference("cosine embedding loop", "numpy", _numpy_cosine_embedding, grads=False),
-    ),
-    notes="zero-vector rows are generated with target -1 and margin 0.99 (a flat hinge) only: the loss is smooth "
-          "there but the cosine's slope at the zero vector is ~1 / sqrt(1e-12) = 1e6, so a finite-difference step "
-          "of 1e-6 moves it by O(1) (across any smaller margin, or along 1 - cos for target 1).",
-))
+register(
+    LossSpec(
+        name="cosine_embedding",
+        family="metric",
+        variants=(
+            _variant("random", _cosine_arrays),
+            _variant("margin=0.3", _cosine_arrays, margin=0.3),
+            _variant(
+                "zero vectors,margin=0.99", lambda rng, n, **k: _cosine_arrays(rng, n, zero=True, **k), margin=0.99
+            ),
+        ),
+        differentiable=("x1", "x2"),
+        references=(
+            Reference("torch.nn.functional.cosine_embedding_loss", "torch", _torch_cosine_embedding),
+            Reference("cosine embedding loop", "numpy", _numpy_cosine_embedding, grads=False),
+        ),
+        notes="zero-vector rows are generated with target -1 and margin 0.99 (a flat hinge) only: the loss is smooth "
+        "there but the cosine's slope at the zero vector is ~1 / sqrt(1e-12) = 1e6, so a finite-difference step "
+        "of 1e-6 moves it by O(1) (across any smaller margin, or along 1 - cos for target 1).",
+    )
+)
 
 
 # -- margin_ranking ---------------------------------------------------------------------
@@ -480,17 +510,19 @@ def _torch_margin_ranking(m, a, p, r):
     return m.F.margin_ranking_loss(a["x1"], a["x2"], a["target"], margin=p.get("margin", 0.0), reduction=r)
 
 
-register(LossSpec(
-    name="margin_ranking",
-    family="metric",
-    variants=(
-        _variant("default", _ranking_arrays),
-        _variant("margin=0.5", _ranking_arrays, margin=0.5),
-    ),
-    differentiable=("x1", "x2"),
-    references=(Reference("torch.nn.functional.margin_ranking_loss", "torch", _torch_margin_ranking),),
-    second_order=False,  # piecewise linear
-))
+register(
+    LossSpec(
+        name="margin_ranking",
+        family="metric",
+        variants=(
+            _variant("default", _ranking_arrays),
+            _variant("margin=0.5", _ranking_arrays, margin=0.5),
+        ),
+        differentiable=("x1", "x2"),
+        references=(Reference("torch.nn.functional.margin_ranking_loss", "torch", _torch_margin_ranking),),
+        second_order=False,  # piecewise linear
+    )
+)
 
 
 # -- arcface / cosface --------------------------------------------------------------------
@@ -530,10 +562,13 @@ def _margin_arrays(rng, n, *, margin, arc, below=False, near=False, **_):
 
 def _arc_variant(name, arc, **params):
     defaults = {"margin": 0.5 if arc else 0.35}
-    return Variant(name, lambda rng, n: Case(
-        _margin_arrays(rng, n, arc=arc, **{**defaults, **params}),
-        {k: v for k, v in params.items() if k in ("scale", "margin")},
-    ))
+    return Variant(
+        name,
+        lambda rng, n: Case(
+            _margin_arrays(rng, n, arc=arc, **{**defaults, **params}),
+            {k: v for k, v in params.items() if k in ("scale", "margin")},
+        ),
+    )
 
 
 def _arc_margin_product(m, a, p, r):
@@ -595,33 +630,37 @@ def _margin_loop(arc: bool):
     return Reference(f"{'arcface' if arc else 'cosface'} loop (angles)", "numpy", ref, grads=False)
 
 
-register(LossSpec(
-    name="arcface",
-    family="metric",
-    variants=(
-        _arc_variant("default", True),
-        _arc_variant("scale=30,margin=0.3", True, scale=30.0, margin=0.3),
-        _arc_variant("target cosine below cos(pi - m)", True, below=True),
-        _arc_variant("near class weight,scale=16", True, near=True, scale=16.0),
-    ),
-    differentiable=("embeddings", "class_weights"),
-    references=(
-        Reference("arcface-pytorch ArcMarginProduct + F.cross_entropy (re-typed)", "torch", _arc_margin_product),
-        _margin_loop(arc=True),
-    ),
-))
+register(
+    LossSpec(
+        name="arcface",
+        family="metric",
+        variants=(
+            _arc_variant("default", True),
+            _arc_variant("scale=30,margin=0.3", True, scale=30.0, margin=0.3),
+            _arc_variant("target cosine below cos(pi - m)", True, below=True),
+            _arc_variant("near class weight,scale=16", True, near=True, scale=16.0),
+        ),
+        differentiable=("embeddings", "class_weights"),
+        references=(
+            Reference("arcface-pytorch ArcMarginProduct + F.cross_entropy (re-typed)", "torch", _arc_margin_product),
+            _margin_loop(arc=True),
+        ),
+    )
+)
 
-register(LossSpec(
-    name="cosface",
-    family="metric",
-    variants=(
-        _arc_variant("default", False),
-        _arc_variant("scale=30,margin=0.2", False, scale=30.0, margin=0.2),
-        _arc_variant("near class weight,scale=16", False, near=True, scale=16.0),
-    ),
-    differentiable=("embeddings", "class_weights"),
-    references=(
-        Reference("arcface-pytorch AddMarginProduct + F.cross_entropy (re-typed)", "torch", _add_margin_product),
-        _margin_loop(arc=False),
-    ),
-))
+register(
+    LossSpec(
+        name="cosface",
+        family="metric",
+        variants=(
+            _arc_variant("default", False),
+            _arc_variant("scale=30,margin=0.2", False, scale=30.0, margin=0.2),
+            _arc_variant("near class weight,scale=16", False, near=True, scale=16.0),
+        ),
+        differentiable=("embeddings", "class_weights"),
+        references=(
+            Reference("arcface-pytorch AddMarginProduct + F.cross_entropy (re-typed)", "torch", _add_margin_product),
+            _margin_loop(arc=False),
+        ),
+    )
+)

@@ -42,17 +42,19 @@ def _seed_multitask(m, a, p, r):
     return total_loss if r == "sum" else total_loss / len(terms)
 
 
-register(LossSpec(
-    name="uncertainty_weighting",
-    family="multitask",
-    variants=(
-        _variant("(T,)", _tasks),
-        _variant("(T,2)", lambda rng, n: _tasks(rng, n, shape=(n + 1, 2))),
-    ),
-    differentiable=("losses", "log_vars"),
-    references=(Reference("seed 002 MultiTaskLoss (re-typed)", "torch", _seed_multitask),),
-    notes="default reduction 'sum' (the paper's total).",
-))
+register(
+    LossSpec(
+        name="uncertainty_weighting",
+        family="multitask",
+        variants=(
+            _variant("(T,)", _tasks),
+            _variant("(T,2)", lambda rng, n: _tasks(rng, n, shape=(n + 1, 2))),
+        ),
+        differentiable=("losses", "log_vars"),
+        references=(Reference("seed 002 MultiTaskLoss (re-typed)", "torch", _seed_multitask),),
+        notes="default reduction 'sum' (the paper's total).",
+    )
+)
 
 
 # -- curriculum -------------------------------------------------------------------
@@ -79,16 +81,21 @@ def _seed_curriculum(m, a, p, r):
     return reduce_reference(m.torch, losses * weights, r)
 
 
-register(LossSpec(
-    name="curriculum",
-    family="multitask",
-    variants=tuple(
-        _variant(f"progress={progress}", lambda rng, n, progress=progress: _curriculum_arrays(rng, n, progress),
-                 progress=progress)
-        for progress in (0.5, 0.2, 1.0, 0.0)
-    ),
-    differentiable=("losses",),
-    references=(Reference("seed 002 CurriculumLoss (re-typed)", "torch", _seed_curriculum),),
-    second_order=False,  # linear in losses
-    notes="default reduction 'sum', as the seed; the weights are constant in the difficulty (no gradient).",
-))
+register(
+    LossSpec(
+        name="curriculum",
+        family="multitask",
+        variants=tuple(
+            _variant(
+                f"progress={progress}",
+                lambda rng, n, progress=progress: _curriculum_arrays(rng, n, progress),
+                progress=progress,
+            )
+            for progress in (0.5, 0.2, 1.0, 0.0)
+        ),
+        differentiable=("losses",),
+        references=(Reference("seed 002 CurriculumLoss (re-typed)", "torch", _seed_curriculum),),
+        second_order=False,  # linear in losses
+        notes="default reduction 'sum', as the seed; the weights are constant in the difficulty (no gradient).",
+    )
+)

@@ -68,63 +68,80 @@ def _numpy_loop(name: str, elementwise) -> Reference:
     return Reference(name, "numpy", ref, grads=False)
 
 
-register(LossSpec(
-    name="mse",
-    family="regression",
-    variants=(_pair(), _pair(weighted=True)),
-    differentiable=("pred", "target"),
-    references=(_torch_weighted("mse_loss"), _optax_elementwise("squared_error")),
-))
+register(
+    LossSpec(
+        name="mse",
+        family="regression",
+        variants=(_pair(), _pair(weighted=True)),
+        differentiable=("pred", "target"),
+        references=(_torch_weighted("mse_loss"), _optax_elementwise("squared_error")),
+    )
+)
 
-register(LossSpec(
-    name="mae",
-    family="regression",
-    variants=(_pair(), _pair(weighted=True)),
-    differentiable=("pred", "target"),
-    references=(_torch_weighted("l1_loss"),),
-))
+register(
+    LossSpec(
+        name="mae",
+        family="regression",
+        variants=(_pair(), _pair(weighted=True)),
+        differentiable=("pred", "target"),
+        references=(_torch_weighted("l1_loss"),),
+    )
+)
 
-register(LossSpec(
-    name="huber",
-    family="regression",
-    variants=(_pair((0.0, 1.0)), _pair((0.0, 0.5), delta=0.5), _pair((0.0, 2.0), weighted=True, delta=2.0)),
-    differentiable=("pred", "target"),
-    references=(_torch_weighted("huber_loss", "delta"), _optax_elementwise("huber_loss", "delta")),
-    notes="F.huber_loss(weight=) divides by N for 'mean'; polyloss (like F.mse_loss(weight=)) by sum(weight).",
-))
+register(
+    LossSpec(
+        name="huber",
+        family="regression",
+        variants=(_pair((0.0, 1.0)), _pair((0.0, 0.5), delta=0.5), _pair((0.0, 2.0), weighted=True, delta=2.0)),
+        differentiable=("pred", "target"),
+        references=(_torch_weighted("huber_loss", "delta"), _optax_elementwise("huber_loss", "delta")),
+        notes="F.huber_loss(weight=) divides by N for 'mean'; polyloss (like F.mse_loss(weight=)) by sum(weight).",
+    )
+)
 
-register(LossSpec(
-    name="smooth_l1",
-    family="regression",
-    variants=(_pair((0.0, 1.0)), _pair((0.0, 0.3), beta=0.3), _pair((0.0,), beta=0.0), _pair((0.0, 1.0), weighted=True)),
-    differentiable=("pred", "target"),
-    references=(_torch_weighted("smooth_l1_loss", "beta"),),
-))
-
-register(LossSpec(
-    name="log_cosh",
-    family="regression",
-    variants=(_pair(), _pair(weighted=True)),
-    differentiable=("pred", "target"),
-    references=(
-        _optax_elementwise("log_cosh"),
-        _numpy_loop("log(cosh(e)) loop", lambda y, t, p: math.log(math.cosh(y - t))),
-    ),
-))
-
-register(LossSpec(
-    name="quantile",
-    family="regression",
-    variants=(_pair(), _pair(q=0.1), _pair(weighted=True, q=0.9)),
-    differentiable=("pred", "target"),
-    references=(
-        _numpy_loop(
-            "pinball loop",
-            lambda y, t, p: max(p.get("q", 0.5) * (t - y), (p.get("q", 0.5) - 1.0) * (t - y)),
+register(
+    LossSpec(
+        name="smooth_l1",
+        family="regression",
+        variants=(
+            _pair((0.0, 1.0)),
+            _pair((0.0, 0.3), beta=0.3),
+            _pair((0.0,), beta=0.0),
+            _pair((0.0, 1.0), weighted=True),
         ),
-    ),
-    second_order=False,  # piecewise linear: the second derivative is 0, finite differences add nothing
-))
+        differentiable=("pred", "target"),
+        references=(_torch_weighted("smooth_l1_loss", "beta"),),
+    )
+)
+
+register(
+    LossSpec(
+        name="log_cosh",
+        family="regression",
+        variants=(_pair(), _pair(weighted=True)),
+        differentiable=("pred", "target"),
+        references=(
+            _optax_elementwise("log_cosh"),
+            _numpy_loop("log(cosh(e)) loop", lambda y, t, p: math.log(math.cosh(y - t))),
+        ),
+    )
+)
+
+register(
+    LossSpec(
+        name="quantile",
+        family="regression",
+        variants=(_pair(), _pair(q=0.1), _pair(weighted=True, q=0.9)),
+        differentiable=("pred", "target"),
+        references=(
+            _numpy_loop(
+                "pinball loop",
+                lambda y, t, p: max(p.get("q", 0.5) * (t - y), (p.get("q", 0.5) - 1.0) * (t - y)),
+            ),
+        ),
+        second_order=False,  # piecewise linear: the second derivative is 0, finite differences add nothing
+    )
+)
 
 
 def _poisson(log_input: bool, full: bool) -> Variant:
@@ -140,13 +157,15 @@ def _torch_poisson(m, a, p, r):
     return m.F.poisson_nll_loss(a["pred"], a["target"], log_input=p["log_input"], full=p["full"], reduction=r)
 
 
-register(LossSpec(
-    name="poisson_nll",
-    family="regression",
-    variants=tuple(_poisson(li, full) for li in (True, False) for full in (False, True)),
-    differentiable=("pred",),
-    references=(Reference("torch.nn.functional.poisson_nll_loss", "torch", _torch_poisson),),
-))
+register(
+    LossSpec(
+        name="poisson_nll",
+        family="regression",
+        variants=tuple(_poisson(li, full) for li in (True, False) for full in (False, True)),
+        differentiable=("pred",),
+        references=(Reference("torch.nn.functional.poisson_nll_loss", "torch", _torch_poisson),),
+    )
+)
 
 
 def _gaussian(var_shape: str, full: bool) -> Variant:
@@ -163,13 +182,15 @@ def _torch_gaussian(m, a, p, r):
     return m.F.gaussian_nll_loss(a["pred"], a["target"], a["var"], full=p["full"], reduction=r)
 
 
-register(LossSpec(
-    name="gaussian_nll",
-    family="regression",
-    variants=(_gaussian("same", False), _gaussian("column", True), _gaussian("per-sample", False)),
-    differentiable=("pred", "target", "var"),
-    references=(Reference("torch.nn.functional.gaussian_nll_loss", "torch", _torch_gaussian),),
-))
+register(
+    LossSpec(
+        name="gaussian_nll",
+        family="regression",
+        variants=(_gaussian("same", False), _gaussian("column", True), _gaussian("per-sample", False)),
+        differentiable=("pred", "target", "var"),
+        references=(Reference("torch.nn.functional.gaussian_nll_loss", "torch", _torch_gaussian),),
+    )
+)
 
 
 def _seed_asymmetric_mse(m, a, p, r):
@@ -185,17 +206,19 @@ def _seed_asymmetric_mse(m, a, p, r):
     return reduce_reference(m.torch, loss, r)
 
 
-register(LossSpec(
-    name="asymmetric_mse",
-    family="regression",
-    variants=(_pair(), _pair(over_penalty=0.5), _pair(over_penalty=1.0), _pair(weighted=True, over_penalty=3.0)),
-    differentiable=("pred", "target"),
-    references=(
-        Reference("seed 002 AsymmetricMSELoss (re-typed)", "torch", _seed_asymmetric_mse),
-        _numpy_loop(
-            "asymmetric squared error loop",
-            lambda y, t, p: (p.get("over_penalty", 2.0) if y > t else 1.0) * (y - t) ** 2,
+register(
+    LossSpec(
+        name="asymmetric_mse",
+        family="regression",
+        variants=(_pair(), _pair(over_penalty=0.5), _pair(over_penalty=1.0), _pair(weighted=True, over_penalty=3.0)),
+        differentiable=("pred", "target"),
+        references=(
+            Reference("seed 002 AsymmetricMSELoss (re-typed)", "torch", _seed_asymmetric_mse),
+            _numpy_loop(
+                "asymmetric squared error loop",
+                lambda y, t, p: (p.get("over_penalty", 2.0) if y > t else 1.0) * (y - t) ** 2,
+            ),
         ),
-    ),
-    notes="C1: the second derivative jumps at zero error; the cases keep |error| >= 0.05.",
-))
+        notes="C1: the second derivative jumps at zero error; the cases keep |error| >= 0.05.",
+    )
+)

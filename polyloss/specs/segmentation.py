@@ -83,8 +83,11 @@ def _np_groups(a, p):
     for idx in np.ndindex(target.shape):
         onehot[idx + (int(target[idx]),)] = 1.0
     if per_sample:
-        groups = [((i, c), probs[i, ..., c].ravel(), onehot[i, ..., c].ravel())
-                  for i in range(len(probs)) for c in range(classes)]
+        groups = [
+            ((i, c), probs[i, ..., c].ravel(), onehot[i, ..., c].ravel())
+            for i in range(len(probs))
+            for c in range(classes)
+        ]
         return groups, (len(probs), classes)
     return [((c,), probs[..., c].ravel(), onehot[..., c].ravel()) for c in range(classes)], (classes,)
 
@@ -149,7 +152,7 @@ def _channels_first(m, a, p):
 def _per_sample_or_pooled(m, a, p, r, pooled):
     """``pooled(pred, target)`` -> scalar or (C,); called per sample when ``per_sample``."""
     if p.get("per_sample", False):
-        out = m.torch.stack([pooled(a["pred"][i:i + 1], a["target"][i:i + 1]) for i in range(len(a["pred"]))])
+        out = m.torch.stack([pooled(a["pred"][i : i + 1], a["target"][i : i + 1]) for i in range(len(a["pred"]))])
     else:
         out = pooled(a["pred"], a["target"])
     return reduce_reference(m.torch, out, r)
@@ -276,102 +279,155 @@ def _loss_library(focal: bool):
     return Reference(f"Loss Function Library {name} (Kaggle, re-typed)", "torch", ref)
 
 
-register(LossSpec(
-    name="dice",
-    family="segmentation",
-    variants=(
-        _variant("probabilities", _probabilities),
-        _variant("probabilities,per_sample,smooth=0", _probabilities, per_sample=True, smooth=0.0),
-        _variant("soft target,smooth=0.5", lambda rng, n: _probabilities(rng, n, soft=True), smooth=0.5),
-        _variant("logits,axis=1", _logits, axis=1),
-        _variant("logits,axis=-1,per_sample", lambda rng, n: _logits(rng, n, axis=-1), per_sample=True),
-        _variant("logits,axis=1,smooth=0,class absent", lambda rng, n: _logits(rng, n, absent="all"),
-                 axis=1, smooth=0.0),
-        _variant("near-empty sample 0,per_sample", lambda rng, n: _probabilities(rng, n, empty_first=True),
-                 per_sample=True),
-        _variant("near-empty sample 0,per_sample,smooth=0", lambda rng, n: _probabilities(rng, n, empty_first=True),
-                 per_sample=True, smooth=0.0),
-    ),
-    differentiable=("pred",),
-    references=(
-        Reference("seed 002 DiceLoss / MultiClassDiceLoss (re-typed)", "torch", _seed_dice),
-        _smp("dice"),
-        Reference("dice loop", "numpy", _np_loop(_np_dice), grads=False),
-    ),
-))
+register(
+    LossSpec(
+        name="dice",
+        family="segmentation",
+        variants=(
+            _variant("probabilities", _probabilities),
+            _variant("probabilities,per_sample,smooth=0", _probabilities, per_sample=True, smooth=0.0),
+            _variant("soft target,smooth=0.5", lambda rng, n: _probabilities(rng, n, soft=True), smooth=0.5),
+            _variant("logits,axis=1", _logits, axis=1),
+            _variant("logits,axis=-1,per_sample", lambda rng, n: _logits(rng, n, axis=-1), per_sample=True),
+            _variant(
+                "logits,axis=1,smooth=0,class absent", lambda rng, n: _logits(rng, n, absent="all"), axis=1, smooth=0.0
+            ),
+            _variant(
+                "near-empty sample 0,per_sample",
+                lambda rng, n: _probabilities(rng, n, empty_first=True),
+                per_sample=True,
+            ),
+            _variant(
+                "near-empty sample 0,per_sample,smooth=0",
+                lambda rng, n: _probabilities(rng, n, empty_first=True),
+                per_sample=True,
+                smooth=0.0,
+            ),
+        ),
+        differentiable=("pred",),
+        references=(
+            Reference("seed 002 DiceLoss / MultiClassDiceLoss (re-typed)", "torch", _seed_dice),
+            _smp("dice"),
+            Reference("dice loop", "numpy", _np_loop(_np_dice), grads=False),
+        ),
+    )
+)
 
 
 # --------------------------------------------------------------------------- tversky
 
 
-register(LossSpec(
-    name="tversky",
-    family="segmentation",
-    variants=(
-        _variant("probabilities,alpha=0.3,beta=0.7", _probabilities, alpha=0.3, beta=0.7),
-        _variant("probabilities,per_sample,alpha=0.7,beta=0.3,smooth=0", _probabilities,
-                 per_sample=True, alpha=0.7, beta=0.3, smooth=0.0),
-        _variant("soft target,alpha=beta=1", lambda rng, n: _probabilities(rng, n, soft=True), alpha=1.0, beta=1.0),
-        _variant("logits,axis=1", _logits, axis=1),
-        _variant("logits,axis=-1,per_sample,alpha=0.2,beta=0.8,smooth=0.5",
-                 lambda rng, n: _logits(rng, n, axis=-1), per_sample=True, alpha=0.2, beta=0.8, smooth=0.5),
-        _variant("near-empty sample 0,per_sample,alpha=0.4,beta=0.6",
-                 lambda rng, n: _probabilities(rng, n, empty_first=True), per_sample=True, alpha=0.4, beta=0.6),
-    ),
-    differentiable=("pred",),
-    references=(
-        _loss_library(focal=False),
-        _smp("tversky"),
-        Reference("tversky loop (TP, FP, FN)", "numpy", _np_loop(_np_tversky), grads=False),
-    ),
-))
+register(
+    LossSpec(
+        name="tversky",
+        family="segmentation",
+        variants=(
+            _variant("probabilities,alpha=0.3,beta=0.7", _probabilities, alpha=0.3, beta=0.7),
+            _variant(
+                "probabilities,per_sample,alpha=0.7,beta=0.3,smooth=0",
+                _probabilities,
+                per_sample=True,
+                alpha=0.7,
+                beta=0.3,
+                smooth=0.0,
+            ),
+            _variant("soft target,alpha=beta=1", lambda rng, n: _probabilities(rng, n, soft=True), alpha=1.0, beta=1.0),
+            _variant("logits,axis=1", _logits, axis=1),
+            _variant(
+                "logits,axis=-1,per_sample,alpha=0.2,beta=0.8,smooth=0.5",
+                lambda rng, n: _logits(rng, n, axis=-1),
+                per_sample=True,
+                alpha=0.2,
+                beta=0.8,
+                smooth=0.5,
+            ),
+            _variant(
+                "near-empty sample 0,per_sample,alpha=0.4,beta=0.6",
+                lambda rng, n: _probabilities(rng, n, empty_first=True),
+                per_sample=True,
+                alpha=0.4,
+                beta=0.6,
+            ),
+        ),
+        differentiable=("pred",),
+        references=(
+            _loss_library(focal=False),
+            _smp("tversky"),
+            Reference("tversky loop (TP, FP, FN)", "numpy", _np_loop(_np_tversky), grads=False),
+        ),
+    )
+)
 
 
 # --------------------------------------------------------------------------- focal_tversky
 
 
-register(LossSpec(
-    name="focal_tversky",
-    family="segmentation",
-    variants=(
-        _variant("probabilities", _probabilities),
-        _variant("probabilities,per_sample,gamma=2,alpha=0.3,beta=0.7,smooth=0", _probabilities,
-                 per_sample=True, gamma=2.0, alpha=0.3, beta=0.7, smooth=0.0),
-        _variant("soft target,gamma=1.5", lambda rng, n: _probabilities(rng, n, soft=True), gamma=1.5),
-        _variant("logits,axis=1,gamma=0.5", _logits, axis=1, gamma=0.5),
-        _variant("logits,axis=-1,per_sample,gamma=4/3,alpha=0.7,beta=0.3",
-                 lambda rng, n: _logits(rng, n, axis=-1), per_sample=True, gamma=4 / 3, alpha=0.7, beta=0.3),
-    ),
-    differentiable=("pred",),
-    references=(
-        _loss_library(focal=True),
-        Reference("focal tversky loop ((1 - TI)^gamma)", "numpy", _np_loop(_np_focal_tversky), grads=False),
-    ),
-))
+register(
+    LossSpec(
+        name="focal_tversky",
+        family="segmentation",
+        variants=(
+            _variant("probabilities", _probabilities),
+            _variant(
+                "probabilities,per_sample,gamma=2,alpha=0.3,beta=0.7,smooth=0",
+                _probabilities,
+                per_sample=True,
+                gamma=2.0,
+                alpha=0.3,
+                beta=0.7,
+                smooth=0.0,
+            ),
+            _variant("soft target,gamma=1.5", lambda rng, n: _probabilities(rng, n, soft=True), gamma=1.5),
+            _variant("logits,axis=1,gamma=0.5", _logits, axis=1, gamma=0.5),
+            _variant(
+                "logits,axis=-1,per_sample,gamma=4/3,alpha=0.7,beta=0.3",
+                lambda rng, n: _logits(rng, n, axis=-1),
+                per_sample=True,
+                gamma=4 / 3,
+                alpha=0.7,
+                beta=0.3,
+            ),
+        ),
+        differentiable=("pred",),
+        references=(
+            _loss_library(focal=True),
+            Reference("focal tversky loop ((1 - TI)^gamma)", "numpy", _np_loop(_np_focal_tversky), grads=False),
+        ),
+    )
+)
 
 
 # --------------------------------------------------------------------------- jaccard
 
 
-register(LossSpec(
-    name="jaccard",
-    family="segmentation",
-    variants=(
-        _variant("probabilities", _probabilities),
-        _variant("probabilities,per_sample,smooth=0", _probabilities, per_sample=True, smooth=0.0),
-        _variant("soft target,smooth=0.5", lambda rng, n: _probabilities(rng, n, soft=True), smooth=0.5),
-        _variant("logits,axis=1", _logits, axis=1),
-        _variant("logits,axis=-1,per_sample,smooth=0", lambda rng, n: _logits(rng, n, axis=-1),
-                 per_sample=True, smooth=0.0),
-        _variant("near-empty sample 0,per_sample", lambda rng, n: _probabilities(rng, n, empty_first=True),
-                 per_sample=True),
-    ),
-    differentiable=("pred",),
-    references=(
-        _smp("jaccard"),
-        Reference("jaccard loop", "numpy", _np_loop(_np_jaccard), grads=False),
-    ),
-))
+register(
+    LossSpec(
+        name="jaccard",
+        family="segmentation",
+        variants=(
+            _variant("probabilities", _probabilities),
+            _variant("probabilities,per_sample,smooth=0", _probabilities, per_sample=True, smooth=0.0),
+            _variant("soft target,smooth=0.5", lambda rng, n: _probabilities(rng, n, soft=True), smooth=0.5),
+            _variant("logits,axis=1", _logits, axis=1),
+            _variant(
+                "logits,axis=-1,per_sample,smooth=0",
+                lambda rng, n: _logits(rng, n, axis=-1),
+                per_sample=True,
+                smooth=0.0,
+            ),
+            _variant(
+                "near-empty sample 0,per_sample",
+                lambda rng, n: _probabilities(rng, n, empty_first=True),
+                per_sample=True,
+            ),
+        ),
+        differentiable=("pred",),
+        references=(
+            _smp("jaccard"),
+            Reference("jaccard loop", "numpy", _np_loop(_np_jaccard), grads=False),
+        ),
+    )
+)
 
 
 # --------------------------------------------------------------------------- generalized_dice
@@ -446,25 +502,34 @@ def _np_generalized_dice(m, a, p, r):
     return reduce_reference(np, out, r)
 
 
-register(LossSpec(
-    name="generalized_dice",
-    family="segmentation",
-    variants=(
-        _variant("axis=1", _logits, axis=1),
-        _variant("axis=1,per_sample", _logits, axis=1, per_sample=True),
-        _variant("axis=-1,per_sample,class absent in sample 0", lambda rng, n: _logits(rng, n, axis=-1, absent="first"),
-                 per_sample=True),
-        _variant("axis=1,class absent,smooth=0", lambda rng, n: _logits(rng, n, axis=1, classes=C + 1, absent="all"),
-                 axis=1, smooth=0.0),
-        _variant("axis=-1,smooth=1", lambda rng, n: _logits(rng, n, axis=-1, classes=2), smooth=1.0),
-    ),
-    differentiable=("pred",),
-    references=(
-        Reference("MONAI GeneralizedDiceLoss (re-typed)", "torch", _monai_generalized_dice),
-        Reference("generalized dice loop", "numpy", _np_generalized_dice, grads=False),
-    ),
-    notes="the class weights 1/V_c^2 depend on the labels only (no gradient), as in MONAI.",
-))
+register(
+    LossSpec(
+        name="generalized_dice",
+        family="segmentation",
+        variants=(
+            _variant("axis=1", _logits, axis=1),
+            _variant("axis=1,per_sample", _logits, axis=1, per_sample=True),
+            _variant(
+                "axis=-1,per_sample,class absent in sample 0",
+                lambda rng, n: _logits(rng, n, axis=-1, absent="first"),
+                per_sample=True,
+            ),
+            _variant(
+                "axis=1,class absent,smooth=0",
+                lambda rng, n: _logits(rng, n, axis=1, classes=C + 1, absent="all"),
+                axis=1,
+                smooth=0.0,
+            ),
+            _variant("axis=-1,smooth=1", lambda rng, n: _logits(rng, n, axis=-1, classes=2), smooth=1.0),
+        ),
+        differentiable=("pred",),
+        references=(
+            Reference("MONAI GeneralizedDiceLoss (re-typed)", "torch", _monai_generalized_dice),
+            Reference("generalized dice loop", "numpy", _np_generalized_dice, grads=False),
+        ),
+        notes="the class weights 1/V_c^2 depend on the labels only (no gradient), as in MONAI.",
+    )
+)
 
 
 # --------------------------------------------------------------------------- dice_ce
@@ -491,16 +556,23 @@ def _seed_combined(m, a, p, r):
     return ce_weight * ce_loss + dice_weight * dice_loss
 
 
-register(LossSpec(
-    name="dice_ce",
-    family="segmentation",
-    variants=(
-        _variant("axis=1", _logits, axis=1),
-        _variant("axis=-1,ce_weight=1,dice_weight=2,smooth=0.5", lambda rng, n: _logits(rng, n, axis=-1),
-                 ce_weight=1.0, dice_weight=2.0, smooth=0.5),
-        _variant("axis=1,class absent,smooth=0", lambda rng, n: _logits(rng, n, absent="all"), axis=1, smooth=0.0),
-    ),
-    differentiable=("pred",),
-    references=(Reference("seed 002 CombinedLoss (re-typed)", "torch", _seed_combined),),
-    reductions=("mean", "sum"),
-))
+register(
+    LossSpec(
+        name="dice_ce",
+        family="segmentation",
+        variants=(
+            _variant("axis=1", _logits, axis=1),
+            _variant(
+                "axis=-1,ce_weight=1,dice_weight=2,smooth=0.5",
+                lambda rng, n: _logits(rng, n, axis=-1),
+                ce_weight=1.0,
+                dice_weight=2.0,
+                smooth=0.5,
+            ),
+            _variant("axis=1,class absent,smooth=0", lambda rng, n: _logits(rng, n, absent="all"), axis=1, smooth=0.0),
+        ),
+        differentiable=("pred",),
+        references=(Reference("seed 002 CombinedLoss (re-typed)", "torch", _seed_combined),),
+        reductions=("mean", "sum"),
+    )
+)

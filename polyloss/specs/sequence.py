@@ -27,8 +27,19 @@ def _frames_needed(target: np.ndarray) -> int:
     return len(target) + int(np.sum(target[1:] == target[:-1])) if len(target) else 0
 
 
-def _ctc_case(rng: np.random.Generator, n: int, *, frames: int, classes: int, width: int, blank: int = 0,
-              repeats: bool = False, empty: bool = False, impossible: bool = False, **params: object) -> Case:
+def _ctc_case(
+    rng: np.random.Generator,
+    n: int,
+    *,
+    frames: int,
+    classes: int,
+    width: int,
+    blank: int = 0,
+    repeats: bool = False,
+    empty: bool = False,
+    impossible: bool = False,
+    **params: object,
+) -> Case:
     """Log-softmax inputs, padded targets of random lengths (non-blank labels) and feasible input lengths.
 
     ``repeats``: every target starts with a repeated label (a blank must separate them, one more frame);
@@ -56,8 +67,12 @@ def _ctc_case(rng: np.random.Generator, n: int, *, frames: int, classes: int, wi
             input_lengths[i] = rng.integers(1, needed)  # fewer frames than the target needs
         else:
             input_lengths[i] = rng.integers(needed, frames + 1)
-    arrays = {"log_probs": log_probs, "targets": targets, "input_lengths": input_lengths,
-              "target_lengths": target_lengths}
+    arrays = {
+        "log_probs": log_probs,
+        "targets": targets,
+        "input_lengths": input_lengths,
+        "target_lengths": target_lengths,
+    }
     if blank:
         params = {"blank": blank, **params}
     return Case(arrays, dict(params))
@@ -125,8 +140,9 @@ def _optax_ctc(m, a, p, r):
     lp, targets, il, tl = a["log_probs"], a["targets"], a["input_lengths"], a["target_lengths"]
     lengths, rows = np_.asarray(tl), np_.asarray(targets)
     if any(_frames_needed(rows[i, : lengths[i]]) > int(np_.asarray(il)[i]) for i in range(len(lengths))):
-        raise NotApplicable("optax scores an impossible alignment with log_epsilon (loss ~1e5), not inf; "
-                            "it has no zero_infinity")
+        raise NotApplicable(
+            "optax scores an impossible alignment with log_epsilon (loss ~1e5), not inf; it has no zero_infinity"
+        )
     frames, width = lp.shape[1], targets.shape[1]
     logit_paddings = (jnp.arange(frames)[None, :] >= il[:, None]).astype(lp.dtype)
     label_paddings = (jnp.arange(width)[None, :] >= tl[:, None]).astype(lp.dtype)
@@ -168,30 +184,34 @@ def _brute_force_ctc(m, a, p, r):
     return reduce_reference(np_, out, r)
 
 
-register(LossSpec(
-    name="ctc",
-    family="sequence",
-    variants=(
-        _variant("random lengths", frames=6, classes=5, width=3),
-        _variant("repeated labels", frames=7, classes=4, width=3, repeats=True),
-        _variant("target_lengths 0 for a sample", frames=5, classes=5, width=3, empty=True),
-        _variant("blank=C-1", frames=6, classes=4, width=3, blank=3),
-        _variant("zero_infinity,impossible sample", frames=6, classes=4, width=3, impossible=True, zero_infinity=True),
-        _variant("T=8,C=5", frames=8, classes=5, width=3),
-    ),
-    differentiable=("log_probs",),
-    references=(
-        Reference("torch.nn.functional.ctc_loss (softmax term removed)", "torch", _torch_ctc),
-        Reference("optax.losses.ctc_loss (softmax term removed)", "jax", _optax_ctc),
-        Reference("brute force over alignments", "numpy", _brute_force_ctc, grads=False),
-    ),
-    notes=(
-        "gradients are the true gradients with respect to log_probs: torch's CTC backward returns "
-        "exp(log_probs) - gamma (it assumes a log_softmax before; the two agree with respect to the logits "
-        "behind one) and optax applies log_softmax itself, so both references subtract a zero-valued term "
-        "whose gradient is exp(log_probs) on each sample's frames, weighted as the reduction weights the "
-        "sample. Impossible alignments: inf with zero gradient (torch: inf with NaN gradient, so its "
-        "reference is n/a there; optax: ~1e5 from log_epsilon, n/a); zero_infinity=True gives 0 and zero "
-        "gradient, as torch."
-    ),
-))
+register(
+    LossSpec(
+        name="ctc",
+        family="sequence",
+        variants=(
+            _variant("random lengths", frames=6, classes=5, width=3),
+            _variant("repeated labels", frames=7, classes=4, width=3, repeats=True),
+            _variant("target_lengths 0 for a sample", frames=5, classes=5, width=3, empty=True),
+            _variant("blank=C-1", frames=6, classes=4, width=3, blank=3),
+            _variant(
+                "zero_infinity,impossible sample", frames=6, classes=4, width=3, impossible=True, zero_infinity=True
+            ),
+            _variant("T=8,C=5", frames=8, classes=5, width=3),
+        ),
+        differentiable=("log_probs",),
+        references=(
+            Reference("torch.nn.functional.ctc_loss (softmax term removed)", "torch", _torch_ctc),
+            Reference("optax.losses.ctc_loss (softmax term removed)", "jax", _optax_ctc),
+            Reference("brute force over alignments", "numpy", _brute_force_ctc, grads=False),
+        ),
+        notes=(
+            "gradients are the true gradients with respect to log_probs: torch's CTC backward returns "
+            "exp(log_probs) - gamma (it assumes a log_softmax before; the two agree with respect to the logits "
+            "behind one) and optax applies log_softmax itself, so both references subtract a zero-valued term "
+            "whose gradient is exp(log_probs) on each sample's frames, weighted as the reduction weights the "
+            "sample. Impossible alignments: inf with zero gradient (torch: inf with NaN gradient, so its "
+            "reference is n/a there; optax: ~1e5 from log_epsilon, n/a); zero_infinity=True gives 0 and zero "
+            "gradient, as torch."
+        ),
+    )
+)
