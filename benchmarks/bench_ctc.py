@@ -2,7 +2,7 @@
 
 Pairs, each timed as candidate (polyloss) vs reference, float32, with the
 gradient taken with respect to the logits behind a ``log_softmax`` (the
-quantity both references differentiate; see ``polyloss/specs/sequence.py``):
+quantity both references differentiate; see ``polyloss/verify/specs/sequence.py``):
 
 * ``torch-eager``:   ``polyloss.torch.ctc(F.log_softmax(logits, -1), ...)`` vs
   ``F.ctc_loss(F.log_softmax(logits, -1).transpose(0, 1), ...)`` (torch's fused kernel),

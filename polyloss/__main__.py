@@ -9,7 +9,7 @@ import time
 from collections import defaultdict
 from typing import Any, Sequence
 
-from polyloss.specs import SPECS
+from polyloss.verify.specs import SPECS
 
 # (column title, check name, backend) for the verify table
 COLUMNS = (
@@ -85,7 +85,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from rich.progress import Progress
     from rich.table import Table
 
-    from polyloss import conformance
+    from polyloss.verify import conformance
 
     console = _console()
     try:
@@ -125,7 +125,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     table.add_column("parity")
     table.add_column("edge cases")
     report: dict[str, Any] = {"seed": args.seed, "missing": env.missing, "losses": {}}
-    from polyloss.specs.edges import cases_by_loss
+    from polyloss.verify.specs.edges import cases_by_loss
 
     corpus = cases_by_loss()
     failed = 0
@@ -164,7 +164,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     console.print(
         "[dim]ok <e>: passed, <e> = largest absolute difference seen; fd = finite differences; "
         "parity = upstream references matched / listed (values and gradients); edge cases = corpus "
-        "cases of polyloss/specs/edges.py (runs: backends x dtypes, eager, plus jax.jit and torch.compile in float32)[/]"
+        "cases of polyloss/verify/specs/edges.py (runs: backends x dtypes, eager, plus jax.jit and torch.compile in float32)[/]"
     )
     for spec in specs:
         for failure in report["losses"][spec.name]["failures"]:
@@ -181,7 +181,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    from polyloss._docs import write_family_pages
+    from polyloss.verify.docs import write_family_pages
 
     for path in write_family_pages(args.out):
         print(f"wrote {path}")

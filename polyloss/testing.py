@@ -27,8 +27,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from polyloss.conformance import Environment, _cotangent, compare
-from polyloss.specs import DEFAULT_TOLERANCES
+from polyloss.verify.conformance import Environment, _cotangent, compare
+from polyloss.verify.specs import DEFAULT_TOLERANCES
 
 __all__ = [
     "TINY",
@@ -45,7 +45,7 @@ __all__ = [
 
 #: Default ``(rtol, atol)`` per floating dtype: an element agrees when
 #: ``|actual - expected| <= atol + rtol * |expected|``. float64 and float32 are the
-#: conformance harness's own (``polyloss.specs.DEFAULT_TOLERANCES``). float16 and
+#: conformance harness's own (``polyloss.verify.specs.DEFAULT_TOLERANCES``). float16 and
 #: bfloat16 allow about ten units in the last place of a value near 1 (2**-10 and
 #: 2**-7 apart there), since a loss computed in half precision rounds after every
 #: operation, differently in each framework; torch.testing's single-operation
@@ -196,7 +196,7 @@ def _ratios(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float) 
 def _finding(
     label: str, expected_side: str, expected: Any, actual_side: str, actual: Any, rtol: float, atol: float
 ) -> _Finding:
-    """Compare ``actual`` with ``expected`` (``polyloss.conformance.compare``) and, when they
+    """Compare ``actual`` with ``expected`` (``polyloss.verify.conformance.compare``) and, when they
     disagree, describe where: the worst element, both values, the errors, how many disagree."""
     e = np.asarray(expected, dtype=np.float64)
     a = np.asarray(actual, dtype=np.float64)
@@ -496,7 +496,7 @@ def assert_loss_agrees(
         ValueError: unknown loss name, bad ``dtype`` or tolerances.
     """
     from polyloss.core import CORE_LOSSES
-    from polyloss.specs import SPECS
+    from polyloss.verify.specs import SPECS
 
     if name not in CORE_LOSSES:
         raise ValueError(f"unknown loss {name!r}; see `python -m polyloss list`")

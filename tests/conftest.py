@@ -7,7 +7,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-from polyloss import conformance
+from polyloss.verify import conformance
 
 # Bounded for CI (2 cores, well inside 30 minutes); `HYPOTHESIS_PROFILE=dev` explores more.
 settings.register_profile(

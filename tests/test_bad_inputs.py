@@ -28,7 +28,7 @@ import polyloss.jax as pj  # noqa: E402
 import polyloss.numpy as pn  # noqa: E402
 import polyloss.torch as pt  # noqa: E402
 from polyloss.core import CORE_LOSSES  # noqa: E402
-from polyloss.specs import SPECS  # noqa: E402
+from polyloss.verify.specs import SPECS  # noqa: E402
 
 BACKENDS = ("numpy", "torch", "jax")
 MODULES = {"numpy": pn, "torch": pt, "jax": pj}

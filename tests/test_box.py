@@ -25,7 +25,7 @@ from hypothesis import strategies as st  # noqa: E402
 import polyloss.jax as pj  # noqa: E402
 import polyloss.numpy as pn  # noqa: E402
 import polyloss.torch as pt  # noqa: E402
-from polyloss.specs import box as box_spec  # noqa: E402  (the re-typed torchvision losses)
+from polyloss.verify.specs import box as box_spec  # noqa: E402  (the re-typed torchvision losses)
 
 BACKENDS = ("numpy", "torch", "jax")
 AUTODIFF = ("torch", "jax")

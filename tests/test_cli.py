@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from polyloss.specs import SPECS
+from polyloss.verify.specs import SPECS
 
 
 def _run(*args: str, hide: str | None = None) -> subprocess.CompletedProcess:

@@ -1,7 +1,7 @@
 """The agreement matrix, derived from the specs alone: every registered loss gets every check.
 
 Hypothesis draws the variant, the seed and the batch size; the checks live in
-``polyloss.conformance`` (shared with ``python -m polyloss verify``).
+``polyloss.verify.conformance`` (shared with ``python -m polyloss verify``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from polyloss import conformance
-from polyloss.specs import SPECS
+from polyloss.verify import conformance
+from polyloss.verify.specs import SPECS
 
 SPEC_NAMES = list(SPECS)
 # Each draw is costly (a new batch size means new JAX compilations): 3 per check and loss keeps the

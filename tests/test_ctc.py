@@ -4,7 +4,7 @@ Each property compares the loss with an independent computation: a closed form
 (a single frame), ``torch.nn.functional.ctc_loss``, the same loss on one sample
 at a time, or the same loss in another precision / under a JAX transformation.
 The upstream references (torch, optax, brute force over alignments) are checked
-by the conformance harness from ``polyloss/specs/sequence.py``.
+by the conformance harness from ``polyloss/verify/specs/sequence.py``.
 """
 
 from __future__ import annotations

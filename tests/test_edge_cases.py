@@ -1,4 +1,4 @@
-"""The edge-case corpus (polyloss/specs/edges.py) on every backend and dtype it lists."""
+"""The edge-case corpus (polyloss/verify/specs/edges.py) on every backend and dtype it lists."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from polyloss import conformance
 from polyloss.core import CORE_LOSSES
-from polyloss.specs.edges import EDGE_CASES, Finite, Infinite, Raises, cases_by_loss
+from polyloss.verify import conformance
+from polyloss.verify.specs.edges import EDGE_CASES, Finite, Infinite, Raises, cases_by_loss
 
 RUNS = [(i, *run) for i, edge in enumerate(EDGE_CASES) for run in conformance.edge_runs(edge)]
 

@@ -9,7 +9,7 @@ Two kinds of property:
   boxes have IoU-type loss 0; cosine-based losses do not see the embeddings'
   positive scale;
 * generic properties of every registered loss, on cases drawn from its spec's
-  variants (``polyloss.specs``) and explicit tables below: permuting the batch
+  variants (``polyloss.verify.specs``) and explicit tables below: permuting the batch
   permutes ``"none"`` and leaves ``"mean"``/``"sum"`` unchanged (``LAYOUTS``
   says which inputs are per sample and how ``"none"`` follows);
   ``"mean"`` is ``"sum"`` over the documented normaliser (``MEAN_NORMALISERS``,
@@ -39,9 +39,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from polyloss import conformance
 from polyloss.core import CORE_LOSSES
-from polyloss.specs import SPECS, Case, LossSpec
+from polyloss.verify import conformance
+from polyloss.verify.specs import SPECS, Case, LossSpec
 
 BACKENDS = ("numpy", "torch", "jax")
 AUTODIFF = ("torch", "jax")

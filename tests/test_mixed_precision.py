@@ -34,8 +34,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from polyloss import conformance
-from polyloss.specs import SPECS, Case, LossSpec
+from polyloss.verify import conformance
+from polyloss.verify.specs import SPECS, Case, LossSpec
 
 CONFIGS = (("torch", "float16"), ("torch", "bfloat16"), ("jax", "bfloat16"))
 CONFIG_IDS = [f"{backend}-{dtype}" for backend, dtype in CONFIGS]

@@ -13,9 +13,9 @@ import pytest
 import polyloss.jax
 import polyloss.numpy
 import polyloss.torch
-from polyloss._docs import family_page
 from polyloss.core import CORE_HELPERS, CORE_LOSSES, FAMILIES
-from polyloss.specs import SPECS
+from polyloss.verify.docs import family_page
+from polyloss.verify.specs import SPECS
 
 PACKAGE = Path(polyloss.numpy.__file__).parent
 FRAMEWORKS = {"torch", "jax", "jaxlib", "optax", "torchvision", "flax"}
@@ -49,7 +49,7 @@ def test_only_framework_modules_import_their_framework():
 
 def test_import_polyloss_imports_neither_torch_nor_jax():
     code = (
-        "import sys, polyloss, polyloss.core, polyloss.specs, polyloss.numpy, polyloss.conformance;"
+        "import sys, polyloss, polyloss.core, polyloss.verify.specs, polyloss.numpy, polyloss.verify.conformance;"
         "bad = sorted(m for m in ('torch', 'jax', 'optax') if m in sys.modules); print(bad); sys.exit(bool(bad))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -20,8 +20,8 @@ from typing import Any, NamedTuple
 
 from polyloss.core._checks import (
     check_axis,
-    check_class_target,
     check_class_indices,
+    check_class_target,
     check_finite,
     check_floating,
     check_interval,

@@ -31,10 +31,10 @@ from typing import Any, NamedTuple
 
 from polyloss.core._checks import (
     check_axis,
+    check_bool,
     check_class_indices,
     check_class_target,
     check_floating,
-    check_bool,
     check_nonnegative,
     check_positive,
     check_reduction,

@@ -10,7 +10,7 @@ import inspect
 from pathlib import Path
 
 from polyloss.core import CORE_HELPERS, CORE_LOSSES, FAMILIES
-from polyloss.specs import SPECS
+from polyloss.verify.specs import SPECS
 
 
 def family_page(family: str) -> str:

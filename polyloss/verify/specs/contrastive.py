@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from polyloss.specs import (
+from polyloss.verify.specs import (
     DEFAULT_TOLERANCES,
     Case,
     LossSpec,
@@ -23,7 +23,7 @@ from polyloss.specs import (
     reduce_reference,
     register,
 )
-from polyloss.specs._gen import normal
+from polyloss.verify.specs._gen import normal
 
 D = 4  # embedding width
 M = 3  # explicit negatives per query

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from polyloss.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
-from polyloss.specs._gen import binary, labels, normal
+from polyloss.verify.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
+from polyloss.verify.specs._gen import binary, labels, normal
 
 C = 3  # classes of the logits forms
 SPATIAL = (2, 2)  # (H, W): small, the second-order finite differences grow with the input size

@@ -16,8 +16,8 @@ serves torch tensors and JAX arrays alike.
 
 from __future__ import annotations
 
-from polyloss.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
-from polyloss.specs._gen import away_from_kinks, binary, normal
+from polyloss.verify.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
+from polyloss.verify.specs._gen import away_from_kinks, binary, normal
 
 L = 3  # latent width
 P = 4  # pixels per sample

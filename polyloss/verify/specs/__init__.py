@@ -2,7 +2,7 @@
 
 A :class:`LossSpec` names the core loss, its input generators (variants), which
 inputs are differentiable, its upstream references and its tolerances. The
-checks in :mod:`polyloss.conformance` (run by the test-suite and by
+checks in :mod:`polyloss.verify.conformance` (run by the test-suite and by
 ``python -m polyloss verify``) read nothing else. Specs import no framework:
 reference callables receive the framework modules as their first argument.
 """
@@ -100,7 +100,7 @@ def reduce_reference(xp: Any, out: Any, reduction: str) -> Any:
 
 
 # registers the specs
-from polyloss.specs import (  # noqa: E402
+from polyloss.verify.specs import (  # noqa: E402
     box,
     classification,
     contrastive,

@@ -1,4 +1,4 @@
-"""The agreement harness: every check derived from a :class:`~polyloss.specs.LossSpec`.
+"""The agreement harness: every check derived from a :class:`~polyloss.verify.specs.LossSpec`.
 
 Used by the test-suite (with hypothesis drawing the cases) and by
 ``python -m polyloss verify`` (with seeded cases). Framework-free itself: it
@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from polyloss._binding import bind
-from polyloss.specs import SPECS, Case, LossSpec, NotApplicable, Reference
+from polyloss.verify.specs import SPECS, Case, LossSpec, NotApplicable, Reference
 
 FRAMEWORK_BACKENDS = {
     "numpy": "polyloss.backends.numpy",
@@ -463,7 +463,7 @@ def run_spec(
 def run_edge_cases(name: str, env: Environment, *, compile: bool = True) -> list[Outcome]:
     """Every corpus case of loss ``name`` on every backend and dtype it lists, eager and under
     jax.jit and torch.compile (with inductor; ``compile=False`` leaves torch.compile out)."""
-    from polyloss.specs.edges import cases_by_loss
+    from polyloss.verify.specs.edges import cases_by_loss
 
     return [
         check_edge_case(edge, env, backend, dtype, transform)
@@ -508,7 +508,7 @@ EDGE_TRANSFORM_DTYPE = "float32"
 def edge_runs(edge: Any) -> list[tuple[str, str, str]]:
     """The (backend, dtype, transform) runs of a corpus case: every backend that has the loss in
     every dtype the case lists, eagerly ("eager"), plus jit/compile in float32."""
-    from polyloss.specs.edges import Raises
+    from polyloss.verify.specs.edges import Raises
 
     autodiff = SPECS[edge.loss].core().needs_autodiff
     runs = [
@@ -537,7 +537,7 @@ def check_edge_case(
     """One corpus case on one backend and input dtype, eager or under ``transform`` ("jit" for
     JAX, "compile" for torch, with torch.compile's ``compiler`` backend): its stated outcome,
     value and gradients."""
-    from polyloss.specs.edges import Finite, Infinite, Raises
+    from polyloss.verify.specs.edges import Finite, Infinite, Raises
 
     label = f"edge[{dtype}]" if transform == "eager" else f"edge[{dtype},{transform}]"
     if backend_name not in env.backends:

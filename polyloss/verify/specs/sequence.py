@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from polyloss.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
-from polyloss.specs._gen import log_softmax, normal
+from polyloss.verify.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
+from polyloss.verify.specs._gen import log_softmax, normal
 
 BRUTE_FORCE_PATHS = 200_000  # the numpy reference enumerates C**T_n alignments per sample, up to this many
 

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from polyloss.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
-from polyloss.specs._gen import away_from_kinks, normal
+from polyloss.verify.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
+from polyloss.verify.specs._gen import away_from_kinks, normal
 
 SHAPE = 3  # features per sample
 

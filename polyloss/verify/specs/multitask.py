@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from polyloss.specs import Case, LossSpec, Reference, Variant, reduce_reference, register
+from polyloss.verify.specs import Case, LossSpec, Reference, Variant, reduce_reference, register
 
 
 def _variant(name: str, make_arrays, **params: object) -> Variant:

@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from polyloss.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
-from polyloss.specs._gen import away_from_kinks, binary, labels, normal
+from polyloss.verify.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
+from polyloss.verify.specs._gen import away_from_kinks, binary, labels, normal
 
 D = 4  # embedding dimension
 GAP = 0.05  # distance of every switching quantity from its switch point

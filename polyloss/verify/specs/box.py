@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from polyloss.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
+from polyloss.verify.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
 
 GAP = 0.05  # minimal distance between any two compared coordinates of a box pair (one axis)
 TORCHVISION_EPS = 1e-7

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from polyloss.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
-from polyloss.specs._gen import labels, log_softmax, normal, probabilities
+from polyloss.verify.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
+from polyloss.verify.specs._gen import labels, log_softmax, normal, probabilities
 
 K = 5  # classes
 ZEROS = 2  # classes with probability exactly 0 per row, in the zero-probability variants

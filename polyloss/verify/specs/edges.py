@@ -1,6 +1,6 @@
 """The edge-case corpus: singular and extreme inputs of every loss, each with its asserted outcome.
 
-Data, not tests: :func:`polyloss.conformance.check_edge_case` runs each case on
+Data, not tests: :func:`polyloss.verify.conformance.check_edge_case` runs each case on
 every backend that has the loss (and in each listed dtype), eagerly, and every
 case with a value outcome also under ``jax.jit`` and ``torch.compile(fullgraph=True)``
 in float32; ``python -m polyloss verify`` reports the coverage per loss. An outcome is

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from polyloss.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
-from polyloss.specs._gen import away_from_kinks, binary, labels, log_softmax, normal, probabilities
+from polyloss.verify.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
+from polyloss.verify.specs._gen import away_from_kinks, binary, labels, log_softmax, normal, probabilities
 
 K = 5  # classes
 
