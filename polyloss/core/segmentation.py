@@ -325,7 +325,7 @@ def generalized_dice(
     return reduce(xp, 1.0 - _score(xp, numerator, denominator), reduction)
 
 
-@loss("segmentation")
+@loss("segmentation", reductions=("mean", "sum"))
 def dice_ce(
     b: Any,
     pred: Array,

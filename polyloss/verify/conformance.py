@@ -537,7 +537,7 @@ def check_edge_case(
     """One corpus case on one backend and input dtype, eager or under ``transform`` ("jit" for
     JAX, "compile" for torch, with torch.compile's ``compiler`` backend): its stated outcome,
     value and gradients."""
-    from polyloss.verify.specs.edges import Finite, Infinite, Raises
+    from polyloss.verify.specs.edges import Infinite, Raises
 
     label = f"edge[{dtype}]" if transform == "eager" else f"edge[{dtype},{transform}]"
     if backend_name not in env.backends:

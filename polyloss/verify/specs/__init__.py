@@ -64,7 +64,6 @@ DEFAULT_TOLERANCES = {
 @dataclass(frozen=True)
 class LossSpec:
     name: str
-    family: str
     variants: tuple[Variant, ...]
     differentiable: tuple[str, ...]
     references: tuple[Reference, ...] = ()
@@ -73,13 +72,22 @@ class LossSpec:
     # False where the gradient is deliberately not that of the value (a coefficient held
     # constant, as CIoU's alpha): finite differences are then n/a, references still compare.
     finite_differences: bool = True
-    reductions: tuple[str, ...] = ("mean", "sum", "none")
     notes: str = ""
 
     def core(self) -> Callable[..., Any]:
         from polyloss.core import CORE_LOSSES
 
         return CORE_LOSSES[self.name]
+
+    @property
+    def family(self) -> str:
+        """The family the core registration declares (``@loss(family)``)."""
+        return str(self.core().family)  # type: ignore[attr-defined]
+
+    @property
+    def reductions(self) -> tuple[str, ...]:
+        """The reductions the core registration declares (``@loss(..., reductions=...)``)."""
+        return tuple(self.core().reductions)  # type: ignore[attr-defined]
 
 
 SPECS: dict[str, LossSpec] = {}

@@ -361,7 +361,6 @@ def _numpy_loop(loss: str) -> Reference:
 register(
     LossSpec(
         name="box_iou",
-        family="box",
         variants=VARIANTS,
         differentiable=("pred", "target"),
         references=(_seed("iou_loss", seed_iou_loss), _numpy_loop("box_iou")),
@@ -372,7 +371,6 @@ register(
 register(
     LossSpec(
         name="box_giou",
-        family="box",
         variants=VARIANTS,
         differentiable=("pred", "target"),
         references=(
@@ -386,7 +384,6 @@ register(
 register(
     LossSpec(
         name="box_diou",
-        family="box",
         variants=VARIANTS,
         differentiable=("pred", "target"),
         references=(
@@ -399,7 +396,6 @@ register(
 register(
     LossSpec(
         name="box_ciou",
-        family="box",
         variants=VARIANTS,
         differentiable=("pred", "target"),
         references=(

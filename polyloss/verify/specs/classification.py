@@ -86,7 +86,6 @@ def _numpy_z_loss(m, a, p, r):
 register(
     LossSpec(
         name="cross_entropy",
-        family="classification",
         variants=(
             _variant("int", _int_targets),
             _variant(
@@ -148,7 +147,6 @@ def _torch_nll(m, a, p, r):
 register(
     LossSpec(
         name="nll",
-        family="classification",
         variants=(
             _variant("int", _nll_arrays),
             _variant("weight,ignore_index=2", lambda rng, n: _nll_arrays(rng, n, weight=True), ignore_index=2),
@@ -208,7 +206,6 @@ def _numpy_focal_loop(m, a, p, r):
 register(
     LossSpec(
         name="focal",
-        family="classification",
         variants=(
             _variant("gamma=2", _int_targets),
             _variant("gamma=0.5,alpha=0.25", _int_targets, gamma=0.5, alpha=0.25),
@@ -250,7 +247,6 @@ def _torch_bce(m, a, p, r):
 register(
     LossSpec(
         name="bce",
-        family="classification",
         variants=(
             _variant("soft targets", _bce_arrays),
             _variant("hard targets,weight", lambda rng, n: _bce_arrays(rng, n, weight=True, hard=True)),
@@ -294,7 +290,6 @@ def _optax_bce_logits(m, a, p, r):
 register(
     LossSpec(
         name="bce_with_logits",
-        family="classification",
         variants=(
             _variant("default", _logit_arrays),
             _variant("weight,pos_weight", lambda rng, n: _logit_arrays(rng, n, weight=True, pos_weight=True)),
@@ -334,7 +329,6 @@ def _optax_sigmoid_focal(m, a, p, r):
 register(
     LossSpec(
         name="sigmoid_focal",
-        family="classification",
         variants=(
             _variant("gamma=2,alpha=0.25", _logit_arrays),
             _variant("gamma=0.5,alpha=None", _logit_arrays, gamma=0.5, alpha=None),
@@ -366,7 +360,6 @@ def _one_hot_arrays(rng, n):
 register(
     LossSpec(
         name="poly1",
-        family="classification",
         variants=(
             _variant("int,epsilon=1", _int_targets),
             _variant("one-hot,epsilon=2", _one_hot_arrays, epsilon=2.0),
@@ -415,7 +408,6 @@ _HINGE_VARIANTS = (
 register(
     LossSpec(
         name="hinge",
-        family="classification",
         variants=_HINGE_VARIANTS,
         differentiable=("scores",),
         references=(_keras_hinge(False), Reference("optax.losses.hinge_loss", "jax", _optax_hinge)),
@@ -426,7 +418,6 @@ register(
 register(
     LossSpec(
         name="squared_hinge",
-        family="classification",
         variants=_HINGE_VARIANTS,
         differentiable=("scores",),
         references=(_keras_hinge(True),),

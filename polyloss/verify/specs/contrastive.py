@@ -131,7 +131,6 @@ def _optax_infonce(m, a, p, r):
 register(
     LossSpec(
         name="infonce",
-        family="contrastive",
         variants=(
             _variant("in-batch", _infonce_arrays),
             _variant("negatives (M,D) unpaired", lambda rng, n: _infonce_arrays(rng, n, negatives="unpaired")),
@@ -218,7 +217,6 @@ def _optax_ntxent(m, a, p, r):
 register(
     LossSpec(
         name="nt_xent",
-        family="contrastive",
         variants=(
             _variant("random", _views),
             _variant("N=1 (loss 0)", lambda rng, n: _views(rng, 1)),
@@ -294,7 +292,6 @@ def _optax_clip(m, a, p, r):
 register(
     LossSpec(
         name="clip",
-        family="contrastive",
         variants=(
             _variant("logit_scale=1/0.07 (array)", lambda rng, n: _pairs(rng, n, logit_scale=np.asarray(CLIP_SCALE))),
             _variant(
@@ -349,7 +346,6 @@ def _optax_siglip(m, a, p, r):
 register(
     LossSpec(
         name="siglip",
-        family="contrastive",
         variants=(
             _variant(
                 "open_clip init scale=10,bias=-10 (arrays)",

@@ -107,7 +107,6 @@ def _numpy_kl_loop(m, a, p, r):
 register(
     LossSpec(
         name="kl_div",
-        family="distribution",
         variants=(
             _variant("probabilities", _kl_arrays),
             _variant("zero target probabilities", lambda rng, n: _kl_arrays(rng, n, zeros=True)),
@@ -189,7 +188,6 @@ def _torch_js(m, a, p, r):
 register(
     LossSpec(
         name="js_div",
-        family="distribution",
         variants=(
             _variant("random", _js_arrays),
             _variant("near-zero p (log p ~ -50)", lambda rng, n: _js_arrays(rng, n, tiny_p=True)),
@@ -265,7 +263,6 @@ def _optax_distillation(m, a, p, r):
 register(
     LossSpec(
         name="distillation",
-        family="distribution",
         variants=(
             _variant("T=3,alpha=0.1,target", _distillation_arrays),
             _variant("no target", lambda rng, n: _distillation_arrays(rng, n, target=False)),

@@ -76,7 +76,6 @@ def _optax_gan_discriminator(m, a, p, r):
 register(
     LossSpec(
         name="gan_discriminator",
-        family="generative",
         variants=_GAN_PAIR_VARIANTS,
         differentiable=("real_logits", "fake_logits"),
         references=(
@@ -121,7 +120,6 @@ def _optax_gan_generator(m, a, p, r):
 register(
     LossSpec(
         name="gan_generator",
-        family="generative",
         variants=(
             _variant("non_saturating", _gan_fake),
             _variant("non_saturating,(N,)", lambda rng, n: _gan_fake(rng, n, shape=(n,))),
@@ -162,7 +160,6 @@ def _seed_wgan_critic(m, a, p, r):
 register(
     LossSpec(
         name="wgan_critic",
-        family="generative",
         variants=(
             _variant("(N,1)", _wgan_pair),
             _variant("(N,)", lambda rng, n: _wgan_pair(rng, n, shape=(n,))),
@@ -182,7 +179,6 @@ def _seed_wgan_generator(m, a, p, r):
 register(
     LossSpec(
         name="wgan_generator",
-        family="generative",
         variants=(
             _variant("(N,1)", lambda rng, n: {"fake_scores": normal(rng, (n, 1), 3.0)}),
             _variant("(N,)", lambda rng, n: {"fake_scores": normal(rng, (n,), 3.0)}),
@@ -210,7 +206,6 @@ def _torch_hinge_discriminator(m, a, p, r):
 register(
     LossSpec(
         name="hinge_discriminator",
-        family="generative",
         variants=(
             _variant(
                 "(N,1)",
@@ -238,7 +233,6 @@ def _torch_hinge_generator(m, a, p, r):
 register(
     LossSpec(
         name="hinge_generator",
-        family="generative",
         variants=(
             _variant("(N,1)", lambda rng, n: {"fake_logits": normal(rng, (n, 1), 2.0)}),
             _variant("(N,)", lambda rng, n: {"fake_logits": normal(rng, (n,), 2.0)}),
@@ -308,7 +302,6 @@ def _jax_per_sample_penalty(m, a, p, r):
 register(
     LossSpec(
         name="gradient_penalty",
-        family="generative",
         variants=(
             _variant("(N,3),weight=10", _gp_arrays, critic=_smooth_critic),
             _variant(
@@ -371,7 +364,6 @@ def _numpy_kl_loop(m, a, p, r):
 register(
     LossSpec(
         name="vae_kl",
-        family="generative",
         variants=(
             _variant("(N,L)", lambda rng, n: _latent(rng, (n, L))),
             _variant("axis=0,(L,N)", lambda rng, n: _latent(rng, (L, n)), axis=0),
@@ -414,7 +406,6 @@ def _seed_vae(m, a, p, r):
 register(
     LossSpec(
         name="vae",
-        family="generative",
         variants=(
             _variant("bce,soft x", _vae_arrays),
             _variant("bce,binary x", lambda rng, n: _vae_arrays(rng, n, target="binary")),
@@ -473,7 +464,6 @@ def _seed_perceptual(m, a, p, r):
 register(
     LossSpec(
         name="perceptual",
-        family="generative",
         variants=(
             _variant("two layers", _images, features=_two_layers),
             _variant("three layers,layer_weights", _images, features=_three_layers, layer_weights=(0.3, 1.5, 0.7)),

@@ -90,7 +90,6 @@ def _numpy_contrastive(m, a, p, r):
 register(
     LossSpec(
         name="contrastive",
-        family="metric",
         variants=(
             _variant("random pairs", _contrastive_arrays),
             _variant("identical pairs,similar", lambda rng, n, **k: _contrastive_arrays(rng, n, identical=True)),
@@ -193,7 +192,6 @@ def _numpy_triplet(m, a, p, r):
 register(
     LossSpec(
         name="triplet",
-        family="metric",
         variants=(
             _variant("default", _triplet_arrays),
             _variant("p=1", _triplet_arrays, p=1.0),
@@ -396,7 +394,6 @@ def _mined_loop(m, a, p, r):
 register(
     LossSpec(
         name="triplet_mined",
-        family="metric",
         variants=(
             _mined_variant("batch_hard"),
             _mined_variant("batch_all"),
@@ -475,7 +472,6 @@ def _numpy_cosine_embedding(m, a, p, r):
 register(
     LossSpec(
         name="cosine_embedding",
-        family="metric",
         variants=(
             _variant("random", _cosine_arrays),
             _variant("margin=0.3", _cosine_arrays, margin=0.3),
@@ -513,7 +509,6 @@ def _torch_margin_ranking(m, a, p, r):
 register(
     LossSpec(
         name="margin_ranking",
-        family="metric",
         variants=(
             _variant("default", _ranking_arrays),
             _variant("margin=0.5", _ranking_arrays, margin=0.5),
@@ -633,7 +628,6 @@ def _margin_loop(arc: bool):
 register(
     LossSpec(
         name="arcface",
-        family="metric",
         variants=(
             _arc_variant("default", True),
             _arc_variant("scale=30,margin=0.3", True, scale=30.0, margin=0.3),
@@ -651,7 +645,6 @@ register(
 register(
     LossSpec(
         name="cosface",
-        family="metric",
         variants=(
             _arc_variant("default", False),
             _arc_variant("scale=30,margin=0.2", False, scale=30.0, margin=0.2),

@@ -45,7 +45,6 @@ def _seed_multitask(m, a, p, r):
 register(
     LossSpec(
         name="uncertainty_weighting",
-        family="multitask",
         variants=(
             _variant("(T,)", _tasks),
             _variant("(T,2)", lambda rng, n: _tasks(rng, n, shape=(n + 1, 2))),
@@ -84,7 +83,6 @@ def _seed_curriculum(m, a, p, r):
 register(
     LossSpec(
         name="curriculum",
-        family="multitask",
         variants=tuple(
             _variant(
                 f"progress={progress}",

@@ -71,7 +71,6 @@ def _numpy_loop(name: str, elementwise) -> Reference:
 register(
     LossSpec(
         name="mse",
-        family="regression",
         variants=(_pair(), _pair(weighted=True)),
         differentiable=("pred", "target"),
         references=(_torch_weighted("mse_loss"), _optax_elementwise("squared_error")),
@@ -81,7 +80,6 @@ register(
 register(
     LossSpec(
         name="mae",
-        family="regression",
         variants=(_pair(), _pair(weighted=True)),
         differentiable=("pred", "target"),
         references=(_torch_weighted("l1_loss"),),
@@ -91,7 +89,6 @@ register(
 register(
     LossSpec(
         name="huber",
-        family="regression",
         variants=(_pair((0.0, 1.0)), _pair((0.0, 0.5), delta=0.5), _pair((0.0, 2.0), weighted=True, delta=2.0)),
         differentiable=("pred", "target"),
         references=(_torch_weighted("huber_loss", "delta"), _optax_elementwise("huber_loss", "delta")),
@@ -102,7 +99,6 @@ register(
 register(
     LossSpec(
         name="smooth_l1",
-        family="regression",
         variants=(
             _pair((0.0, 1.0)),
             _pair((0.0, 0.3), beta=0.3),
@@ -117,7 +113,6 @@ register(
 register(
     LossSpec(
         name="log_cosh",
-        family="regression",
         variants=(_pair(), _pair(weighted=True)),
         differentiable=("pred", "target"),
         references=(
@@ -130,7 +125,6 @@ register(
 register(
     LossSpec(
         name="quantile",
-        family="regression",
         variants=(_pair(), _pair(q=0.1), _pair(weighted=True, q=0.9)),
         differentiable=("pred", "target"),
         references=(
@@ -160,7 +154,6 @@ def _torch_poisson(m, a, p, r):
 register(
     LossSpec(
         name="poisson_nll",
-        family="regression",
         variants=tuple(_poisson(li, full) for li in (True, False) for full in (False, True)),
         differentiable=("pred",),
         references=(Reference("torch.nn.functional.poisson_nll_loss", "torch", _torch_poisson),),
@@ -185,7 +178,6 @@ def _torch_gaussian(m, a, p, r):
 register(
     LossSpec(
         name="gaussian_nll",
-        family="regression",
         variants=(_gaussian("same", False), _gaussian("column", True), _gaussian("per-sample", False)),
         differentiable=("pred", "target", "var"),
         references=(Reference("torch.nn.functional.gaussian_nll_loss", "torch", _torch_gaussian),),
@@ -209,7 +201,6 @@ def _seed_asymmetric_mse(m, a, p, r):
 register(
     LossSpec(
         name="asymmetric_mse",
-        family="regression",
         variants=(_pair(), _pair(over_penalty=0.5), _pair(over_penalty=1.0), _pair(weighted=True, over_penalty=3.0)),
         differentiable=("pred", "target"),
         references=(

@@ -282,7 +282,6 @@ def _loss_library(focal: bool):
 register(
     LossSpec(
         name="dice",
-        family="segmentation",
         variants=(
             _variant("probabilities", _probabilities),
             _variant("probabilities,per_sample,smooth=0", _probabilities, per_sample=True, smooth=0.0),
@@ -320,7 +319,6 @@ register(
 register(
     LossSpec(
         name="tversky",
-        family="segmentation",
         variants=(
             _variant("probabilities,alpha=0.3,beta=0.7", _probabilities, alpha=0.3, beta=0.7),
             _variant(
@@ -365,7 +363,6 @@ register(
 register(
     LossSpec(
         name="focal_tversky",
-        family="segmentation",
         variants=(
             _variant("probabilities", _probabilities),
             _variant(
@@ -403,7 +400,6 @@ register(
 register(
     LossSpec(
         name="jaccard",
-        family="segmentation",
         variants=(
             _variant("probabilities", _probabilities),
             _variant("probabilities,per_sample,smooth=0", _probabilities, per_sample=True, smooth=0.0),
@@ -505,7 +501,6 @@ def _np_generalized_dice(m, a, p, r):
 register(
     LossSpec(
         name="generalized_dice",
-        family="segmentation",
         variants=(
             _variant("axis=1", _logits, axis=1),
             _variant("axis=1,per_sample", _logits, axis=1, per_sample=True),
@@ -559,7 +554,6 @@ def _seed_combined(m, a, p, r):
 register(
     LossSpec(
         name="dice_ce",
-        family="segmentation",
         variants=(
             _variant("axis=1", _logits, axis=1),
             _variant(
@@ -573,6 +567,5 @@ register(
         ),
         differentiable=("pred",),
         references=(Reference("seed 002 CombinedLoss (re-typed)", "torch", _seed_combined),),
-        reductions=("mean", "sum"),
     )
 )

@@ -187,7 +187,6 @@ def _brute_force_ctc(m, a, p, r):
 register(
     LossSpec(
         name="ctc",
-        family="sequence",
         variants=(
             _variant("random lengths", frames=6, classes=5, width=3),
             _variant("repeated labels", frames=7, classes=4, width=3, repeats=True),
