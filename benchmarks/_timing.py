@@ -8,7 +8,8 @@ from __future__ import annotations
 import gc
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 TARGET_REPEAT_S = 0.030  # aim: one repeat (k calls) lasts ~20-50 ms
 
@@ -77,7 +78,7 @@ def compare(
     finally:
         if gc_was_enabled:
             gc.enable()
-    paired = [a / b for a, b in zip(cand_times, ref_times)]
+    paired = [a / b for a, b in zip(cand_times, ref_times, strict=True)]
     cand_median = statistics.median(cand_times)
     ref_median = statistics.median(ref_times)
     return {
@@ -91,23 +92,3 @@ def compare(
         "candidate_all_s": cand_times,
         "reference_all_s": ref_times,
     }
-
-
-def _jax_device(requested: str) -> Any:
-    import jax
-
-    want = "gpu" if requested.startswith("cuda") else "cpu"
-    try:
-        devices = jax.devices(want)
-    except RuntimeError:
-        devices = jax.devices()
-    index = int(requested.split(":")[1]) if ":" in requested else 0
-    return devices[min(index, len(devices) - 1)]
-
-
-def _fmt_time(seconds: float) -> str:
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} us"
-    if seconds < 1.0:
-        return f"{seconds * 1e3:.2f} ms"
-    return f"{seconds:.3f} s"
