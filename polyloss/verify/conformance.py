@@ -596,4 +596,8 @@ def check_edge_case(
                 results.append((bool(np.all(g == 0)), float("inf"), f"d/d{name} is not exactly 0: {g!r}"))
         return _outcome(label, backend_name, results)
 
+    if isinstance(edge.expect, Infinite):
+        # the stated outcome is an overflow: numpy's overflow warning announces it, it is not a failure
+        with np.errstate(over="ignore"):
+            return _guard(label, backend_name, body)
     return _guard(label, backend_name, body)
