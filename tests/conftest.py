@@ -1,13 +1,19 @@
-"""Shared fixtures: the conformance environment (every backend required) and hypothesis profiles."""
+"""Shared fixtures: the checks' environment (every harness required) and hypothesis profiles.
+
+The test process opts into JAX's float64 mode once, here: the tests build float64 JAX arrays
+outside the checks (which switch it on for their own runs only)."""
 
 from __future__ import annotations
 
 import os
 
+import jax
 import pytest
 from hypothesis import HealthCheck, settings
 
-from polyloss.verify import conformance
+from polyloss.verify.environment import Environment
+
+jax.config.update("jax_enable_x64", True)
 
 # Bounded for CI (2 cores, well inside 30 minutes); `HYPOTHESIS_PROFILE=dev` explores more.
 settings.register_profile(
@@ -28,9 +34,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")
-def env() -> conformance.Environment:
+def env() -> Environment:
     """All four backends and the optax references; a missing one fails the run, never skips it."""
-    loaded = conformance.Environment.load()
+    loaded = Environment.load()
     assert not loaded.missing, f"the test-suite needs every backend: {loaded.missing}"
     loaded.reference_modules("jax")  # optax must import too
     return loaded

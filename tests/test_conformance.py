@@ -1,7 +1,7 @@
 """The agreement matrix, derived from the specs alone: every registered loss gets every check.
 
 Hypothesis draws the variant, the seed and the batch size; the checks live in
-``polyloss.verify.conformance`` (shared with ``python -m polyloss verify``).
+``polyloss.verify.checks`` (shared with ``python -m polyloss verify``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from polyloss.verify import conformance
+from polyloss.verify import checks
+from polyloss.verify.cases import make_cases
+from polyloss.verify.compare import Outcome
 from polyloss.verify.specs import SPECS
 
 SPEC_NAMES = list(SPECS)
@@ -29,10 +31,10 @@ def _draw(spec, data, count: int = 1):
     seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
     n = data.draw(st.integers(1, 4), label="n")
     note = f"{spec.name} variant {spec.variants[variant].name!r} seed {seed} n {n}"
-    return conformance.make_cases(spec, variant, seed, n, count), note
+    return make_cases(spec, variant, seed, n, count), note
 
 
-def _assert(outcome: conformance.Outcome, note: str) -> None:
+def _assert(outcome: Outcome, note: str) -> None:
     assert outcome.status == "pass", f"{outcome.check}[{outcome.backend}] {outcome.status} for {note}: {outcome.detail}"
 
 
@@ -51,7 +53,7 @@ VALUE_PAIRS = [
 def test_float64_values_equal_numpy(env, name, backend, data):
     spec = SPECS[name]
     (case,), note = _draw(spec, data)
-    _assert(conformance.check_values(spec, case, env, backend), note)
+    _assert(checks.check_values(spec, case, env, backend), note)
 
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])
@@ -61,7 +63,7 @@ def test_float64_values_equal_numpy(env, name, backend, data):
 def test_float32_within_tolerance(env, name, backend, data):
     spec = SPECS[name]
     (case,), note = _draw(spec, data)
-    _assert(conformance.check_float32(spec, case, env, backend), note)
+    _assert(checks.check_float32(spec, case, env, backend), note)
 
 
 @pytest.mark.parametrize("name", SPEC_NAMES)
@@ -70,7 +72,7 @@ def test_float32_within_tolerance(env, name, backend, data):
 def test_torch_and_jax_gradients_agree(env, name, data):
     spec = SPECS[name]
     (case,), note = _draw(spec, data)
-    _assert(conformance.check_gradients(spec, case, env), note)
+    _assert(checks.check_gradients(spec, case, env), note)
 
 
 FD_SPEC_NAMES = [name for name in SPEC_NAMES if SPECS[name].finite_differences]
@@ -90,7 +92,7 @@ def test_losses_without_finite_differences_have_a_gradient_reference():
 def test_gradients_match_finite_differences(env, name, backend, data):
     spec = SPECS[name]
     (case,), note = _draw(spec, data)
-    _assert(conformance.check_finite_differences(spec, case, env, backend), note)
+    _assert(checks.check_finite_differences(spec, case, env, backend), note)
 
 
 @pytest.mark.parametrize("name", SPEC_NAMES)
@@ -99,7 +101,7 @@ def test_gradients_match_finite_differences(env, name, backend, data):
 def test_jax_jit_equals_eager(env, name, data):
     spec = SPECS[name]
     (case,), note = _draw(spec, data)
-    _assert(conformance.check_jit(spec, case, env), note)
+    _assert(checks.check_jit(spec, case, env), note)
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
@@ -109,14 +111,14 @@ def test_jax_jit_equals_eager(env, name, data):
 def test_vmap_equals_loop(env, name, backend, data):
     spec = SPECS[name]
     cases, note = _draw(spec, data, count=3)
-    _assert(conformance.check_vmap(spec, cases, env, backend), note)
+    _assert(checks.check_vmap(spec, cases, env, backend), note)
 
 
 @pytest.mark.parametrize("name", SPEC_NAMES)
 def test_torch_compile_fullgraph_equals_eager(env, name):
     spec = SPECS[name]
-    (case,) = conformance.make_cases(spec, 0, seed=0, n=3)
-    _assert(conformance.check_compile(spec, case, env, reductions=("mean",)), f"{name} variant 0")
+    (case,) = make_cases(spec, 0, seed=0, n=3)
+    _assert(checks.check_compile(spec, case, env, reductions=("mean",)), f"{name} variant 0")
 
 
 REFERENCES = [(name, i) for name, spec in SPECS.items() for i in range(len(spec.references))]
@@ -128,7 +130,7 @@ REFERENCES = [(name, i) for name, spec in SPECS.items() for i in range(len(spec.
 def test_matches_upstream_reference(env, name, index, data):
     spec = SPECS[name]
     (case,), note = _draw(spec, data)
-    outcome = conformance.check_reference(spec, spec.references[index], case, env)
+    outcome = checks.check_reference(spec, spec.references[index], case, env)
     assert outcome.status in ("pass", "n/a"), f"{outcome.check} {outcome.status} for {note}: {outcome.detail}"
 
 
@@ -140,8 +142,8 @@ def test_every_reference_applies_to_some_variant(env, name, index):
     spec = SPECS[name]
     statuses = []
     for v in range(len(spec.variants)):
-        case = conformance.make_cases(spec, v, 0, 3)[0]
-        statuses.append(conformance.check_reference(spec, spec.references[index], case, env).status)
+        case = make_cases(spec, v, 0, 3)[0]
+        statuses.append(checks.check_reference(spec, spec.references[index], case, env).status)
         if statuses[-1] != "n/a":
             break
     assert statuses[-1] == "pass", statuses

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from polyloss.core import CORE_LOSSES
-from polyloss.verify import conformance
+from polyloss.verify import edge_cases
 from polyloss.verify.specs.edges import EDGE_CASES, Finite, Infinite, Raises, cases_by_loss
 
-RUNS = [(i, *run) for i, edge in enumerate(EDGE_CASES) for run in conformance.edge_runs(edge)]
+RUNS = [(i, *run) for i, edge in enumerate(EDGE_CASES) for run in edge_cases.edge_runs(edge)]
 
 
 @pytest.mark.parametrize(
@@ -23,7 +23,7 @@ def test_edge_case(env, index, backend, dtype, transform):
     with a cold cache (123 cases). ``python -m polyloss verify`` runs them with inductor, and
     test_conformance compiles every loss with inductor."""
     edge = EDGE_CASES[index]
-    outcome = conformance.check_edge_case(edge, env, backend, dtype, transform, compiler="aot_eager")
+    outcome = edge_cases.check_edge_case(edge, env, backend, dtype, transform, compiler="aot_eager")
     assert outcome.status == "pass", f"{edge.loss}: {edge.name} [{backend}, {dtype}, {transform}]: {outcome.detail}"
 
 
@@ -91,11 +91,11 @@ def test_a_wrong_stated_outcome_fails(env, wrong):
     else:
         edge = next(e for e in EDGE_CASES if e.loss == "cross_entropy" and "one row ignored" in e.name)
         edge = dataclasses.replace(edge, expect=Finite(grad="zero"))
-    outcome = conformance.check_edge_case(edge, env, "torch", "float64")
+    outcome = edge_cases.check_edge_case(edge, env, "torch", "float64")
     assert outcome.status == "fail", (edge.name, outcome)
 
 
 def test_stated_values_come_from_the_rounded_inputs():
     """A bfloat16 case is judged against the value of the inputs bfloat16 can hold."""
-    rounded = conformance._rounded(np.array([1e4 + 0.5]), "bfloat16")
+    rounded = edge_cases.rounded(np.array([1e4 + 0.5]), "bfloat16")
     assert rounded[0] == 9984.0 + 0.0 or rounded[0] == 10048.0

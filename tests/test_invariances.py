@@ -40,7 +40,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from polyloss.core import CORE_LOSSES
-from polyloss.verify import conformance
+from polyloss.verify import cases
+from polyloss.verify.compare import compare
 from polyloss.verify.specs import SPECS, Case, LossSpec
 
 BACKENDS = ("numpy", "torch", "jax")
@@ -100,10 +101,10 @@ def evaluate(
     compiling once and calling on every drawn example is what keeps this file fast.
     """
     spec = SPECS[name]
-    backend = env.backends[backend_name]
+    backend = env.harnesses[backend_name]
     names = list(arrays)
     argnums = [i for i, n in enumerate(names) if n in spec.differentiable]
-    converted = conformance._convert(backend, Case(arrays, params), "float64")
+    converted = cases.convert(backend, Case(arrays, params), "float64")
     if not backend.has_autodiff:
         grad_reductions = ()
     if backend_name == "jax":
@@ -117,9 +118,7 @@ def evaluate(
         )
         if key not in _JAX_COMPILED:
             m = env.reference_modules("jax")
-            fns = {
-                r: conformance._closure(spec, backend, names, params, r) for r in set(reductions) | set(grad_reductions)
-            }
+            fns = {r: cases.closure(spec, backend, names, params, r) for r in set(reductions) | set(grad_reductions)}
 
             def everything(*xs):
                 values = {r: fns[r](*xs) for r in reductions}
@@ -137,7 +136,7 @@ def evaluate(
         )
     values, grads = {}, {}
     for r in reductions:
-        f = conformance._closure(spec, backend, names, params, r)
+        f = cases.closure(spec, backend, names, params, r)
         if r in grad_reductions:
             value, gs = backend.value_and_grad(f, converted, argnums, None)
             grads[r] = {names[i]: np.asarray(g) for i, g in zip(argnums, gs)}
@@ -145,7 +144,7 @@ def evaluate(
             value = backend.to_numpy(f(*converted))
         values[r] = np.asarray(value, dtype=np.float64)
     for r in set(grad_reductions) - set(reductions):
-        _, gs = backend.value_and_grad(conformance._closure(spec, backend, names, params, r), converted, argnums, None)
+        _, gs = backend.value_and_grad(cases.closure(spec, backend, names, params, r), converted, argnums, None)
         grads[r] = {names[i]: np.asarray(g) for i, g in zip(argnums, gs)}
     return values, grads
 
@@ -165,8 +164,8 @@ def run(
 
 
 def close(actual, expected, what: str, rtol: float = 1e-10, atol: float = 1e-12) -> None:
-    ok, _, detail, _ = conformance.compare(actual, expected, rtol, atol)
-    assert ok, f"{what}: {detail}"
+    comparison = compare(actual, expected, rtol, atol)
+    assert comparison.ok, f"{what}: {comparison.detail}"
 
 
 def close_grads(actual: dict, expected: dict, what: str, rtol: float = 1e-10, atol: float = 1e-12) -> None:
@@ -182,7 +181,7 @@ def tolerances(spec: LossSpec) -> tuple[float, float]:
 def draw_case(spec: LossSpec, data, variants) -> tuple[int, Case, str]:
     variant = data.draw(st.sampled_from(list(variants)), label="variant")
     seed = data.draw(SEEDS, label="seed")
-    (case,) = conformance.make_cases(spec, variant, seed, 4)  # one batch size: one JAX compilation per variant
+    (case,) = cases.make_cases(spec, variant, seed, 4)  # one batch size: one JAX compilation per variant
     return variant, case, f"{spec.name} variant {spec.variants[variant].name!r} seed {seed} n 4"
 
 
@@ -370,7 +369,7 @@ def test_every_loss_has_a_batch_layout():
     for name, spec in SPECS.items():  # every variant's inputs classified (checked on n=2)
         if name in LAYOUTS:
             for index in range(len(spec.variants)):
-                layout = layout_of(name, conformance.make_cases(spec, index, 0, 2)[0])
+                layout = layout_of(name, cases.make_cases(spec, index, 0, 2)[0])
                 assert layout.none in ("rows", "halves", "pooled", None)
                 assert (layout.none is None) == ("none" not in spec.reductions), name
 
@@ -386,7 +385,7 @@ def _jax_variant(name: str) -> int:
     spec = SPECS[name]
 
     def score(index: int) -> tuple[Any, ...]:
-        case = conformance.make_cases(spec, index, 0, 2)[0]
+        case = cases.make_cases(spec, index, 0, 2)[0]
         return (not layout_of(name, case).coupled, len(case.arrays), len(case.params), -index)
 
     return max(range(len(spec.variants)), key=score)
@@ -569,7 +568,7 @@ def test_mean_tables_name_registered_losses():
 def _coupled(name: str) -> bool:
     """Whether no variant of ``name`` has independent samples (then it is listed in INDEPENDENCE_EXEMPT)."""
     spec = SPECS[name]
-    return all(layout_of(name, conformance.make_cases(spec, v, 0, 2)[0]).coupled for v in range(len(spec.variants)))
+    return all(layout_of(name, cases.make_cases(spec, v, 0, 2)[0]).coupled for v in range(len(spec.variants)))
 
 
 # Losses whose samples are never independent, with the reason. Couplings of some variants only
@@ -589,7 +588,7 @@ INDEPENDENT_NAMES = [name for name in LAYOUTS if name not in INDEPENDENCE_EXEMPT
 def _coupled(name: str) -> bool:
     """Whether every variant of ``name`` has coupled samples."""
     spec = SPECS[name]
-    return all(layout_of(name, conformance.make_cases(spec, v, 0, 2)[0]).coupled for v in range(len(spec.variants)))
+    return all(layout_of(name, cases.make_cases(spec, v, 0, 2)[0]).coupled for v in range(len(spec.variants)))
 
 
 def test_independence_exemptions_match_the_layouts():
@@ -600,9 +599,7 @@ def test_independence_exemptions_match_the_layouts():
 
 def _independent_variants(name: str, backend: str) -> list[int]:
     spec = SPECS[name]
-    return [
-        i for i in variants_for(name, backend) if not layout_of(name, conformance.make_cases(spec, i, 0, 2)[0]).coupled
-    ]
+    return [i for i in variants_for(name, backend) if not layout_of(name, cases.make_cases(spec, i, 0, 2)[0]).coupled]
 
 
 @pytest.mark.parametrize("name,backend", generic_pairs(INDEPENDENT_NAMES))
@@ -803,9 +800,7 @@ def test_all_ones_weights_equal_no_weights(env, name, backend, data):
     """On the spec's variants that pass weights; class-weighted losses also with an ignored class."""
     spec = SPECS[name]
     names = ONES_WEIGHTS[name]
-    variants = [
-        i for i, v in enumerate(spec.variants) if set(names) & set(conformance.make_cases(spec, i, 0, 2)[0].arrays)
-    ]
+    variants = [i for i, v in enumerate(spec.variants) if set(names) & set(cases.make_cases(spec, i, 0, 2)[0].arrays)]
     assert variants, f"{name}: no variant passes {names}"
     _, case, note = draw_case(spec, data, variants[:1] if backend == "jax" else variants)
     params = dict(case.params)
@@ -955,9 +950,7 @@ SCALE_CASES = [(name, backend) for name in SCALE_INVARIANT for backend in BACKEN
 
 def _normalized_variants(name: str) -> list[int]:
     spec = SPECS[name]
-    return [
-        i for i in range(len(spec.variants)) if conformance.make_cases(spec, i, 0, 2)[0].params.get("normalize", True)
-    ]
+    return [i for i in range(len(spec.variants)) if cases.make_cases(spec, i, 0, 2)[0].params.get("normalize", True)]
 
 
 @pytest.mark.parametrize("name,backend", SCALE_CASES)
@@ -968,7 +961,7 @@ def test_cosine_losses_ignore_positive_scale(env, name, backend, data):
     spec = SPECS[name]
     variants = _normalized_variants(name)
     if backend == "jax":  # one compilation: the variant with the most inputs
-        variants = [max(variants, key=lambda i: (len(conformance.make_cases(spec, i, 0, 2)[0].arrays), -i))]
+        variants = [max(variants, key=lambda i: (len(cases.make_cases(spec, i, 0, 2)[0].arrays), -i))]
     _, case, note = draw_case(spec, data, variants)
     factors = {}
     for key, value in case.arrays.items():

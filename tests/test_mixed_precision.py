@@ -34,7 +34,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from polyloss.verify import conformance
+from polyloss.verify import cases, checks
+from polyloss.verify.compare import compare
 from polyloss.verify.specs import SPECS, Case, LossSpec
 
 CONFIGS = (("torch", "float16"), ("torch", "bfloat16"), ("jax", "bfloat16"))
@@ -165,7 +166,7 @@ def _grad_reduction(spec: LossSpec) -> str:
 
 def _weighted_sum(xp, out):
     """The scalar whose gradient is taken: the unreduced loss weighted by the conformance cotangent."""
-    weights = conformance._cotangent(tuple(out.shape))
+    weights = cases.cotangent(tuple(out.shape))
     return xp.sum(out) if weights is None else xp.sum(out * xp.asarray(weights, dtype=out.dtype))
 
 
@@ -173,10 +174,10 @@ def _torch_run(spec: LossSpec, backend, case: Case, arrays: list):
     """Eager torch: ({reduction: loss}, [gradients of the differentiable inputs]), dtypes kept."""
     import torch
 
-    names, argnums = list(case.arrays), conformance._argnums(spec, case)
-    values = {r: conformance._closure(spec, backend, names, case.params, r)(*arrays) for r in spec.reductions}
+    names, argnums = list(case.arrays), cases.argnums(spec, case)
+    values = {r: cases.closure(spec, backend, names, case.params, r)(*arrays) for r in spec.reductions}
     inputs = [a.detach().clone().requires_grad_(i in argnums) for i, a in enumerate(arrays)]
-    out = conformance._closure(spec, backend, names, case.params, _grad_reduction(spec))(*inputs)
+    out = cases.closure(spec, backend, names, case.params, _grad_reduction(spec))(*inputs)
     grads = torch.autograd.grad(_weighted_sum(torch, out), [inputs[i] for i in argnums], allow_unused=True)
     grads = [torch.zeros_like(inputs[i]) if g is None else g for g, i in zip(grads, argnums)]
     return {r: v.detach() for r, v in values.items()}, grads
@@ -203,8 +204,8 @@ def _jax_run(spec: LossSpec, backend, case: Case, half: list, rounded: list, unr
     import jax
     import jax.numpy as jnp
 
-    names, argnums = list(case.arrays), tuple(conformance._argnums(spec, case))
-    closures = {r: conformance._closure(spec, backend, names, case.params, r) for r in spec.reductions}
+    names, argnums = list(case.arrays), tuple(cases.argnums(spec, case))
+    closures = {r: cases.closure(spec, backend, names, case.params, r) for r in spec.reductions}
     reduction = _grad_reduction(spec)
 
     def program(h, r32, u32):
@@ -234,10 +235,7 @@ def _evaluate(spec: LossSpec, backend, case: Case, dtype: str) -> dict:
         rg = None
     else:
         (hv, hg), (rv, rg) = _torch_run(spec, backend, case, half), _torch_run(spec, backend, rounded_case, rounded)
-        uv = {
-            r: conformance._closure(spec, backend, list(case.arrays), case.params, r)(*unrounded)
-            for r in spec.reductions
-        }
+        uv = {r: cases.closure(spec, backend, list(case.arrays), case.params, r)(*unrounded) for r in spec.reductions}
     return {"inputs": half, "half": hv, "half_grads": hg, "same": rv, "same_grads": rg, "unrounded": uv}
 
 
@@ -251,13 +249,15 @@ def _value_derivative_backend():
     global _VALUE_DERIVATIVE_BACKEND
     if _VALUE_DERIVATIVE_BACKEND is None:
         from polyloss.backends.torch import TorchBackend
+        from polyloss.verify.harness.torch import TorchHarness
 
         class ValueDerivative(TorchBackend):
             def stop_gradient(self, x):
                 return x
 
-        _VALUE_DERIVATIVE_BACKEND = ValueDerivative()
-        _VALUE_DERIVATIVE_BACKEND.name = "torch-value-derivative"  # its own binding cache entry
+        backend = ValueDerivative()
+        backend.name = "torch-value-derivative"  # its own binding cache entry
+        _VALUE_DERIVATIVE_BACKEND = TorchHarness(backend)
     return _VALUE_DERIVATIVE_BACKEND
 
 
@@ -275,7 +275,7 @@ def _sensitivity(spec: LossSpec, case: Case) -> dict[str, np.ndarray]:
         inputs = [backend.asarray(v, "float64" if _is_float(v) else None) for v in values]
         for i in floats:
             inputs[i].requires_grad_(True)
-        y = conformance._closure(spec, backend, names, case.params, r)(*inputs)
+        y = cases.closure(spec, backend, names, case.params, r)(*inputs)
         flat = y.reshape(-1)
         bound = np.zeros(flat.shape[0])
         for j in range(flat.shape[0]):
@@ -300,8 +300,8 @@ def _reference(env, name: str, variant: int, n: int):
     key = (name, variant, n)
     if key not in _REFERENCE:
         spec = SPECS[name]
-        (case,) = conformance.make_cases(spec, variant, SEED, n)
-        _REFERENCE[key] = case, conformance.numpy_values(spec, case, env), _sensitivity(spec, case)
+        (case,) = cases.make_cases(spec, variant, SEED, n)
+        _REFERENCE[key] = case, checks.numpy_values(spec, case, env), _sensitivity(spec, case)
     return _REFERENCE[key]
 
 
@@ -313,15 +313,15 @@ def _check_half(
     float32 losses per reduction and the half gradients by input name, as NumPy arrays. ``overflow`` (float16 only): the inputs whose
     float32 gradient is documented to exceed float16's range (see FLOAT16_GRADIENT_BEYOND_RANGE), with
     the documented bound on its magnitude."""
-    backend = env.backends[backend_name]
+    backend = env.harnesses[backend_name]
     run = _evaluate(spec, backend, case, dtype)
     half = {r: backend.to_numpy(v) for r, v in run["half"].items()}
     unrounded = {r: backend.to_numpy(v) for r, v in run["unrounded"].items()}
     for r in spec.reductions:
         assert _dtype_name(run["half"][r]) == "float32", f"{note} ({r}): loss dtype {run['half'][r].dtype}"
     for r, same in run["same"].items():
-        ok, _, detail, _ = conformance.compare(half[r], backend.to_numpy(same), *ROUNDED_TOL[backend_name])
-        assert ok, f"{note} ({r}): half inputs != float32 on the same rounded inputs: {detail}"
+        comparison = compare(half[r], backend.to_numpy(same), *ROUNDED_TOL[backend_name])
+        assert comparison.ok, f"{note} ({r}): half inputs != float32 on the same rounded inputs: {comparison.detail}"
     for r, f32 in unrounded.items():
         bad = np.isfinite(f32) & ~np.isfinite(half[r])
         assert not bad.any(), f"{note} ({r}): non-finite {half[r][bad]} where float32 gives {f32[bad]}"
@@ -331,7 +331,7 @@ def _check_half(
     names = [n for n in case.arrays if n in spec.differentiable]
     same_grads = run["same_grads"] or [None] * len(names)
     grads = {}
-    for name, i, g, g32 in zip(names, conformance._argnums(spec, case), run["half_grads"], same_grads):
+    for name, i, g, g32 in zip(names, cases.argnums(spec, case), run["half_grads"], same_grads):
         where = f"{note}: d/d{name}"
         assert _dtype_name(g) == _dtype_name(inputs[i]), f"{where} has dtype {g.dtype}, input {inputs[i].dtype}"
         assert tuple(g.shape) == tuple(inputs[i].shape), f"{where} has shape {tuple(g.shape)}"
@@ -342,8 +342,8 @@ def _check_half(
             g32 = backend.to_numpy(g32)
             with np.errstate(over="ignore"):  # a documented overflow rounds to +-inf
                 expected = backend.to_numpy(backend.asarray(g32, dtype))
-            ok, _, detail, _ = conformance.compare(got, expected, GRAD_RTOL[dtype], GRAD_ATOL[dtype])
-            assert ok, f"{where} != the float32 gradient rounded to {dtype}: {detail}"
+            comparison = compare(got, expected, GRAD_RTOL[dtype], GRAD_ATOL[dtype])
+            assert comparison.ok, f"{where} != the float32 gradient rounded to {dtype}: {comparison.detail}"
             assert np.isfinite(g32).all(), f"{where}: the float32 gradient is not finite: {g32}"
         if overflow and name in overflow:
             # documented: |float32 gradient| > float16's max (65504) at the guard; the rest stays finite
@@ -370,7 +370,7 @@ def test_the_matrix_covers_every_loss():
 @pytest.mark.parametrize("backend_name", ["torch", "jax"])
 def test_the_binding_lifts_half_floats_only(env, backend_name):
     """float16/bfloat16 -> float32; float32, float64 and integers (labels, lengths) as they are."""
-    backend = env.backends[backend_name]
+    backend = env.harnesses[backend_name]
     lifted = {
         "float16": "float32",
         "bfloat16": "float32",
@@ -382,7 +382,7 @@ def test_the_binding_lifts_half_floats_only(env, backend_name):
     for dtype, expected in lifted.items():
         x = backend.asarray(np.array([1, 2]), dtype)
         assert _dtype_name(x) == dtype
-        assert _dtype_name(backend.compute_dtype(x)) == expected, (backend_name, dtype)
+        assert _dtype_name(backend.backend.compute_dtype(x)) == expected, (backend_name, dtype)
 
 
 @pytest.mark.parametrize("backend_name,dtype", CONFIGS, ids=CONFIG_IDS)
@@ -620,7 +620,7 @@ ZERO_ROW_GRADIENTS: dict[str, dict[str, list[int]]] = {
 
 def _zero_case(loss: str, variant: str, edits, params) -> Case:
     spec = SPECS[loss]
-    (case,) = conformance.make_cases(spec, _variant_index(spec, variant), SEED, 2)
+    (case,) = cases.make_cases(spec, _variant_index(spec, variant), SEED, 2)
     arrays = {k: v.copy() for k, v in case.arrays.items()}
     for edit in edits:
         edit(arrays)

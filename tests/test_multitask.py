@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import jax
 
-from polyloss.backends.jax import enable_float64
-
-enable_float64()  # float64 comparisons below, as the conftest's env fixture does
+jax.config.update("jax_enable_x64", True)  # float64 comparisons below, as the conftest does
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from polyloss.backends.jax import BACKEND as JAX
-from polyloss.backends.numpy import BACKEND as NUMPY
-from polyloss.backends.strict import BACKEND as STRICT
-from polyloss.backends.torch import BACKEND as TORCH
+from polyloss.verify.harness.jax import HARNESS as JAX
+from polyloss.verify.harness.numpy import HARNESS as NUMPY
+from polyloss.verify.harness.strict import HARNESS as STRICT
+from polyloss.verify.harness.torch import HARNESS as TORCH
 
 jax.config.update("jax_enable_x64", True)
-ALL = [NUMPY, STRICT, TORCH, JAX]
+ALL = [NUMPY, STRICT, TORCH, JAX]  # harnesses: .backend holds the primitives
 POINTS = np.array([-math.inf, -1000.0, -30.0, -1.0, 0.0, 1.0, 30.0, 1000.0, math.inf])
 
 
@@ -26,9 +26,9 @@ def _softplus_exact(x: float) -> float:
     return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
 
 
-@pytest.mark.parametrize("backend", ALL, ids=lambda b: b.name)
-def test_softplus_values(backend):
-    out = backend.to_numpy(backend.softplus(backend.asarray(POINTS, "float64")))
+@pytest.mark.parametrize("harness", ALL, ids=lambda b: b.name)
+def test_softplus_values(harness):
+    out = harness.to_numpy(harness.backend.softplus(harness.asarray(POINTS, "float64")))
     np.testing.assert_allclose(out, [_softplus_exact(v) for v in POINTS], rtol=1e-15, atol=0)
 
 
@@ -38,9 +38,9 @@ def test_softplus_first_and_second_derivatives_are_finite_and_exact():
         decay = np.exp(-np.abs(POINTS))
     curvature = decay / (1.0 + decay) ** 2  # sigmoid(x) sigmoid(-x), without cancellation
     x = torch.tensor(POINTS, requires_grad=True)
-    (g,) = torch.autograd.grad(TORCH.softplus(x).sum(), x, create_graph=True)
+    (g,) = torch.autograd.grad(TORCH.backend.softplus(x).sum(), x, create_graph=True)
     (h,) = torch.autograd.grad(g.sum(), x)
-    jg = jax.grad(lambda v: JAX.softplus(v).sum())
+    jg = jax.grad(lambda v: JAX.backend.softplus(v).sum())
     jh = jax.grad(lambda v: jg(v).sum())
     for first, second in (
         (g.detach().numpy(), h.numpy()),
@@ -50,16 +50,16 @@ def test_softplus_first_and_second_derivatives_are_finite_and_exact():
         np.testing.assert_allclose(second, curvature, rtol=1e-12, atol=1e-14)  # a few ulp of 1 near saturation
 
 
-@pytest.mark.parametrize("backend", ALL, ids=lambda b: b.name)
-def test_one_hot(backend):
-    labels = backend.asarray(np.array([2, 0, 1]))
-    out = backend.to_numpy(backend.one_hot(labels, 3, backend.xp.float64))
+@pytest.mark.parametrize("harness", ALL, ids=lambda b: b.name)
+def test_one_hot(harness):
+    labels = harness.asarray(np.array([2, 0, 1]))
+    out = harness.to_numpy(harness.backend.one_hot(labels, 3, harness.backend.xp.float64))
     np.testing.assert_array_equal(out, np.eye(3)[[2, 0, 1]])
 
 
-@pytest.mark.parametrize("backend", ALL, ids=lambda b: b.name)
+@pytest.mark.parametrize("harness", ALL, ids=lambda b: b.name)
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
-def test_softmax_cross_entropy_matches_a_loop_and_marks_invalid_samples(backend, reduction):
+def test_softmax_cross_entropy_matches_a_loop_and_marks_invalid_samples(harness, reduction):
     rng = np.random.default_rng(0)
     logits, index = rng.normal(size=(4, 3, 5)), rng.integers(0, 3, size=(4, 5))
     expected = np.zeros((4, 5))
@@ -70,17 +70,17 @@ def test_softmax_cross_entropy_matches_a_loop_and_marks_invalid_samples(backend,
     valid = np.ones((4, 5), dtype=bool)
     valid[1, 2] = False
     expected[1, 2] = np.nan
-    out = backend.softmax_cross_entropy(
-        backend.asarray(logits, "float64"), backend.asarray(index), 1, reduction, valid=backend.asarray(valid)
+    out = harness.backend.softmax_cross_entropy(
+        harness.asarray(logits, "float64"), harness.asarray(index), 1, reduction, valid=harness.asarray(valid)
     )
     reduced = {"none": expected, "mean": np.mean(expected), "sum": np.sum(expected)}[reduction]
-    np.testing.assert_allclose(backend.to_numpy(out), reduced, rtol=1e-13)
+    np.testing.assert_allclose(harness.to_numpy(out), reduced, rtol=1e-13)
 
 
-@pytest.mark.parametrize("backend", ALL, ids=lambda b: b.name)
-def test_logsumexp_with_minus_inf_entries(backend):
+@pytest.mark.parametrize("harness", ALL, ids=lambda b: b.name)
+def test_logsumexp_with_minus_inf_entries(harness):
     x = np.array([[0.0, -math.inf, 1.0], [-math.inf, -math.inf, 2.0]])
-    out = backend.to_numpy(backend.logsumexp(backend.asarray(x, "float64"), 1))
+    out = harness.to_numpy(harness.backend.logsumexp(harness.asarray(x, "float64"), 1))
     np.testing.assert_allclose(out, [np.log(1 + np.e), 2.0], rtol=1e-15)
 
 
@@ -156,18 +156,18 @@ SINGULAR = [
 ]
 
 
-@pytest.mark.parametrize("backend", ALL, ids=lambda b: b.name)
+@pytest.mark.parametrize("harness", ALL, ids=lambda b: b.name)
 @pytest.mark.parametrize("name,f,args,value,grads", SINGULAR, ids=[s[0] for s in SINGULAR])
-def test_safe_primitive_value_at_its_singular_point(backend, name, f, args, value, grads):
-    out = backend.to_numpy(f(backend, *(backend.asarray(np.asarray(a), "float64") for a in args)))
+def test_safe_primitive_value_at_its_singular_point(harness, name, f, args, value, grads):
+    out = harness.to_numpy(f(harness.backend, *(harness.asarray(np.asarray(a), "float64") for a in args)))
     np.testing.assert_allclose(out, value, rtol=1e-15, atol=0)
 
 
-@pytest.mark.parametrize("backend", [TORCH, JAX], ids=lambda b: b.name)
+@pytest.mark.parametrize("harness", [TORCH, JAX], ids=lambda b: b.name)
 @pytest.mark.parametrize("name,f,args,value,grads", SINGULAR, ids=[s[0] for s in SINGULAR])
-def test_safe_primitive_gradient_at_its_singular_point(backend, name, f, args, value, grads):
-    arrays = [backend.asarray(np.asarray(a), "float64") for a in args]
-    out, got = backend.value_and_grad(lambda *xs: f(backend, *xs), arrays, list(range(len(arrays))))
+def test_safe_primitive_gradient_at_its_singular_point(harness, name, f, args, value, grads):
+    arrays = [harness.asarray(np.asarray(a), "float64") for a in args]
+    out, got = harness.value_and_grad(lambda *xs: f(harness.backend, *xs), arrays, list(range(len(arrays))))
     for g, expected in zip(got, grads):
         assert np.all(np.isfinite(g)), (name, g)
         np.testing.assert_allclose(g, expected, rtol=1e-12, atol=1e-15)

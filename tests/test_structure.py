@@ -40,7 +40,12 @@ def test_core_and_specs_import_no_framework(layer):
 
 
 def test_only_framework_modules_import_their_framework():
-    allowed = {"backends/torch.py": {"torch"}, "backends/jax.py": {"jax", "optax"}, "torch.py": set(), "jax.py": set()}
+    allowed = {
+        "backends/torch.py": {"torch"},
+        "backends/jax.py": {"jax"},
+        "verify/harness/torch.py": {"torch"},
+        "verify/harness/jax.py": {"jax", "optax"},
+    }
     for path in PACKAGE.rglob("*.py"):
         rel = str(path.relative_to(PACKAGE))
         used = _imports(path) & FRAMEWORKS
@@ -49,8 +54,37 @@ def test_only_framework_modules_import_their_framework():
 
 def test_import_polyloss_imports_neither_torch_nor_jax():
     code = (
-        "import sys, polyloss, polyloss.core, polyloss.verify.specs, polyloss.numpy, polyloss.verify.conformance;"
+        "import sys, polyloss, polyloss.core, polyloss.verify.specs, polyloss.numpy, polyloss.verify.checks;"
         "bad = sorted(m for m in ('torch', 'jax', 'optax') if m in sys.modules); print(bad); sys.exit(bool(bad))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("namespace", ["numpy", "torch", "jax"])
+def test_namespaces_import_nothing_of_the_proof(namespace):
+    """The runtime import graph: a public namespace loads no module of polyloss.verify (the harness
+    included), nor optax, hypothesis or rich."""
+    code = (
+        f"import sys, polyloss.{namespace}; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('optax', 'hypothesis', 'rich') "
+        "or m == 'polyloss.verify' or m.startswith('polyloss.verify.')); print(bad); sys.exit(bool(bad))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_public_api_leaves_jax_float64_mode_alone():
+    """Importing polyloss.jax, calling a loss and a polyloss.testing check leave jax_enable_x64 as it
+    was (the checks switch it on for their own runs only)."""
+    code = (
+        "import sys, jax, numpy as np, torch, polyloss.jax, polyloss.testing as t\n"
+        "x, y = np.array([[0.5, -1.0, 2.0]]), np.array([2])\n"
+        "polyloss.jax.focal(jax.numpy.asarray(x), jax.numpy.asarray(y))\n"
+        "before = jax.config.read('jax_enable_x64')\n"
+        "t.assert_loss_agrees('focal', x, y)  # float64 tolerances: JAX ran in float64\n"
+        "after = jax.config.read('jax_enable_x64')\n"
+        "sys.exit(f'jax_enable_x64: {before} after import and a loss, {after} after a check' if before or after else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

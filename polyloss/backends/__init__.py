@@ -2,6 +2,6 @@
 
 ``base`` holds the primitive set written against the array API; ``numpy`` and
 ``strict`` use it as is; ``torch`` and ``jax`` replace primitives with native
-kernels. Each framework module also carries the few harness hooks (gradients,
-jit, vmap, compile) that ``polyloss.verify.conformance`` needs.
+kernels. Backends hold the runtime primitives only: the hooks the checks need
+(conversion, gradients, jit, vmap, compile) live in ``polyloss.verify.harness``.
 """

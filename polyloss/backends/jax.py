@@ -1,21 +1,20 @@
-"""JAX backend: native fused kernels for the primitive set, plus harness hooks.
+"""JAX backend: native fused kernels for the primitive set.
 
 The only module (with ``polyloss/jax.py``) that imports jax.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from polyloss.backends.base import ArrayAPIBackend
 
 
 class JaxBackend(ArrayAPIBackend):
-    framework = "jax"
     has_autodiff = True
 
     def __init__(self) -> None:
@@ -80,63 +79,5 @@ class JaxBackend(ArrayAPIBackend):
             )
         return jax.random.uniform(key_or_generator, shape, dtype=like.dtype)
 
-    # -- harness hooks (conformance checks only) ---------------------------------
-    def asarray(self, value: Any, dtype: str | None = None) -> jax.Array:
-        if dtype == "bfloat16":
-            return jnp.asarray(np.asarray(value, dtype="float32"), dtype=jnp.bfloat16)
-        return jnp.asarray(np.asarray(value, dtype=dtype))
-
-    def to_numpy(self, x: jax.Array) -> np.ndarray:
-        if x.dtype in self._half:
-            x = x.astype(jnp.float32)
-        return np.asarray(x)
-
-    def value_and_grad(
-        self, fn: Callable[..., Any], arrays: Sequence[Any], argnums: Sequence[int], cotangent: Any = None
-    ) -> tuple[np.ndarray, list[np.ndarray]]:
-        def scalar(*args: Any) -> tuple[jax.Array, jax.Array]:
-            out = fn(*args)
-            total = jnp.sum(out) if cotangent is None else jnp.sum(out * jnp.asarray(cotangent, out.dtype))
-            return total, out
-
-        (_, out), grads = jax.value_and_grad(scalar, argnums=tuple(argnums), has_aux=True)(*arrays)
-        return self.to_numpy(out), [self.to_numpy(g) for g in grads]
-
-    def check_finite_differences(
-        self, fn: Callable[..., Any], arrays: Sequence[Any], argnums: Sequence[int], order: int
-    ) -> None:
-        from jax.test_util import check_grads
-
-        def wrt(*diff_inputs: jax.Array) -> jax.Array:
-            full = list(arrays)
-            for i, value in zip(argnums, diff_inputs):
-                full[i] = jnp.asarray(value)  # check_grads perturbs with NumPy
-            return fn(*full)
-
-        check_grads(wrt, tuple(arrays[i] for i in argnums), order=order, modes=("rev",), eps=1e-6, atol=1e-5, rtol=1e-4)
-
-    def vmap(self, fn: Callable[..., Any], in_axes: Sequence[int | None]) -> Callable[..., Any]:
-        return jax.vmap(fn, in_axes=tuple(in_axes))
-
-    def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        return jax.jit(fn)
-
-    def compile(self, fn: Callable[..., Any], compiler: str = "inductor") -> Callable[..., Any] | None:
-        return None
-
 
 BACKEND = JaxBackend()
-
-
-def enable_float64() -> None:
-    """The conformance checks compare float64 values; JAX needs x64 switched on for that."""
-    jax.config.update("jax_enable_x64", True)
-
-
-def reference_modules() -> Any:
-    """The modules handed to JAX references in the specs (optax is optional)."""
-    from types import SimpleNamespace
-
-    import optax  # raises ImportError when missing: the harness reports "optax not installed"
-
-    return SimpleNamespace(jax=jax, jnp=jnp, optax=optax, np=np)

@@ -1,14 +1,14 @@
-"""PyTorch backend: native fused kernels for the primitive set, plus harness hooks.
+"""PyTorch backend: native fused kernels for the primitive set.
 
 The only module (with ``polyloss/torch.py``) that imports torch.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable
+from typing import Any
 
 import array_api_compat.torch as xp
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -18,7 +18,6 @@ _is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 
 
 class TorchBackend(ArrayAPIBackend):
-    framework = "torch"
     has_autodiff = True
 
     def __init__(self) -> None:
@@ -91,7 +90,7 @@ class TorchBackend(ArrayAPIBackend):
     def scan(self, step: Callable[..., Any], carry: Any, xs: tuple[torch.Tensor, ...]) -> Any:
         # unbind once: indexing xs[i] per step makes each backward step write a full-size
         # gradient of xs (quadratic in the length; 3.4x slower for CTC at T=100)
-        for inputs in zip(*(torch.unbind(x, 0) for x in xs)):
+        for inputs in zip(*(torch.unbind(x, 0) for x in xs), strict=True):
             carry = step(carry, inputs)
         return carry
 
@@ -108,67 +107,5 @@ class TorchBackend(ArrayAPIBackend):
     def device(self, x: torch.Tensor) -> torch.device:
         return x.device  # array_api_compat.device's type probing warns under dynamo
 
-    # -- harness hooks (conformance checks only) ---------------------------------
-    def asarray(self, value: Any, dtype: str | None = None) -> torch.Tensor:
-        if dtype == "bfloat16":
-            return torch.as_tensor(np.asarray(value, dtype="float32")).to(torch.bfloat16)
-        return torch.as_tensor(np.asarray(value, dtype=dtype))
-
-    def to_numpy(self, x: torch.Tensor) -> np.ndarray:
-        x = x.detach()
-        if x.dtype in self._half:
-            x = x.float()
-        return x.cpu().numpy()
-
-    def value_and_grad(
-        self, fn: Callable[..., Any], arrays: Sequence[Any], argnums: Sequence[int], cotangent: Any = None
-    ) -> tuple[np.ndarray, list[np.ndarray]]:
-        inputs = [a.detach().clone().requires_grad_(i in argnums) for i, a in enumerate(arrays)]
-        out = fn(*inputs)
-        scalar = out.sum() if cotangent is None else (out * torch.as_tensor(cotangent, dtype=out.dtype)).sum()
-        grads = torch.autograd.grad(scalar, [inputs[i] for i in argnums], allow_unused=True)
-        grads = [torch.zeros_like(inputs[i]) if g is None else g for g, i in zip(grads, argnums)]
-        return self.to_numpy(out), [self.to_numpy(g) for g in grads]
-
-    def check_finite_differences(
-        self, fn: Callable[..., Any], arrays: Sequence[Any], argnums: Sequence[int], order: int
-    ) -> None:
-        def wrt(*diff_inputs: torch.Tensor) -> torch.Tensor:
-            full = list(arrays)
-            for i, value in zip(argnums, diff_inputs):
-                full[i] = value
-            return fn(*full)
-
-        diff = [arrays[i].detach().clone().requires_grad_(True) for i in argnums]
-        torch.autograd.gradcheck(wrt, diff, eps=1e-6, atol=1e-5, rtol=1e-4, raise_exception=True)
-        if order >= 2:
-            torch.autograd.gradgradcheck(wrt, diff, eps=1e-6, atol=1e-5, rtol=1e-4, raise_exception=True)
-
-    def vmap(self, fn: Callable[..., Any], in_axes: Sequence[int | None]) -> Callable[..., Any]:
-        return torch.func.vmap(fn, in_dims=tuple(in_axes))
-
-    def compile(self, fn: Callable[..., Any], compiler: str = "inductor") -> Callable[..., Any]:
-        """``torch.compile(fn, fullgraph=True)``; ``compiler="aot_eager"`` traces the same graphs
-        (dynamo, then AOTAutograd's forward and backward) and runs them without inductor's codegen:
-        about 0.8 s a loss instead of 5-7 s with a cold inductor cache."""
-        # The harness compiles one closure per (loss, parameters, reduction); they share a
-        # code object, so dynamo's limits on its recompilations (8 per code object, 256 over
-        # the process) would be hit, and with fullgraph=True that is an error
-        # (FailOnRecompileLimitHit): a whole test run compiles several hundred.
-        config = torch._dynamo.config
-        config.recompile_limit = max(config.recompile_limit, 4096)
-        config.accumulated_recompile_limit = max(config.accumulated_recompile_limit, 4096)
-        return torch.compile(fn, fullgraph=True, dynamic=False, backend=compiler)
-
-    def jit(self, fn: Callable[..., Any]) -> Callable[..., Any] | None:
-        return None
-
 
 BACKEND = TorchBackend()
-
-
-def reference_modules() -> Any:
-    """The modules handed to torch references in the specs."""
-    from types import SimpleNamespace
-
-    return SimpleNamespace(torch=torch, F=F, np=np)

@@ -1,0 +1,238 @@
+"""Every check derived from a :class:`~polyloss.verify.specs.LossSpec`, one outcome each.
+
+Used by the test-suite (one check per test) and by ``python -m polyloss verify``
+(:mod:`polyloss.verify.run`). Framework-free itself: it reaches torch and jax only
+through the harnesses of :mod:`polyloss.verify.harness`, and reports a framework
+that is not installed as ``missing`` instead of failing to import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from polyloss.verify.cases import argnums, closure, convert, cotangent, transformed
+from polyloss.verify.compare import Comparison, Outcome, compare, fold, guard
+from polyloss.verify.environment import Environment
+from polyloss.verify.harness.base import Harness
+from polyloss.verify.specs import Case, LossSpec, NotApplicable, Reference
+
+
+def run_check(
+    check: str, backend: str, env: Environment, body: Callable[[], Outcome], needs: Sequence[str] = ()
+) -> Outcome:
+    """What every check does around its body: ``missing`` when a harness it needs (``needs``, else
+    ``backend``) is not installed; otherwise ``body()`` inside the harnesses' scope (float64 JAX,
+    dynamo's raised limits), an exception a failure and :class:`NotApplicable` n/a."""
+    for name in needs or (backend,):
+        if name not in env.harnesses:
+            return Outcome(check, backend, "missing", detail=env.missing[name])
+    with env.scope():
+        return guard(check, backend, body)
+
+
+def value_baseline(spec: LossSpec) -> str:
+    """The backend whose float64 values the others are compared with: ``polyloss.numpy``, or
+    JAX for a loss that needs the framework's autodiff (absent from numpy)."""
+    return "jax" if spec.core().needs_autodiff else "numpy"
+
+
+def numpy_values(spec: LossSpec, case: Case, env: Environment) -> dict[str, np.ndarray]:
+    """The float64 reference values (of ``polyloss.numpy``, see :func:`value_baseline`) per reduction."""
+    harness = env.harnesses[value_baseline(spec)]
+    names = list(case.arrays)
+    with env.scope():
+        arrays = convert(harness, case, "float64")
+        return {r: np.asarray(closure(spec, harness, names, case.params, r)(*arrays)) for r in spec.reductions}
+
+
+def grads(
+    spec: LossSpec,
+    case: Case,
+    harness: Harness,
+    reduction: str,
+    fn: Callable[..., Any] | None = None,
+    shape: tuple[int, ...] | None = None,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Float64 value and gradients of the differentiable inputs, weighted by :func:`cotangent` of ``shape``."""
+    arrays = convert(harness, case, "float64")
+    f = fn or closure(spec, harness, list(case.arrays), case.params, reduction)
+    weights = cotangent(shape) if shape is not None else None
+    return harness.value_and_grad(f, arrays, argnums(spec, case), weights)
+
+
+def check_values(spec: LossSpec, case: Case, env: Environment, backend_name: str) -> Outcome:
+    """float64 values of one backend == polyloss.numpy (jax for autodiff losses), every reduction."""
+
+    def body() -> Outcome:
+        if spec.core().needs_autodiff and backend_name in ("array_api_strict", value_baseline(spec)):
+            raise NotApplicable(f"{spec.name} needs autodiff: torch is compared with jax")
+        expected = numpy_values(spec, case, env)
+        harness = env.harnesses[backend_name]
+        arrays = convert(harness, case, "float64")
+        rtol, atol = spec.tolerances["float64"]
+        results = []
+        for r in spec.reductions:
+            got = harness.to_numpy(closure(spec, harness, list(case.arrays), case.params, r)(*arrays))
+            results.append(compare(got, expected[r], rtol, atol))
+        return fold("value", backend_name, results)
+
+    return run_check("value", backend_name, env, body)
+
+
+def check_float32(spec: LossSpec, case: Case, env: Environment, backend_name: str) -> Outcome:
+    """float32 values within float32 tolerance of the float64 reference."""
+
+    def body() -> Outcome:
+        expected = numpy_values(spec, case, env)
+        harness = env.harnesses[backend_name]
+        arrays = convert(harness, case, "float32")
+        rtol, atol = spec.tolerances["float32"]
+        results = []
+        for r in spec.reductions:
+            out = closure(spec, harness, list(case.arrays), case.params, r)(*arrays)
+            results.append(compare(harness.to_numpy(out), expected[r], rtol, atol))
+            if str(out.dtype).rsplit(".", 1)[-1] != "float32":
+                results.append(Comparison(False, float("inf"), f"loss dtype {out.dtype}, expected float32"))
+        return fold("float32", backend_name, results)
+
+    return run_check("float32", backend_name, env, body)
+
+
+def check_gradients(spec: LossSpec, case: Case, env: Environment) -> Outcome:
+    """torch autograd gradients == jax.grad gradients (float64), every reduction."""
+
+    def body() -> Outcome:
+        expected = numpy_values(spec, case, env)
+        rtol, atol = spec.tolerances["float64"]
+        results = []
+        for r in spec.reductions:
+            shape = expected[r].shape
+            _, torch_grads = grads(spec, case, env.harnesses["torch"], r, shape=shape)
+            _, jax_grads = grads(spec, case, env.harnesses["jax"], r, shape=shape)
+            for name, gt, gj in zip(
+                [n for n in case.arrays if n in spec.differentiable], torch_grads, jax_grads, strict=True
+            ):
+                results.append(compare(gt, gj, rtol, atol).labelled(f"d/d{name} ({r})"))
+                results.append(Comparison(bool(np.isfinite(gt).all()), 0.0, f"d/d{name} ({r}) has non-finite entries"))
+        return fold("grad", "torch~jax", results)
+
+    return run_check("grad", "torch~jax", env, body, needs=("torch", "jax"))
+
+
+def check_finite_differences(spec: LossSpec, case: Case, env: Environment, backend_name: str) -> Outcome:
+    """Autodiff gradients == central finite differences (float64; second order when declared),
+    of the unreduced loss where the loss has ``"none"``."""
+
+    def body() -> Outcome:
+        if not spec.finite_differences:
+            raise NotApplicable("the gradient holds a coefficient constant by design; see the spec's notes")
+        harness = env.harnesses[backend_name]
+        arrays = convert(harness, case, "float64")
+        reduction = "none" if "none" in spec.reductions else "sum"  # per sample where the loss has it
+        f = closure(spec, harness, list(case.arrays), case.params, reduction)
+        harness.check_finite_differences(f, arrays, argnums(spec, case), 2 if spec.second_order else 1)
+        return Outcome("fd", backend_name, "pass")
+
+    return run_check("fd", backend_name, env, body)
+
+
+def _transform_body(
+    kind: str, spec: LossSpec, case: Case, env: Environment, backend_name: str, reductions: Sequence[str]
+) -> Callable[[], Outcome]:
+    """The body of the jit and compile checks: transformed == eager, value and gradients."""
+
+    def body() -> Outcome:
+        harness = env.harnesses[backend_name]
+        rtol, atol = spec.tolerances["float64"]
+        results = []
+        for r in reductions:
+            eager_value, eager_grads = grads(spec, case, harness, r)
+            value, gs = grads(spec, case, harness, r, fn=transformed(kind, spec, harness, case, r))
+            results.append(compare(value, eager_value, rtol, atol))
+            results += [compare(g, e, rtol, atol) for g, e in zip(gs, eager_grads, strict=True)]
+        return fold(kind, harness.name, results)
+
+    return body
+
+
+def check_jit(spec: LossSpec, case: Case, env: Environment, reductions: Sequence[str] | None = None) -> Outcome:
+    """jax.jit(loss) == eager, value and gradient."""
+    return run_check("jit", "jax", env, _transform_body("jit", spec, case, env, "jax", reductions or spec.reductions))
+
+
+def check_compile(spec: LossSpec, case: Case, env: Environment, reductions: Sequence[str] = ("mean",)) -> Outcome:
+    """torch.compile(loss, fullgraph=True) == eager, value and gradient."""
+    return run_check("compile", "torch", env, _transform_body("compile", spec, case, env, "torch", reductions))
+
+
+def check_vmap(spec: LossSpec, cases: Sequence[Case], env: Environment, backend_name: str) -> Outcome:
+    """vmap over a leading batch axis == a Python loop over the cases (same shapes)."""
+
+    def body() -> Outcome:
+        harness = env.harnesses[backend_name]
+        rtol, atol = spec.tolerances["float64"]
+        names = list(cases[0].arrays)
+        stacked = Case({n: np.stack([c.arrays[n] for c in cases]) for n in names}, cases[0].params)
+        results = []
+        for r in spec.reductions:
+            f = closure(spec, harness, names, stacked.params, r)
+            batched = harness.to_numpy(harness.vmap(f, [0] * len(names))(*convert(harness, stacked, "float64")))
+            looped = np.stack([harness.to_numpy(f(*convert(harness, c, "float64"))) for c in cases])
+            results.append(compare(batched, looped, rtol, atol))
+        return fold("vmap", backend_name, results)
+
+    return run_check("vmap", backend_name, env, body)
+
+
+def check_reference(spec: LossSpec, reference: Reference, case: Case, env: Environment) -> Outcome:
+    """The loss == an upstream implementation, value (every reduction) and gradient.
+
+    A reference may raise :class:`NotApplicable` for some reductions only (one that
+    returns just the mean); the others are still compared. n/a when none applies.
+    """
+    label = f"ref:{reference.name}"
+    framework = reference.framework
+    try:
+        modules = env.reference_modules(framework)
+    except ImportError as error:
+        return Outcome(label, framework, "missing", detail=str(error))
+    names = list(case.arrays)
+
+    def compare_reduction(r: str, expected_shape: tuple[int, ...]) -> list[Comparison]:
+        harness = env.harnesses[framework]
+        rtol, atol = spec.tolerances["float64"]
+        ours = closure(spec, harness, names, case.params, r)
+
+        def ref(*arrays: Any) -> Any:
+            return reference.fn(modules, dict(zip(names, arrays, strict=True)), case.params, r)
+
+        if not (reference.grads and harness.has_autodiff):
+            arrays = convert(harness, case, "float64")
+            expected = ref(*arrays)
+            expected = np.asarray(harness.to_numpy(expected) if framework != "numpy" else expected, dtype=np.float64)
+            return [compare(harness.to_numpy(ours(*arrays)), expected, rtol, atol)]
+        # the same per-sample weights for both sides
+        ref_value, ref_grads = grads(spec, case, harness, r, fn=ref, shape=expected_shape)
+        value, gs = grads(spec, case, harness, r, fn=ours, shape=expected_shape)
+        results = [compare(value, ref_value, rtol, atol)]
+        for name, g, e in zip([n for n in names if n in spec.differentiable], gs, ref_grads, strict=True):
+            results.append(compare(g, e, rtol, atol).labelled(f"d/d{name} ({r})"))
+        return results
+
+    def body() -> Outcome:
+        expected_shapes = {r: v.shape for r, v in numpy_values(spec, case, env).items()}
+        results: list[Comparison] = []
+        skipped: list[str] = []
+        for r in spec.reductions:
+            try:
+                results += compare_reduction(r, expected_shapes[r])
+            except NotApplicable as reason:
+                skipped.append(str(reason))
+        if not results:
+            raise NotApplicable("; ".join(dict.fromkeys(skipped)))
+        return fold(label, framework, results)
+
+    return run_check(label, framework, env, body)
