@@ -62,3 +62,11 @@ def test_verify_rejects_an_unknown_loss():
     result = _run("verify", "--loss", "nope")
     assert result.returncode == 2
     assert "nope" in result.stdout
+
+
+def test_without_rich_verify_and_list_say_so_and_exit_2():
+    """rich comes with the verify extra: without it the printing commands name the fix."""
+    for command in ("verify", "list"):
+        result = _run(command, hide="rich")
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert 'pip install "polyloss[verify]"' in result.stdout and "rich" in result.stdout

@@ -13,7 +13,6 @@ from polyloss.backends.strict import BACKEND as STRICT_BACKEND
 from polyloss.verify.harness.base import Harness
 
 
-
 class StrictHarness(Harness):
     @contextlib.contextmanager
     def scope(self) -> Iterator[None]:
