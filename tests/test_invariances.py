@@ -9,29 +9,28 @@ Two kinds of property:
   boxes have IoU-type loss 0; cosine-based losses do not see the embeddings'
   positive scale;
 * generic properties of every registered loss, on cases drawn from its spec's
-  variants (``polyloss.verify.specs``) and explicit tables below: permuting the batch
-  permutes ``"none"`` and leaves ``"mean"``/``"sum"`` unchanged (``LAYOUTS``
-  says which inputs are per sample and how ``"none"`` follows);
-  ``"mean"`` is ``"sum"`` over the documented normaliser (``MEAN_NORMALISERS``,
-  ``MEAN_SPECIAL``); ``"none"`` agrees with calling the loss one sample at a
-  time where samples are independent (``INDEPENDENCE_EXEMPT`` and
-  ``Layout.coupled`` say why not).
+  variants (``polyloss.verify.specs``), reading what each spec declares: permuting
+  the batch permutes ``"none"`` and leaves ``"mean"``/``"sum"`` unchanged
+  (``LossSpec.layout`` says which inputs are per sample and how ``"none"``
+  follows); ``"mean"`` is ``"sum"`` over the documented normaliser
+  (``LossSpec.mean``); ``"none"`` agrees with calling the loss one sample at a
+  time where samples are independent (``Layout.coupled`` says why not);
+  all-ones weights are no weights (``LossSpec.unit_weights``); cosine-based
+  losses do not see their rows' positive scale (``LossSpec.scale_invariant``).
 
 numpy and torch run every variant; JAX runs one variant per loss in the generic
 tests (``_jax_variant``), jitted once per shape: its compilations are what cost
 time here, and test_conformance.py already shows that JAX equals numpy (values)
 and torch (gradients) on every variant.
 
-A new loss without an entry in ``LAYOUTS`` (or ``PERMUTATION_EXEMPT``) fails
-``test_every_loss_has_a_batch_layout``; a new input of a covered loss that the
-layout does not classify fails the generic tests.
+No table here names a loss of the catalogue except the targeted identities. A new
+input that a loss's layout does not classify fails ``test_every_loss_has_a_batch_layout``.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -42,7 +41,7 @@ from hypothesis import strategies as st
 from polyloss.core import CORE_LOSSES
 from polyloss.verify import cases
 from polyloss.verify.compare import compare
-from polyloss.verify.specs import SPECS, Case, LossSpec
+from polyloss.verify.specs import SPECS, Case, Layout, LossSpec
 
 BACKENDS = ("numpy", "torch", "jax")
 AUTODIFF = ("torch", "jax")
@@ -188,150 +187,8 @@ def draw_case(spec: LossSpec, data, variants) -> tuple[int, Case, str]:
 # --------------------------------------------------------------------------- batch layouts
 
 
-@dataclass(frozen=True)
-class Layout:
-    """How one case of a loss is laid out along the batch.
-
-    ``per_sample``: inputs indexed by the sample on ``axes.get(name, 0)``;
-    ``shared``: inputs common to every sample (class weights, shared negatives, scales);
-    ``none``: how ``reduction="none"`` follows a permutation of the samples:
-    ``"rows"`` (its axis 0 is permuted), ``"halves"`` (``(2N,)``, each half permuted),
-    ``"pooled"`` (one value per group pooled over the batch: unchanged) or ``None`` (no "none");
-    ``coupled``: why one sample's loss depends on the others (None: samples are independent).
-    """
-
-    per_sample: tuple[str, ...]
-    shared: tuple[str, ...] = ()
-    none: str | None = "rows"
-    coupled: str | None = None
-    axes: dict[str, int] = field(default_factory=dict)
-
-
-def _segmentation(case: Case) -> Layout:
-    if case.params.get("per_sample", False):
-        return Layout(("pred", "target"))
-    return Layout(
-        ("pred", "target"),
-        none="pooled",
-        coupled="pooled over the batch (per_sample=False): one score per class or one overall",
-    )
-
-
-def _infonce(case: Case) -> Layout:
-    negatives = case.arrays.get("negatives")
-    if negatives is None:
-        return Layout(("query", "key"), coupled="in-batch negatives: every other key is a negative")
-    if negatives.ndim == 3:  # (N, M, D): negatives[i] belong to query i
-        return Layout(("query", "key", "negatives"))
-    return Layout(("query", "key"), shared=("negatives",))  # (M, D) shared by every query
-
-
-def _bce_with_logits(case: Case) -> Layout:
-    pos_weight = case.arrays.get("pos_weight")
-    if pos_weight is not None and pos_weight.ndim < case.arrays["logits"].ndim:  # (C,): per class
-        return Layout(("logits", "target", "weight"), shared=("pos_weight",))
-    return Layout(("logits", "target", "weight", "pos_weight"))
-
-
-def _vae_kl(case: Case) -> Layout:
-    # axis is the latent axis; with axis=0 the inputs are (L, N): the samples are on axis 1
-    axis = case.params.get("axis", -1)
-    ndim = case.arrays["mu"].ndim
-    sample_axis = 1 if axis in (0, -ndim) else 0
-    return Layout(("mu", "logvar"), axes={"mu": sample_axis, "logvar": sample_axis})
-
-
-_REGRESSION = Layout(("pred", "target", "weight"))
-_IN_BATCH = "in-batch contrastive: every other sample of the batch is a negative"
-
-LAYOUTS: dict[str, Layout | Callable[[Case], Layout]] = {
-    # box: (N, 4) or (N, ..., 4) boxes, "none" per box
-    "box_iou": Layout(("pred", "target")),
-    "box_giou": Layout(("pred", "target")),
-    "box_diou": Layout(("pred", "target")),
-    "box_ciou": Layout(("pred", "target")),
-    # classification: class weights / per-class alpha / per-class pos_weight are shared
-    "cross_entropy": Layout(("logits", "target"), shared=("weight",)),
-    "nll": Layout(("log_probs", "target"), shared=("weight",)),
-    "focal": Layout(("logits", "target"), shared=("alpha",)),
-    "bce": Layout(("probs", "target", "weight")),  # weight is elementwise
-    "bce_with_logits": _bce_with_logits,
-    "sigmoid_focal": Layout(("logits", "target")),
-    "poly1": Layout(("logits", "target")),
-    "hinge": Layout(("scores", "target")),
-    "squared_hinge": Layout(("scores", "target")),
-    # contrastive
-    "infonce": _infonce,
-    "nt_xent": Layout(("z1", "z2"), none="halves", coupled=_IN_BATCH + " ((2N,) anchors)"),
-    "clip": Layout(("image_emb", "text_emb"), shared=("logit_scale",), coupled=_IN_BATCH + " (softmax over the batch)"),
-    "siglip": Layout(
-        ("image_emb", "text_emb"),
-        shared=("logit_scale", "logit_bias"),
-        coupled=_IN_BATCH + " (every non-matching pair is a negative)",
-    ),
-    # distribution
-    "kl_div": Layout(("log_q", "p")),
-    "js_div": Layout(("log_p", "log_q")),
-    "distillation": Layout(("student_logits", "teacher_logits", "target")),
-    # generative (the critic and the feature maps act per sample; they travel in params)
-    "gan_discriminator": Layout(("real_logits", "fake_logits")),
-    "gan_generator": Layout(("fake_logits",)),
-    "wgan_critic": Layout(("real_scores", "fake_scores")),
-    "wgan_generator": Layout(("fake_scores",)),
-    "hinge_discriminator": Layout(("real_logits", "fake_logits")),
-    "hinge_generator": Layout(("fake_logits",)),
-    "gradient_penalty": Layout(("real", "fake", "interpolation")),
-    "vae_kl": _vae_kl,
-    "vae": Layout(("recon", "x", "mu", "logvar")),
-    "perceptual": Layout(("pred", "target")),
-    # metric: arcface/cosface class weights are shared
-    "contrastive": Layout(("x1", "x2", "similar")),
-    "triplet": Layout(("anchor", "positive", "negative")),
-    "triplet_mined": Layout(
-        ("embeddings", "labels"), coupled="mined inside the batch: positives and negatives are the other samples"
-    ),
-    "cosine_embedding": Layout(("x1", "x2", "target")),
-    "margin_ranking": Layout(("x1", "x2", "target")),
-    "arcface": Layout(("embeddings", "labels"), shared=("class_weights",)),
-    "cosface": Layout(("embeddings", "labels"), shared=("class_weights",)),
-    # multitask: the "batch" of uncertainty_weighting is its tasks (losses[t] with log_vars[t])
-    "uncertainty_weighting": Layout(("losses", "log_vars")),
-    "curriculum": Layout(
-        ("losses", "difficulty"), coupled="weights N [d_i <= p] / sum_j [d_j <= p]: normalised over the batch"
-    ),
-    # regression: elementwise weights are per sample
-    "mse": _REGRESSION,
-    "mae": _REGRESSION,
-    "huber": _REGRESSION,
-    "smooth_l1": _REGRESSION,
-    "log_cosh": _REGRESSION,
-    "quantile": _REGRESSION,
-    "asymmetric_mse": _REGRESSION,
-    "poisson_nll": Layout(("pred", "target")),
-    "gaussian_nll": Layout(("pred", "target", "var")),  # var: (N, D), (N, 1) or (N,)
-    # segmentation: per_sample gives "none" per sample; otherwise pooled over the batch
-    "dice": _segmentation,
-    "tversky": _segmentation,
-    "focal_tversky": _segmentation,
-    "jaccard": _segmentation,
-    "generalized_dice": _segmentation,
-    "dice_ce": Layout(
-        ("pred", "target"), none=None, coupled="CE over every pixel plus Dice pooled over the batch; no 'none'"
-    ),
-    # sequence: per-sample lengths are per sample
-    "ctc": Layout(("log_probs", "targets", "input_lengths", "target_lengths")),
-}
-
-# Losses the permutation test cannot cover, with the reason. Empty: every loss is covered.
-PERMUTATION_EXEMPT: dict[str, str] = {}
-
-
 def layout_of(name: str, case: Case) -> Layout:
-    entry = LAYOUTS[name]
-    layout = entry(case) if callable(entry) else entry
-    unknown = set(case.arrays) - set(layout.per_sample) - set(layout.shared)
-    assert not unknown, f"{name}: inputs {sorted(unknown)} are neither per-sample nor shared in LAYOUTS"
-    return layout
+    return SPECS[name].layout_of(case)
 
 
 def batch_size(layout: Layout, case: Case) -> int:
@@ -359,19 +216,12 @@ def permuted_none(layout: Layout, none: np.ndarray, perm: np.ndarray) -> np.ndar
 
 
 def test_every_loss_has_a_batch_layout():
-    """A new loss must get a batch layout (or a reasoned exemption) before it ships."""
-    assert set(LAYOUTS).isdisjoint(PERMUTATION_EXEMPT)
-    assert set(LAYOUTS) | set(PERMUTATION_EXEMPT) == set(SPECS), (
-        f"missing: {sorted(set(SPECS) - set(LAYOUTS) - set(PERMUTATION_EXEMPT))}, "
-        f"unknown: {sorted(set(LAYOUTS) | set(PERMUTATION_EXEMPT) - set(SPECS))}"
-    )
-    assert all(PERMUTATION_EXEMPT.values())
-    for name, spec in SPECS.items():  # every variant's inputs classified (checked on n=2)
-        if name in LAYOUTS:
-            for index in range(len(spec.variants)):
-                layout = layout_of(name, cases.make_cases(spec, index, 0, 2)[0])
-                assert layout.none in ("rows", "halves", "pooled", None)
-                assert (layout.none is None) == ("none" not in spec.reductions), name
+    """Every variant's inputs are classified (checked on n=2), and "none" is declared as the reductions say."""
+    for name, spec in SPECS.items():
+        for index in range(len(spec.variants)):
+            layout = layout_of(name, cases.make_cases(spec, index, 0, 2)[0])
+            assert layout.none in ("rows", "halves", "pooled", None)
+            assert (layout.none is None) == ("none" not in spec.reductions), name
 
 
 # --------------------------------------------------------------------------- generic: permutation
@@ -404,10 +254,7 @@ def full_evaluation(env, backend: str, name: str, case: Case):
     return evaluate(env, backend, name, case.arrays, case.params, SPECS[name].reductions, ("sum",))
 
 
-PERMUTED_NAMES = [name for name in SPECS if name in LAYOUTS]
-
-
-@pytest.mark.parametrize("name,backend", generic_pairs(PERMUTED_NAMES))
+@pytest.mark.parametrize("name,backend", generic_pairs(SPECS))
 @given(data=st.data())
 def test_batch_permutation(env, name, backend, data):
     """Permuting the samples permutes "none" (as the layout says) and leaves "mean"/"sum" unchanged; the
@@ -438,107 +285,11 @@ def test_batch_permutation(env, name, backend, data):
 # --------------------------------------------------------------------------- generic: "mean" = "sum" / normaliser
 
 
-def _kept(case: Case, target_name: str) -> np.ndarray:
-    target = case.arrays[target_name]
-    ignore = case.params.get("ignore_index")
-    return np.ones(target.shape, bool) if ignore is None else target != ignore
-
-
-def _class_weight_sum(weight_name: str, target_name: str) -> Callable[..., float]:
-    """sum of the class weight of each kept sample's class (the number of kept samples without weights)."""
-
-    def normaliser(case: Case, none: np.ndarray) -> float:
-        target = case.arrays[target_name]
-        if not np.issubdtype(target.dtype, np.integer):
-            return none.size  # probability targets: the number of samples
-        kept = _kept(case, target_name)
-        weight = case.arrays.get(weight_name)
-        if weight is None:
-            return float(kept.sum())
-        return float(weight[target[kept]].sum())
-
-    return normaliser
-
-
-def _elementwise_weight_sum(case: Case, none: np.ndarray) -> float:
-    weight = case.arrays.get("weight")
-    return none.size if weight is None else float(weight.sum())
-
-
-def _triplet_count(case: Case, none: np.ndarray) -> float:
-    e, labels = case.arrays["embeddings"], case.arrays["labels"]
-    margin = case.params.get("margin", 1.0)
-    squared_distance = ((e[:, None, :] - e[None, :, :]) ** 2).sum(-1)
-    d = squared_distance if case.params.get("squared", False) else np.sqrt(squared_distance)
-    same = labels[:, None] == labels[None, :]
-    positive = same & ~np.eye(len(labels), dtype=bool)
-    negative = ~same
-    mining = case.params.get("mining", "batch_hard")
-    if mining == "batch_hard":  # anchors with a positive and a negative
-        return float((positive.any(1) & negative.any(1)).sum())
-    if mining == "batch_all":  # triplets with a positive loss
-        loss = d[:, :, None] - d[:, None, :] + margin
-        return float((positive[:, :, None] & negative[:, None, :] & (loss > 0)).sum())
-    return float((positive & negative.any(1)[:, None]).sum())  # semi_hard: positive pairs whose anchor has a negative
-
-
-# name -> (the documented normaliser, normaliser(case, none)); "mean" == "sum" / normaliser (0 when it is 0)
-MEAN_NORMALISERS: dict[str, tuple[str, Callable[[Case, np.ndarray], float]]] = {
-    "cross_entropy": (
-        "sum of weight[y_i] over non-ignored samples (their number without weight); "
-        "the number of samples with probability targets",
-        _class_weight_sum("weight", "target"),
-    ),
-    "nll": ("sum of weight[y_i] over non-ignored samples", _class_weight_sum("weight", "target")),
-    "focal": (
-        "sum of the per-class alpha[y_i] over kept samples; the number of kept samples otherwise",
-        _class_weight_sum("alpha", "target"),
-    ),
-    **{
-        name: ("sum(weight) with weight, the number of elements otherwise", _elementwise_weight_sum)
-        for name in ("mse", "mae", "huber", "smooth_l1", "log_cosh", "quantile", "asymmetric_mse")
-    },
-    "triplet_mined": (
-        "batch_hard: anchors with a positive and a negative; batch_all: triplets with a positive "
-        "loss; semi_hard: positive pairs whose anchor has a negative",
-        _triplet_count,
-    ),
-}
-
-
-def _ctc_mean(env, backend: str, case: Case, values: dict) -> float:
-    lengths = np.maximum(case.arrays["target_lengths"], 1)
-    return float(np.mean(values["none"] / lengths))
-
-
-def _dice_ce_mean(env, backend: str, case: Case, values: dict) -> float:
-    pred, target = case.arrays["pred"], case.arrays["target"]
-    classes = pred.shape[case.params.get("axis", -1)]
-    pixels = target.size
-
-    def total(ce: float, dice: float) -> float:
-        params = {**case.params, "ce_weight": ce, "dice_weight": dice}
-        return float(run(env, backend, "dice_ce", case.arrays, params, "sum", grads=False)[0])
-
-    ce_weight, dice_weight = case.params.get("ce_weight", 0.5), case.params.get("dice_weight", 0.5)
-    return ce_weight * total(1.0, 0.0) / pixels + dice_weight * total(0.0, 1.0) / classes
-
-
-# "mean" that is not one sum over one normaliser: name -> (what the docstring says, expected mean)
-MEAN_SPECIAL: dict[str, tuple[str, Callable[..., float]]] = {
-    "ctc": ("each sample's loss divided by its target length (at least 1), then the batch mean", _ctc_mean),
-    "dice_ce": (
-        "ce_weight * CE summed over pixels / pixels + dice_weight * Dice summed over classes / classes (no 'none')",
-        _dice_ce_mean,
-    ),
-}
-
-
 @pytest.mark.parametrize("name,backend", generic_pairs(SPECS))
 @given(data=st.data())
 def test_mean_is_sum_over_documented_normaliser(env, name, backend, data):
-    """ "mean" == "sum" / normaliser; the normaliser is the size of "none" unless the tables above say otherwise,
-    and "sum" == sum("none")."""
+    """ "mean" == "sum" / normaliser; the normaliser is the size of "none" unless the spec's ``mean`` says
+    otherwise, and "sum" == sum("none")."""
     spec = SPECS[name]
     _, case, note = draw_case(spec, data, variants_for(name, backend))
     rtol, atol = tolerances(spec)
@@ -546,55 +297,45 @@ def test_mean_is_sum_over_documented_normaliser(env, name, backend, data):
     what = f"{note} {backend}"
     if "none" in values:
         close(values["sum"], np.sum(values["none"]), f"{what}: sum == sum(none)", rtol, atol)
-    if name in MEAN_SPECIAL:
-        expected = MEAN_SPECIAL[name][1](env, backend, case, values)
+    mean = spec.mean
+    if mean.expected is not None:
+
+        def evaluate_case(params: dict[str, Any], reduction: str) -> np.ndarray:
+            return run(env, backend, name, case.arrays, params, reduction, grads=False)[0]
+
+        expected = mean.expected(case, values, evaluate_case)
     else:
-        normaliser = (
-            MEAN_NORMALISERS[name][1](case, values["none"]) if name in MEAN_NORMALISERS else values["none"].size
-        )
+        normaliser = mean.normaliser(case, values["none"]) if mean.normaliser else values["none"].size
         expected = values["sum"] / normaliser if normaliser else 0.0
     close(values["mean"], expected, f"{what}: mean == documented normalisation", rtol, atol)
 
 
-def test_mean_tables_name_registered_losses():
-    assert set(MEAN_NORMALISERS) <= set(SPECS) and set(MEAN_SPECIAL) <= set(SPECS)
-    assert set(MEAN_NORMALISERS).isdisjoint(MEAN_SPECIAL)
-    assert all("none" in SPECS[name].reductions for name in SPECS if name not in MEAN_SPECIAL)
+def test_mean_is_declared_where_there_is_no_none():
+    """A loss without "none" cannot have the default normaliser: its spec states how "mean" is computed."""
+    for name, spec in SPECS.items():
+        assert spec.mean.doc, name
+        assert not (spec.mean.normaliser and spec.mean.expected), name
+        assert "none" in spec.reductions or spec.mean.expected is not None, name
 
 
 # --------------------------------------------------------------------------- generic: "none" == one sample at a time
 
 
-def _coupled(name: str) -> bool:
-    """Whether no variant of ``name`` has independent samples (then it is listed in INDEPENDENCE_EXEMPT)."""
+def _independent_variants_of(name: str) -> list[int]:
     spec = SPECS[name]
-    return all(layout_of(name, cases.make_cases(spec, v, 0, 2)[0]).coupled for v in range(len(spec.variants)))
+    return [i for i in range(len(spec.variants)) if not layout_of(name, cases.make_cases(spec, i, 0, 2)[0]).coupled]
 
 
-# Losses whose samples are never independent, with the reason. Couplings of some variants only
-# (infonce without negatives; dice, tversky, focal_tversky, jaccard, generalized_dice with
-# per_sample=False) are in their layouts: those variants are not drawn.
-INDEPENDENCE_EXEMPT: dict[str, str] = {
-    "nt_xent": _IN_BATCH + ": the other 2N - 2 views are the negatives",
-    "clip": _IN_BATCH + ": softmax over the batch's texts and images",
-    "siglip": _IN_BATCH + ": every non-matching pair of the batch is a negative pair",
-    "triplet_mined": "positives and negatives are mined among the other samples of the batch",
-    "curriculum": "the weights N [d_i <= p] / sum_j [d_j <= p] are normalised over the batch",
-    "dice_ce": "its Dice term is pooled over the batch, and it has no 'none'",
-}
-INDEPENDENT_NAMES = [name for name in LAYOUTS if name not in INDEPENDENCE_EXEMPT]
+# Losses with at least one variant whose samples are independent. Couplings (in-batch negatives, pooled
+# segmentation, mining, normalised weights) are stated by each layout's ``coupled``: those variants are not drawn.
+INDEPENDENT_NAMES = [name for name in SPECS if _independent_variants_of(name)]
 
 
-def _coupled(name: str) -> bool:
-    """Whether every variant of ``name`` has coupled samples."""
-    spec = SPECS[name]
-    return all(layout_of(name, cases.make_cases(spec, v, 0, 2)[0]).coupled for v in range(len(spec.variants)))
-
-
-def test_independence_exemptions_match_the_layouts():
-    assert set(INDEPENDENCE_EXEMPT) <= set(LAYOUTS) and all(INDEPENDENCE_EXEMPT.values())
-    for name in LAYOUTS:
-        assert _coupled(name) == (name in INDEPENDENCE_EXEMPT), name
+def test_coupled_losses_say_why():
+    for name, spec in SPECS.items():
+        for index in range(len(spec.variants)):
+            layout = layout_of(name, cases.make_cases(spec, index, 0, 2)[0])
+            assert layout.coupled is None or layout.coupled.strip(), name
 
 
 def _independent_variants(name: str, backend: str) -> list[int]:
@@ -768,30 +509,15 @@ def _weight_losses() -> set[str]:
     return {name for name, fn in CORE_LOSSES.items() if "weight" in inspect.signature(fn).parameters}
 
 
-# every loss with a ``weight`` parameter -> its weight arrays set to ones (focal's per-class alpha too)
-ONES_WEIGHTS: dict[str, tuple[str, ...]] = {
-    "cross_entropy": ("weight",),
-    "nll": ("weight",),
-    "bce": ("weight",),
-    "bce_with_logits": ("weight", "pos_weight"),
-    "mse": ("weight",),
-    "mae": ("weight",),
-    "huber": ("weight",),
-    "smooth_l1": ("weight",),
-    "log_cosh": ("weight",),
-    "quantile": ("weight",),
-    "asymmetric_mse": ("weight",),
-    "focal": ("alpha",),  # per-class alpha of ones == alpha=None
-}
-ONES_WEIGHTS_EXEMPT = {
-    "gradient_penalty": "weight is the penalty's scalar coefficient lambda (default 10), "
-    "not a per-sample or per-class weight"
-}
-ONES_CASES = [(name, backend) for name in ONES_WEIGHTS for backend in BACKENDS]
+ONES_CASES = [(name, backend) for name, spec in SPECS.items() if spec.unit_weights for backend in BACKENDS]
 
 
 def test_every_weight_parameter_is_covered():
-    assert _weight_losses() == (set(ONES_WEIGHTS) - {"focal"}) | set(ONES_WEIGHTS_EXEMPT)
+    """A ``weight`` parameter is a unit weight of the spec, or the spec says why it is not one."""
+    for name, spec in SPECS.items():
+        has_weight = name in _weight_losses()
+        assert ("weight" in spec.unit_weights or bool(spec.weight_is_not_a_weight)) == has_weight, name
+        assert not ("weight" in spec.unit_weights and spec.weight_is_not_a_weight), name
 
 
 @pytest.mark.parametrize("name,backend", ONES_CASES)
@@ -799,14 +525,15 @@ def test_every_weight_parameter_is_covered():
 def test_all_ones_weights_equal_no_weights(env, name, backend, data):
     """On the spec's variants that pass weights; class-weighted losses also with an ignored class."""
     spec = SPECS[name]
-    names = ONES_WEIGHTS[name]
+    names = spec.unit_weights
     variants = [i for i, v in enumerate(spec.variants) if set(names) & set(cases.make_cases(spec, i, 0, 2)[0].arrays)]
     assert variants, f"{name}: no variant passes {names}"
     _, case, note = draw_case(spec, data, variants[:1] if backend == "jax" else variants)
     params = dict(case.params)
     target = case.arrays.get("target")
     if (
-        name in ("cross_entropy", "nll", "focal")
+        "ignore_index" in inspect.signature(spec.core()).parameters
+        and target is not None
         and np.issubdtype(target.dtype, np.integer)
         and "ignore_index" not in params
         and data.draw(st.booleans(), label="ignore a class")
@@ -914,7 +641,7 @@ def test_poly1_epsilon0_equals_cross_entropy(env, backend, seed, targets):
 # --------------------------------------------------------------------------- boxes: identical boxes
 
 
-BOX_LOSSES = ["box_iou", "box_giou", "box_diou", "box_ciou"]
+BOX_LOSSES = [name for name, spec in SPECS.items() if spec.family == "box"]  # IoU-type losses
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -935,17 +662,7 @@ def test_identical_boxes_have_zero_loss(env, backend, name, seed, shape):
 # --------------------------------------------------------------------------- cosine losses: positive scale
 
 
-# loss -> inputs whose rows may be scaled by positive factors (each row its own factor)
-SCALE_INVARIANT = {
-    "cosine_embedding": ("x1", "x2"),
-    "infonce": ("query", "key", "negatives"),
-    "nt_xent": ("z1", "z2"),
-    "clip": ("image_emb", "text_emb"),
-    "siglip": ("image_emb", "text_emb"),
-    "arcface": ("embeddings", "class_weights"),
-    "cosface": ("embeddings", "class_weights"),
-}
-SCALE_CASES = [(name, backend) for name in SCALE_INVARIANT for backend in BACKENDS]
+SCALE_CASES = [(name, backend) for name, spec in SPECS.items() if spec.scale_invariant for backend in BACKENDS]
 
 
 def _normalized_variants(name: str) -> list[int]:
@@ -965,7 +682,7 @@ def test_cosine_losses_ignore_positive_scale(env, name, backend, data):
     _, case, note = draw_case(spec, data, variants)
     factors = {}
     for key, value in case.arrays.items():
-        if key in SCALE_INVARIANT[name]:
+        if key in spec.scale_invariant:
             logs = data.draw(
                 st.lists(
                     st.floats(np.log(0.25), np.log(8.0)), min_size=value[..., 0].size, max_size=value[..., 0].size

@@ -16,18 +16,22 @@ integer inputs left integer):
   half type (``|round(x) - x| <= u |x|``), so ``u * sum |g||x|`` is the
   first-order bound, ``u * cond * |loss|`` in terms of the loss' relative
   condition number; plus twice the spec's float32 tolerance for the two float32
-  evaluations (``DEFAULT_C``, ``LOSS_C`` and the measured table next to them);
+  evaluations (``HalfPrecision.rounding_factor`` of the spec, and the measured table
+  here);
 * the gradients of the differentiable inputs have the input's dtype and shape,
   are finite, and (torch) equal the float32 gradients of the same rounded inputs
   rounded to the half type.
+
+Which variants run, and the zero cases below, are each spec's ``half_precision``
+(``polyloss.verify.specs.HalfPrecision``): no table here names a loss.
 
 A second test feeds zeros where an epsilon or a guard matters (zero vectors for
 normalising losses, empty masks with ``smooth=0``, zero-area boxes, zero
 probabilities, zero distances, a zero critic gradient) and asserts finite values
 and gradients: no guard relies on an epsilon the half type cannot represent. The
 values are, and so are the gradients, except in float16 where the loss' true slope exceeds
-float16's range (``FLOAT16_GRADIENT_BEYOND_RANGE``: +-inf there, documented). Zero rows of
-normalising and cosine losses have gradient exactly 0 (``ZERO_ROW_GRADIENTS``)."""
+float16's range (``ZeroCase.float16_gradient_beyond_range``: +-inf there, documented). Zero rows of
+normalising and cosine losses have gradient exactly 0 (``ZeroCase.zero_row_gradients``)."""
 
 from __future__ import annotations
 
@@ -36,7 +40,7 @@ import pytest
 
 from polyloss.verify import cases, checks
 from polyloss.verify.compare import compare
-from polyloss.verify.specs import SPECS, Case, LossSpec
+from polyloss.verify.specs import DEFAULT_ROUNDING_FACTOR, SPECS, Case, LossSpec, ZeroCase
 
 CONFIGS = (("torch", "float16"), ("torch", "bfloat16"), ("jax", "bfloat16"))
 CONFIG_IDS = [f"{backend}-{dtype}" for backend, dtype in CONFIGS]
@@ -60,14 +64,13 @@ GRAD_ATOL = {"float16": 2.0**-24, "bfloat16": 1e-30}
 
 #: half inputs vs float32 of the unrounded inputs:
 #:     |error| <= C * u * sum_i |dL/dx_i| |x_i| + 2 * (float32 rtol * |L| + float32 atol)
-#: C = 2 leaves a factor 2 over the first-order bound for second-order terms. The relative
+#: C = DEFAULT_ROUNDING_FACTOR = 2 (a spec's ``half_precision.rounding_factor``) leaves a factor 2 over
+#: the first-order bound for second-order terms. The relative
 #: tolerance this grants is u times the loss' condition number: large where the spec draws
 #: ill-conditioned inputs, e.g. measured relative errors (bfloat16, in units of u) of 112 u for
 #: gaussian_nll (per-sample variance), 46 u triplet, 45 u contrastive, 36 u huber/asymmetric_mse,
 #: 28 u nt_xent at temperature 0.01, and unbounded ones for losses that are ~0 (infonce at
 #: temperature 0.01, arcface): each within its condition-scaled bound.
-DEFAULT_C = 2.0
-
 # Measured worst |error| / (u sum|g||x| + float32 floor), i.e. the C each loss needs, over every
 # variant of every loss, seeds 0-5, n = 1..4, torch float16/bfloat16 and JAX bfloat16:
 #   box:            box_iou 0.56, box_giou 0.56, box_diou 0.60, box_ciou 0.55
@@ -92,34 +95,13 @@ DEFAULT_C = 2.0
 # vs 0.701, the float64 losses of the unrounded and the rounded inputs agree with that). No
 # condition bound holds across such a switch; the inputs tested here (seed 0) are not at one.
 #
-# Per-loss factors C where the default does not hold (a loss added here keeps a comment with its
-# measured error and the reason; never skip a loss instead). None needs one today.
-LOSS_C: dict[str, float] = {}
-
-# Which variants: the first of every loss (n = 3), plus the ones with extreme or
-# special inputs (saturated logits, -inf log-probabilities, temperature 0.01,
-# smooth=0 with absent classes, an impossible CTC alignment, discontinuous mining,
-# a badly conditioned Gaussian NLL), n = 2.
-EXTRA_VARIANTS = {
-    "box_ciou": ["disjoint"],
-    "box_iou": ["mixed,shape=(n,2,4),eps=0.0"],
-    "cross_entropy": ["probabilities,weight,label_smoothing=0.2"],
-    "focal": ["gamma=1,ignore_index=-1"],
-    "bce_with_logits": ["logits=+-1000"],
-    "sigmoid_focal": ["gamma=0.5,alpha=None"],
-    "infonce": ["temperature=0.01"],
-    "kl_div": ["zero target probabilities,log_q=-inf there (masked)", "log_target=True,log p=log_q=-inf (masked)"],
-    "js_div": ["near-zero p and q, same classes"],
-    "distillation": ["T=0.5,axis=1,(N,C,L),target"],
-    "gan_discriminator": ["saturated |logit|~30"],
-    "gan_generator": ["minimax,saturated |logit|~30"],
-    "triplet_mined": ["mining=batch_all", "mining=semi_hard"],
-    "arcface": ["target cosine below cos(pi - m)"],
-    "gaussian_nll": ["var=column,full=True"],
-    "dice": ["logits,axis=1,smooth=0,class absent"],
-    "generalized_dice": ["axis=1,class absent,smooth=0"],
-    "ctc": ["zero_infinity,impossible sample"],
-}
+# A loss whose C exceeds the default sets ``HalfPrecision(rounding_factor=...)`` in its spec, with a comment
+# giving its measured error and the reason (never skip a loss instead). None needs one today.
+#
+# Which variants: the first of every loss (n = 3), plus each spec's ``half_precision.variants``, the
+# ones with extreme or special inputs (saturated logits, -inf log-probabilities, temperature 0.01,
+# smooth=0 with absent classes, an impossible CTC alignment, discontinuous mining, a badly
+# conditioned Gaussian NLL), n = 2.
 
 
 def _variant_index(spec: LossSpec, variant_name: str) -> int:
@@ -129,7 +111,7 @@ def _variant_index(spec: LossSpec, variant_name: str) -> int:
 
 
 MATRIX = [(name, 0, 3) for name in SPECS]
-MATRIX += [(name, _variant_index(SPECS[name], v), 2) for name, vs in EXTRA_VARIANTS.items() for v in vs]
+MATRIX += [(name, _variant_index(spec, v), 2) for name, spec in SPECS.items() for v in spec.half_precision.variants]
 MATRIX_IDS = [f"{name}[{SPECS[name].variants[i].name}]" for name, i, _ in MATRIX]
 SEED = 0
 
@@ -310,9 +292,10 @@ def _check_half(
 ):
     """The checks both tests share: loss dtype, agreement with float32 on the same rounded inputs
     (values and gradients), finiteness, gradient dtypes. Returns the half and the unrounded
-    float32 losses per reduction and the half gradients by input name, as NumPy arrays. ``overflow`` (float16 only): the inputs whose
-    float32 gradient is documented to exceed float16's range (see FLOAT16_GRADIENT_BEYOND_RANGE), with
-    the documented bound on its magnitude."""
+    float32 losses per reduction and the half gradients by input name, as NumPy arrays.
+    ``overflow`` (float16 only): the inputs whose float32 gradient is documented to exceed
+    float16's range (``ZeroCase.float16_gradient_beyond_range``), with the documented bound on
+    its magnitude."""
     backend = env.harnesses[backend_name]
     run = _evaluate(spec, backend, case, dtype)
     half = {r: backend.to_numpy(v) for r, v in run["half"].items()}
@@ -350,7 +333,7 @@ def _check_half(
             largest = float(np.abs(g32).max())
             assert FLOAT16_MAX < largest <= overflow[name], (
                 f"{where}: max |float32 gradient| {largest:.3g}, documented in (65504, {overflow[name]:.3g}]; "
-                f"if it no longer overflows, remove the entry from FLOAT16_GRADIENT_BEYOND_RANGE"
+                f"if it no longer overflows, remove it from the spec's ZeroCase.float16_gradient_beyond_range"
             )
             assert np.isfinite(got[np.abs(g32) <= FLOAT16_MAX]).all(), f"{where} not finite: {got}"
         else:
@@ -363,8 +346,12 @@ def _check_half(
 
 def test_the_matrix_covers_every_loss():
     assert {name for name, _, _ in MATRIX} == set(SPECS)
-    assert set(LOSS_C) <= set(SPECS)
-    assert set(FLOAT16_GRADIENT_BEYOND_RANGE) | set(ZERO_ROW_GRADIENTS) <= {label for label, *_ in ZERO_CASES}
+    assert all(spec.half_precision.rounding_factor >= DEFAULT_ROUNDING_FACTOR for spec in SPECS.values())
+    labels = [zero.label for _, zero in ZERO_CASES]
+    assert len(labels) == len(set(labels)), "zero cases need distinct labels"
+    for name, zero in ZERO_CASES:  # the edited inputs exist and are differentiable where gradients are asserted
+        spec = SPECS[name]
+        assert set(zero.zero_row_gradients) | set(zero.float16_gradient_beyond_range) <= set(spec.differentiable)
 
 
 @pytest.mark.parametrize("backend_name", ["torch", "jax"])
@@ -394,7 +381,7 @@ def test_half_inputs_compute_in_float32(env, name, variant, n, backend_name, dty
     half, unrounded, _ = _check_half(spec, env, backend_name, dtype, case, note)
 
     # within the effect of input rounding of the float32 loss on the unrounded inputs
-    c, u = LOSS_C.get(name, DEFAULT_C), UNIT_ROUNDOFF[dtype]
+    c, u = spec.half_precision.rounding_factor, UNIT_ROUNDOFF[dtype]
     rtol32, atol32 = spec.tolerances["float32"]
     for r in spec.reductions:
         # JAX has the unrounded float32 loss for the gradient's reduction only: the other reductions
@@ -417,226 +404,41 @@ def test_half_inputs_compute_in_float32(env, name, variant, n, backend_name, dty
 # --------------------------------------------------------------------------- zeros where epsilons matter
 
 
-def _set(name: str, index, value):
-    def edit(arrays: dict) -> None:
-        arrays[name][index] = value
-
-    return edit
-
-
-def _copy(source: str, *targets: str):
-    def edit(arrays: dict) -> None:
-        for t in targets:
-            arrays[t] = arrays[source].copy()
-
-    return edit
-
-
-def _zero_area_boxes(arrays: dict) -> None:
-    # degenerate boxes (x1 == x2 and/or y1 == y2) as both prediction and target: union 0
-    boxes = np.array([[1.0, 2.0, 1.0, 2.0], [0.0, 0.0, 0.0, 0.0], [0.5, 0.25, 0.5, 1.5]])
-    shape = arrays["pred"].shape
-    filled = np.resize(boxes, (int(np.prod(shape[:-1])), 4)).reshape(shape)
-    arrays["pred"], arrays["target"] = filled.copy(), filled.copy()
+# each spec's ``half_precision.zero_cases`` put a 0 (or an exact tie) where a guard or an epsilon
+# matters; the edited arrays go to the half type as in the matrix. Variants that are such cases as
+# drawn (kl_div's -inf log-probabilities, dice and generalized_dice with an absent class and
+# smooth=0, CTC's impossible sample) are in the matrix, whose losses must be finite wherever
+# float32's are. A float16 gradient beyond range is documented, not a bug: at these points the
+# loss' true slope exceeds float16's range. The losses compute in float32 and their values stay
+# finite; their float32 gradient is of the order of 1/eps because the function torch defines there
+# (the clamp at eps) is that steep, and the limit without the clamp is infinite. Rounded back to
+# the input's dtype it is +-inf, which is what a float16 GradScaler needs to see to skip the step.
+# bfloat16 has float32's range and stays finite. (Zero vectors in normalising and cosine losses
+# are not such cases: their 1/eps slope is an artefact of the floor, and l2_normalize /
+# cosine_embedding give them gradient 0, ``zero_row_gradients``.)
+ZERO_CASES = [(name, zero) for name, spec in SPECS.items() for zero in spec.half_precision.zero_cases]
 
 
-def _parallel_to_class_weight(arrays: dict) -> None:
-    # the embedding equals its class weight: target cosine 1, where sin(theta) = sqrt(1 - cos^2) = 0
-    arrays["embeddings"][1] = arrays["class_weights"][arrays["labels"][1]]
-
-
-def _saturated_target_class(arrays: dict) -> None:
-    # the target class at +100: 1 - p underflows to 0 in float32, (1 - p)^gamma at its kink
-    logits = arrays["logits"]
-    target = arrays["target"]
-    rows = np.arange(logits.shape[0])
-    logits[rows, np.where(target >= 0, target, 0)] = 100.0
-
-
-def _saturated_correct(arrays: dict) -> None:
-    arrays["logits"][...] = np.where(arrays["target"] > 0.5, 30.0, -30.0)
-
-
-# (id, loss, variant name, edits, extra params): each case puts a 0 (or an exact tie) where a guard
-# or an epsilon matters; the edited arrays go to the half type as in the matrix. Variants that are
-# such cases as drawn (kl_div's -inf log-probabilities, dice and generalized_dice with an absent
-# class and smooth=0, CTC's impossible sample) are in the matrix, whose losses must be finite
-# wherever float32's are.
-ZERO_CASES = [
-    (
-        "cosine_embedding zero vectors",
-        "cosine_embedding",
-        "random",
-        [_set("x1", 0, 0.0), _set("x2", 0, 0.0), _set("x2", 1, 0.0)],
-        {},
-    ),
-    ("infonce zero rows", "infonce", "in-batch", [_set("query", 0, 0.0), _set("key", 1, 0.0)], {}),
-    ("nt_xent zero rows", "nt_xent", "random", [_set("z1", 0, 0.0), _set("z2", 0, 0.0)], {}),
-    ("clip zero rows", "clip", "logit_scale=1/0.07 (array)", [_set("image_emb", 0, 0.0), _set("text_emb", 1, 0.0)], {}),
-    (
-        "siglip zero rows",
-        "siglip",
-        "open_clip init scale=10,bias=-10 (arrays)",
-        [_set("image_emb", 0, 0.0), _set("text_emb", 1, 0.0)],
-        {},
-    ),
-    (
-        "arcface zero embedding and class weight",
-        "arcface",
-        "default",
-        [_set("embeddings", 0, 0.0), _set("class_weights", 0, 0.0)],
-        {},
-    ),
-    ("arcface target cosine 1", "arcface", "default", [_parallel_to_class_weight], {}),
-    (
-        "cosface zero embedding and class weight",
-        "cosface",
-        "default",
-        [_set("embeddings", 0, 0.0), _set("class_weights", 0, 0.0)],
-        {},
-    ),
-    ("contrastive zero distance", "contrastive", "random pairs", [_copy("x1", "x2")], {}),
-    ("contrastive zero distance,eps=0", "contrastive", "eps=0", [_copy("x1", "x2")], {}),
-    ("triplet zero distances", "triplet", "default", [_copy("anchor", "positive", "negative")], {}),
-    ("triplet zero distances,p=3", "triplet", "p=3", [_copy("anchor", "positive", "negative")], {}),
-    ("triplet zero distances,eps=0", "triplet", "default", [_copy("anchor", "positive", "negative")], {"eps": 0.0}),
-    (
-        "triplet_mined identical embeddings",
-        "triplet_mined",
-        "mining=batch_hard",
-        [_set("embeddings", slice(None), 0.5)],
-        {},
-    ),
-    (
-        "triplet_mined identical embeddings,semi_hard",
-        "triplet_mined",
-        "mining=semi_hard",
-        [_set("embeddings", slice(None), 0.5)],
-        {},
-    ),
-    (
-        "dice empty sample,smooth=0",
-        "dice",
-        "probabilities,per_sample,smooth=0",
-        [_set("pred", 0, 0.0), _set("target", 0, 0.0)],
-        {},
-    ),
-    (
-        "dice all empty,smooth=0",
-        "dice",
-        "probabilities,per_sample,smooth=0",
-        [_set("pred", slice(None), 0.0), _set("target", slice(None), 0.0)],
-        {"per_sample": False},
-    ),
-    (
-        "tversky empty sample,smooth=0",
-        "tversky",
-        "probabilities,per_sample,alpha=0.7,beta=0.3,smooth=0",
-        [_set("pred", 0, 0.0), _set("target", 0, 0.0)],
-        {},
-    ),
-    (
-        "focal_tversky empty sample,smooth=0",
-        "focal_tversky",
-        "probabilities,per_sample,gamma=2,alpha=0.3,beta=0.7,smooth=0",
-        [_set("pred", 0, 0.0), _set("target", 0, 0.0)],
-        {},
-    ),
-    (
-        "jaccard empty sample,smooth=0",
-        "jaccard",
-        "probabilities,per_sample,smooth=0",
-        [_set("pred", 0, 0.0), _set("target", 0, 0.0)],
-        {},
-    ),
-    ("dice_ce class absent,smooth=0", "dice_ce", "axis=1,class absent,smooth=0", [], {}),
-    *[
-        (f"{box} zero-area boxes", box, "overlapping", [_zero_area_boxes], {})
-        for box in ("box_iou", "box_giou", "box_diou", "box_ciou")
-    ],
-    *[
-        (f"{box} zero-area boxes,eps=0", box, "mixed,shape=(n,2,4),eps=0.0", [_zero_area_boxes], {})
-        for box in ("box_iou", "box_giou", "box_diou", "box_ciou")
-    ],
-    ("kl_div zero probabilities", "kl_div", "zero target probabilities", [], {}),
-    (
-        "js_div log p=log q=-inf",
-        "js_div",
-        "random",
-        [_set("log_p", (0, 0), -np.inf), _set("log_q", (0, 0), -np.inf), _set("log_p", (1, 1), -np.inf)],
-        {},
-    ),
-    (
-        "cross_entropy zero target probabilities",
-        "cross_entropy",
-        "probabilities",
-        [_set("target", slice(None), 0.0), _set("target", (slice(None), 0), 1.0)],
-        {},
-    ),
-    ("bce probabilities 0 and 1", "bce", "hard targets,weight", [_set("probs", 0, 0.0), _set("probs", 1, 1.0)], {}),
-    ("vae bce recon 0 and 1", "vae", "bce,binary x", [_set("recon", 0, 0.0), _set("recon", 1, 1.0)], {}),
-    ("focal saturated target class", "focal", "gamma=0.5,alpha=0.25", [_saturated_target_class], {}),
-    ("sigmoid_focal saturated,gamma=0.5", "sigmoid_focal", "gamma=0.5,alpha=None", [_saturated_correct], {}),
-    ("poisson_nll rate 0", "poisson_nll", "log_input=False,full=False", [_set("pred", 0, 0.0)], {}),
-    ("gaussian_nll variance 0", "gaussian_nll", "var=per-sample,full=False", [_set("var", 0, 0.0)], {}),
-    ("curriculum no sample kept", "curriculum", "progress=0.5", [_set("difficulty", slice(None), 0.875)], {}),
-    (
-        "gradient_penalty zero critic gradient",
-        "gradient_penalty",
-        "(N,4),quadratic critic,weight=2.5",
-        [_set("real", slice(None), -0.375), _set("fake", slice(None), -0.375)],
-        {},
-    ),  # 0.8 x + 0.3 == 0
-]
-
-
-# Documented, not a bug: at these points the loss' true slope exceeds float16's range. The losses
-# compute in float32 and their values stay finite; their float32 gradient is of the order of 1/eps
-# because the function torch defines there (the clamp at eps) is that steep, and the limit without
-# the clamp is infinite. Rounded back to the input's dtype it is +-inf, which is what a float16
-# GradScaler needs to see to skip the step. bfloat16 has float32's range and stays finite.
-# (Zero vectors in normalising and cosine losses are not here: their 1/eps slope is an artefact of
-# the floor, and l2_normalize / cosine_embedding give them gradient 0, tested below.)
-# Per case: {input: documented bound on max |float32 gradient|}  -- measured (seed 0, n = 2).
-FLOAT16_GRADIENT_BEYOND_RANGE: dict[str, dict[str, float]] = {
-    # log(pred + 1e-8) at pred = 0: d/dpred = 1 - target / 1e-8  -- 1.40e8
-    "poisson_nll rate 0": {"pred": 1e9},
-    # variance clamped at eps = 1e-6 (value only): (pred - target) / 1e-6 and (pred - target)^2 / 1e-12
-    "gaussian_nll variance 0": {"pred": 1e7, "target": 1e7, "var": 1e13},  # 9.05e5, 9.05e5, 8.20e11
-}
-
-#: zero rows (vectors) in normalising and cosine losses: gradient exactly 0 there, on every backend
-#: and dtype (per case: {input: rows that are zero})
-ZERO_ROW_GRADIENTS: dict[str, dict[str, list[int]]] = {
-    "cosine_embedding zero vectors": {"x1": [0, 1], "x2": [0, 1]},  # every pair has a zero vector
-    "infonce zero rows": {"query": [0], "key": [1]},
-    "nt_xent zero rows": {"z1": [0], "z2": [0]},
-    "clip zero rows": {"image_emb": [0], "text_emb": [1]},
-    "siglip zero rows": {"image_emb": [0], "text_emb": [1]},
-    "arcface zero embedding and class weight": {"embeddings": [0], "class_weights": [0]},
-    "cosface zero embedding and class weight": {"embeddings": [0], "class_weights": [0]},
-}
-
-
-def _zero_case(loss: str, variant: str, edits, params) -> Case:
+def _zero_case(loss: str, zero: ZeroCase) -> Case:
     spec = SPECS[loss]
-    (case,) = cases.make_cases(spec, _variant_index(spec, variant), SEED, 2)
+    (case,) = cases.make_cases(spec, _variant_index(spec, zero.variant), SEED, 2)
     arrays = {k: v.copy() for k, v in case.arrays.items()}
-    for edit in edits:
+    for edit in zero.edits:
         edit(arrays)
-    return Case(arrays, {**case.params, **params})
+    return Case(arrays, {**case.params, **zero.params})
 
 
 @pytest.mark.parametrize("backend_name,dtype", CONFIGS, ids=CONFIG_IDS)
-@pytest.mark.parametrize("label,loss,variant,edits,params", ZERO_CASES, ids=[c[0] for c in ZERO_CASES])
-def test_zeros_where_an_epsilon_matters_stay_finite(env, label, loss, variant, edits, params, backend_name, dtype):
+@pytest.mark.parametrize("loss,zero", ZERO_CASES, ids=[zero.label for _, zero in ZERO_CASES])
+def test_zeros_where_an_epsilon_matters_stay_finite(env, loss, zero, backend_name, dtype):
     spec = SPECS[loss]
-    case = _zero_case(loss, variant, edits, params)
-    note = f"{label} {backend_name} {dtype}"
-    overflow = FLOAT16_GRADIENT_BEYOND_RANGE.get(label) if dtype == "float16" else None
+    case = _zero_case(loss, zero)
+    note = f"{zero.label} {backend_name} {dtype}"
+    overflow = zero.float16_gradient_beyond_range if dtype == "float16" else None
     half, unrounded, grads = _check_half(spec, env, backend_name, dtype, case, note, overflow)  # gradients finite
-    for name, rows in ZERO_ROW_GRADIENTS.get(label, {}).items():
-        assert np.all(grads[name][rows] == 0), f"{note}: d/d{name} at the zero rows {rows}: {grads[name][rows]}"
+    for name, rows in zero.zero_row_gradients.items():
+        picked = list(rows)
+        assert np.all(grads[name][picked] == 0), f"{note}: d/d{name} at the zero rows {picked}: {grads[name][picked]}"
     for r, f32 in unrounded.items():
         assert np.isfinite(f32).all(), f"{note} ({r}): float32 loss not finite: {f32}"
     for r in spec.reductions:

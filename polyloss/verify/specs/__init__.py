@@ -54,6 +54,87 @@ class Reference:
     grads: bool = True
 
 
+@dataclass(frozen=True)
+class Layout:
+    """How one case of a loss is laid out along the batch (read by the invariance tests).
+
+    ``per_sample``: inputs indexed by the sample on ``axes.get(name, 0)``;
+    ``shared``: inputs common to every sample (class weights, shared negatives, scales);
+    ``none``: how ``reduction="none"`` follows a permutation of the samples:
+    ``"rows"`` (its axis 0 is permuted), ``"halves"`` (``(2N,)``, each half permuted),
+    ``"pooled"`` (one value per group pooled over the batch: unchanged) or ``None`` (no "none");
+    ``coupled``: why one sample's loss depends on the others (None: samples are independent).
+    """
+
+    per_sample: tuple[str, ...]
+    shared: tuple[str, ...] = ()
+    none: str | None = "rows"
+    coupled: str | None = None
+    axes: dict[str, int] = field(default_factory=dict)
+
+
+#: a loss's layout: one for every case, or one per case (a variant's parameters or shapes decide)
+LayoutRule = Layout | Callable[[Case], Layout]
+
+#: ``evaluate(params, reduction)``: the loss, in float64, of the case's arrays with ``params``
+Evaluate = Callable[[dict[str, Any], str], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Mean:
+    """What ``reduction="mean"`` is, as the docstring says.
+
+    ``"sum"`` divided by ``normaliser(case, none)`` (by the number of elements of ``"none"`` when
+    ``normaliser`` is None; 0 when the normaliser is 0), or, for a mean that is not one sum over one
+    normaliser, ``expected(case, values, evaluate)`` with ``values`` the loss for every reduction.
+    """
+
+    doc: str
+    normaliser: Callable[[Case, np.ndarray], float] | None = None
+    expected: Callable[[Case, dict[str, np.ndarray], Evaluate], float] | None = None
+
+
+ELEMENT_MEAN = Mean("the number of elements of 'none'")
+
+#: an in-place edit of a case's arrays (a copy of them)
+Edit = Callable[[dict[str, np.ndarray]], None]
+
+
+@dataclass(frozen=True)
+class ZeroCase:
+    """A zero (or an exact tie) where a guard or an epsilon matters, fed in half precision: the loss
+    and its gradients stay finite.
+
+    ``variant``: the variant (by name) whose first case (seed 0, n = 2) ``edits`` change, with
+    ``params`` added; ``zero_row_gradients``: inputs whose listed rows are zero vectors and have
+    gradient exactly 0; ``float16_gradient_beyond_range``: inputs whose true slope there exceeds
+    float16's range, with the documented bound on max |float32 gradient| (+-inf in float16).
+    """
+
+    label: str
+    variant: str
+    edits: tuple[Edit, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+    zero_row_gradients: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    float16_gradient_beyond_range: dict[str, float] = field(default_factory=dict)
+
+
+#: the factor over the first-order rounding bound that half-precision inputs keep to (tests/test_mixed_precision.py)
+DEFAULT_ROUNDING_FACTOR = 2.0
+
+
+@dataclass(frozen=True)
+class HalfPrecision:
+    """What the mixed-precision test runs besides the first variant (n = 3): ``variants`` (by name,
+    n = 2) with extreme or special inputs, ``zero_cases``; and ``rounding_factor``, the C of
+    ``|half - float32| <= C u sum|dL/dx||x| + float32 floor`` (a loss that needs more than the
+    default states its measured error and the reason)."""
+
+    variants: tuple[str, ...] = ()
+    zero_cases: tuple[ZeroCase, ...] = ()
+    rounding_factor: float = DEFAULT_ROUNDING_FACTOR
+
+
 DEFAULT_TOLERANCES = {
     # (rtol, atol): |a - b| <= atol + rtol * |b|
     "float64": (1e-10, 1e-12),
@@ -73,6 +154,27 @@ class LossSpec:
     # constant, as CIoU's alpha): finite differences are then n/a, references still compare.
     finite_differences: bool = True
     notes: str = ""
+    # batch layout (None: every input per sample on axis 0, "none" per sample, samples independent)
+    layout: LayoutRule | None = None
+    mean: Mean = ELEMENT_MEAN  # what "mean" divides "sum" by
+    # inputs that, all ones, equal leaving them out (per-sample, per-class and positive-class weights)
+    unit_weights: tuple[str, ...] = ()
+    # why a ``weight`` parameter is not in unit_weights (e.g. a scalar coefficient)
+    weight_is_not_a_weight: str = ""
+    # inputs whose rows (last axis) may be scaled by positive factors without changing the loss
+    scale_invariant: tuple[str, ...] = ()
+    half_precision: HalfPrecision = field(default_factory=HalfPrecision)
+
+    def layout_of(self, case: Case) -> Layout:
+        """The layout of ``case``; every input is either per sample or shared."""
+        rule = self.layout
+        if rule is None:
+            return Layout(tuple(case.arrays))
+        layout = rule(case) if callable(rule) else rule
+        unknown = set(case.arrays) - set(layout.per_sample) - set(layout.shared)
+        if unknown:
+            raise ValueError(f"{self.name}: inputs {sorted(unknown)} are neither per-sample nor shared in its layout")
+        return layout
 
     def core(self) -> Callable[..., Any]:
         from polyloss.core import CORE_LOSSES
@@ -122,12 +224,21 @@ from polyloss.verify.specs import (  # noqa: E402
 )
 
 __all__ = [
+    "DEFAULT_ROUNDING_FACTOR",
+    "ELEMENT_MEAN",
     "SPECS",
     "Case",
+    "Edit",
+    "Evaluate",
+    "HalfPrecision",
+    "Layout",
+    "LayoutRule",
     "LossSpec",
+    "Mean",
     "NotApplicable",
     "Reference",
     "Variant",
+    "ZeroCase",
     "box",
     "classification",
     "contrastive",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 
@@ -37,3 +40,22 @@ def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 def binary(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return rng.integers(0, 2, size=shape).astype(np.float64)
+
+
+def set_to(name: str, index: Any, value: float) -> Callable[[dict[str, np.ndarray]], None]:
+    """An edit of a case's arrays: ``arrays[name][index] = value``."""
+
+    def edit(arrays: dict[str, np.ndarray]) -> None:
+        arrays[name][index] = value
+
+    return edit
+
+
+def copy_of(source: str, *targets: str) -> Callable[[dict[str, np.ndarray]], None]:
+    """An edit of a case's arrays: every target becomes a copy of ``source``."""
+
+    def edit(arrays: dict[str, np.ndarray]) -> None:
+        for target in targets:
+            arrays[target] = arrays[source].copy()
+
+    return edit

@@ -20,7 +20,37 @@ import math
 
 import numpy as np
 
-from polyloss.verify.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
+from polyloss.verify.specs import (
+    Case,
+    HalfPrecision,
+    Layout,
+    LossSpec,
+    NotApplicable,
+    Reference,
+    Variant,
+    ZeroCase,
+    reduce_reference,
+    register,
+)
+
+
+def _zero_area_boxes(arrays: dict[str, np.ndarray]) -> None:
+    """Degenerate boxes (x1 == x2 and/or y1 == y2) as both prediction and target: union 0."""
+    boxes = np.array([[1.0, 2.0, 1.0, 2.0], [0.0, 0.0, 0.0, 0.0], [0.5, 0.25, 0.5, 1.5]])
+    shape = arrays["pred"].shape
+    filled = np.resize(boxes, (int(np.prod(shape[:-1])), 4)).reshape(shape)
+    arrays["pred"], arrays["target"] = filled.copy(), filled.copy()
+
+
+def _box_half_precision(name: str, *variants: str) -> HalfPrecision:
+    return HalfPrecision(
+        variants=variants,
+        zero_cases=(
+            ZeroCase(f"{name} zero-area boxes", "overlapping", (_zero_area_boxes,)),
+            ZeroCase(f"{name} zero-area boxes,eps=0", "mixed,shape=(n,2,4),eps=0.0", (_zero_area_boxes,)),
+        ),
+    )
+
 
 GAP = 0.05  # minimal distance between any two compared coordinates of a box pair (one axis)
 TORCHVISION_EPS = 1e-7
@@ -365,6 +395,8 @@ register(
         differentiable=("pred", "target"),
         references=(_seed("iou_loss", seed_iou_loss), _numpy_loop("box_iou")),
         notes="torchvision has no plain IoU loss (its IoU term is the first term of the GIoU/DIoU references).",
+        layout=Layout(("pred", "target")),
+        half_precision=_box_half_precision("box_iou", "mixed,shape=(n,2,4),eps=0.0"),
     )
 )
 
@@ -378,6 +410,8 @@ register(
             _seed("giou_loss", seed_giou_loss),
             _numpy_loop("box_giou"),
         ),
+        layout=Layout(("pred", "target")),
+        half_precision=_box_half_precision("box_giou"),
     )
 )
 
@@ -390,6 +424,8 @@ register(
             _torchvision("torchvision.ops.distance_box_iou_loss (re-typed)", tv_distance_box_iou_loss),
             _numpy_loop("box_diou"),
         ),
+        layout=Layout(("pred", "target")),
+        half_precision=_box_half_precision("box_diou"),
     )
 )
 
@@ -412,5 +448,7 @@ register(
             "through the re-typed torchvision and detectron2 CIoU instead (and torch against jax). torchvision "
             "passes eps only to alpha (its IoU and distance terms use 1e-7 whatever eps): compared at eps=1e-7 only."
         ),
+        layout=Layout(("pred", "target")),
+        half_precision=_box_half_precision("box_ciou", "disjoint"),
     )
 )

@@ -2,10 +2,60 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from polyloss.verify.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
-from polyloss.verify.specs._gen import away_from_kinks, binary, labels, log_softmax, normal, probabilities
+from polyloss.verify.specs import (
+    Case,
+    HalfPrecision,
+    Layout,
+    LossSpec,
+    Mean,
+    NotApplicable,
+    Reference,
+    Variant,
+    ZeroCase,
+    reduce_reference,
+    register,
+)
+from polyloss.verify.specs._gen import away_from_kinks, binary, labels, log_softmax, normal, probabilities, set_to
+
+
+def _bce_with_logits_layout(case: Case) -> Layout:
+    pos_weight = case.arrays.get("pos_weight")
+    if pos_weight is not None and pos_weight.ndim < case.arrays["logits"].ndim:  # (C,): per class
+        return Layout(("logits", "target", "weight"), shared=("pos_weight",))
+    return Layout(("logits", "target", "weight", "pos_weight"))
+
+
+def _class_weight_sum(weight_name: str) -> Callable[[Case, np.ndarray], float]:
+    """The sum of the class weight of each kept sample's class (the number of kept samples without
+    weights); the number of samples with probability targets."""
+
+    def normaliser(case: Case, none: np.ndarray) -> float:
+        target = case.arrays["target"]
+        if not np.issubdtype(target.dtype, np.integer):
+            return none.size
+        ignore = case.params.get("ignore_index")
+        kept = np.ones(target.shape, bool) if ignore is None else target != ignore
+        weight = case.arrays.get(weight_name)
+        if weight is None:
+            return float(kept.sum())
+        return float(weight[target[kept]].sum())
+
+    return normaliser
+
+
+def _saturated_target_class(arrays: dict[str, np.ndarray]) -> None:
+    """The target class at +100: 1 - p underflows to 0 in float32, (1 - p)^gamma at its kink."""
+    logits, target = arrays["logits"], arrays["target"]
+    logits[np.arange(logits.shape[0]), np.where(target >= 0, target, 0)] = 100.0
+
+
+def _saturated_correct(arrays: dict[str, np.ndarray]) -> None:
+    arrays["logits"][...] = np.where(arrays["target"] > 0.5, 30.0, -30.0)
+
 
 K = 5  # classes
 
@@ -118,6 +168,23 @@ register(
             Reference("z-loss loop", "numpy", _numpy_z_loss, grads=False),
         ),
         notes="all-ignored batches give 0 (torch: NaN); ignored rows with -inf logits give zero gradient.",
+        layout=Layout(("logits", "target"), shared=("weight",)),
+        mean=Mean(
+            "sum of weight[y_i] over non-ignored samples (their number without weight); "
+            "the number of samples with probability targets",
+            _class_weight_sum("weight"),
+        ),
+        unit_weights=("weight",),
+        half_precision=HalfPrecision(
+            variants=("probabilities,weight,label_smoothing=0.2",),
+            zero_cases=(
+                ZeroCase(
+                    "cross_entropy zero target probabilities",
+                    "probabilities",
+                    (set_to("target", slice(None), 0.0), set_to("target", (slice(None), 0), 1.0)),
+                ),
+            ),
+        ),
     )
 )
 
@@ -155,6 +222,9 @@ register(
         differentiable=("log_probs",),
         references=(Reference("torch.nn.functional.nll_loss", "torch", _torch_nll),),
         second_order=False,  # linear in log_probs
+        layout=Layout(("log_probs", "target"), shared=("weight",)),
+        mean=Mean("sum of weight[y_i] over non-ignored samples", _class_weight_sum("weight")),
+        unit_weights=("weight",),
     )
 )
 
@@ -224,6 +294,16 @@ register(
             _seed_focal("002"),
             Reference("focal loop (per-class alpha, ignore_index)", "numpy", _numpy_focal_loop, grads=False),
         ),
+        layout=Layout(("logits", "target"), shared=("alpha",)),
+        mean=Mean(
+            "sum of the per-class alpha[y_i] over kept samples; the number of kept samples otherwise",
+            _class_weight_sum("alpha"),
+        ),
+        unit_weights=("alpha",),  # a per-class alpha of ones is alpha=None
+        half_precision=HalfPrecision(
+            variants=("gamma=1,ignore_index=-1",),
+            zero_cases=(ZeroCase("focal saturated target class", "gamma=0.5,alpha=0.25", (_saturated_target_class,)),),
+        ),
     )
 )
 
@@ -253,6 +333,17 @@ register(
         ),
         differentiable=("probs",),
         references=(Reference("torch.nn.functional.binary_cross_entropy", "torch", _torch_bce),),
+        layout=Layout(("probs", "target", "weight")),  # weight is elementwise
+        unit_weights=("weight",),
+        half_precision=HalfPrecision(
+            zero_cases=(
+                ZeroCase(
+                    "bce probabilities 0 and 1",
+                    "hard targets,weight",
+                    (set_to("probs", 0, 0.0), set_to("probs", 1, 1.0)),
+                ),
+            ),
+        ),
     )
 )
 
@@ -301,6 +392,9 @@ register(
             Reference("torch.nn.functional.binary_cross_entropy_with_logits", "torch", _torch_bce_logits),
             Reference("optax.losses.sigmoid_binary_cross_entropy", "jax", _optax_bce_logits),
         ),
+        layout=_bce_with_logits_layout,
+        unit_weights=("weight", "pos_weight"),
+        half_precision=HalfPrecision(variants=("logits=+-1000",)),
     )
 )
 
@@ -339,6 +433,11 @@ register(
             Reference("torchvision.ops.sigmoid_focal_loss (re-typed)", "torch", _torchvision_sigmoid_focal),
             Reference("optax.losses.sigmoid_focal_loss", "jax", _optax_sigmoid_focal),
         ),
+        layout=Layout(("logits", "target")),
+        half_precision=HalfPrecision(
+            variants=("gamma=0.5,alpha=None",),
+            zero_cases=(ZeroCase("sigmoid_focal saturated,gamma=0.5", "gamma=0.5,alpha=None", (_saturated_correct,)),),
+        ),
     )
 )
 
@@ -367,6 +466,7 @@ register(
         ),
         differentiable=("logits",),
         references=(Reference("optax.losses.poly_loss_cross_entropy", "jax", _optax_poly1),),
+        layout=Layout(("logits", "target")),
     )
 )
 
@@ -412,6 +512,7 @@ register(
         differentiable=("scores",),
         references=(_keras_hinge(False), Reference("optax.losses.hinge_loss", "jax", _optax_hinge)),
         second_order=False,
+        layout=Layout(("scores", "target")),
     )
 )
 
@@ -421,5 +522,6 @@ register(
         variants=_HINGE_VARIANTS,
         differentiable=("scores",),
         references=(_keras_hinge(True),),
+        layout=Layout(("scores", "target")),
     )
 )

@@ -16,14 +16,43 @@ import numpy as np
 from polyloss.verify.specs import (
     DEFAULT_TOLERANCES,
     Case,
+    HalfPrecision,
+    Layout,
     LossSpec,
     NotApplicable,
     Reference,
     Variant,
+    ZeroCase,
     reduce_reference,
     register,
 )
-from polyloss.verify.specs._gen import normal
+from polyloss.verify.specs._gen import normal, set_to
+
+_IN_BATCH = "in-batch contrastive: every other sample of the batch is a negative"
+
+
+def _infonce_layout(case: Case) -> Layout:
+    negatives = case.arrays.get("negatives")
+    if negatives is None:
+        return Layout(("query", "key"), coupled="in-batch negatives: every other key is a negative")
+    if negatives.ndim == 3:  # (N, M, D): negatives[i] belong to query i
+        return Layout(("query", "key", "negatives"))
+    return Layout(("query", "key"), shared=("negatives",))  # (M, D) shared by every query
+
+
+def _zero_rows(name: str, variant: str, first: str, second: str, second_row: int) -> HalfPrecision:
+    """Zero rows in both inputs: their gradient is exactly 0."""
+    return HalfPrecision(
+        zero_cases=(
+            ZeroCase(
+                f"{name} zero rows",
+                variant,
+                (set_to(first, 0, 0.0), set_to(second, second_row, 0.0)),
+                zero_row_gradients={first: (0,), second: (second_row,)},
+            ),
+        ),
+    )
+
 
 D = 4  # embedding width
 M = 3  # explicit negatives per query
@@ -156,6 +185,12 @@ register(
             "normalize=False is polyloss's extension: the info-nce-pytorch package always normalizes. float32 atol 3e-5: "
             "at temperature 0.01 the logits reach 100 (float32 spacing 7.6e-6), see HARD_TEMPERATURE_TOLERANCES."
         ),
+        layout=_infonce_layout,
+        scale_invariant=("query", "key", "negatives"),
+        half_precision=HalfPrecision(
+            variants=("temperature=0.01",),
+            zero_cases=_zero_rows("infonce", "in-batch", "query", "key", 1).zero_cases,
+        ),
     )
 )
 
@@ -235,6 +270,9 @@ register(
             "3e-5: at temperature 0.01 the logits reach 100 (float32 spacing 7.6e-6), see HARD_TEMPERATURE_TOLERANCES."
         ),
         tolerances=dict(HARD_TEMPERATURE_TOLERANCES),
+        layout=Layout(("z1", "z2"), none="halves", coupled=_IN_BATCH + " ((2N,) anchors)"),
+        scale_invariant=("z1", "z2"),
+        half_precision=_zero_rows("nt_xent", "random", "z1", "z2", 0),
     )
 )
 
@@ -308,6 +346,11 @@ register(
             Reference("optax.losses.softmax_cross_entropy_with_integer_labels", "jax", _optax_clip),
         ),
         notes="'none' is (CE_image_i + CE_text_i) / 2 per index i; its mean is open_clip's value.",
+        layout=Layout(
+            ("image_emb", "text_emb"), shared=("logit_scale",), coupled=_IN_BATCH + " (softmax over the batch)"
+        ),
+        scale_invariant=("image_emb", "text_emb"),
+        half_precision=_zero_rows("clip", "logit_scale=1/0.07 (array)", "image_emb", "text_emb", 1),
     )
 )
 
@@ -379,5 +422,12 @@ register(
             Reference("optax.losses.sigmoid_binary_cross_entropy", "jax", _optax_siglip),
         ),
         notes="'none' is the row sum over texts per image, shape (N,); its mean is open_clip's value.",
+        layout=Layout(
+            ("image_emb", "text_emb"),
+            shared=("logit_scale", "logit_bias"),
+            coupled=_IN_BATCH + " (every non-matching pair is a negative)",
+        ),
+        scale_invariant=("image_emb", "text_emb"),
+        half_precision=_zero_rows("siglip", "open_clip init scale=10,bias=-10 (arrays)", "image_emb", "text_emb", 1),
     )
 )

@@ -6,8 +6,19 @@ import math
 
 import numpy as np
 
-from polyloss.verify.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
-from polyloss.verify.specs._gen import labels, log_softmax, normal, probabilities
+from polyloss.verify.specs import (
+    Case,
+    HalfPrecision,
+    Layout,
+    LossSpec,
+    NotApplicable,
+    Reference,
+    Variant,
+    ZeroCase,
+    reduce_reference,
+    register,
+)
+from polyloss.verify.specs._gen import labels, log_softmax, normal, probabilities, set_to
 
 K = 5  # classes
 ZEROS = 2  # classes with probability exactly 0 per row, in the zero-probability variants
@@ -143,6 +154,14 @@ register(
             "classes are excluded with their where= argument (the optax reference passes where= only then). "
             "Only log_q is differentiable: d/dp at p == 0 is -inf (polyloss returns a finite subgradient)."
         ),
+        layout=Layout(("log_q", "p")),
+        half_precision=HalfPrecision(
+            variants=(
+                "zero target probabilities,log_q=-inf there (masked)",
+                "log_target=True,log p=log_q=-inf (masked)",
+            ),
+            zero_cases=(ZeroCase("kl_div zero probabilities", "zero target probabilities"),),
+        ),
     )
 )
 
@@ -207,6 +226,21 @@ register(
             "Natural log, so the per-sample value lies in [0, log 2]. Exact zeros (log-probability -inf) give a "
             "finite value and gradient (tests/test_distribution.py); the specs keep log-probabilities finite "
             "(near-zero classes at ~e^-50) because finite differences cannot perturb -inf."
+        ),
+        layout=Layout(("log_p", "log_q")),
+        half_precision=HalfPrecision(
+            variants=("near-zero p and q, same classes",),
+            zero_cases=(
+                ZeroCase(
+                    "js_div log p=log q=-inf",
+                    "random",
+                    (
+                        set_to("log_p", (0, 0), -np.inf),
+                        set_to("log_q", (0, 0), -np.inf),
+                        set_to("log_p", (1, 1), -np.inf),
+                    ),
+                ),
+            ),
         ),
     )
 )
@@ -292,5 +326,7 @@ register(
             "'mean' is seed 000's distillation_step loss (KLDivLoss(batchmean) * T*T, CrossEntropyLoss()). Without a "
             "target the loss is T^2 KL alone (alpha unused). The teacher's gradient is stopped."
         ),
+        layout=Layout(("student_logits", "teacher_logits", "target")),
+        half_precision=HalfPrecision(variants=("T=0.5,axis=1,(N,C,L),target",)),
     )
 )

@@ -16,8 +16,28 @@ serves torch tensors and JAX arrays alike.
 
 from __future__ import annotations
 
-from polyloss.verify.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
-from polyloss.verify.specs._gen import away_from_kinks, binary, normal
+from polyloss.verify.specs import (
+    Case,
+    HalfPrecision,
+    Layout,
+    LossSpec,
+    NotApplicable,
+    Reference,
+    Variant,
+    ZeroCase,
+    reduce_reference,
+    register,
+)
+from polyloss.verify.specs._gen import away_from_kinks, binary, normal, set_to
+
+
+def _vae_kl_layout(case: Case) -> Layout:
+    # axis is the latent axis; with axis=0 the inputs are (L, N): the samples are on axis 1
+    axis = case.params.get("axis", -1)
+    ndim = case.arrays["mu"].ndim
+    sample_axis = 1 if axis in (0, -ndim) else 0
+    return Layout(("mu", "logvar"), axes={"mu": sample_axis, "logvar": sample_axis})
+
 
 L = 3  # latent width
 P = 4  # pixels per sample
@@ -83,6 +103,8 @@ register(
             Reference("optax.losses.sigmoid_binary_cross_entropy (ones / zeros)", "jax", _optax_gan_discriminator),
         ),
         notes="the seed returns two BCE means added; 'sum' adds the two sums, 'none' the per-sample terms.",
+        layout=Layout(("real_logits", "fake_logits")),
+        half_precision=HalfPrecision(variants=("saturated |logit|~30",)),
     )
 )
 
@@ -135,6 +157,8 @@ register(
             Reference("log(1 - sigmoid(d)) as F.logsigmoid(-d)", "torch", _torch_minimax_generator),
             Reference("optax.losses.sigmoid_binary_cross_entropy", "jax", _optax_gan_generator),
         ),
+        layout=Layout(("fake_logits",)),
+        half_precision=HalfPrecision(variants=("minimax,saturated |logit|~30",)),
     )
 )
 
@@ -167,6 +191,7 @@ register(
         differentiable=("real_scores", "fake_scores"),
         references=(Reference("seed 002 wgan_loss_discriminator (re-typed)", "torch", _seed_wgan_critic),),
         second_order=False,  # linear
+        layout=Layout(("real_scores", "fake_scores")),
     )
 )
 
@@ -186,6 +211,7 @@ register(
         differentiable=("fake_scores",),
         references=(Reference("seed 002 wgan_loss_generator (re-typed)", "torch", _seed_wgan_generator),),
         second_order=False,  # linear
+        layout=Layout(("fake_scores",)),
     )
 )
 
@@ -221,6 +247,7 @@ register(
             Reference("hinge formula with F.relu (BigGAN loss_hinge_dis)", "torch", _torch_hinge_discriminator),
         ),
         second_order=False,  # piecewise linear
+        layout=Layout(("real_logits", "fake_logits")),
     )
 )
 
@@ -240,6 +267,7 @@ register(
         differentiable=("fake_logits",),
         references=(Reference("hinge formula (BigGAN loss_hinge_gen)", "torch", _torch_hinge_generator),),
         second_order=False,  # linear
+        layout=Layout(("fake_logits",)),
     )
 )
 
@@ -326,6 +354,18 @@ register(
         notes="needs autodiff (absent from polyloss.numpy): values are compared with JAX; the critic is a "
         "framework-agnostic function in the params and the interpolation weights are given, so both "
         "frameworks interpolate identically. Gradients w.r.t. real/fake are double backward.",
+        layout=Layout(("real", "fake", "interpolation")),  # the critic acts per sample (in params)
+        weight_is_not_a_weight="weight is the penalty's scalar coefficient lambda (default 10), "
+        "not a per-sample or per-class weight",
+        half_precision=HalfPrecision(
+            zero_cases=(
+                ZeroCase(
+                    "gradient_penalty zero critic gradient",
+                    "(N,4),quadratic critic,weight=2.5",
+                    (set_to("real", slice(None), -0.375), set_to("fake", slice(None), -0.375)),  # 0.8 x + 0.3 == 0
+                ),
+            ),
+        ),
     )
 )
 
@@ -374,6 +414,7 @@ register(
             Reference("seed 002 vae_loss KL term (re-typed)", "torch", _seed_vae_kl),
             Reference("closed-form KL loop", "numpy", _numpy_kl_loop, grads=False),
         ),
+        layout=_vae_kl_layout,
     )
 )
 
@@ -421,6 +462,12 @@ register(
         differentiable=("recon", "mu", "logvar"),  # not x: finite differences would leave [0, 1] at binary targets
         references=(Reference("seed 002 vae_loss (re-typed)", "torch", _seed_vae),),
         notes="default reduction 'sum', as the seed; 'mean' and 'none' are per sample.",
+        layout=Layout(("recon", "x", "mu", "logvar")),
+        half_precision=HalfPrecision(
+            zero_cases=(
+                ZeroCase("vae bce recon 0 and 1", "bce,binary x", (set_to("recon", 0, 0.0), set_to("recon", 1, 1.0))),
+            ),
+        ),
     )
 )
 
@@ -473,5 +520,6 @@ register(
         ),
         differentiable=("pred", "target"),
         references=(Reference("seed 002 PerceptualLoss (re-typed, the case's features)", "torch", _seed_perceptual),),
+        layout=Layout(("pred", "target")),  # the feature maps act per sample (in params)
     )
 )

@@ -14,8 +14,54 @@ import math
 
 import numpy as np
 
-from polyloss.verify.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
-from polyloss.verify.specs._gen import away_from_kinks, binary, labels, normal
+from polyloss.verify.specs import (
+    Case,
+    HalfPrecision,
+    Layout,
+    LossSpec,
+    Mean,
+    NotApplicable,
+    Reference,
+    Variant,
+    ZeroCase,
+    reduce_reference,
+    register,
+)
+from polyloss.verify.specs._gen import away_from_kinks, binary, copy_of, labels, normal, set_to
+
+
+def _mined_triplet_count(case: Case, none: np.ndarray) -> float:
+    """batch_hard: anchors with a positive and a negative; batch_all: triplets with a positive loss;
+    semi_hard: positive pairs whose anchor has a negative."""
+    e, labels = case.arrays["embeddings"], case.arrays["labels"]
+    margin = case.params.get("margin", 1.0)
+    squared_distance = ((e[:, None, :] - e[None, :, :]) ** 2).sum(-1)
+    d = squared_distance if case.params.get("squared", False) else np.sqrt(squared_distance)
+    same = labels[:, None] == labels[None, :]
+    positive = same & ~np.eye(len(labels), dtype=bool)
+    negative = ~same
+    mining = case.params.get("mining", "batch_hard")
+    if mining == "batch_hard":
+        return float((positive.any(1) & negative.any(1)).sum())
+    if mining == "batch_all":
+        loss = d[:, :, None] - d[:, None, :] + margin
+        return float((positive[:, :, None] & negative[:, None, :] & (loss > 0)).sum())
+    return float((positive & negative.any(1)[:, None]).sum())
+
+
+def _parallel_to_class_weight(arrays: dict[str, np.ndarray]) -> None:
+    """The embedding equals its class weight: target cosine 1, where sin(theta) = sqrt(1 - cos^2) = 0."""
+    arrays["embeddings"][1] = arrays["class_weights"][arrays["labels"][1]]
+
+
+def _zero_embedding_and_class_weight(name: str) -> ZeroCase:
+    return ZeroCase(
+        f"{name} zero embedding and class weight",
+        "default",
+        (set_to("embeddings", 0, 0.0), set_to("class_weights", 0, 0.0)),
+        zero_row_gradients={"embeddings": (0,), "class_weights": (0,)},
+    )
+
 
 D = 4  # embedding dimension
 GAP = 0.05  # distance of every switching quantity from its switch point
@@ -105,6 +151,13 @@ register(
         notes="identical pairs are generated similar only: for a dissimilar identical pair d = sqrt(D) * eps = 2e-6 is "
         "on the scale of the finite-difference step, so (margin - d)^2 has curvature ~1/d there and finite "
         "differences cannot check it (the value and autodiff gradient are still finite).",
+        layout=Layout(("x1", "x2", "similar")),
+        half_precision=HalfPrecision(
+            zero_cases=(
+                ZeroCase("contrastive zero distance", "random pairs", (copy_of("x1", "x2"),)),
+                ZeroCase("contrastive zero distance,eps=0", "eps=0", (copy_of("x1", "x2"),)),
+            ),
+        ),
     )
 )
 
@@ -207,6 +260,19 @@ register(
             Reference("seed 002 TripletLoss (re-typed)", "torch", _seed002_triplet),
             Reference("seed 004 triplet_loss (re-typed)", "torch", _seed004_triplet),
             Reference("triplet loop", "numpy", _numpy_triplet, grads=False),
+        ),
+        layout=Layout(("anchor", "positive", "negative")),
+        half_precision=HalfPrecision(
+            zero_cases=(
+                ZeroCase("triplet zero distances", "default", (copy_of("anchor", "positive", "negative"),)),
+                ZeroCase("triplet zero distances,p=3", "p=3", (copy_of("anchor", "positive", "negative"),)),
+                ZeroCase(
+                    "triplet zero distances,eps=0",
+                    "default",
+                    (copy_of("anchor", "positive", "negative"),),
+                    {"eps": 0.0},
+                ),
+            ),
         ),
     )
 )
@@ -423,6 +489,27 @@ register(
         notes="semi_hard deviates from TFA where an anchor has no negative (TFA: loss margin + d_ap from a masked "
         "maximum over an empty set; polyloss: nothing) and where no positive pair has a negative (TFA: 0 / 0 = "
         "NaN; polyloss: 0); the TFA reference applies both rules. Mined batches have a fixed N=6 rows.",
+        layout=Layout(
+            ("embeddings", "labels"), coupled="mined inside the batch: positives and negatives are the other samples"
+        ),
+        mean=Mean(
+            "batch_hard: anchors with a positive and a negative; batch_all: triplets with a positive "
+            "loss; semi_hard: positive pairs whose anchor has a negative",
+            _mined_triplet_count,
+        ),
+        half_precision=HalfPrecision(
+            variants=("mining=batch_all", "mining=semi_hard"),
+            zero_cases=(
+                ZeroCase(
+                    "triplet_mined identical embeddings", "mining=batch_hard", (set_to("embeddings", slice(None), 0.5),)
+                ),
+                ZeroCase(
+                    "triplet_mined identical embeddings,semi_hard",
+                    "mining=semi_hard",
+                    (set_to("embeddings", slice(None), 0.5),),
+                ),
+            ),
+        ),
     )
 )
 
@@ -487,6 +574,18 @@ register(
         notes="zero-vector rows are generated with target -1 and margin 0.99 (a flat hinge) only: the loss is smooth "
         "there but the cosine's slope at the zero vector is ~1 / sqrt(1e-12) = 1e6, so a finite-difference step "
         "of 1e-6 moves it by O(1) (across any smaller margin, or along 1 - cos for target 1).",
+        layout=Layout(("x1", "x2", "target")),
+        scale_invariant=("x1", "x2"),
+        half_precision=HalfPrecision(
+            zero_cases=(
+                ZeroCase(
+                    "cosine_embedding zero vectors",
+                    "random",
+                    (set_to("x1", 0, 0.0), set_to("x2", 0, 0.0), set_to("x2", 1, 0.0)),
+                    zero_row_gradients={"x1": (0, 1), "x2": (0, 1)},  # every pair has a zero vector
+                ),
+            ),
+        ),
     )
 )
 
@@ -516,6 +615,7 @@ register(
         differentiable=("x1", "x2"),
         references=(Reference("torch.nn.functional.margin_ranking_loss", "torch", _torch_margin_ranking),),
         second_order=False,  # piecewise linear
+        layout=Layout(("x1", "x2", "target")),
     )
 )
 
@@ -639,6 +739,15 @@ register(
             Reference("arcface-pytorch ArcMarginProduct + F.cross_entropy (re-typed)", "torch", _arc_margin_product),
             _margin_loop(arc=True),
         ),
+        layout=Layout(("embeddings", "labels"), shared=("class_weights",)),
+        scale_invariant=("embeddings", "class_weights"),
+        half_precision=HalfPrecision(
+            variants=("target cosine below cos(pi - m)",),
+            zero_cases=(
+                _zero_embedding_and_class_weight("arcface"),
+                ZeroCase("arcface target cosine 1", "default", (_parallel_to_class_weight,)),
+            ),
+        ),
     )
 )
 
@@ -655,5 +764,8 @@ register(
             Reference("arcface-pytorch AddMarginProduct + F.cross_entropy (re-typed)", "torch", _add_margin_product),
             _margin_loop(arc=False),
         ),
+        layout=Layout(("embeddings", "labels"), shared=("class_weights",)),
+        scale_invariant=("embeddings", "class_weights"),
+        half_precision=HalfPrecision(zero_cases=(_zero_embedding_and_class_weight("cosface"),)),
     )
 )

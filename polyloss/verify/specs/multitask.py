@@ -11,7 +11,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from polyloss.verify.specs import Case, LossSpec, Reference, Variant, reduce_reference, register
+from polyloss.verify.specs import (
+    Case,
+    HalfPrecision,
+    Layout,
+    LossSpec,
+    Reference,
+    Variant,
+    ZeroCase,
+    reduce_reference,
+    register,
+)
+from polyloss.verify.specs._gen import set_to
 
 
 def _variant(name: str, make_arrays, **params: object) -> Variant:
@@ -52,6 +63,7 @@ register(
         differentiable=("losses", "log_vars"),
         references=(Reference("seed 002 MultiTaskLoss (re-typed)", "torch", _seed_multitask),),
         notes="default reduction 'sum' (the paper's total).",
+        layout=Layout(("losses", "log_vars")),  # the "batch" is the tasks
     )
 )
 
@@ -95,5 +107,13 @@ register(
         references=(Reference("seed 002 CurriculumLoss (re-typed)", "torch", _seed_curriculum),),
         second_order=False,  # linear in losses
         notes="default reduction 'sum', as the seed; the weights are constant in the difficulty (no gradient).",
+        layout=Layout(
+            ("losses", "difficulty"), coupled="weights N [d_i <= p] / sum_j [d_j <= p]: normalised over the batch"
+        ),
+        half_precision=HalfPrecision(
+            zero_cases=(
+                ZeroCase("curriculum no sample kept", "progress=0.5", (set_to("difficulty", slice(None), 0.875),)),
+            ),
+        ),
     )
 )

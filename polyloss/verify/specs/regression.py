@@ -6,8 +6,30 @@ import math
 
 import numpy as np
 
-from polyloss.verify.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
-from polyloss.verify.specs._gen import away_from_kinks, normal
+from polyloss.verify.specs import (
+    Case,
+    HalfPrecision,
+    Layout,
+    LossSpec,
+    Mean,
+    NotApplicable,
+    Reference,
+    Variant,
+    ZeroCase,
+    reduce_reference,
+    register,
+)
+from polyloss.verify.specs._gen import away_from_kinks, normal, set_to
+
+_WEIGHTED = Layout(("pred", "target", "weight"))  # elementwise weights are per sample
+
+
+def _weight_sum(case: Case, none: np.ndarray) -> float:
+    weight = case.arrays.get("weight")
+    return none.size if weight is None else float(weight.sum())
+
+
+_WEIGHTED_MEAN = Mean("sum(weight) with weight, the number of elements otherwise", _weight_sum)
 
 SHAPE = 3  # features per sample
 
@@ -74,6 +96,9 @@ register(
         variants=(_pair(), _pair(weighted=True)),
         differentiable=("pred", "target"),
         references=(_torch_weighted("mse_loss"), _optax_elementwise("squared_error")),
+        layout=_WEIGHTED,
+        mean=_WEIGHTED_MEAN,
+        unit_weights=("weight",),
     )
 )
 
@@ -83,6 +108,9 @@ register(
         variants=(_pair(), _pair(weighted=True)),
         differentiable=("pred", "target"),
         references=(_torch_weighted("l1_loss"),),
+        layout=_WEIGHTED,
+        mean=_WEIGHTED_MEAN,
+        unit_weights=("weight",),
     )
 )
 
@@ -93,6 +121,9 @@ register(
         differentiable=("pred", "target"),
         references=(_torch_weighted("huber_loss", "delta"), _optax_elementwise("huber_loss", "delta")),
         notes="F.huber_loss(weight=) divides by N for 'mean'; polyloss (like F.mse_loss(weight=)) by sum(weight).",
+        layout=_WEIGHTED,
+        mean=_WEIGHTED_MEAN,
+        unit_weights=("weight",),
     )
 )
 
@@ -107,6 +138,9 @@ register(
         ),
         differentiable=("pred", "target"),
         references=(_torch_weighted("smooth_l1_loss", "beta"),),
+        layout=_WEIGHTED,
+        mean=_WEIGHTED_MEAN,
+        unit_weights=("weight",),
     )
 )
 
@@ -119,6 +153,9 @@ register(
             _optax_elementwise("log_cosh"),
             _numpy_loop("log(cosh(e)) loop", lambda y, t, p: math.log(math.cosh(y - t))),
         ),
+        layout=_WEIGHTED,
+        mean=_WEIGHTED_MEAN,
+        unit_weights=("weight",),
     )
 )
 
@@ -134,6 +171,9 @@ register(
             ),
         ),
         second_order=False,  # piecewise linear: the second derivative is 0, finite differences add nothing
+        layout=_WEIGHTED,
+        mean=_WEIGHTED_MEAN,
+        unit_weights=("weight",),
     )
 )
 
@@ -157,6 +197,18 @@ register(
         variants=tuple(_poisson(li, full) for li in (True, False) for full in (False, True)),
         differentiable=("pred",),
         references=(Reference("torch.nn.functional.poisson_nll_loss", "torch", _torch_poisson),),
+        layout=Layout(("pred", "target")),
+        half_precision=HalfPrecision(
+            zero_cases=(
+                ZeroCase(
+                    "poisson_nll rate 0",
+                    "log_input=False,full=False",
+                    (set_to("pred", 0, 0.0),),
+                    # log(pred + 1e-8) at pred = 0: d/dpred = 1 - target / 1e-8 (measured 1.40e8)
+                    float16_gradient_beyond_range={"pred": 1e9},
+                ),
+            ),
+        ),
     )
 )
 
@@ -181,6 +233,20 @@ register(
         variants=(_gaussian("same", False), _gaussian("column", True), _gaussian("per-sample", False)),
         differentiable=("pred", "target", "var"),
         references=(Reference("torch.nn.functional.gaussian_nll_loss", "torch", _torch_gaussian),),
+        layout=Layout(("pred", "target", "var")),  # var: (N, D), (N, 1) or (N,)
+        half_precision=HalfPrecision(
+            variants=("var=column,full=True",),
+            zero_cases=(
+                ZeroCase(
+                    "gaussian_nll variance 0",
+                    "var=per-sample,full=False",
+                    (set_to("var", 0, 0.0),),
+                    # variance clamped at eps = 1e-6 (value only): (pred - target) / 1e-6 and (pred - target)^2 / 1e-12
+                    # (measured 9.05e5, 9.05e5, 8.20e11)
+                    float16_gradient_beyond_range={"pred": 1e7, "target": 1e7, "var": 1e13},
+                ),
+            ),
+        ),
     )
 )
 
@@ -211,5 +277,8 @@ register(
             ),
         ),
         notes="C1: the second derivative jumps at zero error; the cases keep |error| >= 0.05.",
+        layout=_WEIGHTED,
+        mean=_WEIGHTED_MEAN,
+        unit_weights=("weight",),
     )
 )

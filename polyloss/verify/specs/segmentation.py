@@ -17,8 +17,47 @@ from __future__ import annotations
 
 import numpy as np
 
-from polyloss.verify.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
-from polyloss.verify.specs._gen import binary, labels, normal
+from polyloss.verify.specs import (
+    Case,
+    Evaluate,
+    HalfPrecision,
+    Layout,
+    LossSpec,
+    Mean,
+    NotApplicable,
+    Reference,
+    Variant,
+    ZeroCase,
+    reduce_reference,
+    register,
+)
+from polyloss.verify.specs._gen import binary, labels, normal, set_to
+
+
+def _pooled_unless_per_sample(case: Case) -> Layout:
+    if case.params.get("per_sample", False):
+        return Layout(("pred", "target"))
+    return Layout(
+        ("pred", "target"),
+        none="pooled",
+        coupled="pooled over the batch (per_sample=False): one score per class or one overall",
+    )
+
+
+def _dice_ce_mean(case: Case, values: dict[str, np.ndarray], evaluate: Evaluate) -> float:
+    pred, target = case.arrays["pred"], case.arrays["target"]
+    classes = pred.shape[case.params.get("axis", -1)]
+
+    def total(ce: float, dice: float) -> float:
+        return float(evaluate({**case.params, "ce_weight": ce, "dice_weight": dice}, "sum"))
+
+    ce_weight, dice_weight = case.params.get("ce_weight", 0.5), case.params.get("dice_weight", 0.5)
+    return ce_weight * total(1.0, 0.0) / target.size + dice_weight * total(0.0, 1.0) / classes
+
+
+def _empty_sample(name: str, variant: str) -> ZeroCase:
+    return ZeroCase(f"{name} empty sample,smooth=0", variant, (set_to("pred", 0, 0.0), set_to("target", 0, 0.0)))
+
 
 C = 3  # classes of the logits forms
 SPATIAL = (2, 2)  # (H, W): small, the second-order finite differences grow with the input size
@@ -309,6 +348,19 @@ register(
             _smp("dice"),
             Reference("dice loop", "numpy", _np_loop(_np_dice), grads=False),
         ),
+        layout=_pooled_unless_per_sample,
+        half_precision=HalfPrecision(
+            variants=("logits,axis=1,smooth=0,class absent",),
+            zero_cases=(
+                _empty_sample("dice", "probabilities,per_sample,smooth=0"),
+                ZeroCase(
+                    "dice all empty,smooth=0",
+                    "probabilities,per_sample,smooth=0",
+                    (set_to("pred", slice(None), 0.0), set_to("target", slice(None), 0.0)),
+                    {"per_sample": False},
+                ),
+            ),
+        ),
     )
 )
 
@@ -353,6 +405,10 @@ register(
             _smp("tversky"),
             Reference("tversky loop (TP, FP, FN)", "numpy", _np_loop(_np_tversky), grads=False),
         ),
+        layout=_pooled_unless_per_sample,
+        half_precision=HalfPrecision(
+            zero_cases=(_empty_sample("tversky", "probabilities,per_sample,alpha=0.7,beta=0.3,smooth=0"),)
+        ),
     )
 )
 
@@ -390,6 +446,10 @@ register(
             _loss_library(focal=True),
             Reference("focal tversky loop ((1 - TI)^gamma)", "numpy", _np_loop(_np_focal_tversky), grads=False),
         ),
+        layout=_pooled_unless_per_sample,
+        half_precision=HalfPrecision(
+            zero_cases=(_empty_sample("focal_tversky", "probabilities,per_sample,gamma=2,alpha=0.3,beta=0.7,smooth=0"),)
+        ),
     )
 )
 
@@ -422,6 +482,8 @@ register(
             _smp("jaccard"),
             Reference("jaccard loop", "numpy", _np_loop(_np_jaccard), grads=False),
         ),
+        layout=_pooled_unless_per_sample,
+        half_precision=HalfPrecision(zero_cases=(_empty_sample("jaccard", "probabilities,per_sample,smooth=0"),)),
     )
 )
 
@@ -523,6 +585,8 @@ register(
             Reference("generalized dice loop", "numpy", _np_generalized_dice, grads=False),
         ),
         notes="the class weights 1/V_c^2 depend on the labels only (no gradient), as in MONAI.",
+        layout=_pooled_unless_per_sample,
+        half_precision=HalfPrecision(variants=("axis=1,class absent,smooth=0",)),
     )
 )
 
@@ -567,5 +631,15 @@ register(
         ),
         differentiable=("pred",),
         references=(Reference("seed 002 CombinedLoss (re-typed)", "torch", _seed_combined),),
+        layout=Layout(
+            ("pred", "target"), none=None, coupled="CE over every pixel plus Dice pooled over the batch; no 'none'"
+        ),
+        mean=Mean(
+            "ce_weight * CE summed over pixels / pixels + dice_weight * Dice summed over classes / classes (no 'none')",
+            expected=_dice_ce_mean,
+        ),
+        half_precision=HalfPrecision(
+            zero_cases=(ZeroCase("dice_ce class absent,smooth=0", "axis=1,class absent,smooth=0"),)
+        ),
     )
 )

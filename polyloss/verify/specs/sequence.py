@@ -16,8 +16,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from polyloss.verify.specs import Case, LossSpec, NotApplicable, Reference, Variant, reduce_reference, register
+from polyloss.verify.specs import (
+    Case,
+    Evaluate,
+    HalfPrecision,
+    Layout,
+    LossSpec,
+    Mean,
+    NotApplicable,
+    Reference,
+    Variant,
+    reduce_reference,
+    register,
+)
 from polyloss.verify.specs._gen import log_softmax, normal
+
+
+def _ctc_mean(case: Case, values: dict[str, np.ndarray], evaluate: Evaluate) -> float:
+    lengths = np.maximum(case.arrays["target_lengths"], 1)
+    return float(np.mean(values["none"] / lengths))
+
 
 BRUTE_FORCE_PATHS = 200_000  # the numpy reference enumerates C**T_n alignments per sample, up to this many
 
@@ -212,5 +230,10 @@ register(
             "reference is n/a there; optax: ~1e5 from log_epsilon, n/a); zero_infinity=True gives 0 and zero "
             "gradient, as torch."
         ),
+        layout=Layout(("log_probs", "targets", "input_lengths", "target_lengths")),  # lengths are per sample
+        mean=Mean(
+            "each sample's loss divided by its target length (at least 1), then the batch mean", expected=_ctc_mean
+        ),
+        half_precision=HalfPrecision(variants=("zero_infinity,impossible sample",)),
     )
 )
