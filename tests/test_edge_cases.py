@@ -1,4 +1,5 @@
-"""The edge-case corpus (polyloss/verify/specs/edges.py) on every backend and dtype it lists."""
+"""The edge-case corpus (each spec's ``edge_cases``, collected by polyloss/verify/specs/edges.py) on every
+backend and dtype it lists."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 
 from polyloss.core import CORE_LOSSES
 from polyloss.verify import edge_cases
-from polyloss.verify.specs.edges import EDGE_CASES, Finite, Infinite, Raises, cases_by_loss
+from polyloss.verify.specs import SPECS
+from polyloss.verify.specs.edges import EDGE_CASES, EdgeCorpus, Finite, Infinite, Raises, cases_by_loss
 
 RUNS = [(i, *run) for i, edge in enumerate(EDGE_CASES) for run in edge_cases.edge_runs(edge)]
 
@@ -37,6 +39,15 @@ def test_every_value_case_runs_jitted_and_compiled():
 def test_every_loss_has_edge_cases():
     covered = cases_by_loss()
     assert set(covered) == set(CORE_LOSSES), set(CORE_LOSSES) - set(covered)
+
+
+def test_every_stated_edge_case_is_on_its_spec():
+    """A case added to a spec module's corpus but not taken by the loss's registration would never run."""
+    for corpus in EdgeCorpus.ALL:
+        for edge in corpus.cases:
+            assert edge.loss in SPECS, edge.loss
+            taken = any(edge is e for e in SPECS[edge.loss].edge_cases)
+            assert taken, f"{edge.loss}: {edge.name} is not in its spec's edge_cases"
 
 
 def test_the_corpus_covers_the_required_regions():

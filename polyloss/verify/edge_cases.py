@@ -1,5 +1,6 @@
-"""The edge-case corpus (``specs/edges.py``) run: each case on every backend and dtype it lists,
-eagerly and under jax.jit and torch.compile, against its stated outcome."""
+"""The edge-case corpus (each spec's ``edge_cases``, collected by ``specs/edges.py``) run: each case
+on every backend and dtype it lists, eagerly and under jax.jit and torch.compile, against its
+stated outcome."""
 
 from __future__ import annotations
 

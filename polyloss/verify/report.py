@@ -186,7 +186,7 @@ def verify(family: str | None, losses: Sequence[str] | None, *, seed: int, compi
     console.print(
         "[dim]ok <e>: passed, <e> = largest absolute difference seen; fd = finite differences; "
         "parity = upstream references matched / listed (values and gradients); edge cases = corpus "
-        "cases of polyloss/verify/specs/edges.py (runs: backends x dtypes, eager, plus jax.jit and "
+        "cases of each spec's edge_cases (runs: backends x dtypes, eager, plus jax.jit and "
         "torch.compile in float32)[/]"
     )
     for spec in specs:

@@ -9,10 +9,12 @@ reference callables receive the framework modules as their first argument.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
+
+from polyloss.verify.specs.edges import EdgeCase
 
 Arrays = dict[str, Any]
 
@@ -164,6 +166,8 @@ class LossSpec:
     # inputs whose rows (last axis) may be scaled by positive factors without changing the loss
     scale_invariant: tuple[str, ...] = ()
     half_precision: HalfPrecision = field(default_factory=HalfPrecision)
+    # singular and extreme inputs with their asserted outcomes (polyloss.verify.specs.edges)
+    edge_cases: tuple[EdgeCase, ...] = ()
 
     def layout_of(self, case: Case) -> Layout:
         """The layout of ``case``; every input is either per sample or shared."""
@@ -198,6 +202,12 @@ SPECS: dict[str, LossSpec] = {}
 def register(spec: LossSpec) -> LossSpec:
     if spec.name in SPECS:
         raise RuntimeError(f"spec {spec.name!r} registered twice")
+    wrong = [edge.name for edge in spec.edge_cases if edge.loss not in ("", spec.name)]
+    if wrong:
+        raise RuntimeError(f"spec {spec.name!r} given edge cases of another loss: {wrong}")
+    if any(edge.loss == "" for edge in spec.edge_cases):  # made by edges.edge(): this spec's
+        edges = tuple(replace(edge, loss=spec.name) if edge.loss == "" else edge for edge in spec.edge_cases)
+        spec = replace(spec, edge_cases=edges)
     SPECS[spec.name] = spec
     return spec
 

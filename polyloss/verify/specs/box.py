@@ -32,6 +32,42 @@ from polyloss.verify.specs import (
     reduce_reference,
     register,
 )
+from polyloss.verify.specs.edges import EdgeCorpus, Finite, Raises, f64
+
+# --------------------------------------------------------------------------- edge cases
+
+
+def _edge_cases() -> EdgeCorpus:
+    """Singular and extreme inputs of this family's losses, each with its asserted outcome (read at each
+    registration as ``edge_cases=EDGES.of(name)``; run by ``polyloss.verify.edge_cases``)."""
+    edges = EdgeCorpus()
+    SAME = f64([[0.0, 0.0, 2.0, 1.0]])
+    for loss in ("box_iou", "box_giou", "box_diou", "box_ciou"):
+        edges.case(loss, "identical boxes: 0", {"pred": SAME, "target": SAME}, Finite(0.0), params={"eps": 0.0})
+        edges.case(loss, "zero-height predicted box", {"pred": f64([[0.0, 1.0, 2.0, 1.0]]), "target": SAME}, Finite())
+        edges.case(
+            loss,
+            "zero-area (point) boxes, identical",
+            {"pred": f64([[1.0, 1.0, 1.0, 1.0]]), "target": f64([[1.0, 1.0, 1.0, 1.0]])},
+            Finite(),
+        )
+        edges.case(
+            loss,
+            "inverted box (x2 < x1)",
+            {"pred": f64([[2.0, 0.0, 0.0, 1.0]]), "target": SAME},
+            Raises(ValueError, r"pred boxes must be \(x1, y1, x2, y2\) with x1 <= x2"),
+        )
+    edges.case(
+        "box_iou",
+        "disjoint boxes: 1",
+        {"pred": f64([[0.0, 0.0, 1.0, 1.0]]), "target": f64([[2.0, 2.0, 3.0, 3.0]])},
+        Finite(1.0, grad="zero"),
+        params={"eps": 0.0},
+    )
+    return edges
+
+
+EDGES = _edge_cases()
 
 
 def _zero_area_boxes(arrays: dict[str, np.ndarray]) -> None:
@@ -397,6 +433,7 @@ register(
         notes="torchvision has no plain IoU loss (its IoU term is the first term of the GIoU/DIoU references).",
         layout=Layout(("pred", "target")),
         half_precision=_box_half_precision("box_iou", "mixed,shape=(n,2,4),eps=0.0"),
+        edge_cases=EDGES.of("box_iou"),
     )
 )
 
@@ -412,6 +449,7 @@ register(
         ),
         layout=Layout(("pred", "target")),
         half_precision=_box_half_precision("box_giou"),
+        edge_cases=EDGES.of("box_giou"),
     )
 )
 
@@ -426,6 +464,7 @@ register(
         ),
         layout=Layout(("pred", "target")),
         half_precision=_box_half_precision("box_diou"),
+        edge_cases=EDGES.of("box_diou"),
     )
 )
 
@@ -450,5 +489,6 @@ register(
         ),
         layout=Layout(("pred", "target")),
         half_precision=_box_half_precision("box_ciou", "disjoint"),
+        edge_cases=EDGES.of("box_ciou"),
     )
 )

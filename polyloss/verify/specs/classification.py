@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -20,6 +21,175 @@ from polyloss.verify.specs import (
     register,
 )
 from polyloss.verify.specs._gen import away_from_kinks, binary, labels, log_softmax, normal, probabilities, set_to
+from polyloss.verify.specs.edges import (
+    INF,
+    SATURATED,
+    EdgeCorpus,
+    Finite,
+    Infinite,
+    Raises,
+    ce,
+    f64,
+    fmean,
+    i64,
+    softplus,
+)
+
+# --------------------------------------------------------------------------- edge cases
+
+
+def _edge_cases() -> EdgeCorpus:
+    """Singular and extreme inputs of this family's losses, each with its asserted outcome (read at each
+    registration as ``edge_cases=EDGES.of(name)``; run by ``polyloss.verify.edge_cases``)."""
+    edges = EdgeCorpus()
+    edges.case(
+        "cross_entropy",
+        "all rows ignored, -inf logits on them",
+        {"logits": f64([[-INF, -INF, 0.0], [-INF, 1.0, -INF]]), "target": i64([-100, -100])},
+        Finite(0.0, grad="zero"),
+        params={"ignore_index": -100},
+    )
+    edges.case(
+        "cross_entropy",
+        "one row ignored with -inf logits, one kept",
+        {"logits": f64([[-INF, -INF, -INF], [0.5, -1.0, 2.0]]), "target": i64([-100, 2])},
+        Finite(lambda a: ce(a["logits"][1:], [2])[0]),
+        params={"ignore_index": -100},
+    )
+    edges.case(
+        "cross_entropy",
+        "-inf on non-target classes (masked vocabulary)",
+        {"logits": f64([[0.0, -INF, 1.0], [-INF, 2.0, -INF]]), "target": i64([2, 1])},
+        Finite(lambda a: fmean([math.log(1 + math.exp(-1.0)), 0.0])),
+    )
+    edges.case(
+        "cross_entropy", "-inf at the target class", {"logits": f64([[0.0, -INF, 1.0]]), "target": i64([1])}, Infinite()
+    )
+    for label, big in SATURATED.items():
+        edges.case(
+            "cross_entropy",
+            f"logits at {label}, right and wrong class",
+            {"logits": f64([[big, -big], [big, -big]]), "target": i64([0, 1])},
+            Finite(lambda a: fmean(ce(a["logits"], [0, 1])), rtol=1e-12),
+            dtypes=("float64", "float32", "float16", "bfloat16"),
+        )
+    edges.case(
+        "cross_entropy",
+        "large shared offset (1e4) on every logit",
+        {"logits": f64([[1e4 + 0.5, 1e4 - 0.25, 1e4 + 1.25], [1e4 + 2.0, 1e4 - 1.0, 1e4]]), "target": i64([2, 0])},
+        Finite(lambda a: fmean(ce(a["logits"], [2, 0]))),
+        dtypes=("float64", "float32", "float16", "bfloat16"),
+    )
+    edges.case(
+        "cross_entropy",
+        "label smoothing with a -inf (masked) class: smoothing mass on it",
+        {"logits": f64([[0.5, -INF, 1.0]]), "target": i64([0])},
+        Infinite(),
+        params={"label_smoothing": 0.1},
+    )
+    edges.case(
+        "cross_entropy",
+        "label smoothing, saturated logits",
+        {"logits": f64([[100.0, -100.0]]), "target": i64([0])},
+        Finite(lambda a: 0.9 * ce(a["logits"], [0])[0] + 0.05 * (ce(a["logits"], [0])[0] + ce(a["logits"], [1])[0])),
+        params={"label_smoothing": 0.1},
+    )
+    edges.case(
+        "cross_entropy",
+        "class index out of range",
+        {"logits": f64([[0.0, 1.0]]), "target": i64([2])},
+        Raises(ValueError, r"class index 2, outside \[0, 2\)"),
+    )
+    edges.case(
+        "cross_entropy",
+        "-1 is not silently the last class",
+        {"logits": f64([[0.0, 1.0]]), "target": i64([-1])},
+        Raises(ValueError, r"class index -1"),
+    )
+
+    edges.case(
+        "nll",
+        "all rows ignored",
+        {"log_probs": f64([[-INF, 0.0], [0.0, -INF]]), "target": i64([-1, -1])},
+        Finite(0.0, grad="zero"),
+        params={"ignore_index": -1},
+    )
+    edges.case("nll", "-inf at the target", {"log_probs": f64([[-INF, 0.0]]), "target": i64([0])}, Infinite())
+
+    for gamma in (0.0, 0.5, 1.0, 2.0):
+        edges.case(
+            "focal",
+            f"gamma={gamma}, saturated right class: loss 0",
+            {"logits": f64([[100.0, -100.0], [-1e4, 1e4]]), "target": i64([0, 1])},
+            Finite(0.0),
+            params={"gamma": gamma},
+            dtypes=("float64", "float32", "float16", "bfloat16"),
+        )
+        edges.case(
+            "focal",
+            f"gamma={gamma}, saturated wrong class",
+            {"logits": f64([[100.0, -100.0]]), "target": i64([1])},
+            Finite(lambda a: 200.0),
+            params={"gamma": gamma},
+        )
+    edges.case(
+        "focal",
+        "all rows ignored with -inf logits",
+        {"logits": f64([[-INF, -INF]]), "target": i64([-1])},
+        Finite(0.0, grad="zero"),
+        params={"ignore_index": -1},
+    )
+
+    for label, big in SATURATED.items():
+        edges.case(
+            "bce_with_logits",
+            f"logits at {label}",
+            {"logits": f64([big, -big, big, -big]), "target": f64([1.0, 0.0, 0.0, 1.0])},
+            Finite(lambda a: (2 * softplus(-a["logits"][0]) + 2 * softplus(a["logits"][0])) / 4),
+            dtypes=("float64", "float32", "float16", "bfloat16"),
+        )
+    edges.case(
+        "bce_with_logits",
+        "logits at +-inf with their right targets",
+        {"logits": f64([INF, -INF]), "target": f64([1.0, 0.0])},
+        Finite(0.0, grad="zero"),
+    )
+    edges.case("bce_with_logits", "logit at +inf, target 0", {"logits": f64([INF]), "target": f64([0.0])}, Infinite())
+    edges.case(
+        "bce",
+        "probabilities exactly 0 and 1 (log clamped at -100)",
+        {"probs": f64([0.0, 1.0, 0.0, 1.0]), "target": f64([1.0, 0.0, 0.0, 1.0])},
+        Finite(50.0),
+    )
+    edges.case(
+        "bce",
+        "probability outside [0, 1]",
+        {"probs": f64([1.5]), "target": f64([1.0])},
+        Raises(ValueError, r"probs must contain probabilities in \[0, 1\], got a value of 1.5"),
+    )
+    for gamma in (0.0, 0.5, 1.0, 2.0):
+        edges.case(
+            "sigmoid_focal",
+            f"gamma={gamma} at saturated logits (torchvision: NaN gradient at 0.5)",
+            {"logits": f64([30.0, -30.0, 1e4]), "target": f64([1.0, 0.0, 1.0])},
+            Finite(),
+            params={"gamma": gamma},
+        )
+    edges.case("poly1", "saturated right class", {"logits": f64([[1e4, -1e4]]), "target": i64([0])}, Finite(0.0))
+    edges.case(
+        "hinge", "large margins", {"scores": f64([1e4, -1e4]), "target": f64([1.0, -1.0])}, Finite(0.0, grad="zero")
+    )
+    edges.case(
+        "squared_hinge",
+        "large violations",
+        {"scores": f64([-1e4]), "target": f64([1.0])},
+        Finite((1 + 1e4) ** 2),
+        dtypes=("float64",),
+    )
+    return edges
+
+
+EDGES = _edge_cases()
 
 
 def _bce_with_logits_layout(case: Case) -> Layout:
@@ -185,6 +355,7 @@ register(
                 ),
             ),
         ),
+        edge_cases=EDGES.of("cross_entropy"),
     )
 )
 
@@ -225,6 +396,7 @@ register(
         layout=Layout(("log_probs", "target"), shared=("weight",)),
         mean=Mean("sum of weight[y_i] over non-ignored samples", _class_weight_sum("weight")),
         unit_weights=("weight",),
+        edge_cases=EDGES.of("nll"),
     )
 )
 
@@ -304,6 +476,7 @@ register(
             variants=("gamma=1,ignore_index=-1",),
             zero_cases=(ZeroCase("focal saturated target class", "gamma=0.5,alpha=0.25", (_saturated_target_class,)),),
         ),
+        edge_cases=EDGES.of("focal"),
     )
 )
 
@@ -344,6 +517,7 @@ register(
                 ),
             ),
         ),
+        edge_cases=EDGES.of("bce"),
     )
 )
 
@@ -395,6 +569,7 @@ register(
         layout=_bce_with_logits_layout,
         unit_weights=("weight", "pos_weight"),
         half_precision=HalfPrecision(variants=("logits=+-1000",)),
+        edge_cases=EDGES.of("bce_with_logits"),
     )
 )
 
@@ -438,6 +613,7 @@ register(
             variants=("gamma=0.5,alpha=None",),
             zero_cases=(ZeroCase("sigmoid_focal saturated,gamma=0.5", "gamma=0.5,alpha=None", (_saturated_correct,)),),
         ),
+        edge_cases=EDGES.of("sigmoid_focal"),
     )
 )
 
@@ -467,6 +643,7 @@ register(
         differentiable=("logits",),
         references=(Reference("optax.losses.poly_loss_cross_entropy", "jax", _optax_poly1),),
         layout=Layout(("logits", "target")),
+        edge_cases=EDGES.of("poly1"),
     )
 )
 
@@ -513,6 +690,7 @@ register(
         references=(_keras_hinge(False), Reference("optax.losses.hinge_loss", "jax", _optax_hinge)),
         second_order=False,
         layout=Layout(("scores", "target")),
+        edge_cases=EDGES.of("hinge"),
     )
 )
 
@@ -523,5 +701,6 @@ register(
         differentiable=("scores",),
         references=(_keras_hinge(True),),
         layout=Layout(("scores", "target")),
+        edge_cases=EDGES.of("squared_hinge"),
     )
 )

@@ -27,6 +27,83 @@ from polyloss.verify.specs import (
     register,
 )
 from polyloss.verify.specs._gen import normal, set_to
+from polyloss.verify.specs.edges import EdgeCorpus, Finite, ce, f64, fmean, softplus
+
+# --------------------------------------------------------------------------- edge cases
+
+
+def _edge_cases() -> EdgeCorpus:
+    """Singular and extreme inputs of this family's losses, each with its asserted outcome (read at each
+    registration as ``edge_cases=EDGES.of(name)``; run by ``polyloss.verify.edge_cases``)."""
+    edges = EdgeCorpus()
+    COLLINEAR = f64([[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]])
+    edges.case(
+        "infonce",
+        "temperature 0.01, collinear keys",
+        {"query": COLLINEAR, "key": 2.0 * COLLINEAR},
+        Finite(),
+        params={"temperature": 0.01},
+    )
+    edges.case(
+        "infonce",
+        "zero query vectors",
+        {"query": f64([[0.0, 0.0], [1.0, 0.0]]), "key": f64([[1.0, 0.0], [0.0, 1.0]])},
+        Finite(lambda a: fmean(ce([[0.0, 0.0], [10.0, 0.0]], [0, 1]))),
+    )
+    edges.case(
+        "nt_xent",
+        "a single pair: loss 0",
+        {"z1": f64([[1.0, 2.0]]), "z2": f64([[-3.0, 0.5]])},
+        Finite(0.0, grad="zero"),
+        params={"temperature": 0.01},
+    )
+    edges.case(
+        "nt_xent",
+        "temperature 0.01, collinear views",
+        {"z1": COLLINEAR, "z2": 3.0 * COLLINEAR},
+        Finite(),
+        params={"temperature": 0.01},
+    )
+    edges.case(
+        "clip",
+        "zero embeddings",
+        {"image_emb": f64([[0.0, 0.0], [0.0, 0.0]]), "text_emb": f64([[1.0, 0.0], [0.0, 1.0]])},
+        Finite(math.log(2.0), grad="zero"),
+        params={"logit_scale": 100.0},
+    )
+    edges.case(
+        "siglip",
+        "large logit scale, matching pairs",
+        {"image_emb": f64([[1.0, 0.0], [0.0, 1.0]]), "text_emb": f64([[1.0, 0.0], [0.0, 1.0]])},
+        Finite(lambda a: (2 * softplus(-90.0) + 2 * softplus(-10.0)) / 2),
+        params={"logit_scale": 100.0, "logit_bias": -10.0},
+    )
+
+    edges.case(
+        "siglip",
+        "zero image embeddings: every cosine 0",
+        {"image_emb": f64([[0.0, 0.0], [0.0, 0.0]]), "text_emb": f64([[1.0, 0.0], [0.0, 1.0]])},
+        Finite(lambda a: (2 * softplus(10.0) + 2 * softplus(-10.0)) / 2, grad="zero"),
+        params={"logit_scale": 10.0, "logit_bias": -10.0},
+    )
+    edges.case(
+        "nt_xent",
+        "zero first views, orthogonal second views: log 3 per anchor",
+        {"z1": f64([[0.0, 0.0], [0.0, 0.0]]), "z2": f64([[1.0, 0.0], [0.0, 1.0]])},
+        Finite(math.log(3.0)),
+        params={"temperature": 0.5},
+    )
+    edges.case(
+        "clip",
+        "temperature 0.01 (logit scale 100), collinear pairs",
+        {"image_emb": COLLINEAR, "text_emb": 2.0 * COLLINEAR},
+        Finite(),
+        params={"logit_scale": 100.0},
+    )
+    return edges
+
+
+EDGES = _edge_cases()
 
 _IN_BATCH = "in-batch contrastive: every other sample of the batch is a negative"
 
@@ -191,6 +268,7 @@ register(
             variants=("temperature=0.01",),
             zero_cases=_zero_rows("infonce", "in-batch", "query", "key", 1).zero_cases,
         ),
+        edge_cases=EDGES.of("infonce"),
     )
 )
 
@@ -273,6 +351,7 @@ register(
         layout=Layout(("z1", "z2"), none="halves", coupled=_IN_BATCH + " ((2N,) anchors)"),
         scale_invariant=("z1", "z2"),
         half_precision=_zero_rows("nt_xent", "random", "z1", "z2", 0),
+        edge_cases=EDGES.of("nt_xent"),
     )
 )
 
@@ -351,6 +430,7 @@ register(
         ),
         scale_invariant=("image_emb", "text_emb"),
         half_precision=_zero_rows("clip", "logit_scale=1/0.07 (array)", "image_emb", "text_emb", 1),
+        edge_cases=EDGES.of("clip"),
     )
 )
 
@@ -429,5 +509,6 @@ register(
         ),
         scale_invariant=("image_emb", "text_emb"),
         half_precision=_zero_rows("siglip", "open_clip init scale=10,bias=-10 (arrays)", "image_emb", "text_emb", 1),
+        edge_cases=EDGES.of("siglip"),
     )
 )

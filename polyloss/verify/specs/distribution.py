@@ -19,6 +19,62 @@ from polyloss.verify.specs import (
     register,
 )
 from polyloss.verify.specs._gen import labels, log_softmax, normal, probabilities, set_to
+from polyloss.verify.specs.edges import INF, EdgeCorpus, Finite, Infinite, f64, i64
+
+# --------------------------------------------------------------------------- edge cases
+
+
+def _edge_cases() -> EdgeCorpus:
+    """Singular and extreme inputs of this family's losses, each with its asserted outcome (read at each
+    registration as ``edge_cases=EDGES.of(name)``; run by ``polyloss.verify.edge_cases``)."""
+    edges = EdgeCorpus()
+    edges.case(
+        "kl_div",
+        "zero target probabilities with -inf log_q (masked classes)",
+        {"log_q": f64([[math.log(0.5), math.log(0.5), -INF]]), "p": f64([[0.25, 0.75, 0.0]])},
+        Finite(0.25 * math.log(0.5) + 0.75 * math.log(1.5)),
+    )
+    edges.case(
+        "kl_div",
+        "target mass where q is 0: infinite",
+        {"log_q": f64([[0.0, -INF]]), "p": f64([[0.5, 0.5]])},
+        Infinite(),
+    )
+    edges.case(
+        "kl_div",
+        "log targets of -inf",
+        {"log_q": f64([[-INF, 0.0]]), "p": f64([[-INF, 0.0]])},
+        Finite(0.0),
+        params={"log_target": True},
+    )
+    edges.case(
+        "js_div",
+        "disjoint supports: log 2",
+        {"log_p": f64([[0.0, -INF]]), "log_q": f64([[-INF, 0.0]])},
+        Finite(math.log(2.0)),
+    )
+    edges.case(
+        "js_div",
+        "classes impossible under both",
+        {"log_p": f64([[0.0, -INF, -INF]]), "log_q": f64([[0.0, -INF, -INF]])},
+        Finite(0.0),
+    )
+    edges.case(
+        "distillation",
+        "teacher rules a class out (-inf)",
+        {"student_logits": f64([[1.0, 0.0, -1.0]]), "teacher_logits": f64([[2.0, 0.0, -INF]])},
+        Finite(),
+    )
+    edges.case(
+        "distillation",
+        "saturated student logits",
+        {"student_logits": f64([[1e4, -1e4]]), "teacher_logits": f64([[1e4, -1e4]]), "target": i64([0])},
+        Finite(0.0),
+    )
+    return edges
+
+
+EDGES = _edge_cases()
 
 K = 5  # classes
 ZEROS = 2  # classes with probability exactly 0 per row, in the zero-probability variants
@@ -162,6 +218,7 @@ register(
             ),
             zero_cases=(ZeroCase("kl_div zero probabilities", "zero target probabilities"),),
         ),
+        edge_cases=EDGES.of("kl_div"),
     )
 )
 
@@ -242,6 +299,7 @@ register(
                 ),
             ),
         ),
+        edge_cases=EDGES.of("js_div"),
     )
 )
 
@@ -328,5 +386,6 @@ register(
         ),
         layout=Layout(("student_logits", "teacher_logits", "target")),
         half_precision=HalfPrecision(variants=("T=0.5,axis=1,(N,C,L),target",)),
+        edge_cases=EDGES.of("distillation"),
     )
 )

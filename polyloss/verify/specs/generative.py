@@ -16,6 +16,8 @@ serves torch tensors and JAX arrays alike.
 
 from __future__ import annotations
 
+import math
+
 from polyloss.verify.specs import (
     Case,
     HalfPrecision,
@@ -29,6 +31,107 @@ from polyloss.verify.specs import (
     register,
 )
 from polyloss.verify.specs._gen import away_from_kinks, binary, normal, set_to
+from polyloss.verify.specs.edges import SATURATED, EdgeCorpus, Finite, Infinite, Raises, f64, softplus
+
+# --------------------------------------------------------------------------- edge cases
+
+
+def _edge_cases() -> EdgeCorpus:
+    """Singular and extreme inputs of this family's losses, each with its asserted outcome (read at each
+    registration as ``edge_cases=EDGES.of(name)``; run by ``polyloss.verify.edge_cases``)."""
+    edges = EdgeCorpus()
+    for label, big in SATURATED.items():
+        edges.case(
+            "gan_discriminator",
+            f"logits at {label}",
+            {"real_logits": f64([big]), "fake_logits": f64([-big])},
+            Finite(lambda a, big=big: 2 * softplus(-big)),
+        )
+        edges.case(
+            "gan_generator",
+            f"minimax at {label}",
+            {"fake_logits": f64([-big])},
+            Finite(lambda a, big=big: -softplus(-big)),
+            params={"non_saturating": False},
+        )
+    edges.case(
+        "gan_generator",
+        "non-saturating, rejected fakes (-1e4)",
+        {"fake_logits": f64([-1e4])},
+        Finite(1e4),
+        dtypes=("float64", "float32"),
+    )
+    edges.case(
+        "wgan_critic",
+        "large scores",
+        {"real_scores": f64([1e4]), "fake_scores": f64([-1e4])},
+        Finite(-2e4),
+        dtypes=("float64", "float32"),
+    )
+    edges.case(
+        "wgan_generator", "large scores", {"fake_scores": f64([1e4])}, Finite(-1e4), dtypes=("float64", "float32")
+    )
+    edges.case(
+        "hinge_discriminator",
+        "beyond both margins",
+        {"real_logits": f64([5.0]), "fake_logits": f64([-5.0])},
+        Finite(0.0, grad="zero"),
+    )
+    edges.case(
+        "hinge_generator", "large scores", {"fake_logits": f64([1e4])}, Finite(-1e4), dtypes=("float64", "float32")
+    )
+    for logvar in (90.0, -90.0):
+        edges.case(
+            "vae_kl",
+            f"logvar at {logvar:+g}",
+            {"mu": f64([[0.0]]), "logvar": f64([[logvar]])},
+            Finite(-0.5 * (1.0 + logvar - math.exp(logvar)), rtol=1e-12),
+            dtypes=("float64",),
+        )
+    edges.case(
+        "vae_kl",
+        "logvar at +90 overflows float32: the KL is that large",
+        {"mu": f64([[0.0]]), "logvar": f64([[90.0]])},
+        Infinite(grad="any"),
+        dtypes=("float32",),
+    )
+    edges.case(
+        "vae",
+        "reconstruction exactly 0 and 1 (log clamped at -100)",
+        {"recon": f64([[0.0, 1.0]]), "x": f64([[1.0, 1.0]]), "mu": f64([[0.0]]), "logvar": f64([[0.0]])},
+        Finite(100.0),
+        reduction="sum",
+    )
+    edges.case(
+        "perceptual",
+        "identical inputs",
+        {"pred": f64([[1.0, 2.0]]), "target": f64([[1.0, 2.0]])},
+        Finite(0.0, grad="zero"),
+        params={"features": lambda x: [x, 2.0 * x]},
+    )
+    edges.case(
+        "gradient_penalty",
+        "critic with unit gradient everywhere: 0",
+        {
+            "real": f64([[1.0, 0.0], [0.0, 2.0]]),
+            "fake": f64([[0.0, 0.0], [3.0, 1.0]]),
+            "interpolation": f64([0.0, 1.0]),
+        },
+        # the 0 * x**2 term keeps the penalty on the autograd graph (a constant has no gradient to take)
+        Finite(0.0),
+        params={"critic": lambda x: x[..., 0] * 0.6 + x[..., 1] * 0.8 + 0.0 * x[..., 0] ** 2},
+    )
+    edges.case(
+        "gradient_penalty",
+        "interpolation outside [0, 1]",
+        {"real": f64([[1.0, 0.0]]), "fake": f64([[0.0, 0.0]]), "interpolation": f64([1.5])},
+        Raises(ValueError, r"interpolation must contain probabilities in \[0, 1\]"),
+        params={"critic": lambda x: x[..., 0]},
+    )
+    return edges
+
+
+EDGES = _edge_cases()
 
 
 def _vae_kl_layout(case: Case) -> Layout:
@@ -105,6 +208,7 @@ register(
         notes="the seed returns two BCE means added; 'sum' adds the two sums, 'none' the per-sample terms.",
         layout=Layout(("real_logits", "fake_logits")),
         half_precision=HalfPrecision(variants=("saturated |logit|~30",)),
+        edge_cases=EDGES.of("gan_discriminator"),
     )
 )
 
@@ -159,6 +263,7 @@ register(
         ),
         layout=Layout(("fake_logits",)),
         half_precision=HalfPrecision(variants=("minimax,saturated |logit|~30",)),
+        edge_cases=EDGES.of("gan_generator"),
     )
 )
 
@@ -192,6 +297,7 @@ register(
         references=(Reference("seed 002 wgan_loss_discriminator (re-typed)", "torch", _seed_wgan_critic),),
         second_order=False,  # linear
         layout=Layout(("real_scores", "fake_scores")),
+        edge_cases=EDGES.of("wgan_critic"),
     )
 )
 
@@ -212,6 +318,7 @@ register(
         references=(Reference("seed 002 wgan_loss_generator (re-typed)", "torch", _seed_wgan_generator),),
         second_order=False,  # linear
         layout=Layout(("fake_scores",)),
+        edge_cases=EDGES.of("wgan_generator"),
     )
 )
 
@@ -248,6 +355,7 @@ register(
         ),
         second_order=False,  # piecewise linear
         layout=Layout(("real_logits", "fake_logits")),
+        edge_cases=EDGES.of("hinge_discriminator"),
     )
 )
 
@@ -268,6 +376,7 @@ register(
         references=(Reference("hinge formula (BigGAN loss_hinge_gen)", "torch", _torch_hinge_generator),),
         second_order=False,  # linear
         layout=Layout(("fake_logits",)),
+        edge_cases=EDGES.of("hinge_generator"),
     )
 )
 
@@ -366,6 +475,7 @@ register(
                 ),
             ),
         ),
+        edge_cases=EDGES.of("gradient_penalty"),
     )
 )
 
@@ -415,6 +525,7 @@ register(
             Reference("closed-form KL loop", "numpy", _numpy_kl_loop, grads=False),
         ),
         layout=_vae_kl_layout,
+        edge_cases=EDGES.of("vae_kl"),
     )
 )
 
@@ -468,6 +579,7 @@ register(
                 ZeroCase("vae bce recon 0 and 1", "bce,binary x", (set_to("recon", 0, 0.0), set_to("recon", 1, 1.0))),
             ),
         ),
+        edge_cases=EDGES.of("vae"),
     )
 )
 
@@ -520,6 +632,7 @@ register(
         ),
         differentiable=("pred", "target"),
         references=(Reference("seed 002 PerceptualLoss (re-typed, the case's features)", "torch", _seed_perceptual),),
-        layout=Layout(("pred", "target")),  # the feature maps act per sample (in params)
+        layout=Layout(("pred", "target")),  # the feature maps act per sample (in params),
+        edge_cases=EDGES.of("perceptual"),
     )
 )

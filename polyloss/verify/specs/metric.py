@@ -28,6 +28,116 @@ from polyloss.verify.specs import (
     register,
 )
 from polyloss.verify.specs._gen import away_from_kinks, binary, copy_of, labels, normal, set_to
+from polyloss.verify.specs.edges import EdgeCorpus, Finite, Raises, f64, i64
+
+# --------------------------------------------------------------------------- edge cases
+
+
+def _edge_cases() -> EdgeCorpus:
+    """Singular and extreme inputs of this family's losses, each with its asserted outcome (read at each
+    registration as ``edge_cases=EDGES.of(name)``; run by ``polyloss.verify.edge_cases``)."""
+    edges = EdgeCorpus()
+    E = f64([[1.0, 2.0], [1.0, 2.0]])
+    edges.case(
+        "contrastive",
+        "coincident pair, similar",
+        {"x1": E, "x2": E, "similar": f64([1.0, 1.0])},
+        Finite(lambda a: 2 * 1e-12),
+    )
+    edges.case(
+        "contrastive",
+        "zero embeddings, dissimilar",
+        {"x1": f64([[0.0, 0.0]]), "x2": f64([[0.0, 0.0]]), "similar": f64([0.0])},
+        Finite(lambda a: (1.0 - math.sqrt(2) * 1e-6) ** 2),
+    )
+    edges.case(
+        "triplet", "coincident anchor, positive and negative", {"anchor": E, "positive": E, "negative": E}, Finite(1.0)
+    )
+    edges.case(
+        "triplet",
+        "zero embeddings, p=1",
+        {"anchor": f64([[0.0, 0.0]]), "positive": f64([[0.0, 0.0]]), "negative": f64([[0.0, 0.0]])},
+        Finite(1.0),
+        params={"p": 1.0},
+    )
+    for mining in ("batch_hard", "batch_all", "semi_hard"):
+        edges.case(
+            "triplet_mined",
+            f"{mining}: all-same labels (no negative): 0",
+            {"embeddings": f64([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]), "labels": i64([3, 3, 3])},
+            Finite(0.0, grad="zero"),
+            params={"mining": mining},
+        )
+        edges.case(
+            "triplet_mined",
+            f"{mining}: single-member classes (no positive): 0",
+            {"embeddings": f64([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]), "labels": i64([0, 1, 2])},
+            Finite(0.0, grad="zero"),
+            params={"mining": mining},
+        )
+        edges.case(
+            "triplet_mined",
+            f"{mining}: coincident embeddings",
+            {"embeddings": f64([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]), "labels": i64([0, 0, 1, 1])},
+            Finite(1.0),
+            params={"mining": mining},
+        )
+    edges.case(
+        "cosine_embedding",
+        "zero vectors: cosine 0",
+        {"x1": f64([[0.0, 0.0], [0.0, 0.0]]), "x2": f64([[1.0, 0.0], [0.0, 0.0]]), "target": f64([1.0, -1.0])},
+        Finite(0.5, grad="zero"),
+    )
+    edges.case(
+        "cosine_embedding",
+        "target other than +-1",
+        {"x1": E, "x2": E, "target": f64([1.0, 0.0])},
+        Raises(ValueError, r"target must contain only 1 and -1, got a value of 0.0"),
+    )
+    edges.case(
+        "margin_ranking",
+        "target other than +-1",
+        {"x1": f64([1.0]), "x2": f64([0.0]), "target": f64([2.0])},
+        Raises(ValueError, r"target must contain only 1 and -1"),
+    )
+    edges.case(
+        "margin_ranking",
+        "large scores",
+        {"x1": f64([1e4]), "x2": f64([-1e4]), "target": f64([1.0])},
+        Finite(0.0, grad="zero"),
+    )
+    W = f64([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    edges.case(
+        "arcface",
+        "embedding on its class weight (cos = 1)",
+        {"embeddings": f64([[2.0, 0.0]]), "class_weights": W, "labels": i64([0])},
+        Finite(),
+    )
+    edges.case(
+        "arcface",
+        "embedding opposite its class weight (cos = -1)",
+        {"embeddings": f64([[-2.0, 0.0]]), "class_weights": W, "labels": i64([0])},
+        Finite(),
+    )
+    edges.case(
+        "arcface", "zero embedding", {"embeddings": f64([[0.0, 0.0]]), "class_weights": W, "labels": i64([1])}, Finite()
+    )
+    edges.case(
+        "cosface",
+        "embedding on its class weight",
+        {"embeddings": f64([[2.0, 0.0]]), "class_weights": W, "labels": i64([0])},
+        Finite(),
+    )
+    edges.case(
+        "cosface",
+        "class index out of range",
+        {"embeddings": f64([[2.0, 0.0]]), "class_weights": W, "labels": i64([3])},
+        Raises(ValueError, r"class index 3"),
+    )
+    return edges
+
+
+EDGES = _edge_cases()
 
 
 def _mined_triplet_count(case: Case, none: np.ndarray) -> float:
@@ -158,6 +268,7 @@ register(
                 ZeroCase("contrastive zero distance,eps=0", "eps=0", (copy_of("x1", "x2"),)),
             ),
         ),
+        edge_cases=EDGES.of("contrastive"),
     )
 )
 
@@ -274,6 +385,7 @@ register(
                 ),
             ),
         ),
+        edge_cases=EDGES.of("triplet"),
     )
 )
 
@@ -510,6 +622,7 @@ register(
                 ),
             ),
         ),
+        edge_cases=EDGES.of("triplet_mined"),
     )
 )
 
@@ -586,6 +699,7 @@ register(
                 ),
             ),
         ),
+        edge_cases=EDGES.of("cosine_embedding"),
     )
 )
 
@@ -616,6 +730,7 @@ register(
         references=(Reference("torch.nn.functional.margin_ranking_loss", "torch", _torch_margin_ranking),),
         second_order=False,  # piecewise linear
         layout=Layout(("x1", "x2", "target")),
+        edge_cases=EDGES.of("margin_ranking"),
     )
 )
 
@@ -748,6 +863,7 @@ register(
                 ZeroCase("arcface target cosine 1", "default", (_parallel_to_class_weight,)),
             ),
         ),
+        edge_cases=EDGES.of("arcface"),
     )
 )
 
@@ -767,5 +883,6 @@ register(
         layout=Layout(("embeddings", "labels"), shared=("class_weights",)),
         scale_invariant=("embeddings", "class_weights"),
         half_precision=HalfPrecision(zero_cases=(_zero_embedding_and_class_weight("cosface"),)),
+        edge_cases=EDGES.of("cosface"),
     )
 )

@@ -23,6 +23,34 @@ from polyloss.verify.specs import (
     register,
 )
 from polyloss.verify.specs._gen import set_to
+from polyloss.verify.specs.edges import EdgeCorpus, Finite, f64
+
+# --------------------------------------------------------------------------- edge cases
+
+
+def _edge_cases() -> EdgeCorpus:
+    """Singular and extreme inputs of this family's losses, each with its asserted outcome (read at each
+    registration as ``edge_cases=EDGES.of(name)``; run by ``polyloss.verify.edge_cases``)."""
+    edges = EdgeCorpus()
+    edges.case(
+        "uncertainty_weighting",
+        "very confident task (log_var -50) with zero loss",
+        {"losses": f64([0.0, 1.0]), "log_vars": f64([-50.0, 0.0])},
+        Finite(-50.0 + 1.0),
+        reduction="sum",
+    )
+    edges.case(
+        "curriculum",
+        "progress 0: nothing kept, weights 0",
+        {"losses": f64([1.0, 2.0]), "difficulty": f64([0.5, 0.9])},
+        Finite(0.0, grad="zero"),
+        params={"progress": 0.0},
+        reduction="sum",
+    )
+    return edges
+
+
+EDGES = _edge_cases()
 
 
 def _variant(name: str, make_arrays, **params: object) -> Variant:
@@ -63,7 +91,8 @@ register(
         differentiable=("losses", "log_vars"),
         references=(Reference("seed 002 MultiTaskLoss (re-typed)", "torch", _seed_multitask),),
         notes="default reduction 'sum' (the paper's total).",
-        layout=Layout(("losses", "log_vars")),  # the "batch" is the tasks
+        layout=Layout(("losses", "log_vars")),  # the "batch" is the tasks,
+        edge_cases=EDGES.of("uncertainty_weighting"),
     )
 )
 
@@ -115,5 +144,6 @@ register(
                 ZeroCase("curriculum no sample kept", "progress=0.5", (set_to("difficulty", slice(None), 0.875),)),
             ),
         ),
+        edge_cases=EDGES.of("curriculum"),
     )
 )

@@ -20,6 +20,116 @@ from polyloss.verify.specs import (
     register,
 )
 from polyloss.verify.specs._gen import away_from_kinks, normal, set_to
+from polyloss.verify.specs.edges import EdgeCorpus, Finite, f64
+
+# --------------------------------------------------------------------------- edge cases
+
+
+def _edge_cases() -> EdgeCorpus:
+    """Singular and extreme inputs of this family's losses, each with its asserted outcome (read at each
+    registration as ``edge_cases=EDGES.of(name)``; run by ``polyloss.verify.edge_cases``)."""
+    edges = EdgeCorpus()
+    edges.case(
+        "mse", "exactly equal inputs", {"pred": f64([1.0, -2.0]), "target": f64([1.0, -2.0])}, Finite(0.0, grad="zero")
+    )
+    edges.case(
+        "mae",
+        "zero error: subgradient 0",
+        {"pred": f64([1.0, -2.0]), "target": f64([1.0, -2.0])},
+        Finite(0.0, grad="zero"),
+    )
+    edges.case(
+        "huber",
+        "error exactly at delta",
+        {"pred": f64([1.0]), "target": f64([0.0])},
+        Finite(0.5),
+        params={"delta": 1.0},
+    )
+    edges.case("smooth_l1", "zero error", {"pred": f64([3.0]), "target": f64([3.0])}, Finite(0.0, grad="zero"))
+    edges.case(
+        "log_cosh",
+        "huge error (no cosh overflow)",
+        {"pred": f64([1e4]), "target": f64([0.0])},
+        Finite(1e4 - math.log(2.0)),
+        dtypes=("float64", "float32"),
+    )
+    edges.case("quantile", "zero error", {"pred": f64([1.0]), "target": f64([1.0])}, Finite(0.0))
+    edges.case(
+        "poisson_nll",
+        "log_input with a large log-rate",
+        {"pred": f64([50.0]), "target": f64([2.0])},
+        Finite(math.exp(50.0) - 100.0),
+        dtypes=("float64",),
+    )
+    edges.case(
+        "gaussian_nll",
+        "zero variance is clamped to eps",
+        {"pred": f64([1.0]), "target": f64([1.0]), "var": f64([0.0])},
+        Finite(0.5 * math.log(1e-6)),
+    )
+    edges.case("asymmetric_mse", "zero error", {"pred": f64([1.0]), "target": f64([1.0])}, Finite(0.0, grad="zero"))
+    edges.case(
+        "mse",
+        "every weight 0: mean 0 (sum(w) = 0)",
+        {"pred": f64([1.0, 2.0]), "target": f64([0.0, 0.0]), "weight": f64([0.0, 0.0])},
+        Finite(0.0),
+    )
+    edges.case("mse", "huge error", {"pred": f64([1e4]), "target": f64([-1e4])}, Finite(4e8))
+    edges.case("huber", "huge error: linear branch", {"pred": f64([1e4]), "target": f64([0.0])}, Finite(1e4 - 0.5))
+    edges.case(
+        "smooth_l1",
+        "beta=0 is L1",
+        {"pred": f64([3.0, -1.0]), "target": f64([1.0, 1.0])},
+        Finite(2.0),
+        params={"beta": 0.0},
+    )
+    edges.case(
+        "quantile",
+        "q=0: under-prediction costs nothing, over-prediction all",
+        {"pred": f64([2.0]), "target": f64([1.0])},
+        Finite(1.0),
+        params={"q": 0.0},
+    )
+    edges.case(
+        "quantile",
+        "q=1 over-prediction costs nothing",
+        {"pred": f64([2.0]), "target": f64([1.0])},
+        Finite(0.0),
+        params={"q": 1.0},
+    )
+    edges.case(
+        "poisson_nll",
+        "rate 0 and count 0: 0",
+        {"pred": f64([0.0]), "target": f64([0.0])},
+        Finite(0.0),
+        params={"log_input": False},
+    )
+    edges.case(
+        "poisson_nll",
+        "log-rate -100 (rate underflows)",
+        {"pred": f64([-100.0]), "target": f64([3.0])},
+        Finite(lambda a: math.exp(a["pred"][0]) - 3.0 * a["pred"][0]),
+    )
+    edges.case(
+        "gaussian_nll",
+        "variance 1e30",
+        {"pred": f64([0.0]), "target": f64([1.0]), "var": f64([1e30])},
+        Finite(lambda a: 0.5 * (math.log(a["var"][0]) + 1.0 / a["var"][0])),
+    )
+    edges.case(
+        "log_cosh", "huge negative error", {"pred": f64([-1e4]), "target": f64([0.0])}, Finite(1e4 - math.log(2.0))
+    )
+    edges.case(
+        "asymmetric_mse",
+        "over- and under-estimate",
+        {"pred": f64([2.0, 0.0]), "target": f64([1.0, 1.0])},
+        Finite((2.0 * 1.0 + 1.0) / 2),
+        params={"over_penalty": 2.0},
+    )
+    return edges
+
+
+EDGES = _edge_cases()
 
 _WEIGHTED = Layout(("pred", "target", "weight"))  # elementwise weights are per sample
 
@@ -99,6 +209,7 @@ register(
         layout=_WEIGHTED,
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
+        edge_cases=EDGES.of("mse"),
     )
 )
 
@@ -111,6 +222,7 @@ register(
         layout=_WEIGHTED,
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
+        edge_cases=EDGES.of("mae"),
     )
 )
 
@@ -124,6 +236,7 @@ register(
         layout=_WEIGHTED,
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
+        edge_cases=EDGES.of("huber"),
     )
 )
 
@@ -141,6 +254,7 @@ register(
         layout=_WEIGHTED,
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
+        edge_cases=EDGES.of("smooth_l1"),
     )
 )
 
@@ -156,6 +270,7 @@ register(
         layout=_WEIGHTED,
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
+        edge_cases=EDGES.of("log_cosh"),
     )
 )
 
@@ -174,6 +289,7 @@ register(
         layout=_WEIGHTED,
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
+        edge_cases=EDGES.of("quantile"),
     )
 )
 
@@ -209,6 +325,7 @@ register(
                 ),
             ),
         ),
+        edge_cases=EDGES.of("poisson_nll"),
     )
 )
 
@@ -247,6 +364,7 @@ register(
                 ),
             ),
         ),
+        edge_cases=EDGES.of("gaussian_nll"),
     )
 )
 
@@ -280,5 +398,6 @@ register(
         layout=_WEIGHTED,
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
+        edge_cases=EDGES.of("asymmetric_mse"),
     )
 )

@@ -32,6 +32,67 @@ from polyloss.verify.specs import (
     register,
 )
 from polyloss.verify.specs._gen import binary, labels, normal, set_to
+from polyloss.verify.specs.edges import EdgeCorpus, Finite, Raises, f64, i64
+
+# --------------------------------------------------------------------------- edge cases
+
+
+def _edge_cases() -> EdgeCorpus:
+    """Singular and extreme inputs of this family's losses, each with its asserted outcome (read at each
+    registration as ``edge_cases=EDGES.of(name)``; run by ``polyloss.verify.edge_cases``)."""
+    edges = EdgeCorpus()
+    EMPTY = f64([[0.0, 0.0], [0.0, 0.0]])
+    FULL = f64([[1.0, 1.0], [1.0, 1.0]])
+    for loss in ("dice", "tversky", "jaccard", "focal_tversky"):
+        edges.case(
+            loss,
+            "empty prediction of an empty mask, smooth=0: 0",
+            {"pred": EMPTY, "target": EMPTY},
+            Finite(0.0, grad="zero"),
+            params={"smooth": 0.0},
+        )
+        edges.case(
+            loss,
+            "full prediction of a full mask: 0",
+            {"pred": FULL, "target": FULL},
+            Finite(0.0),
+            params={"smooth": 0.0},
+        )
+        edges.case(
+            loss,
+            "inverted mask: 1",
+            {"pred": f64([[1.0, 0.0], [0.0, 1.0]]), "target": f64([[0.0, 1.0], [1.0, 0.0]])},
+            Finite(1.0),
+            params={"smooth": 0.0},
+        )
+    edges.case(
+        "dice",
+        "foreground predicted on an empty mask is penalised",
+        {"pred": f64([[0.5, 0.5]]), "target": f64([[0.0, 0.0]])},
+        Finite(1.0 - 1.0 / 2.0),
+    )
+    edges.case(
+        "dice",
+        "probability outside [0, 1]",
+        {"pred": f64([[1.5, 0.0]]), "target": f64([[1.0, 0.0]])},
+        Raises(ValueError, r"pred must contain probabilities in \[0, 1\]"),
+    )
+    edges.case(
+        "generalized_dice",
+        "a class absent from the labels",
+        {"pred": f64([[[5.0, -5.0, 0.0], [5.0, -5.0, 0.0]]]), "target": i64([[0, 0]])},
+        Finite(),
+    )
+    edges.case(
+        "dice_ce",
+        "saturated logits, every class present",
+        {"pred": f64([[[100.0, -100.0], [-100.0, 100.0]]]), "target": i64([[0, 1]])},
+        Finite(lambda a: 0.5 * (1 - 1.0)),
+    )
+    return edges
+
+
+EDGES = _edge_cases()
 
 
 def _pooled_unless_per_sample(case: Case) -> Layout:
@@ -361,6 +422,7 @@ register(
                 ),
             ),
         ),
+        edge_cases=EDGES.of("dice"),
     )
 )
 
@@ -409,6 +471,7 @@ register(
         half_precision=HalfPrecision(
             zero_cases=(_empty_sample("tversky", "probabilities,per_sample,alpha=0.7,beta=0.3,smooth=0"),)
         ),
+        edge_cases=EDGES.of("tversky"),
     )
 )
 
@@ -450,6 +513,7 @@ register(
         half_precision=HalfPrecision(
             zero_cases=(_empty_sample("focal_tversky", "probabilities,per_sample,gamma=2,alpha=0.3,beta=0.7,smooth=0"),)
         ),
+        edge_cases=EDGES.of("focal_tversky"),
     )
 )
 
@@ -484,6 +548,7 @@ register(
         ),
         layout=_pooled_unless_per_sample,
         half_precision=HalfPrecision(zero_cases=(_empty_sample("jaccard", "probabilities,per_sample,smooth=0"),)),
+        edge_cases=EDGES.of("jaccard"),
     )
 )
 
@@ -587,6 +652,7 @@ register(
         notes="the class weights 1/V_c^2 depend on the labels only (no gradient), as in MONAI.",
         layout=_pooled_unless_per_sample,
         half_precision=HalfPrecision(variants=("axis=1,class absent,smooth=0",)),
+        edge_cases=EDGES.of("generalized_dice"),
     )
 )
 
@@ -641,5 +707,6 @@ register(
         half_precision=HalfPrecision(
             zero_cases=(ZeroCase("dice_ce class absent,smooth=0", "axis=1,class absent,smooth=0"),)
         ),
+        edge_cases=EDGES.of("dice_ce"),
     )
 )

@@ -14,6 +14,8 @@ the sample (see :func:`_softmax_term`).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from polyloss.verify.specs import (
@@ -30,6 +32,67 @@ from polyloss.verify.specs import (
     register,
 )
 from polyloss.verify.specs._gen import log_softmax, normal
+from polyloss.verify.specs.edges import EdgeCorpus, Finite, Infinite, Raises, i64
+
+# --------------------------------------------------------------------------- edge cases
+
+
+def _edge_cases() -> EdgeCorpus:
+    """Singular and extreme inputs of this family's losses, each with its asserted outcome (read at each
+    registration as ``edge_cases=EDGES.of(name)``; run by ``polyloss.verify.edge_cases``)."""
+    edges = EdgeCorpus()
+    LP = np.log(np.full((1, 2, 3), 1.0 / 3.0))
+    edges.case(
+        "ctc",
+        "target longer than the input allows: inf",
+        {"log_probs": LP, "targets": i64([[1, 2, 1]]), "input_lengths": i64([2]), "target_lengths": i64([3])},
+        Infinite(),
+        reduction="sum",
+    )
+    edges.case(
+        "ctc",
+        "impossible, zero_infinity: 0",
+        {"log_probs": LP, "targets": i64([[1, 2, 1]]), "input_lengths": i64([2]), "target_lengths": i64([3])},
+        Finite(0.0, grad="zero"),
+        params={"zero_infinity": True},
+        reduction="sum",
+    )
+    edges.case(
+        "ctc",
+        "repeated label needs a blank between: 3 frames needed, 2 given",
+        {"log_probs": LP, "targets": i64([[1, 1]]), "input_lengths": i64([2]), "target_lengths": i64([2])},
+        Infinite(),
+        reduction="sum",
+    )
+    edges.case(
+        "ctc",
+        "repeated label, exactly enough frames: one path",
+        {
+            "log_probs": np.log(np.full((1, 3, 3), 1.0 / 3.0)),
+            "targets": i64([[1, 1]]),
+            "input_lengths": i64([3]),
+            "target_lengths": i64([2]),
+        },
+        Finite(3 * math.log(3.0)),
+        reduction="sum",
+    )
+    edges.case(
+        "ctc",
+        "blank inside the target",
+        {"log_probs": LP, "targets": i64([[1, 0]]), "input_lengths": i64([2]), "target_lengths": i64([2])},
+        Raises(ValueError, r"targets\[0, 1\] is the blank"),
+    )
+    edges.case(
+        "ctc",
+        "empty target: every frame blank",
+        {"log_probs": LP, "targets": i64([[1]]), "input_lengths": i64([2]), "target_lengths": i64([0])},
+        Finite(2 * math.log(3.0)),
+        reduction="sum",
+    )
+    return edges
+
+
+EDGES = _edge_cases()
 
 
 def _ctc_mean(case: Case, values: dict[str, np.ndarray], evaluate: Evaluate) -> float:
@@ -235,5 +298,6 @@ register(
             "each sample's loss divided by its target length (at least 1), then the batch mean", expected=_ctc_mean
         ),
         half_precision=HalfPrecision(variants=("zero_infinity,impossible sample",)),
+        edge_cases=EDGES.of("ctc"),
     )
 )
