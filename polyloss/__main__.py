@@ -28,10 +28,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    from polyloss.verify.docs import write_family_pages
+    from polyloss.verify.docs import write_family_pages, write_index
 
     for path in write_family_pages(args.out):
         print(f"wrote {path}")
+    print(f"wrote the loss list of {write_index(args.index)}")
     return 0
 
 
@@ -45,8 +46,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     verify.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     verify.add_argument("--seed", type=int, default=0, help="seed of the generated cases (default 0)")
     verify.add_argument("--no-compile", action="store_true", help="skip the torch.compile column (slow to compile)")
-    docs = sub.add_parser("docs", help="regenerate docs/losses/<family>.md from the docstrings and specs")
-    docs.add_argument("--out", default="docs/losses")
+    docs = sub.add_parser(
+        "docs", help="regenerate docs/losses/<family>.md and the loss list of docs/index.md from the code"
+    )
+    docs.add_argument("--out", default="docs/losses", help="where the family pages go (default docs/losses)")
+    docs.add_argument(
+        "--index", default="docs/index.md", help="the index whose marked loss list is rewritten (default docs/index.md)"
+    )
     args = parser.parse_args(argv)
     return {"list": cmd_list, "verify": cmd_verify, "docs": cmd_docs}[args.command](args)
 
