@@ -14,9 +14,19 @@ from typing import Any
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def check_reduction(reduction: Any) -> None:
+def _one_of(values: tuple[str, ...]) -> str:
+    quoted = [repr(v) for v in values]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
+def check_reduction(reduction: Any, allowed: tuple[str, ...] = REDUCTIONS, because: str | None = None) -> None:
+    """``reduction`` is a standard reduction and one of the loss's ``allowed`` ones (``because``
+    says why a standard one is missing). Called by the registration only (``@loss``)."""
     if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        raise ValueError(f"reduction must be {_one_of(REDUCTIONS)}, got {reduction!r}")
+    if reduction not in allowed:
+        why = "" if because is None else f" {because}"
+        raise ValueError(f"reduction must be {_one_of(allowed)}{why}, got {reduction!r}")
 
 
 def _number(name: str, value: Any) -> float:
@@ -84,11 +94,6 @@ def check_axis(name: str, x: Any, axis: Any) -> int:
     if not -ndim <= axis < ndim:
         raise ValueError(f"axis must be in [-{ndim}, {ndim}) for {name} of shape {tuple(x.shape)}, got {axis}")
     return axis % ndim
-
-
-def check_min_ndim(name: str, x: Any, ndim: int) -> None:
-    if len(x.shape) < ndim:
-        raise ValueError(f"{name} must have at least {ndim} dimension(s), got shape {tuple(x.shape)}")
 
 
 def check_class_target(logits: Any, target: Any, axis: int) -> None:

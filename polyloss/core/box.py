@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from polyloss.core._checks import check_floating, check_nonnegative, check_reduction, check_same_shape
+from polyloss.core._checks import check_floating, check_nonnegative, check_same_shape
 from polyloss.core._reduce import reduce, relu, safe_atan2, safe_divide
 from polyloss.core._registry import loss
 
@@ -95,8 +95,7 @@ def _aspect_angle(xp: Any, width: Array, height: Array) -> Array:
     return safe_atan2(xp, width, height)
 
 
-def _prepare(b: Any, pred: Array, target: Array, eps: Any, reduction: Any) -> tuple[_Geometry, float]:
-    check_reduction(reduction)
+def _prepare(b: Any, pred: Array, target: Array, eps: Any) -> tuple[_Geometry, float]:
     eps = check_nonnegative("eps", eps)
     return _geometry(b, pred, target, eps), eps
 
@@ -120,7 +119,7 @@ def box_iou(b: Any, pred: Array, target: Array, *, eps: float = 1e-7, reduction:
     With ``eps=1e-6`` and ``"mean"`` the ``iou_loss`` of seed document 002;
     the IoU term of torchvision's ``generalized_box_iou_loss``.
     """
-    g, _ = _prepare(b, pred, target, eps, reduction)
+    g, _ = _prepare(b, pred, target, eps)
     return reduce(b.xp, 1.0 - g.iou, reduction)
 
 
@@ -144,7 +143,7 @@ def box_giou(b: Any, pred: Array, target: Array, *, eps: float = 1e-7, reduction
     Equals ``torchvision.ops.generalized_box_iou_loss`` (whose default
     reduction is ``"none"``).
     """
-    g, eps = _prepare(b, pred, target, eps, reduction)
+    g, eps = _prepare(b, pred, target, eps)
     xp = b.xp
     enclosing = g.enclosing_width * g.enclosing_height
     return reduce(xp, 1.0 - g.iou + safe_divide(xp, enclosing - g.union, enclosing + eps), reduction)
@@ -170,7 +169,7 @@ def box_diou(b: Any, pred: Array, target: Array, *, eps: float = 1e-7, reduction
 
     Equals ``torchvision.ops.distance_box_iou_loss``.
     """
-    g, eps = _prepare(b, pred, target, eps, reduction)
+    g, eps = _prepare(b, pred, target, eps)
     return reduce(b.xp, 1.0 - g.iou + _center_penalty(b.xp, g, eps), reduction)
 
 
@@ -200,7 +199,7 @@ def box_ciou(b: Any, pred: Array, target: Array, *, eps: float = 1e-7, reduction
     (because of the constant :math:`\alpha` the gradient is not that of the
     value: finite differences do not apply).
     """
-    g, eps = _prepare(b, pred, target, eps, reduction)
+    g, eps = _prepare(b, pred, target, eps)
     xp = b.xp
     p, t = g.pred, g.target
     angle_gap = _aspect_angle(xp, t.x2 - t.x1, t.y2 - t.y1) - _aspect_angle(xp, p.x2 - p.x1, p.y2 - p.y1)

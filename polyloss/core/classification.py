@@ -26,7 +26,6 @@ from polyloss.core._checks import (
     check_floating,
     check_interval,
     check_nonnegative,
-    check_reduction,
     check_same_shape,
     check_shape,
     check_unit_interval,
@@ -184,7 +183,6 @@ def cross_entropy(
     the rounding of the shifted logits themselves (log-softmax, not
     logsumexp minus the target logit, which cancels catastrophically).
     """
-    check_reduction(reduction)
     xp = b.xp
     check_floating(xp, "logits", logits)
     axis = check_axis("logits", logits, axis)
@@ -286,7 +284,6 @@ def nll(
     weight=weight, ignore_index=ignore_index)``, except that an all-ignored
     batch gives 0 (torch: NaN).
     """
-    check_reduction(reduction)
     xp = b.xp
     check_floating(xp, "log_probs", log_probs)
     axis = check_axis("log_probs", log_probs, axis)
@@ -345,7 +342,6 @@ def focal(
     (both: ``alpha * (1 - exp(-CE))**gamma * CE``). Lin et al., *Focal Loss for
     Dense Object Detection*, 2017.
     """
-    check_reduction(reduction)
     xp = b.xp
     check_floating(xp, "logits", logits)
     axis = check_axis("logits", logits, axis)
@@ -397,7 +393,6 @@ def bce(b: Any, probs: Array, target: Array, *, weight: Array | None = None, red
     Matches ``torch.nn.functional.binary_cross_entropy(probs, target, weight=weight)``
     in value; its gradient equals torch's except where a log is clamped.
     """
-    check_reduction(reduction)
     xp = b.xp
     check_floating(xp, "probs", probs)
     check_same_shape("probs", probs, "target", target)
@@ -449,7 +444,6 @@ def bce_with_logits(
     weight=weight, pos_weight=pos_weight)`` and ``optax.losses.sigmoid_binary_cross_entropy``
     followed by the mean.
     """
-    check_reduction(reduction)
     xp = b.xp
     check_floating(xp, "logits", logits)
     check_same_shape("logits", logits, "target", target)
@@ -505,7 +499,6 @@ def sigmoid_focal(
     Matches ``torchvision.ops.sigmoid_focal_loss(logits, target, alpha, gamma, reduction)``
     (``alpha=-1`` for ``None``) and ``optax.losses.sigmoid_focal_loss`` followed by the mean.
     """
-    check_reduction(reduction)
     xp = b.xp
     check_floating(xp, "logits", logits)
     check_same_shape("logits", logits, "target", target)
@@ -551,7 +544,6 @@ def poly1(
     Matches ``optax.losses.poly_loss_cross_entropy(logits, one_hot(target), epsilon=epsilon)``
     followed by the mean. Leng et al., *PolyLoss*, 2022.
     """
-    check_reduction(reduction)
     xp = b.xp
     check_floating(xp, "logits", logits)
     axis = check_axis("logits", logits, axis)
@@ -571,8 +563,7 @@ def poly1(
     return reduce(xp, per_sample, reduction)
 
 
-def _hinge_margin(b: Any, scores: Array, target: Array, reduction: str) -> Array:
-    check_reduction(reduction)
+def _hinge_margin(b: Any, scores: Array, target: Array) -> Array:
     xp = b.xp
     check_floating(xp, "scores", scores)
     check_same_shape("scores", scores, "target", target)
@@ -605,7 +596,7 @@ def hinge(b: Any, scores: Array, target: Array, *, reduction: str = "mean") -> A
     ``"mean"`` equals ``keras.losses.Hinge()(target, scores)`` (mean over the
     last axis, then over the rest). The gradient at the kink is 0.
     """
-    return reduce(b.xp, _hinge_margin(b, scores, target, reduction), reduction)
+    return reduce(b.xp, _hinge_margin(b, scores, target), reduction)
 
 
 @loss("classification")
@@ -624,5 +615,5 @@ def squared_hinge(b: Any, scores: Array, target: Array, *, reduction: str = "mea
 
     ``"mean"`` equals ``keras.losses.SquaredHinge()(target, scores)``.
     """
-    margin = _hinge_margin(b, scores, target, reduction)
+    margin = _hinge_margin(b, scores, target)
     return reduce(b.xp, margin * margin, reduction)

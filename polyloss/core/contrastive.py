@@ -20,7 +20,6 @@ from polyloss.core._checks import (
     check_floating,
     check_ndim,
     check_positive,
-    check_reduction,
     check_same_shape,
 )
 from polyloss.core._reduce import l2_normalize, reduce
@@ -92,7 +91,6 @@ def infonce(
     The definition of the ``info-nce-pytorch`` package (``info_nce(query,
     positive_key, negative_keys, negative_mode="unpaired"/"paired")``).
     """
-    check_reduction(reduction)
     xp = b.xp
     _check_views(xp, "query", query, "key", key)
     temperature = check_positive("temperature", temperature)
@@ -150,7 +148,6 @@ def nt_xent(b: Any, z1: Array, z2: Array, *, temperature: float = 0.5, reduction
     optax's norm floor ``sqrt(finfo.eps)`` treats differently). Chen et al., *A Simple Framework for Contrastive
     Learning of Visual Representations*, 2020.
     """
-    check_reduction(reduction)
     xp = b.xp
     _check_views(xp, "z1", z1, "z2", z2)
     temperature = check_positive("temperature", temperature)
@@ -196,7 +193,6 @@ def clip(
     return (already normalised, so ``normalize=True`` changes nothing there);
     with ``normalize=False``, ``ClipLoss`` on whatever is passed.
     """
-    check_reduction(reduction)
     xp = b.xp
     _check_views(xp, "image_emb", image_emb, "text_emb", text_emb)
     logit_scale = _check_scalar(xp, "logit_scale", logit_scale, positive=True)
@@ -244,7 +240,6 @@ def siglip(
     open_clip's single-process ``SigLipLoss`` on the normalised embeddings its
     models return; with ``normalize=False``, ``SigLipLoss`` on whatever is passed.
     """
-    check_reduction(reduction)
     xp = b.xp
     _check_views(xp, "image_emb", image_emb, "text_emb", text_emb)
     logit_scale = _check_scalar(xp, "logit_scale", logit_scale, positive=True)

@@ -24,7 +24,6 @@ from polyloss.core._checks import (
     check_floating,
     check_interval,
     check_positive,
-    check_reduction,
     check_same_shape,
     check_unit_interval,
     guard_traced_labels,
@@ -93,7 +92,6 @@ def kl_div(
     is not copied. Unlike torch, a zero target probability with ``log_q = -inf``
     gives 0, not NaN. The gradient with respect to ``p`` is 0 where ``p == 0``.
     """
-    check_reduction(reduction)
     xp = b.xp
     axis = _check_pair(xp, "log_q", log_q, "p", p, axis)
     if not check_bool("log_target", log_target):
@@ -127,7 +125,6 @@ def js_div(b: Any, log_p: Array, log_q: Array, *, axis: int = -1, reduction: str
 
     Equals the square of ``scipy.spatial.distance.jensenshannon(p, q)`` (base e).
     """
-    check_reduction(reduction)
     xp = b.xp
     axis = _check_pair(xp, "log_p", log_p, "log_q", log_q, axis)
     log_m = safe_logaddexp(b, log_p, log_q) - _LOG_2  # -inf, not NaN gradients, where both are -inf
@@ -178,7 +175,6 @@ def distillation(
     plus ``CrossEntropyLoss()`` times ``1 - alpha``. Hinton, Vinyals, Dean,
     *Distilling the Knowledge in a Neural Network*, 2015.
     """
-    check_reduction(reduction)
     xp = b.xp
     axis = _check_pair(xp, "student_logits", student_logits, "teacher_logits", teacher_logits, axis)
     temperature = check_positive("temperature", temperature)

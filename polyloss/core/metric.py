@@ -22,7 +22,6 @@ from polyloss.core._checks import (
     check_ndim,
     check_nonnegative,
     check_positive,
-    check_reduction,
     check_same_shape,
     check_shape,
     check_signs,
@@ -127,7 +126,6 @@ def contrastive(
     The ``ContrastiveLoss`` of seed document 002 and ``contrastive_loss`` of seed
     document 004 (both built on ``F.pairwise_distance``, so with its ``eps``).
     """
-    check_reduction(reduction)
     xp = b.xp
     _check_rows(xp, "x1", x1)
     _check_rows(xp, "x2", x2)
@@ -183,7 +181,6 @@ def triplet(
     positive, negative, margin=margin, p=p, eps=eps, swap=swap)``; with
     ``squared=True`` the ``TripletLoss`` of seed document 002.
     """
-    check_reduction(reduction)
     xp = b.xp
     for name, x in (("anchor", anchor), ("positive", positive), ("negative", negative)):
         _check_rows(xp, name, x)
@@ -259,7 +256,6 @@ def triplet_mined(
     (TFA: NaN); ``batch_all`` averages over the triplets with a positive loss.
     Memory: ``batch_all`` and ``semi_hard`` build an ``(N, N, N)`` array.
     """
-    check_reduction(reduction)
     xp = b.xp
     _check_rows(xp, "embeddings", embeddings, ndim=2)
     if not is_integer(xp, labels):
@@ -332,7 +328,6 @@ def cosine_embedding(
     other than 1 or -1 raises ``ValueError`` (torch silently gives it loss 0),
     and the gradient at a zero vector (above).
     """
-    check_reduction(reduction)
     xp = b.xp
     _check_rows(xp, "x1", x1)
     _check_rows(xp, "x2", x2)
@@ -369,7 +364,6 @@ def margin_ranking(
     Equals ``torch.nn.functional.margin_ranking_loss``, except that a target
     other than 1 or -1 raises ``ValueError`` (torch accepts any number).
     """
-    check_reduction(reduction)
     xp = b.xp
     check_floating(xp, "x1", x1)
     check_floating(xp, "x2", x2)
@@ -452,7 +446,6 @@ def arcface(
     arcface-pytorch followed by cross-entropy. Deng et al., *ArcFace: Additive
     Angular Margin Loss for Deep Face Recognition*, 2019.
     """
-    check_reduction(reduction)
     xp = b.xp
     index, valid = _check_margin_softmax(b, embeddings, class_weights, labels)
     scale = check_positive("scale", scale)
@@ -497,7 +490,6 @@ def cosface(
     The ``AddMarginProduct`` of arcface-pytorch followed by cross-entropy.
     Wang et al., *CosFace: Large Margin Cosine Loss for Deep Face Recognition*, 2018.
     """
-    check_reduction(reduction)
     xp = b.xp
     index, valid = _check_margin_softmax(b, embeddings, class_weights, labels)
     scale = check_positive("scale", scale)

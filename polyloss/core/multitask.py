@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from polyloss.core._checks import check_floating, check_interval, check_reduction, check_same_shape
+from polyloss.core._checks import check_floating, check_interval, check_same_shape
 from polyloss.core._reduce import reduce
 from polyloss.core._registry import helper, loss
 
@@ -38,7 +38,6 @@ def uncertainty_weighting(b: Any, losses: Array, log_vars: Array, *, reduction: 
 
     The ``MultiTaskLoss`` of seed document 002 (section 7.1).
     """
-    check_reduction(reduction)
     xp = b.xp
     check_floating(xp, "losses", losses)
     check_floating(xp, "log_vars", log_vars)
@@ -90,7 +89,6 @@ def curriculum(b: Any, losses: Array, difficulty: Array, *, progress: float, red
 
     The ``CurriculumLoss`` of seed document 002 (section 7.2).
     """
-    check_reduction(reduction)
     xp = b.xp
     check_floating(xp, "losses", losses)
     check_same_shape("losses", losses, "difficulty", difficulty)

@@ -17,7 +17,6 @@ from polyloss.core._checks import (
     check_nonnegative,
     check_nonnegative_values,
     check_positive,
-    check_reduction,
     check_same_shape,
 )
 from polyloss.core._reduce import reduce, relu
@@ -28,8 +27,7 @@ _LOG_2 = math.log(2.0)
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
-def _check_pair(b: Any, pred: Array, target: Array, weight: Array | None, reduction: str) -> None:
-    check_reduction(reduction)
+def _check_pair(b: Any, pred: Array, target: Array, weight: Array | None) -> None:
     check_floating(b.xp, "pred", pred)
     check_same_shape("pred", pred, "target", target)
     if weight is not None:
@@ -70,7 +68,7 @@ def mse(b: Any, pred: Array, target: Array, *, weight: Array | None = None, redu
     (torch >= 2.8 weighted mean included) and ``optax.losses.squared_error(pred, target)``
     followed by the mean.
     """
-    _check_pair(b, pred, target, weight, reduction)
+    _check_pair(b, pred, target, weight)
     error = pred - target
     return _weighted_reduce(b.xp, error * error, weight, reduction)
 
@@ -103,7 +101,7 @@ def asymmetric_mse(
 
     The ``AsymmetricMSELoss`` of seed document 002.
     """
-    _check_pair(b, pred, target, weight, reduction)
+    _check_pair(b, pred, target, weight)
     over_penalty = check_nonnegative("over_penalty", over_penalty)
     error = pred - target
     squared = error * error
@@ -129,7 +127,7 @@ def mae(b: Any, pred: Array, target: Array, *, weight: Array | None = None, redu
 
     Matches ``torch.nn.functional.l1_loss(pred, target, weight=weight, reduction=reduction)``.
     """
-    _check_pair(b, pred, target, weight, reduction)
+    _check_pair(b, pred, target, weight)
     return _weighted_reduce(b.xp, _abs(b.xp, pred - target), weight, reduction)
 
 
@@ -165,7 +163,7 @@ def huber(
     Deliberate difference: with ``weight`` and ``"mean"`` polyloss divides by
     sum(w), like ``F.mse_loss(weight=)``; ``F.huber_loss(weight=)`` divides by N.
     """
-    _check_pair(b, pred, target, weight, reduction)
+    _check_pair(b, pred, target, weight)
     delta = check_positive("delta", delta)
     xp = b.xp
     error = pred - target
@@ -204,7 +202,7 @@ def smooth_l1(
 
     Matches ``torch.nn.functional.smooth_l1_loss(pred, target, beta=beta)``.
     """
-    _check_pair(b, pred, target, weight, reduction)
+    _check_pair(b, pred, target, weight)
     beta = check_nonnegative("beta", beta)
     xp = b.xp
     error = pred - target
@@ -236,7 +234,7 @@ def log_cosh(b: Any, pred: Array, target: Array, *, weight: Array | None = None,
 
     Matches ``optax.losses.log_cosh(pred, target)`` followed by the mean.
     """
-    _check_pair(b, pred, target, weight, reduction)
+    _check_pair(b, pred, target, weight)
     xp = b.xp
     error = pred - target
     return _weighted_reduce(xp, xp.logaddexp(error, -error) - _LOG_2, weight, reduction)
@@ -269,7 +267,7 @@ def quantile(
     Returns:
         The loss; per element with ``reduction="none"``.
     """
-    _check_pair(b, pred, target, weight, reduction)
+    _check_pair(b, pred, target, weight)
     q = check_interval("q", q, 0.0, 1.0)
     xp = b.xp
     residual = target - pred
@@ -311,7 +309,7 @@ def poisson_nll(
     clamp's finite stand-in for an infinite one: float16 inputs (computed in float32) get a
     finite loss and, where it exceeds float16's range, an ``inf`` gradient.
     """
-    _check_pair(b, pred, target, None, reduction)
+    _check_pair(b, pred, target, None)
     check_bool("log_input", log_input)
     check_bool("full", full)
     eps = check_positive("eps", eps)
@@ -366,16 +364,16 @@ def gaussian_nll(
     the limit): float16 inputs (computed in float32) get a finite loss and, where that slope
     exceeds float16's range, an ``inf`` gradient.
     """
-    _check_pair(b, pred, target, None, reduction)
+    _check_pair(b, pred, target, None)
     check_bool("full", full)
     eps = check_positive("eps", eps)
     xp = b.xp
     shape, var_shape = tuple(pred.shape), tuple(var.shape)
     if var_shape == shape[:-1] and len(shape) > 0:
         var = xp.expand_dims(var, axis=-1)
-    elif not (var_shape == shape or (var_shape == shape[:-1] + (1,) and len(shape) > 0)):
+    elif not (var_shape == shape or (var_shape == (*shape[:-1], 1) and len(shape) > 0)):
         raise ValueError(
-            f"var must have shape {shape}, {shape[:-1] + (1,)} or {shape[:-1]} for pred of "
+            f"var must have shape {shape}, {(*shape[:-1], 1)} or {shape[:-1]} for pred of "
             f"shape {shape}, got {var_shape}"
         )
     check_nonnegative_values(b, "var", var)

@@ -37,7 +37,6 @@ from polyloss.core._checks import (
     check_floating,
     check_nonnegative,
     check_positive,
-    check_reduction,
     check_same_shape,
     check_unit_interval,
     guard_traced_labels,
@@ -68,7 +67,7 @@ def _class_probabilities(b: Any, logits: Array, target: Array, axis: Any, per_sa
     check_class_indices(b, target, num_classes, None)
     index, valid = guard_traced_labels(b, target, num_classes)
     # permute_dims, not moveaxis: torch.func.vmap has no batching rule for moveaxis
-    order = tuple(i for i in range(logits.ndim) if i != axis) + (axis,)
+    order = (*(i for i in range(logits.ndim) if i != axis), axis)
     probs = xp.permute_dims(b.softmax(logits, axis), order)
     if valid is not None:  # out-of-range traced labels poison their group with NaN
         probs = xp.where(valid[..., None], probs, xp.nan)
@@ -148,7 +147,6 @@ def dice(
     and class indices, ``axis=1`` and ``reduction="mean"`` its
     ``MultiClassDiceLoss`` (the mean of the per-class losses).
     """
-    check_reduction(reduction)
     smooth = check_nonnegative("smooth", smooth)
     o = _overlap(b, pred, target, axis, per_sample)
     xp = b.xp
@@ -190,7 +188,6 @@ def tversky(
 
     The ``TverskyLoss`` exercise of seed document 002.
     """
-    check_reduction(reduction)
     alpha = check_nonnegative("alpha", alpha)
     beta = check_nonnegative("beta", beta)
     smooth = check_nonnegative("smooth", smooth)
@@ -235,7 +232,6 @@ def focal_tversky(
     Returns:
         The loss in [0, 1].
     """
-    check_reduction(reduction)
     alpha = check_nonnegative("alpha", alpha)
     beta = check_nonnegative("beta", beta)
     gamma = check_positive("gamma", gamma)
@@ -271,7 +267,6 @@ def jaccard(
     Returns:
         The loss in [0, 1]; 0 for an empty prediction of an empty mask.
     """
-    check_reduction(reduction)
     smooth = check_nonnegative("smooth", smooth)
     o = _overlap(b, pred, target, axis, per_sample)
     xp = b.xp
@@ -312,7 +307,6 @@ def generalized_dice(
     Equals MONAI's ``GeneralizedDiceLoss(softmax=True, to_onehot_y=True,
     w_type="square", smooth_nr=smooth, smooth_dr=smooth, batch=not per_sample)``.
     """
-    check_reduction(reduction)
     smooth = check_nonnegative("smooth", smooth)
     o = _overlap(b, pred, target, axis, per_sample, labels_only=True)
     xp = b.xp
@@ -325,7 +319,7 @@ def generalized_dice(
     return reduce(xp, 1.0 - _score(xp, numerator, denominator), reduction)
 
 
-@loss("segmentation", reductions=("mean", "sum"))
+@loss("segmentation", reductions=("mean", "sum"), why_not="a per-pixel and a per-class term")
 def dice_ce(
     b: Any,
     pred: Array,
@@ -361,9 +355,6 @@ def dice_ce(
     With ``axis=1`` and the default weights, the ``CombinedLoss`` of seed
     document 002 (``nn.CrossEntropyLoss()`` plus its ``MultiClassDiceLoss``).
     """
-    check_reduction(reduction)
-    if reduction == "none":
-        raise ValueError("reduction must be 'mean' or 'sum' for dice_ce (a per-pixel and a per-class term), got 'none'")
     ce_weight = check_nonnegative("ce_weight", ce_weight)
     dice_weight = check_nonnegative("dice_weight", dice_weight)
     smooth = check_nonnegative("smooth", smooth)

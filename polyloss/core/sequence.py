@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from polyloss.core._checks import check_bool, check_floating, check_ndim, check_reduction, check_shape, is_integer
+from polyloss.core._checks import check_bool, check_floating, check_ndim, check_shape, is_integer
 from polyloss.core._reduce import reduce, safe_logaddexp
 from polyloss.core._registry import loss
 
@@ -51,7 +51,7 @@ def _check_lengths(b: Any, name: str, lengths: Array, low: int, high: Any, what:
         return
     values = b.host_values(lengths)
     highs = high if isinstance(high, list) else [high] * len(values)
-    for i, (value, top) in enumerate(zip(values, highs)):
+    for i, (value, top) in enumerate(zip(values, highs, strict=False)):
         if not low <= value <= top:
             raise ValueError(f"{name}[{i}] must be in [{low}, {top}] ({what}), got {value}")
 
@@ -124,7 +124,6 @@ def ctc(
     ``optax.losses.ctc_loss`` with paddings ``t >= input_lengths[n]`` and
     ``s >= target_lengths[n]``, per sample.
     """
-    check_reduction(reduction)
     xp = b.xp
     check_floating(xp, "log_probs", log_probs)
     check_ndim("log_probs", log_probs, 3, "(N, T, C) (batch first)")
