@@ -17,8 +17,7 @@ from typing import Any, NamedTuple
 from polyloss.core._checks import check_floating, check_nonnegative, check_same_shape
 from polyloss.core._reduce import reduce, relu, safe_atan2, safe_divide
 from polyloss.core._registry import loss
-
-Array = Any
+from polyloss.core._typing import Array, Backend
 
 _FOUR_OVER_PI_SQUARED = 4.0 / math.pi**2
 
@@ -39,7 +38,7 @@ class _Geometry(NamedTuple):
     enclosing_height: Array
 
 
-def _check_ordered(b: Any, name: str, boxes: Array) -> None:
+def _check_ordered(b: Backend, name: str, boxes: Array) -> None:
     """x1 <= x2 and y1 <= y2 for every box (eager mode only)."""
     if b.is_traced(boxes) or math.prod(boxes.shape) == 0:
         return
@@ -56,7 +55,7 @@ def _unpack(boxes: Array) -> _Boxes:
     return _Boxes(boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3])
 
 
-def _geometry(b: Any, pred: Array, target: Array, eps: float) -> _Geometry:
+def _geometry(b: Backend, pred: Array, target: Array, eps: float) -> _Geometry:
     xp = b.xp
     check_floating(xp, "pred", pred)
     check_floating(xp, "target", target)
@@ -95,13 +94,13 @@ def _aspect_angle(xp: Any, width: Array, height: Array) -> Array:
     return safe_atan2(xp, width, height)
 
 
-def _prepare(b: Any, pred: Array, target: Array, eps: Any) -> tuple[_Geometry, float]:
+def _prepare(b: Backend, pred: Array, target: Array, eps: Any) -> tuple[_Geometry, float]:
     eps = check_nonnegative("eps", eps)
     return _geometry(b, pred, target, eps), eps
 
 
 @loss("box")
-def box_iou(b: Any, pred: Array, target: Array, *, eps: float = 1e-7, reduction: str = "mean") -> Array:
+def box_iou(b: Backend, pred: Array, target: Array, *, eps: float = 1e-7, reduction: str = "mean") -> Array:
     r"""IoU loss: one minus intersection over union.
 
     .. math:: \ell = 1 - \frac{|P \cap T|}{|P \cup T| + \epsilon}
@@ -124,7 +123,7 @@ def box_iou(b: Any, pred: Array, target: Array, *, eps: float = 1e-7, reduction:
 
 
 @loss("box")
-def box_giou(b: Any, pred: Array, target: Array, *, eps: float = 1e-7, reduction: str = "mean") -> Array:
+def box_giou(b: Backend, pred: Array, target: Array, *, eps: float = 1e-7, reduction: str = "mean") -> Array:
     r"""Generalized IoU loss (Rezatofighi et al., 2019).
 
     .. math:: \ell = 1 - \mathrm{IoU} + \frac{|C| - |P \cup T|}{|C| + \epsilon}
@@ -150,7 +149,7 @@ def box_giou(b: Any, pred: Array, target: Array, *, eps: float = 1e-7, reduction
 
 
 @loss("box")
-def box_diou(b: Any, pred: Array, target: Array, *, eps: float = 1e-7, reduction: str = "mean") -> Array:
+def box_diou(b: Backend, pred: Array, target: Array, *, eps: float = 1e-7, reduction: str = "mean") -> Array:
     r"""Distance IoU loss (Zheng et al., 2020).
 
     .. math:: \ell = 1 - \mathrm{IoU} + \frac{\rho^2(c_P, c_T)}{d_C^2 + \epsilon}
@@ -174,7 +173,7 @@ def box_diou(b: Any, pred: Array, target: Array, *, eps: float = 1e-7, reduction
 
 
 @loss("box")
-def box_ciou(b: Any, pred: Array, target: Array, *, eps: float = 1e-7, reduction: str = "mean") -> Array:
+def box_ciou(b: Backend, pred: Array, target: Array, *, eps: float = 1e-7, reduction: str = "mean") -> Array:
     r"""Complete IoU loss (Zheng et al., 2020): DIoU plus an aspect-ratio term.
 
     .. math:: \ell = \ell_{\mathrm{DIoU}} + \alpha v, \qquad

@@ -24,8 +24,7 @@ from polyloss.core._checks import (
 )
 from polyloss.core._reduce import l2_normalize, reduce
 from polyloss.core._registry import loss
-
-Array = Any
+from polyloss.core._typing import Array, Backend
 
 
 def _check_views(xp: Any, name_a: str, a: Array, name_b: str, b: Array) -> None:
@@ -55,7 +54,7 @@ def _normalized(xp: Any, normalize: bool, *arrays: Array) -> tuple[Array, ...]:
 
 @loss("contrastive")
 def infonce(
-    b: Any,
+    b: Backend,
     query: Array,
     key: Array,
     *,
@@ -119,7 +118,7 @@ def infonce(
 
 
 @loss("contrastive")
-def nt_xent(b: Any, z1: Array, z2: Array, *, temperature: float = 0.5, reduction: str = "mean") -> Array:
+def nt_xent(b: Backend, z1: Array, z2: Array, *, temperature: float = 0.5, reduction: str = "mean") -> Array:
     r"""NT-Xent, SimCLR's normalized temperature-scaled cross-entropy over 2N views.
 
     With :math:`z = [\hat z_1; \hat z_2]` (``(2N, D)``, rows normalised) and
@@ -162,7 +161,7 @@ def nt_xent(b: Any, z1: Array, z2: Array, *, temperature: float = 0.5, reduction
 
 @loss("contrastive")
 def clip(
-    b: Any,
+    b: Backend,
     image_emb: Array,
     text_emb: Array,
     *,
@@ -206,7 +205,7 @@ def clip(
 
 @loss("contrastive")
 def siglip(
-    b: Any,
+    b: Backend,
     image_emb: Array,
     text_emb: Array,
     *,

@@ -21,10 +21,9 @@ from polyloss.core._checks import (
     check_shape,
     check_unit_interval,
 )
-from polyloss.core._reduce import clamped_log, reduce, relu, safe_norm
+from polyloss.core._reduce import clamped_bce, reduce, relu, safe_norm
 from polyloss.core._registry import loss
-
-Array = Any
+from polyloss.core._typing import Array, Backend
 
 _RECON_LOSSES = ("bce", "mse")
 
@@ -47,7 +46,7 @@ def _two_sided(xp: Any, real_terms: Array, fake_terms: Array, reduction: str) ->
 
 
 @loss("generative")
-def gan_discriminator(b: Any, real_logits: Array, fake_logits: Array, *, reduction: str = "mean") -> Array:
+def gan_discriminator(b: Backend, real_logits: Array, fake_logits: Array, *, reduction: str = "mean") -> Array:
     r"""The original GAN discriminator loss (Goodfellow et al., 2014), from logits.
 
     .. math:: \ell = -\mathbb{E}[\log \sigma(D(x))] - \mathbb{E}[\log(1 - \sigma(D(G(z))))]
@@ -71,7 +70,7 @@ def gan_discriminator(b: Any, real_logits: Array, fake_logits: Array, *, reducti
 
 
 @loss("generative")
-def gan_generator(b: Any, fake_logits: Array, *, non_saturating: bool = True, reduction: str = "mean") -> Array:
+def gan_generator(b: Backend, fake_logits: Array, *, non_saturating: bool = True, reduction: str = "mean") -> Array:
     r"""The GAN generator loss, non-saturating or minimax, from logits.
 
     .. math:: \ell_{ns} = -\log \sigma(d) = \operatorname{softplus}(-d), \qquad
@@ -99,7 +98,7 @@ def gan_generator(b: Any, fake_logits: Array, *, non_saturating: bool = True, re
 
 
 @loss("generative")
-def wgan_critic(b: Any, real_scores: Array, fake_scores: Array, *, reduction: str = "mean") -> Array:
+def wgan_critic(b: Backend, real_scores: Array, fake_scores: Array, *, reduction: str = "mean") -> Array:
     r"""The Wasserstein GAN critic loss (Arjovsky et al., 2017).
 
     .. math:: \ell = \mathbb{E}[D(G(z))] - \mathbb{E}[D(x)]
@@ -120,7 +119,7 @@ def wgan_critic(b: Any, real_scores: Array, fake_scores: Array, *, reduction: st
 
 
 @loss("generative")
-def wgan_generator(b: Any, fake_scores: Array, *, reduction: str = "mean") -> Array:
+def wgan_generator(b: Backend, fake_scores: Array, *, reduction: str = "mean") -> Array:
     r"""The Wasserstein GAN generator loss.
 
     .. math:: \ell = -\mathbb{E}[D(G(z))]
@@ -140,7 +139,7 @@ def wgan_generator(b: Any, fake_scores: Array, *, reduction: str = "mean") -> Ar
 
 
 @loss("generative")
-def hinge_discriminator(b: Any, real_logits: Array, fake_logits: Array, *, reduction: str = "mean") -> Array:
+def hinge_discriminator(b: Backend, real_logits: Array, fake_logits: Array, *, reduction: str = "mean") -> Array:
     r"""The hinge discriminator loss (Lim & Ye, 2017; SAGAN, BigGAN).
 
     .. math:: \ell = \mathbb{E}[\max(0, 1 - D(x))] + \mathbb{E}[\max(0, 1 + D(G(z)))]
@@ -159,7 +158,7 @@ def hinge_discriminator(b: Any, real_logits: Array, fake_logits: Array, *, reduc
 
 
 @loss("generative")
-def hinge_generator(b: Any, fake_logits: Array, *, reduction: str = "mean") -> Array:
+def hinge_generator(b: Backend, fake_logits: Array, *, reduction: str = "mean") -> Array:
     r"""The hinge generator loss: the negated discriminator output.
 
     .. math:: \ell = -\mathbb{E}[D(G(z))]
@@ -187,7 +186,7 @@ def _per_sample_mean(xp: Any, x: Array) -> Array:
 
 @loss("generative", needs_autodiff=True)
 def gradient_penalty(
-    b: Any,
+    b: Backend,
     critic: Callable[[Array], Array],
     real: Array,
     fake: Array,
@@ -249,8 +248,14 @@ def gradient_penalty(
     return reduce(xp, weight * (norm - 1.0) ** 2, reduction)
 
 
+def _gaussian_kl(xp: Any, mu: Array, logvar: Array, axis: int) -> Array:
+    """KL(N(mu, exp(logvar)) || N(0, I)) of each sample, summed over the latent ``axis``."""
+    terms = 1.0 + logvar - mu * mu - xp.exp(logvar)
+    return -0.5 * xp.sum(terms, axis=axis)
+
+
 @loss("generative")
-def vae_kl(b: Any, mu: Array, logvar: Array, *, axis: int = -1, reduction: str = "mean") -> Array:
+def vae_kl(b: Backend, mu: Array, logvar: Array, *, axis: int = -1, reduction: str = "mean") -> Array:
     r"""KL divergence of a diagonal Gaussian posterior from the standard normal prior.
 
     .. math:: \ell_i = -\tfrac12 \sum_j \left(1 + \log\sigma_{ij}^2 - \mu_{ij}^2 - \sigma_{ij}^2\right)
@@ -272,13 +277,12 @@ def vae_kl(b: Any, mu: Array, logvar: Array, *, axis: int = -1, reduction: str =
     _check_scores(xp, mu=mu, logvar=logvar)
     check_same_shape("mu", mu, "logvar", logvar)
     axis = check_axis("mu", mu, axis)
-    terms = 1.0 + logvar - mu * mu - xp.exp(logvar)
-    return reduce(xp, -0.5 * xp.sum(terms, axis=axis), reduction)
+    return reduce(xp, _gaussian_kl(xp, mu, logvar, axis), reduction)
 
 
 @loss("generative")
 def vae(
-    b: Any,
+    b: Backend,
     recon: Array,
     x: Array,
     mu: Array,
@@ -290,9 +294,7 @@ def vae(
 ) -> Array:
     r"""The (beta-)VAE loss: reconstruction plus beta times the KL of the posterior.
 
-    .. math::
-        \ell_i = \sum_k r(\hat x_{ik}, x_{ik})
-                 + \beta\, \mathrm{KL}\big(\mathcal N(\mu_i, \sigma_i^2) \,\|\, \mathcal N(0, I)\big)
+    .. math:: \ell_i = \sum_k r(\hat x_{ik}, x_{ik}) + \beta\, \mathrm{KL}\big(\mathcal N(\mu_i, \sigma_i^2) \,\|\, \mathcal N(0, I)\big)
 
     with :math:`r` the binary cross-entropy on probabilities (logs clamped at
     -100, as torch) or the squared error, summed over every axis but the batch.
@@ -328,17 +330,17 @@ def vae(
     if recon_loss == "bce":
         check_unit_interval(b, "recon", recon)
         check_unit_interval(b, "x", x)
-        elementwise = -(x * clamped_log(xp, recon) + (1.0 - x) * clamped_log(xp, 1.0 - recon))
+        elementwise = clamped_bce(xp, recon, x)
     else:
         error = recon - x
         elementwise = error * error
-    kl = -0.5 * xp.sum(1.0 + logvar - mu * mu - xp.exp(logvar), axis=1)
+    kl = _gaussian_kl(xp, mu, logvar, 1)
     return reduce(xp, _per_sample_sum(xp, elementwise) + beta * kl, reduction)
 
 
 @loss("generative")
 def perceptual(
-    b: Any,
+    b: Backend,
     pred: Array,
     target: Array,
     *,

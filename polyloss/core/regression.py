@@ -19,15 +19,15 @@ from polyloss.core._checks import (
     check_positive,
     check_same_shape,
 )
-from polyloss.core._reduce import reduce, relu
+from polyloss.core._reduce import reduce, safe_abs
 from polyloss.core._registry import loss
+from polyloss.core._typing import Array, Backend
 
-Array = Any
 _LOG_2 = math.log(2.0)
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
-def _check_pair(b: Any, pred: Array, target: Array, weight: Array | None) -> None:
+def _check_pair(b: Backend, pred: Array, target: Array, weight: Array | None) -> None:
     check_floating(b.xp, "pred", pred)
     check_same_shape("pred", pred, "target", target)
     if weight is not None:
@@ -41,15 +41,8 @@ def _weighted_reduce(xp: Any, elementwise: Array, weight: Array | None, reductio
     return reduce(xp, elementwise * weight, reduction, normalizer=xp.sum(weight))
 
 
-def _abs(xp: Any, x: Array) -> Array:
-    # |x| with gradient 0 at x == 0 on every backend (torch's l1 convention; jnp.abs gives 1),
-    # written with where: array-api-compat's torch ``sign`` uses boolean-mask indexing,
-    # which torch.func.vmap cannot batch.
-    return relu(xp, x) + relu(xp, -x)
-
-
 @loss("regression")
-def mse(b: Any, pred: Array, target: Array, *, weight: Array | None = None, reduction: str = "mean") -> Array:
+def mse(b: Backend, pred: Array, target: Array, *, weight: Array | None = None, reduction: str = "mean") -> Array:
     r"""Mean squared error.
 
     .. math:: \ell_i = w_i (\hat y_i - y_i)^2
@@ -75,7 +68,7 @@ def mse(b: Any, pred: Array, target: Array, *, weight: Array | None = None, redu
 
 @loss("regression")
 def asymmetric_mse(
-    b: Any,
+    b: Backend,
     pred: Array,
     target: Array,
     *,
@@ -109,7 +102,7 @@ def asymmetric_mse(
 
 
 @loss("regression")
-def mae(b: Any, pred: Array, target: Array, *, weight: Array | None = None, reduction: str = "mean") -> Array:
+def mae(b: Backend, pred: Array, target: Array, *, weight: Array | None = None, reduction: str = "mean") -> Array:
     r"""Mean absolute error (L1).
 
     .. math:: \ell_i = w_i |\hat y_i - y_i|
@@ -128,12 +121,12 @@ def mae(b: Any, pred: Array, target: Array, *, weight: Array | None = None, redu
     Matches ``torch.nn.functional.l1_loss(pred, target, weight=weight, reduction=reduction)``.
     """
     _check_pair(b, pred, target, weight)
-    return _weighted_reduce(b.xp, _abs(b.xp, pred - target), weight, reduction)
+    return _weighted_reduce(b.xp, safe_abs(b.xp, pred - target), weight, reduction)
 
 
 @loss("regression")
 def huber(
-    b: Any,
+    b: Backend,
     pred: Array,
     target: Array,
     *,
@@ -167,14 +160,14 @@ def huber(
     delta = check_positive("delta", delta)
     xp = b.xp
     error = pred - target
-    abs_error = _abs(xp, error)
+    abs_error = safe_abs(xp, error)
     elementwise = xp.where(abs_error < delta, 0.5 * error * error, delta * (abs_error - 0.5 * delta))
     return _weighted_reduce(xp, elementwise, weight, reduction)
 
 
 @loss("regression")
 def smooth_l1(
-    b: Any,
+    b: Backend,
     pred: Array,
     target: Array,
     *,
@@ -206,7 +199,7 @@ def smooth_l1(
     beta = check_nonnegative("beta", beta)
     xp = b.xp
     error = pred - target
-    abs_error = _abs(xp, error)
+    abs_error = safe_abs(xp, error)
     if beta == 0.0:
         elementwise = abs_error
     else:
@@ -215,7 +208,7 @@ def smooth_l1(
 
 
 @loss("regression")
-def log_cosh(b: Any, pred: Array, target: Array, *, weight: Array | None = None, reduction: str = "mean") -> Array:
+def log_cosh(b: Backend, pred: Array, target: Array, *, weight: Array | None = None, reduction: str = "mean") -> Array:
     r"""Log-cosh loss.
 
     .. math:: \ell_i = w_i \log\cosh(e_i) = w_i\,(\operatorname{logaddexp}(e_i, -e_i) - \log 2)
@@ -242,7 +235,7 @@ def log_cosh(b: Any, pred: Array, target: Array, *, weight: Array | None = None,
 
 @loss("regression")
 def quantile(
-    b: Any,
+    b: Backend,
     pred: Array,
     target: Array,
     *,
@@ -277,7 +270,7 @@ def quantile(
 
 @loss("regression")
 def poisson_nll(
-    b: Any,
+    b: Backend,
     pred: Array,
     target: Array,
     *,
@@ -328,7 +321,7 @@ def poisson_nll(
 
 @loss("regression")
 def gaussian_nll(
-    b: Any,
+    b: Backend,
     pred: Array,
     target: Array,
     var: Array,
@@ -385,15 +378,3 @@ def gaussian_nll(
     if full:
         elementwise = elementwise + _HALF_LOG_2PI
     return reduce(xp, elementwise, reduction)
-
-
-__all__ = [
-    "gaussian_nll",
-    "huber",
-    "log_cosh",
-    "mae",
-    "mse",
-    "poisson_nll",
-    "quantile",
-    "smooth_l1",
-]
