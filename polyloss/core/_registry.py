@@ -8,14 +8,15 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from polyloss.core._checks import REDUCTIONS, check_reduction
+from polyloss.core._typing import Registered, RegisteredLoss
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: name -> core function, in definition order.
-CORE_LOSSES: dict[str, Callable[..., Any]] = {}
+CORE_LOSSES: dict[str, RegisteredLoss] = {}
 
 #: name -> core function of the non-loss helpers that are public too (sample weights).
-CORE_HELPERS: dict[str, Callable[..., Any]] = {}
+CORE_HELPERS: dict[str, Registered] = {}
 
 
 def _validating_reduction(fn: F, reductions: tuple[str, ...], why_not: str | None) -> F:
@@ -59,10 +60,11 @@ def loss(
         if fn.__name__ in CORE_LOSSES:
             raise RuntimeError(f"loss {fn.__name__!r} registered twice")
         checked = _validating_reduction(fn, reductions, why_not)
-        checked.family = family  # type: ignore[attr-defined]
-        checked.reductions = reductions  # type: ignore[attr-defined]
-        checked.needs_autodiff = needs_autodiff  # type: ignore[attr-defined]
-        CORE_LOSSES[fn.__name__] = checked
+        entry = cast(RegisteredLoss, checked)
+        entry.family = family
+        entry.reductions = reductions
+        entry.needs_autodiff = needs_autodiff
+        CORE_LOSSES[fn.__name__] = entry
         return checked
 
     return register
@@ -74,9 +76,10 @@ def helper(family: str) -> Callable[[F], F]:
     def register(fn: F) -> F:
         if fn.__name__ in CORE_HELPERS or fn.__name__ in CORE_LOSSES:
             raise RuntimeError(f"helper {fn.__name__!r} registered twice")
-        fn.family = family  # type: ignore[attr-defined]
-        fn.needs_autodiff = False  # type: ignore[attr-defined]
-        CORE_HELPERS[fn.__name__] = fn
+        entry = cast(Registered, fn)
+        entry.family = family
+        entry.needs_autodiff = False
+        CORE_HELPERS[fn.__name__] = entry
         return fn
 
     return register

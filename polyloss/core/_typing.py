@@ -89,3 +89,22 @@ class Backend(Protocol):
     def device(self, x: Array) -> Any:
         """The device of ``x``, for arrays created next to it."""
         ...
+
+
+class Registered(Protocol):
+    """A core function as the registry holds it (``@helper``): callable with its backend first,
+    carrying the facts the binding, the specs and the docs read."""
+
+    __name__: str
+    #: The family module it belongs to (``"regression"``, ...).
+    family: str
+    #: True when it differentiates a user function (absent from backends without autodiff).
+    needs_autodiff: bool
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class RegisteredLoss(Registered, Protocol):
+    """A core loss as the registry holds it (``@loss``): also the reductions it accepts."""
+
+    reductions: tuple[str, ...]
