@@ -9,10 +9,13 @@ reference callables receive the framework modules as their first argument.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
+
+from polyloss.core._typing import RegisteredLoss
 
 Arrays = dict[str, Any]
 
@@ -74,7 +77,7 @@ class LossSpec:
     finite_differences: bool = True
     notes: str = ""
 
-    def core(self) -> Callable[..., Any]:
+    def core(self) -> RegisteredLoss:
         from polyloss.core import CORE_LOSSES
 
         return CORE_LOSSES[self.name]
@@ -82,12 +85,12 @@ class LossSpec:
     @property
     def family(self) -> str:
         """The family the core registration declares (``@loss(family)``)."""
-        return str(self.core().family)  # type: ignore[attr-defined]
+        return self.core().family
 
     @property
     def reductions(self) -> tuple[str, ...]:
         """The reductions the core registration declares (``@loss(..., reductions=...)``)."""
-        return tuple(self.core().reductions)  # type: ignore[attr-defined]
+        return tuple(self.core().reductions)
 
 
 SPECS: dict[str, LossSpec] = {}
