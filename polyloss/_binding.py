@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from polyloss.core import CORE_HELPERS, CORE_LOSSES
 
@@ -64,7 +65,8 @@ def bind(core_fn: Callable[..., Any], backend: Any) -> Callable[..., Any]:
                 f"{qualname} takes {len(positional)} positional arguments ({', '.join(positional)}); "
                 f"pass the others by keyword"
             )
-        arrays = [prepare(name, value) for name, value in zip(positional, args)]
+        # optional positional arrays may be left out: fewer args than names
+        arrays = [prepare(name, value) for name, value in zip(positional, args, strict=False)]
         for key, value in kwargs.items():
             kwargs[key] = prepare(key, value)
         return core_fn(backend, *arrays, **kwargs)
@@ -72,7 +74,7 @@ def bind(core_fn: Callable[..., Any], backend: Any) -> Callable[..., Any]:
     bound.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
     bound.__module__ = f"polyloss.{backend.name}"
     bound.__qualname__ = core_fn.__name__
-    bound.__wrapped__ = core_fn  # type: ignore[attr-defined]
+    bound.__wrapped__ = core_fn
     return bound
 
 

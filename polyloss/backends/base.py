@@ -1,7 +1,8 @@
 """The primitive set: what the array API lacks and every loss may need.
 
-A :class:`Backend` binds one array namespace (``xp``) to the primitives below.
-:class:`ArrayAPIBackend` implements every primitive with array-API calls only; it
+A backend binds one array namespace (``xp``) to the primitives below; what core maths
+may call is declared by the :class:`polyloss.core._typing.Backend` protocol.
+:class:`ArrayAPIBackend` implements that protocol with array-API calls only; it
 serves numpy and array-api-strict. Framework backends (``backends/torch.py``,
 ``backends/jax.py``) subclass it and replace primitives with the framework's
 native, fused kernels. Core maths calls ``b.xp`` and these primitives, nothing else.

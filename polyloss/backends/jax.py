@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from polyloss.backends.base import ArrayAPIBackend
+from polyloss.core._typing import Backend
 
 
 class JaxBackend(ArrayAPIBackend):
@@ -80,4 +81,4 @@ class JaxBackend(ArrayAPIBackend):
         return jax.random.uniform(key_or_generator, shape, dtype=like.dtype)
 
 
-BACKEND = JaxBackend()
+BACKEND: Backend = JaxBackend()  # mypy checks the class against the core's protocol

@@ -6,6 +6,7 @@ import array_api_compat.numpy as xp
 import numpy as np
 
 from polyloss.backends.base import ArrayAPIBackend
+from polyloss.core._typing import Backend
 
 
 class NumpyBackend(ArrayAPIBackend):
@@ -13,4 +14,4 @@ class NumpyBackend(ArrayAPIBackend):
         super().__init__("numpy", xp, (np.ndarray, np.generic))
 
 
-BACKEND = NumpyBackend()
+BACKEND: Backend = NumpyBackend()  # mypy checks the class against the core's protocol

@@ -10,6 +10,7 @@ from __future__ import annotations
 import array_api_strict
 
 from polyloss.backends.base import ArrayAPIBackend
+from polyloss.core._typing import Backend
 
 
 class StrictBackend(ArrayAPIBackend):
@@ -17,4 +18,4 @@ class StrictBackend(ArrayAPIBackend):
         super().__init__("array_api_strict", array_api_strict, (type(array_api_strict.asarray(0.0)),))
 
 
-BACKEND = StrictBackend()
+BACKEND: Backend = StrictBackend()  # mypy checks the class against the core's protocol

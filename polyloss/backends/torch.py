@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from polyloss.backends.base import ArrayAPIBackend
+from polyloss.core._typing import Backend
 
 _is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 
@@ -108,4 +109,4 @@ class TorchBackend(ArrayAPIBackend):
         return x.device  # array_api_compat.device's type probing warns under dynamo
 
 
-BACKEND = TorchBackend()
+BACKEND: Backend = TorchBackend()  # mypy checks the class against the core's protocol

@@ -11,12 +11,24 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from polyloss.core._typing import Array, Backend
+
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def check_reduction(reduction: Any) -> None:
+def _one_of(values: tuple[str, ...]) -> str:
+    quoted = [repr(v) for v in values]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
+def check_reduction(reduction: Any, allowed: tuple[str, ...] = REDUCTIONS, because: str | None = None) -> None:
+    """``reduction`` is a standard reduction and one of the loss's ``allowed`` ones (``because``
+    says why a standard one is missing). Called by the registration only (``@loss``)."""
     if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        raise ValueError(f"reduction must be {_one_of(REDUCTIONS)}, got {reduction!r}")
+    if reduction not in allowed:
+        why = "" if because is None else f" {because}"
+        raise ValueError(f"reduction must be {_one_of(allowed)}{why}, got {reduction!r}")
 
 
 def _number(name: str, value: Any) -> float:
@@ -62,7 +74,7 @@ def check_bool(name: str, value: Any) -> bool:
     return value
 
 
-def check_same_shape(name_a: str, a: Any, name_b: str, b: Any) -> None:
+def check_same_shape(name_a: str, a: Array, name_b: str, b: Array) -> None:
     """Equal shapes, no broadcasting: (N, 1) against (N,) is refused."""
     if tuple(a.shape) != tuple(b.shape):
         raise ValueError(
@@ -71,12 +83,12 @@ def check_same_shape(name_a: str, a: Any, name_b: str, b: Any) -> None:
         )
 
 
-def check_shape(name: str, x: Any, shape: tuple[int, ...]) -> None:
+def check_shape(name: str, x: Array, shape: tuple[int, ...]) -> None:
     if tuple(x.shape) != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(x.shape)}")
 
 
-def check_axis(name: str, x: Any, axis: Any) -> int:
+def check_axis(name: str, x: Array, axis: Any) -> int:
     """Normalise ``axis`` of array ``name`` to a non-negative int."""
     if isinstance(axis, bool) or not isinstance(axis, int):
         raise TypeError(f"axis must be an int, got {axis!r}")
@@ -86,12 +98,7 @@ def check_axis(name: str, x: Any, axis: Any) -> int:
     return axis % ndim
 
 
-def check_min_ndim(name: str, x: Any, ndim: int) -> None:
-    if len(x.shape) < ndim:
-        raise ValueError(f"{name} must have at least {ndim} dimension(s), got shape {tuple(x.shape)}")
-
-
-def check_class_target(logits: Any, target: Any, axis: int) -> None:
+def check_class_target(logits: Array, target: Array, axis: int) -> None:
     """Class indices have the logits' shape without the class ``axis``."""
     expected = tuple(s for i, s in enumerate(logits.shape) if i != axis)
     if tuple(target.shape) != expected:
@@ -102,22 +109,22 @@ def check_class_target(logits: Any, target: Any, axis: int) -> None:
         )
 
 
-def check_ndim(name: str, x: Any, ndim: int, layout: str) -> None:
+def check_ndim(name: str, x: Array, ndim: int, layout: str) -> None:
     """``x`` has ``ndim`` axes, named by ``layout`` such as ``"(N, D)"``."""
     if len(x.shape) != ndim:
         raise ValueError(f"{name} must have shape {layout}, got {tuple(x.shape)}")
 
 
-def check_floating(xp: Any, name: str, x: Any) -> None:
+def check_floating(xp: Any, name: str, x: Array) -> None:
     if not xp.isdtype(x.dtype, "real floating"):
         raise TypeError(f"{name} must have a real floating dtype, got {x.dtype}")
 
 
-def is_integer(xp: Any, x: Any) -> bool:
+def is_integer(xp: Any, x: Array) -> bool:
     return xp.isdtype(x.dtype, "integral")
 
 
-def check_class_indices(b: Any, target: Any, num_classes: int, ignore_index: int | None) -> None:
+def check_class_indices(b: Backend, target: Array, num_classes: int, ignore_index: int | None) -> None:
     """Refuse class indices outside [0, num_classes) in eager mode.
 
     Traced labels cannot be inspected; the loss then marks those samples NaN.
@@ -138,7 +145,34 @@ def check_class_indices(b: Any, target: Any, num_classes: int, ignore_index: int
     )
 
 
-def guard_traced_labels(b: Any, index: Any, num_classes: int) -> tuple[Any, Any]:
+def class_labels(
+    b: Backend,
+    name: str,
+    labels: Array,
+    *,
+    logits: Array | None = None,
+    axis: int = -1,
+    num_classes: int | None = None,
+    shape: tuple[int, ...] | None = None,
+    ignore_index: int | None = None,
+) -> None:
+    """Class indices, checked once for every loss that takes them: an integer dtype; the
+    ``logits``' shape without the class ``axis`` (or ``shape``); values in ``[0, num_classes)``
+    (``logits.shape[axis]`` by default) or ``ignore_index``, in eager mode.
+    """
+    if not is_integer(b.xp, labels):
+        raise TypeError(f"{name} must hold integer class indices, got dtype {labels.dtype}")
+    if logits is not None:
+        check_class_target(logits, labels, axis)
+        num_classes = logits.shape[axis] if num_classes is None else num_classes
+    if shape is not None:
+        check_shape(name, labels, shape)
+    if num_classes is None:
+        raise TypeError("class_labels needs logits or num_classes")
+    check_class_indices(b, labels, num_classes, ignore_index)
+
+
+def guard_traced_labels(b: Backend, index: Array, num_classes: int) -> tuple[Array, Array | None]:
     """Traced labels cannot be validated: clip them into range and return the mask of
     in-range samples, whose complement gets a NaN loss (never a wrapped or clamped class).
     Concrete labels (already validated) pass through with mask ``None``.
@@ -149,7 +183,7 @@ def guard_traced_labels(b: Any, index: Any, num_classes: int) -> tuple[Any, Any]
     return b.xp.clip(index, 0, num_classes - 1), valid
 
 
-def check_signs(b: Any, name: str, x: Any) -> None:
+def check_signs(b: Backend, name: str, x: Array) -> None:
     """Refuse values other than -1 and 1 in eager mode (the ``target`` of ranking losses)."""
     if b.is_traced(x) or math.prod(x.shape) == 0:
         return
@@ -160,7 +194,7 @@ def check_signs(b: Any, name: str, x: Any) -> None:
     raise ValueError(f"{name} must contain only 1 and -1, got a value of {bad!r}")
 
 
-def check_unit_interval(b: Any, name: str, x: Any) -> None:
+def check_unit_interval(b: Backend, name: str, x: Array) -> None:
     """Refuse values outside [0, 1] (or NaN) in eager mode."""
     if b.is_traced(x) or math.prod(x.shape) == 0:
         return
@@ -170,7 +204,7 @@ def check_unit_interval(b: Any, name: str, x: Any) -> None:
         raise ValueError(f"{name} must contain probabilities in [0, 1], got a value of {bad!r}")
 
 
-def check_nonnegative_values(b: Any, name: str, x: Any) -> None:
+def check_nonnegative_values(b: Backend, name: str, x: Array) -> None:
     """Refuse negative (or NaN) values in eager mode."""
     if b.is_traced(x) or math.prod(x.shape) == 0:
         return

@@ -12,8 +12,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from polyloss.core._typing import Array, Backend
 
-def reduce(xp: Any, loss: Any, reduction: str, normalizer: Any = None) -> Any:
+
+def reduce(xp: Any, loss: Array, reduction: str, normalizer: Array | None = None) -> Array:
     """Apply ``reduction`` to the unreduced ``loss``.
 
     ``"mean"`` divides the sum by ``normalizer`` when given (a weight sum); a
@@ -29,25 +31,32 @@ def reduce(xp: Any, loss: Any, reduction: str, normalizer: Any = None) -> Any:
     return safe_divide(xp, total, normalizer)
 
 
-def safe_divide(xp: Any, numerator: Any, denominator: Any, default: float = 0.0) -> Any:
+def safe_divide(xp: Any, numerator: Array, denominator: Array, default: float = 0.0) -> Array:
     """numerator / denominator, and ``default`` (with zero gradient) where denominator == 0."""
     nonzero = denominator != 0
     return xp.where(nonzero, numerator / xp.where(nonzero, denominator, 1.0), default)
 
 
-def zero_times(xp: Any, coefficient: Any, value: Any) -> Any:
+def zero_times(xp: Any, coefficient: Array, value: Array) -> Array:
     """coefficient * value, and exactly 0 (with zero gradients) where coefficient == 0,
     even where value is infinite or NaN: the ``0 * log 0 = 0`` convention."""
     zero = coefficient == 0
     return xp.where(zero, 0.0, coefficient * xp.where(zero, 0.0, value))
 
 
-def relu(xp: Any, x: Any) -> Any:
+def relu(xp: Any, x: Array) -> Array:
     """max(x, 0) with gradient 0 at x == 0 on every backend (``maximum`` disagrees there)."""
     return xp.where(x > 0, x, 0.0)
 
 
-def safe_pow(xp: Any, base: Any, exponent: float) -> Any:
+def safe_abs(xp: Any, x: Array) -> Array:
+    """|x| with gradient 0 at x == 0 on every backend (torch's l1 convention; jnp.abs gives 1),
+    written with where: array-api-compat's torch ``sign`` uses boolean-mask indexing, which
+    torch.func.vmap cannot batch."""
+    return relu(xp, x) + relu(xp, -x)
+
+
+def safe_pow(xp: Any, base: Array, exponent: float) -> Array:
     """base ** exponent for base >= 0, with 0 ** 0 = 1 and a finite (zero) gradient at base == 0."""
     if exponent == 0:
         return xp.ones_like(base)
@@ -57,20 +66,20 @@ def safe_pow(xp: Any, base: Any, exponent: float) -> Any:
     return xp.where(positive, xp.where(positive, base, 1.0) ** exponent, 0.0)
 
 
-def along_axis(xp: Any, vector: Any, axis: int, ndim: int) -> Any:
+def along_axis(xp: Any, vector: Array, axis: int, ndim: int) -> Array:
     """Reshape a 1-D ``vector`` so it broadcasts along ``axis`` of an ``ndim``-d array."""
     shape = [1] * ndim
     shape[axis] = vector.shape[0]
     return xp.reshape(vector, tuple(shape))
 
 
-def safe_sqrt(xp: Any, x: Any) -> Any:
+def safe_sqrt(xp: Any, x: Array) -> Array:
     """sqrt(x) for x >= 0 with gradient 0 (not inf) at x == 0: the subgradient a norm takes at 0."""
     positive = x > 0
     return xp.where(positive, xp.sqrt(xp.where(positive, x, 1.0)), 0.0)
 
 
-def safe_norm(xp: Any, x: Any, axis: int = -1) -> Any:
+def safe_norm(xp: Any, x: Array, axis: int = -1) -> Array:
     """Euclidean norm along ``axis`` with gradient 0 at the zero vector on every backend
     (``jnp.linalg.norm`` and ``torch.linalg.vector_norm`` disagree there)."""
     return safe_sqrt(xp, xp.sum(x * x, axis=axis))
@@ -80,7 +89,7 @@ def safe_norm(xp: Any, x: Any, axis: int = -1) -> Any:
 NORMALIZE_EPS = 1e-12
 
 
-def l2_normalize(xp: Any, x: Any, axis: int = -1) -> Any:
+def l2_normalize(xp: Any, x: Array, axis: int = -1) -> Array:
     """x / max(||x||, 1e-12) along ``axis`` (``torch.nn.functional.normalize``); the zero vector maps
     to 0 with gradient 0.
 
@@ -93,13 +102,13 @@ def l2_normalize(xp: Any, x: Any, axis: int = -1) -> Any:
     return xp.where(nonzero, x / xp.expand_dims(xp.where(norm > NORMALIZE_EPS, norm, NORMALIZE_EPS), axis=axis), 0.0)
 
 
-def xlogy(xp: Any, x: Any, y: Any) -> Any:
+def xlogy(xp: Any, x: Array, y: Array) -> Array:
     """x * log(y) with 0 * log(anything) = 0, for y >= 0: finite value and gradient where x == 0."""
     nonzero = x != 0
     return xp.where(nonzero, x * xp.log(xp.where(nonzero, y, 1.0)), 0.0)
 
 
-def safe_logaddexp(b: Any, *terms: Any) -> Any:
+def safe_logaddexp(b: Backend, *terms: Array) -> Array:
     """log(sum(exp(terms))) elementwise; -inf with zero gradient where every term is -inf
     (``logaddexp(-inf, -inf)``'s gradient is NaN in torch and JAX)."""
     xp = b.xp
@@ -114,7 +123,7 @@ def safe_logaddexp(b: Any, *terms: Any) -> Any:
     return xp.where(reached, top + xp.log(xp.where(reached, total, 1.0)), -math.inf)
 
 
-def safe_atan2(xp: Any, y: Any, x: Any) -> Any:
+def safe_atan2(xp: Any, y: Array, x: Array) -> Array:
     """atan2(y, x), and 0 with zero gradient at the origin (where its gradient is 0/0)."""
     origin = (y == 0) & (x == 0)
     return xp.atan2(xp.where(origin, 0.0, y), xp.where(origin, 1.0, x))
@@ -124,7 +133,13 @@ _LOG_FLOOR = -100.0
 _EXP_LOG_FLOOR = 3.720075976020836e-44  # exp(-100)
 
 
-def clamped_log(xp: Any, p: Any) -> Any:
+def clamped_log(xp: Any, p: Array) -> Array:
     """max(log p, -100) as torch's binary cross-entropy, with a finite gradient at p == 0 (double where)."""
     above = p > _EXP_LOG_FLOOR
     return xp.where(above, xp.log(xp.where(above, p, 1.0)), _LOG_FLOOR)
+
+
+def clamped_bce(xp: Any, p: Array, t: Array) -> Array:
+    """Elementwise binary cross-entropy of probabilities ``p`` against targets ``t``, the logs
+    clamped at -100 as torch's ``binary_cross_entropy``."""
+    return -(t * clamped_log(xp, p) + (1.0 - t) * clamped_log(xp, 1.0 - p))

@@ -14,11 +14,10 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from polyloss.core._checks import check_floating, check_nonnegative, check_reduction, check_same_shape
+from polyloss.core._checks import check_floating, check_nonnegative, check_same_shape
 from polyloss.core._reduce import reduce, relu, safe_atan2, safe_divide
 from polyloss.core._registry import loss
-
-Array = Any
+from polyloss.core._typing import Array, Backend
 
 _FOUR_OVER_PI_SQUARED = 4.0 / math.pi**2
 
@@ -39,7 +38,7 @@ class _Geometry(NamedTuple):
     enclosing_height: Array
 
 
-def _check_ordered(b: Any, name: str, boxes: Array) -> None:
+def _check_ordered(b: Backend, name: str, boxes: Array) -> None:
     """x1 <= x2 and y1 <= y2 for every box (eager mode only)."""
     if b.is_traced(boxes) or math.prod(boxes.shape) == 0:
         return
@@ -56,7 +55,7 @@ def _unpack(boxes: Array) -> _Boxes:
     return _Boxes(boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3])
 
 
-def _geometry(b: Any, pred: Array, target: Array, eps: float) -> _Geometry:
+def _geometry(b: Backend, pred: Array, target: Array, eps: float) -> _Geometry:
     xp = b.xp
     check_floating(xp, "pred", pred)
     check_floating(xp, "target", target)
@@ -95,14 +94,13 @@ def _aspect_angle(xp: Any, width: Array, height: Array) -> Array:
     return safe_atan2(xp, width, height)
 
 
-def _prepare(b: Any, pred: Array, target: Array, eps: Any, reduction: Any) -> tuple[_Geometry, float]:
-    check_reduction(reduction)
+def _prepare(b: Backend, pred: Array, target: Array, eps: Any) -> tuple[_Geometry, float]:
     eps = check_nonnegative("eps", eps)
     return _geometry(b, pred, target, eps), eps
 
 
 @loss("box")
-def box_iou(b: Any, pred: Array, target: Array, *, eps: float = 1e-7, reduction: str = "mean") -> Array:
+def box_iou(b: Backend, pred: Array, target: Array, *, eps: float = 1e-7, reduction: str = "mean") -> Array:
     r"""IoU loss: one minus intersection over union.
 
     .. math:: \ell = 1 - \frac{|P \cap T|}{|P \cup T| + \epsilon}
@@ -120,12 +118,12 @@ def box_iou(b: Any, pred: Array, target: Array, *, eps: float = 1e-7, reduction:
     With ``eps=1e-6`` and ``"mean"`` the ``iou_loss`` of seed document 002;
     the IoU term of torchvision's ``generalized_box_iou_loss``.
     """
-    g, _ = _prepare(b, pred, target, eps, reduction)
+    g, _ = _prepare(b, pred, target, eps)
     return reduce(b.xp, 1.0 - g.iou, reduction)
 
 
 @loss("box")
-def box_giou(b: Any, pred: Array, target: Array, *, eps: float = 1e-7, reduction: str = "mean") -> Array:
+def box_giou(b: Backend, pred: Array, target: Array, *, eps: float = 1e-7, reduction: str = "mean") -> Array:
     r"""Generalized IoU loss (Rezatofighi et al., 2019).
 
     .. math:: \ell = 1 - \mathrm{IoU} + \frac{|C| - |P \cup T|}{|C| + \epsilon}
@@ -144,14 +142,14 @@ def box_giou(b: Any, pred: Array, target: Array, *, eps: float = 1e-7, reduction
     Equals ``torchvision.ops.generalized_box_iou_loss`` (whose default
     reduction is ``"none"``).
     """
-    g, eps = _prepare(b, pred, target, eps, reduction)
+    g, eps = _prepare(b, pred, target, eps)
     xp = b.xp
     enclosing = g.enclosing_width * g.enclosing_height
     return reduce(xp, 1.0 - g.iou + safe_divide(xp, enclosing - g.union, enclosing + eps), reduction)
 
 
 @loss("box")
-def box_diou(b: Any, pred: Array, target: Array, *, eps: float = 1e-7, reduction: str = "mean") -> Array:
+def box_diou(b: Backend, pred: Array, target: Array, *, eps: float = 1e-7, reduction: str = "mean") -> Array:
     r"""Distance IoU loss (Zheng et al., 2020).
 
     .. math:: \ell = 1 - \mathrm{IoU} + \frac{\rho^2(c_P, c_T)}{d_C^2 + \epsilon}
@@ -170,12 +168,12 @@ def box_diou(b: Any, pred: Array, target: Array, *, eps: float = 1e-7, reduction
 
     Equals ``torchvision.ops.distance_box_iou_loss``.
     """
-    g, eps = _prepare(b, pred, target, eps, reduction)
+    g, eps = _prepare(b, pred, target, eps)
     return reduce(b.xp, 1.0 - g.iou + _center_penalty(b.xp, g, eps), reduction)
 
 
 @loss("box")
-def box_ciou(b: Any, pred: Array, target: Array, *, eps: float = 1e-7, reduction: str = "mean") -> Array:
+def box_ciou(b: Backend, pred: Array, target: Array, *, eps: float = 1e-7, reduction: str = "mean") -> Array:
     r"""Complete IoU loss (Zheng et al., 2020): DIoU plus an aspect-ratio term.
 
     .. math:: \ell = \ell_{\mathrm{DIoU}} + \alpha v, \qquad
@@ -200,7 +198,7 @@ def box_ciou(b: Any, pred: Array, target: Array, *, eps: float = 1e-7, reduction
     (because of the constant :math:`\alpha` the gradient is not that of the
     value: finite differences do not apply).
     """
-    g, eps = _prepare(b, pred, target, eps, reduction)
+    g, eps = _prepare(b, pred, target, eps)
     xp = b.xp
     p, t = g.pred, g.target
     angle_gap = _aspect_angle(xp, t.x2 - t.x1, t.y2 - t.y1) - _aspect_angle(xp, p.x2 - p.x1, p.y2 - p.y1)

@@ -20,24 +20,20 @@ from typing import Any, NamedTuple
 
 from polyloss.core._checks import (
     check_axis,
-    check_class_indices,
-    check_class_target,
     check_finite,
     check_floating,
     check_interval,
     check_nonnegative,
-    check_reduction,
     check_same_shape,
     check_shape,
     check_unit_interval,
+    class_labels,
     guard_traced_labels,
     is_integer,
 )
-from polyloss.core._reduce import along_axis, clamped_log, reduce, relu, safe_pow, zero_times
+from polyloss.core._reduce import along_axis, clamped_bce, reduce, relu, safe_pow, zero_times
 from polyloss.core._registry import loss
-
-Array = Any
-
+from polyloss.core._typing import Array, Backend
 
 # --------------------------------------------------------------------------- helpers
 
@@ -57,7 +53,7 @@ class _Picked(NamedTuple):
     keep: Array | None  # True for samples not ignored; None when nothing is ignored
 
 
-def _mask_ignored_rows(b: Any, x: Array, target: Array, axis: int, ignore_index: int | None) -> Array:
+def _mask_ignored_rows(b: Backend, x: Array, target: Array, axis: int, ignore_index: int | None) -> Array:
     """Zero the logits of ignored samples so ``-inf`` rows give no NaN gradient."""
     if ignore_index is None:
         return x
@@ -65,16 +61,16 @@ def _mask_ignored_rows(b: Any, x: Array, target: Array, axis: int, ignore_index:
     return xp.where(xp.expand_dims(target != ignore_index, axis=axis), x, 0.0)
 
 
-def _nll_of_logits(b: Any, logits: Array, index: Array, axis: int) -> Array:
+def _nll_of_logits(b: Backend, logits: Array, index: Array, axis: int) -> Array:
     return b.softmax_cross_entropy(logits, index, axis)
 
 
-def _nll_of_log_probs(b: Any, log_probs: Array, index: Array, axis: int) -> Array:
+def _nll_of_log_probs(b: Backend, log_probs: Array, index: Array, axis: int) -> Array:
     xp = b.xp
     return -xp.squeeze(b.take_along_axis(log_probs, xp.expand_dims(index, axis=axis), axis), axis=axis)
 
 
-def _pick(b: Any, x: Array, target: Array, axis: int, ignore_index: int | None, nll_at: Any) -> _Picked:
+def _pick(b: Backend, x: Array, target: Array, axis: int, ignore_index: int | None, nll_at: Any) -> _Picked:
     """-log p at each sample's class, without wrapping, clamping or silent zeros.
 
     ``nll_at`` is :func:`_nll_of_logits` (fused per backend) or :func:`_nll_of_log_probs`.
@@ -114,7 +110,14 @@ def _reduce_classes(xp: Any, per_sample: Array, picked: _Picked, sample_weight: 
     return reduce(xp, per_sample, reduction, normalizer=xp.sum(sample_weight))
 
 
-def _bce_terms(b: Any, logits: Array, target: Array, pos_weight: Array | None) -> Array:
+def fused_cross_entropy(b: Backend, logits: Array, target: Array, axis: int, reduction: str) -> Array:
+    """The plain cross-entropy of validated class indices: the backend's fused kernel,
+    reduction included (NaN for out-of-range traced labels)."""
+    index, valid = guard_traced_labels(b, target, logits.shape[axis])
+    return b.softmax_cross_entropy(logits, index, axis, reduction, valid=valid)
+
+
+def _bce_terms(b: Backend, logits: Array, target: Array, pos_weight: Array | None) -> Array:
     """-(p_w t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))), exact at +-inf.
 
     A zero coefficient times an infinite softplus is 0, never NaN.
@@ -130,7 +133,7 @@ def _bce_terms(b: Any, logits: Array, target: Array, pos_weight: Array | None) -
 
 @loss("classification")
 def cross_entropy(
-    b: Any,
+    b: Backend,
     logits: Array,
     target: Array,
     *,
@@ -184,7 +187,6 @@ def cross_entropy(
     the rounding of the shifted logits themselves (log-softmax, not
     logsumexp minus the target logit, which cancels catastrophically).
     """
-    check_reduction(reduction)
     xp = b.xp
     check_floating(xp, "logits", logits)
     axis = check_axis("logits", logits, axis)
@@ -198,12 +200,9 @@ def cross_entropy(
     if not is_integer(xp, target):
         return _cross_entropy_soft(b, logits, target, axis, weight, ignore_index, label_smoothing, z_loss, reduction)
 
-    check_class_target(logits, target, axis)
-    check_class_indices(b, target, num_classes, ignore_index)
+    class_labels(b, "target", target, logits=logits, axis=axis, ignore_index=ignore_index)
     if weight is None and ignore_index is None and label_smoothing == 0.0 and z_loss == 0.0:
-        # The plain case: the backend's fused kernel, reduction included.
-        index, valid = guard_traced_labels(b, target, num_classes)
-        return b.softmax_cross_entropy(logits, index, axis, reduction, valid=valid)
+        return fused_cross_entropy(b, logits, target, axis, reduction)
     logits = _mask_ignored_rows(b, logits, target, axis, ignore_index)
     if label_smoothing > 0.0:  # the smoothing term needs every log-probability
         log_probs = b.log_softmax(logits, axis)
@@ -224,7 +223,7 @@ def cross_entropy(
 
 
 def _cross_entropy_soft(
-    b: Any,
+    b: Backend,
     logits: Array,
     target: Array,
     axis: int,
@@ -257,7 +256,7 @@ def _cross_entropy_soft(
 
 @loss("classification")
 def nll(
-    b: Any,
+    b: Backend,
     log_probs: Array,
     target: Array,
     *,
@@ -286,18 +285,13 @@ def nll(
     weight=weight, ignore_index=ignore_index)``, except that an all-ignored
     batch gives 0 (torch: NaN).
     """
-    check_reduction(reduction)
     xp = b.xp
     check_floating(xp, "log_probs", log_probs)
     axis = check_axis("log_probs", log_probs, axis)
     _check_ignore_index(ignore_index)
-    if not is_integer(xp, target):
-        raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
-    num_classes = log_probs.shape[axis]
     if weight is not None:
-        _check_class_vector("weight", weight, num_classes)
-    check_class_target(log_probs, target, axis)
-    check_class_indices(b, target, num_classes, ignore_index)
+        _check_class_vector("weight", weight, log_probs.shape[axis])
+    class_labels(b, "target", target, logits=log_probs, axis=axis, ignore_index=ignore_index)
     picked = _pick(b, log_probs, target, axis, ignore_index, _nll_of_log_probs)
     class_weight = None if weight is None else _take_class_vector(xp, weight, picked.index)
     per_sample = picked.nll if class_weight is None else picked.nll * class_weight
@@ -306,7 +300,7 @@ def nll(
 
 @loss("classification")
 def focal(
-    b: Any,
+    b: Backend,
     logits: Array,
     target: Array,
     *,
@@ -345,7 +339,6 @@ def focal(
     (both: ``alpha * (1 - exp(-CE))**gamma * CE``). Lin et al., *Focal Loss for
     Dense Object Detection*, 2017.
     """
-    check_reduction(reduction)
     xp = b.xp
     check_floating(xp, "logits", logits)
     axis = check_axis("logits", logits, axis)
@@ -356,10 +349,7 @@ def focal(
         _check_class_vector("alpha", alpha, num_classes)
     elif alpha is not None:
         alpha = check_nonnegative("alpha", alpha)
-    if not is_integer(xp, target):
-        raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
-    check_class_target(logits, target, axis)
-    check_class_indices(b, target, num_classes, ignore_index)
+    class_labels(b, "target", target, logits=logits, axis=axis, ignore_index=ignore_index)
 
     logits = _mask_ignored_rows(b, logits, target, axis, ignore_index)
     picked = _pick(b, logits, target, axis, ignore_index, _nll_of_logits)
@@ -375,7 +365,7 @@ def focal(
 
 
 @loss("classification")
-def bce(b: Any, probs: Array, target: Array, *, weight: Array | None = None, reduction: str = "mean") -> Array:
+def bce(b: Backend, probs: Array, target: Array, *, weight: Array | None = None, reduction: str = "mean") -> Array:
     r"""Binary cross-entropy on probabilities.
 
     .. math:: \ell_i = -w_i\big(t_i \max(\log p_i, -100) + (1 - t_i) \max(\log(1 - p_i), -100)\big)
@@ -397,14 +387,13 @@ def bce(b: Any, probs: Array, target: Array, *, weight: Array | None = None, red
     Matches ``torch.nn.functional.binary_cross_entropy(probs, target, weight=weight)``
     in value; its gradient equals torch's except where a log is clamped.
     """
-    check_reduction(reduction)
     xp = b.xp
     check_floating(xp, "probs", probs)
     check_same_shape("probs", probs, "target", target)
     if weight is not None:
         check_same_shape("probs", probs, "weight", weight)
     check_unit_interval(b, "probs", probs)
-    elementwise = -(target * clamped_log(xp, probs) + (1.0 - target) * clamped_log(xp, 1.0 - probs))
+    elementwise = clamped_bce(xp, probs, target)
     if weight is not None:
         elementwise = elementwise * weight
     return reduce(xp, elementwise, reduction)
@@ -412,7 +401,7 @@ def bce(b: Any, probs: Array, target: Array, *, weight: Array | None = None, red
 
 @loss("classification")
 def bce_with_logits(
-    b: Any,
+    b: Backend,
     logits: Array,
     target: Array,
     *,
@@ -449,7 +438,6 @@ def bce_with_logits(
     weight=weight, pos_weight=pos_weight)`` and ``optax.losses.sigmoid_binary_cross_entropy``
     followed by the mean.
     """
-    check_reduction(reduction)
     xp = b.xp
     check_floating(xp, "logits", logits)
     check_same_shape("logits", logits, "target", target)
@@ -470,7 +458,7 @@ def bce_with_logits(
 
 @loss("classification")
 def sigmoid_focal(
-    b: Any,
+    b: Backend,
     logits: Array,
     target: Array,
     *,
@@ -505,7 +493,6 @@ def sigmoid_focal(
     Matches ``torchvision.ops.sigmoid_focal_loss(logits, target, alpha, gamma, reduction)``
     (``alpha=-1`` for ``None``) and ``optax.losses.sigmoid_focal_loss`` followed by the mean.
     """
-    check_reduction(reduction)
     xp = b.xp
     check_floating(xp, "logits", logits)
     check_same_shape("logits", logits, "target", target)
@@ -522,7 +509,7 @@ def sigmoid_focal(
 
 @loss("classification")
 def poly1(
-    b: Any,
+    b: Backend,
     logits: Array,
     target: Array,
     *,
@@ -551,15 +538,12 @@ def poly1(
     Matches ``optax.losses.poly_loss_cross_entropy(logits, one_hot(target), epsilon=epsilon)``
     followed by the mean. Leng et al., *PolyLoss*, 2022.
     """
-    check_reduction(reduction)
     xp = b.xp
     check_floating(xp, "logits", logits)
     axis = check_axis("logits", logits, axis)
     epsilon = check_finite("epsilon", epsilon, minimum=-1.0)
-    num_classes = logits.shape[axis]
     if is_integer(xp, target):
-        check_class_target(logits, target, axis)
-        check_class_indices(b, target, num_classes, None)
+        class_labels(b, "target", target, logits=logits, axis=axis)
         nll = _pick(b, logits, target, axis, None, _nll_of_logits).nll
         per_sample = nll - epsilon * xp.expm1(-nll)
     else:
@@ -571,8 +555,7 @@ def poly1(
     return reduce(xp, per_sample, reduction)
 
 
-def _hinge_margin(b: Any, scores: Array, target: Array, reduction: str) -> Array:
-    check_reduction(reduction)
+def _hinge_margin(b: Backend, scores: Array, target: Array) -> Array:
     xp = b.xp
     check_floating(xp, "scores", scores)
     check_same_shape("scores", scores, "target", target)
@@ -587,7 +570,7 @@ def _hinge_margin(b: Any, scores: Array, target: Array, reduction: str) -> Array
 
 
 @loss("classification")
-def hinge(b: Any, scores: Array, target: Array, *, reduction: str = "mean") -> Array:
+def hinge(b: Backend, scores: Array, target: Array, *, reduction: str = "mean") -> Array:
     r"""Hinge loss, elementwise.
 
     .. math:: \ell_i = \max(0, 1 - t_i s_i), \qquad t_i \in \{-1, 1\}
@@ -605,11 +588,11 @@ def hinge(b: Any, scores: Array, target: Array, *, reduction: str = "mean") -> A
     ``"mean"`` equals ``keras.losses.Hinge()(target, scores)`` (mean over the
     last axis, then over the rest). The gradient at the kink is 0.
     """
-    return reduce(b.xp, _hinge_margin(b, scores, target, reduction), reduction)
+    return reduce(b.xp, _hinge_margin(b, scores, target), reduction)
 
 
 @loss("classification")
-def squared_hinge(b: Any, scores: Array, target: Array, *, reduction: str = "mean") -> Array:
+def squared_hinge(b: Backend, scores: Array, target: Array, *, reduction: str = "mean") -> Array:
     r"""Squared hinge loss, elementwise.
 
     .. math:: \ell_i = \max(0, 1 - t_i s_i)^2, \qquad t_i \in \{-1, 1\}
@@ -624,5 +607,5 @@ def squared_hinge(b: Any, scores: Array, target: Array, *, reduction: str = "mea
 
     ``"mean"`` equals ``keras.losses.SquaredHinge()(target, scores)``.
     """
-    margin = _hinge_margin(b, scores, target, reduction)
+    margin = _hinge_margin(b, scores, target)
     return reduce(b.xp, margin * margin, reduction)

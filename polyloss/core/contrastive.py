@@ -20,13 +20,11 @@ from polyloss.core._checks import (
     check_floating,
     check_ndim,
     check_positive,
-    check_reduction,
     check_same_shape,
 )
 from polyloss.core._reduce import l2_normalize, reduce
 from polyloss.core._registry import loss
-
-Array = Any
+from polyloss.core._typing import Array, Backend
 
 
 def _check_views(xp: Any, name_a: str, a: Array, name_b: str, b: Array) -> None:
@@ -56,7 +54,7 @@ def _normalized(xp: Any, normalize: bool, *arrays: Array) -> tuple[Array, ...]:
 
 @loss("contrastive")
 def infonce(
-    b: Any,
+    b: Backend,
     query: Array,
     key: Array,
     *,
@@ -92,7 +90,6 @@ def infonce(
     The definition of the ``info-nce-pytorch`` package (``info_nce(query,
     positive_key, negative_keys, negative_mode="unpaired"/"paired")``).
     """
-    check_reduction(reduction)
     xp = b.xp
     _check_views(xp, "query", query, "key", key)
     temperature = check_positive("temperature", temperature)
@@ -121,7 +118,7 @@ def infonce(
 
 
 @loss("contrastive")
-def nt_xent(b: Any, z1: Array, z2: Array, *, temperature: float = 0.5, reduction: str = "mean") -> Array:
+def nt_xent(b: Backend, z1: Array, z2: Array, *, temperature: float = 0.5, reduction: str = "mean") -> Array:
     r"""NT-Xent, SimCLR's normalized temperature-scaled cross-entropy over 2N views.
 
     With :math:`z = [\hat z_1; \hat z_2]` (``(2N, D)``, rows normalised) and
@@ -150,7 +147,6 @@ def nt_xent(b: Any, z1: Array, z2: Array, *, temperature: float = 0.5, reduction
     optax's norm floor ``sqrt(finfo.eps)`` treats differently). Chen et al., *A Simple Framework for Contrastive
     Learning of Visual Representations*, 2020.
     """
-    check_reduction(reduction)
     xp = b.xp
     _check_views(xp, "z1", z1, "z2", z2)
     temperature = check_positive("temperature", temperature)
@@ -165,7 +161,7 @@ def nt_xent(b: Any, z1: Array, z2: Array, *, temperature: float = 0.5, reduction
 
 @loss("contrastive")
 def clip(
-    b: Any,
+    b: Backend,
     image_emb: Array,
     text_emb: Array,
     *,
@@ -196,7 +192,6 @@ def clip(
     return (already normalised, so ``normalize=True`` changes nothing there);
     with ``normalize=False``, ``ClipLoss`` on whatever is passed.
     """
-    check_reduction(reduction)
     xp = b.xp
     _check_views(xp, "image_emb", image_emb, "text_emb", text_emb)
     logit_scale = _check_scalar(xp, "logit_scale", logit_scale, positive=True)
@@ -210,7 +205,7 @@ def clip(
 
 @loss("contrastive")
 def siglip(
-    b: Any,
+    b: Backend,
     image_emb: Array,
     text_emb: Array,
     *,
@@ -244,7 +239,6 @@ def siglip(
     open_clip's single-process ``SigLipLoss`` on the normalised embeddings its
     models return; with ``normalize=False``, ``SigLipLoss`` on whatever is passed.
     """
-    check_reduction(reduction)
     xp = b.xp
     _check_views(xp, "image_emb", image_emb, "text_emb", text_emb)
     logit_scale = _check_scalar(xp, "logit_scale", logit_scale, positive=True)

@@ -19,21 +19,17 @@ from typing import Any
 from polyloss.core._checks import (
     check_axis,
     check_bool,
-    check_class_indices,
-    check_class_target,
     check_floating,
     check_interval,
     check_positive,
-    check_reduction,
     check_same_shape,
     check_unit_interval,
-    guard_traced_labels,
-    is_integer,
+    class_labels,
 )
 from polyloss.core._reduce import reduce, safe_logaddexp, xlogy, zero_times
 from polyloss.core._registry import loss
-
-Array = Any
+from polyloss.core._typing import Array, Backend
+from polyloss.core.classification import fused_cross_entropy
 
 _LOG_2 = math.log(2.0)
 
@@ -59,7 +55,7 @@ def _check_pair(xp: Any, name_a: str, a: Array, name_b: str, b: Array, axis: Any
 
 @loss("distribution")
 def kl_div(
-    b: Any,
+    b: Backend,
     log_q: Array,
     p: Array,
     *,
@@ -93,7 +89,6 @@ def kl_div(
     is not copied. Unlike torch, a zero target probability with ``log_q = -inf``
     gives 0, not NaN. The gradient with respect to ``p`` is 0 where ``p == 0``.
     """
-    check_reduction(reduction)
     xp = b.xp
     axis = _check_pair(xp, "log_q", log_q, "p", p, axis)
     if not check_bool("log_target", log_target):
@@ -105,7 +100,7 @@ def kl_div(
 
 
 @loss("distribution")
-def js_div(b: Any, log_p: Array, log_q: Array, *, axis: int = -1, reduction: str = "mean") -> Array:
+def js_div(b: Backend, log_p: Array, log_q: Array, *, axis: int = -1, reduction: str = "mean") -> Array:
     r"""Jensen-Shannon divergence of two distributions given as log-probabilities.
 
     .. math:: \ell_i = \tfrac12 \mathrm{KL}(p_i \,\|\, m_i) + \tfrac12 \mathrm{KL}(q_i \,\|\, m_i),
@@ -127,7 +122,6 @@ def js_div(b: Any, log_p: Array, log_q: Array, *, axis: int = -1, reduction: str
 
     Equals the square of ``scipy.spatial.distance.jensenshannon(p, q)`` (base e).
     """
-    check_reduction(reduction)
     xp = b.xp
     axis = _check_pair(xp, "log_p", log_p, "log_q", log_q, axis)
     log_m = safe_logaddexp(b, log_p, log_q) - _LOG_2  # -inf, not NaN gradients, where both are -inf
@@ -137,7 +131,7 @@ def js_div(b: Any, log_p: Array, log_q: Array, *, axis: int = -1, reduction: str
 
 @loss("distribution")
 def distillation(
-    b: Any,
+    b: Backend,
     student_logits: Array,
     teacher_logits: Array,
     target: Array | None = None,
@@ -178,7 +172,6 @@ def distillation(
     plus ``CrossEntropyLoss()`` times ``1 - alpha``. Hinton, Vinyals, Dean,
     *Distilling the Knowledge in a Neural Network*, 2015.
     """
-    check_reduction(reduction)
     xp = b.xp
     axis = _check_pair(xp, "student_logits", student_logits, "teacher_logits", teacher_logits, axis)
     temperature = check_positive("temperature", temperature)
@@ -189,11 +182,6 @@ def distillation(
     if target is None:
         return reduce(xp, soft, reduction)
 
-    if not is_integer(xp, target):
-        raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
-    num_classes = student_logits.shape[axis]
-    check_class_target(student_logits, target, axis)
-    check_class_indices(b, target, num_classes, None)
-    index, valid = guard_traced_labels(b, target, num_classes)
-    hard = b.softmax_cross_entropy(student_logits, index, axis, valid=valid)
+    class_labels(b, "target", target, logits=student_logits, axis=axis)
+    hard = fused_cross_entropy(b, student_logits, target, axis, "none")
     return reduce(xp, alpha * soft + (1.0 - alpha) * hard, reduction)

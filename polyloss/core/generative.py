@@ -9,22 +9,21 @@ reduced on its own and the two are added), and must have the same shape for
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from polyloss.core._checks import (
     check_axis,
     check_bool,
     check_floating,
     check_nonnegative,
-    check_reduction,
     check_same_shape,
     check_shape,
     check_unit_interval,
 )
-from polyloss.core._reduce import clamped_log, reduce, relu, safe_norm
+from polyloss.core._reduce import clamped_bce, reduce, relu, safe_norm
 from polyloss.core._registry import loss
-
-Array = Any
+from polyloss.core._typing import Array, Backend
 
 _RECON_LOSSES = ("bce", "mse")
 
@@ -47,7 +46,7 @@ def _two_sided(xp: Any, real_terms: Array, fake_terms: Array, reduction: str) ->
 
 
 @loss("generative")
-def gan_discriminator(b: Any, real_logits: Array, fake_logits: Array, *, reduction: str = "mean") -> Array:
+def gan_discriminator(b: Backend, real_logits: Array, fake_logits: Array, *, reduction: str = "mean") -> Array:
     r"""The original GAN discriminator loss (Goodfellow et al., 2014), from logits.
 
     .. math:: \ell = -\mathbb{E}[\log \sigma(D(x))] - \mathbb{E}[\log(1 - \sigma(D(G(z))))]
@@ -65,14 +64,13 @@ def gan_discriminator(b: Any, real_logits: Array, fake_logits: Array, *, reducti
     The ``gan_loss_discriminator`` of seed document 002 (two
     ``binary_cross_entropy_with_logits`` means).
     """
-    check_reduction(reduction)
     xp = b.xp
     _check_scores(xp, real_logits=real_logits, fake_logits=fake_logits)
     return _two_sided(xp, b.softplus(-real_logits), b.softplus(fake_logits), reduction)
 
 
 @loss("generative")
-def gan_generator(b: Any, fake_logits: Array, *, non_saturating: bool = True, reduction: str = "mean") -> Array:
+def gan_generator(b: Backend, fake_logits: Array, *, non_saturating: bool = True, reduction: str = "mean") -> Array:
     r"""The GAN generator loss, non-saturating or minimax, from logits.
 
     .. math:: \ell_{ns} = -\log \sigma(d) = \operatorname{softplus}(-d), \qquad
@@ -92,7 +90,6 @@ def gan_generator(b: Any, fake_logits: Array, *, non_saturating: bool = True, re
 
     The non-saturating form is the ``gan_loss_generator`` of seed document 002.
     """
-    check_reduction(reduction)
     xp = b.xp
     _check_scores(xp, fake_logits=fake_logits)
     if check_bool("non_saturating", non_saturating):
@@ -101,7 +98,7 @@ def gan_generator(b: Any, fake_logits: Array, *, non_saturating: bool = True, re
 
 
 @loss("generative")
-def wgan_critic(b: Any, real_scores: Array, fake_scores: Array, *, reduction: str = "mean") -> Array:
+def wgan_critic(b: Backend, real_scores: Array, fake_scores: Array, *, reduction: str = "mean") -> Array:
     r"""The Wasserstein GAN critic loss (Arjovsky et al., 2017).
 
     .. math:: \ell = \mathbb{E}[D(G(z))] - \mathbb{E}[D(x)]
@@ -116,14 +113,13 @@ def wgan_critic(b: Any, real_scores: Array, fake_scores: Array, *, reduction: st
 
     The ``wgan_loss_discriminator`` of seed document 002.
     """
-    check_reduction(reduction)
     xp = b.xp
     _check_scores(xp, real_scores=real_scores, fake_scores=fake_scores)
     return _two_sided(xp, -real_scores, fake_scores, reduction)
 
 
 @loss("generative")
-def wgan_generator(b: Any, fake_scores: Array, *, reduction: str = "mean") -> Array:
+def wgan_generator(b: Backend, fake_scores: Array, *, reduction: str = "mean") -> Array:
     r"""The Wasserstein GAN generator loss.
 
     .. math:: \ell = -\mathbb{E}[D(G(z))]
@@ -137,14 +133,13 @@ def wgan_generator(b: Any, fake_scores: Array, *, reduction: str = "mean") -> Ar
 
     The ``wgan_loss_generator`` of seed document 002.
     """
-    check_reduction(reduction)
     xp = b.xp
     _check_scores(xp, fake_scores=fake_scores)
     return reduce(xp, -fake_scores, reduction)
 
 
 @loss("generative")
-def hinge_discriminator(b: Any, real_logits: Array, fake_logits: Array, *, reduction: str = "mean") -> Array:
+def hinge_discriminator(b: Backend, real_logits: Array, fake_logits: Array, *, reduction: str = "mean") -> Array:
     r"""The hinge discriminator loss (Lim & Ye, 2017; SAGAN, BigGAN).
 
     .. math:: \ell = \mathbb{E}[\max(0, 1 - D(x))] + \mathbb{E}[\max(0, 1 + D(G(z)))]
@@ -157,14 +152,13 @@ def hinge_discriminator(b: Any, real_logits: Array, fake_logits: Array, *, reduc
     Returns:
         The loss.
     """
-    check_reduction(reduction)
     xp = b.xp
     _check_scores(xp, real_logits=real_logits, fake_logits=fake_logits)
     return _two_sided(xp, relu(xp, 1.0 - real_logits), relu(xp, 1.0 + fake_logits), reduction)
 
 
 @loss("generative")
-def hinge_generator(b: Any, fake_logits: Array, *, reduction: str = "mean") -> Array:
+def hinge_generator(b: Backend, fake_logits: Array, *, reduction: str = "mean") -> Array:
     r"""The hinge generator loss: the negated discriminator output.
 
     .. math:: \ell = -\mathbb{E}[D(G(z))]
@@ -176,7 +170,6 @@ def hinge_generator(b: Any, fake_logits: Array, *, reduction: str = "mean") -> A
     Returns:
         The loss.
     """
-    check_reduction(reduction)
     xp = b.xp
     _check_scores(xp, fake_logits=fake_logits)
     return reduce(xp, -fake_logits, reduction)
@@ -193,7 +186,7 @@ def _per_sample_mean(xp: Any, x: Array) -> Array:
 
 @loss("generative", needs_autodiff=True)
 def gradient_penalty(
-    b: Any,
+    b: Backend,
     critic: Callable[[Array], Array],
     real: Array,
     fake: Array,
@@ -232,7 +225,6 @@ def gradient_penalty(
     Returns:
         The penalty.
     """
-    check_reduction(reduction)
     xp = b.xp
     if not callable(critic):
         raise TypeError(f"critic must be a callable (a module or function), got {critic!r}")
@@ -256,8 +248,14 @@ def gradient_penalty(
     return reduce(xp, weight * (norm - 1.0) ** 2, reduction)
 
 
+def _gaussian_kl(xp: Any, mu: Array, logvar: Array, axis: int) -> Array:
+    """KL(N(mu, exp(logvar)) || N(0, I)) of each sample, summed over the latent ``axis``."""
+    terms = 1.0 + logvar - mu * mu - xp.exp(logvar)
+    return -0.5 * xp.sum(terms, axis=axis)
+
+
 @loss("generative")
-def vae_kl(b: Any, mu: Array, logvar: Array, *, axis: int = -1, reduction: str = "mean") -> Array:
+def vae_kl(b: Backend, mu: Array, logvar: Array, *, axis: int = -1, reduction: str = "mean") -> Array:
     r"""KL divergence of a diagonal Gaussian posterior from the standard normal prior.
 
     .. math:: \ell_i = -\tfrac12 \sum_j \left(1 + \log\sigma_{ij}^2 - \mu_{ij}^2 - \sigma_{ij}^2\right)
@@ -275,18 +273,16 @@ def vae_kl(b: Any, mu: Array, logvar: Array, *, axis: int = -1, reduction: str =
     The KL term of seed document 002's ``vae_loss`` (which sums it).
     Kingma & Welling, *Auto-Encoding Variational Bayes*, 2014.
     """
-    check_reduction(reduction)
     xp = b.xp
     _check_scores(xp, mu=mu, logvar=logvar)
     check_same_shape("mu", mu, "logvar", logvar)
     axis = check_axis("mu", mu, axis)
-    terms = 1.0 + logvar - mu * mu - xp.exp(logvar)
-    return reduce(xp, -0.5 * xp.sum(terms, axis=axis), reduction)
+    return reduce(xp, _gaussian_kl(xp, mu, logvar, axis), reduction)
 
 
 @loss("generative")
 def vae(
-    b: Any,
+    b: Backend,
     recon: Array,
     x: Array,
     mu: Array,
@@ -319,7 +315,6 @@ def vae(
 
     The ``vae_loss`` of seed document 002 with ``recon_loss="bce"``.
     """
-    check_reduction(reduction)
     xp = b.xp
     _check_scores(xp, recon=recon, x=x, mu=mu, logvar=logvar)
     check_same_shape("recon", recon, "x", x)
@@ -335,17 +330,17 @@ def vae(
     if recon_loss == "bce":
         check_unit_interval(b, "recon", recon)
         check_unit_interval(b, "x", x)
-        elementwise = -(x * clamped_log(xp, recon) + (1.0 - x) * clamped_log(xp, 1.0 - recon))
+        elementwise = clamped_bce(xp, recon, x)
     else:
         error = recon - x
         elementwise = error * error
-    kl = -0.5 * xp.sum(1.0 + logvar - mu * mu - xp.exp(logvar), axis=1)
+    kl = _gaussian_kl(xp, mu, logvar, 1)
     return reduce(xp, _per_sample_sum(xp, elementwise) + beta * kl, reduction)
 
 
 @loss("generative")
 def perceptual(
-    b: Any,
+    b: Backend,
     pred: Array,
     target: Array,
     *,
@@ -372,7 +367,6 @@ def perceptual(
         ``PerceptualLoss`` of seed document 002: the average over layers of
         ``F.mse_loss(F_l(pred), F_l(target))``.
     """
-    check_reduction(reduction)
     xp = b.xp
     _check_scores(xp, pred=pred, target=target)
     check_same_shape("pred", pred, "target", target)
@@ -391,7 +385,7 @@ def perceptual(
             f"layer_weights must have one weight per feature map ({len(pred_maps)}), got {len(layer_weights)}"
         )
     per_sample = 0.0
-    for w, p, t in zip(layer_weights, pred_maps, target_maps):
+    for w, p, t in zip(layer_weights, pred_maps, target_maps, strict=False):
         error = p - t
         per_sample = per_sample + w * _per_sample_mean(xp, error * error)
     return reduce(xp, per_sample, reduction)

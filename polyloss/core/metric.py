@@ -15,25 +15,23 @@ from typing import Any
 
 from polyloss.core._checks import (
     check_bool,
-    check_class_indices,
     check_finite,
     check_floating,
     check_interval,
     check_ndim,
     check_nonnegative,
     check_positive,
-    check_reduction,
     check_same_shape,
     check_shape,
     check_signs,
     check_unit_interval,
+    class_labels,
     guard_traced_labels,
     is_integer,
 )
-from polyloss.core._reduce import l2_normalize, reduce, relu, safe_pow, safe_sqrt
+from polyloss.core._reduce import l2_normalize, reduce, relu, safe_abs, safe_pow, safe_sqrt
 from polyloss.core._registry import loss
-
-Array = Any
+from polyloss.core._typing import Array, Backend
 
 _MINING = ("batch_hard", "batch_all", "semi_hard")
 _COSINE_EPS = 1e-12  # torch's cosine_embedding_loss: added to each squared magnitude
@@ -70,7 +68,7 @@ def _pairwise_distance(xp: Any, x: Array, y: Array, p: float, eps: float) -> Arr
     difference = x - y + eps
     if p == 2.0:
         return safe_sqrt(xp, xp.sum(difference * difference, axis=-1))
-    magnitude = relu(xp, difference) + relu(xp, -difference)  # |d|, gradient 0 at 0 on every backend
+    magnitude = safe_abs(xp, difference)
     if p == 1.0:
         return xp.sum(magnitude, axis=-1)
     return safe_pow(xp, xp.sum(safe_pow(xp, magnitude, p), axis=-1), 1.0 / p)
@@ -83,7 +81,7 @@ def _cross_distances(xp: Any, embeddings: Array, squared: bool) -> Array:
     return squared_distance if squared else safe_sqrt(xp, squared_distance)
 
 
-def _sign_target(b: Any, target: Array, like: Array) -> tuple[Array, Array | None]:
+def _sign_target(b: Backend, target: Array, like: Array) -> tuple[Array, Array | None]:
     """Validate a +-1 target (eagerly) and return it in ``like``'s dtype, plus the mask
     of valid entries when traced (invalid ones give NaN)."""
     xp = b.xp
@@ -103,7 +101,7 @@ def _nan_where_invalid(xp: Any, loss_values: Array, valid: Array | None) -> Arra
 
 @loss("metric")
 def contrastive(
-    b: Any, x1: Array, x2: Array, similar: Array, *, margin: float = 1.0, eps: float = 1e-6, reduction: str = "mean"
+    b: Backend, x1: Array, x2: Array, similar: Array, *, margin: float = 1.0, eps: float = 1e-6, reduction: str = "mean"
 ) -> Array:
     r"""Contrastive loss of Siamese pairs (Hadsell, Chopra, LeCun, 2006).
 
@@ -127,7 +125,6 @@ def contrastive(
     The ``ContrastiveLoss`` of seed document 002 and ``contrastive_loss`` of seed
     document 004 (both built on ``F.pairwise_distance``, so with its ``eps``).
     """
-    check_reduction(reduction)
     xp = b.xp
     _check_rows(xp, "x1", x1)
     _check_rows(xp, "x2", x2)
@@ -144,7 +141,7 @@ def contrastive(
 
 @loss("metric")
 def triplet(
-    b: Any,
+    b: Backend,
     anchor: Array,
     positive: Array,
     negative: Array,
@@ -183,7 +180,6 @@ def triplet(
     positive, negative, margin=margin, p=p, eps=eps, swap=swap)``; with
     ``squared=True`` the ``TripletLoss`` of seed document 002.
     """
-    check_reduction(reduction)
     xp = b.xp
     for name, x in (("anchor", anchor), ("positive", positive), ("negative", negative)):
         _check_rows(xp, name, x)
@@ -209,7 +205,7 @@ def triplet(
 
 @loss("metric")
 def triplet_mined(
-    b: Any,
+    b: Backend,
     embeddings: Array,
     labels: Array,
     *,
@@ -259,7 +255,6 @@ def triplet_mined(
     (TFA: NaN); ``batch_all`` averages over the triplets with a positive loss.
     Memory: ``batch_all`` and ``semi_hard`` build an ``(N, N, N)`` array.
     """
-    check_reduction(reduction)
     xp = b.xp
     _check_rows(xp, "embeddings", embeddings, ndim=2)
     if not is_integer(xp, labels):
@@ -306,7 +301,7 @@ def triplet_mined(
 
 @loss("metric")
 def cosine_embedding(
-    b: Any, x1: Array, x2: Array, target: Array, *, margin: float = 0.0, reduction: str = "mean"
+    b: Backend, x1: Array, x2: Array, target: Array, *, margin: float = 0.0, reduction: str = "mean"
 ) -> Array:
     r"""Cosine embedding loss: pull similar pairs to cosine 1, push dissimilar ones below a margin.
 
@@ -332,7 +327,6 @@ def cosine_embedding(
     other than 1 or -1 raises ``ValueError`` (torch silently gives it loss 0),
     and the gradient at a zero vector (above).
     """
-    check_reduction(reduction)
     xp = b.xp
     _check_rows(xp, "x1", x1)
     _check_rows(xp, "x2", x2)
@@ -350,7 +344,7 @@ def cosine_embedding(
 
 @loss("metric")
 def margin_ranking(
-    b: Any, x1: Array, x2: Array, target: Array, *, margin: float = 0.0, reduction: str = "mean"
+    b: Backend, x1: Array, x2: Array, target: Array, *, margin: float = 0.0, reduction: str = "mean"
 ) -> Array:
     r"""Margin ranking loss: score ``x1`` above ``x2`` by a margin where ``y = 1`` (below where -1).
 
@@ -369,7 +363,6 @@ def margin_ranking(
     Equals ``torch.nn.functional.margin_ranking_loss``, except that a target
     other than 1 or -1 raises ``ValueError`` (torch accepts any number).
     """
-    check_reduction(reduction)
     xp = b.xp
     check_floating(xp, "x1", x1)
     check_floating(xp, "x2", x2)
@@ -384,7 +377,9 @@ def margin_ranking(
 # --------------------------------------------------------------------------- margin softmax
 
 
-def _check_margin_softmax(b: Any, embeddings: Array, class_weights: Array, labels: Array) -> tuple[Array, Array | None]:
+def _check_margin_softmax(
+    b: Backend, embeddings: Array, class_weights: Array, labels: Array
+) -> tuple[Array, Array | None]:
     xp = b.xp
     _check_rows(xp, "embeddings", embeddings, ndim=2)
     check_floating(xp, "class_weights", class_weights)
@@ -393,11 +388,8 @@ def _check_margin_softmax(b: Any, embeddings: Array, class_weights: Array, label
             f"class_weights must have shape (C, {embeddings.shape[1]}) (one row per class, the embeddings' "
             f"dimension), got {tuple(class_weights.shape)}"
         )
-    if not is_integer(xp, labels):
-        raise TypeError(f"labels must hold integer class indices, got dtype {labels.dtype}")
-    check_shape("labels", labels, tuple(embeddings.shape[:1]))
     num_classes = class_weights.shape[0]
-    check_class_indices(b, labels, num_classes, None)
+    class_labels(b, "labels", labels, num_classes=num_classes, shape=tuple(embeddings.shape[:1]))
     return guard_traced_labels(b, labels, num_classes)
 
 
@@ -406,14 +398,23 @@ def _cosines(xp: Any, embeddings: Array, class_weights: Array) -> Array:
     return xp.matmul(l2_normalize(xp, embeddings), xp.matrix_transpose(l2_normalize(xp, class_weights)))
 
 
-def _target_mask(b: Any, index: Array, num_classes: int) -> Array:
+def _target_mask(b: Backend, index: Array, num_classes: int) -> Array:
     xp = b.xp
     return index[:, None] == xp.arange(num_classes, dtype=index.dtype, device=b.device(index))[None, :]
 
 
+def _margin_cross_entropy(
+    b: Backend, cosine: Array, target_logit: Array, index: Array, valid: Array | None, scale: float, reduction: str
+) -> Array:
+    """Cross-entropy of ``scale`` times the cosines, ``target_logit`` in place of each sample's class."""
+    xp = b.xp
+    logits = scale * xp.where(_target_mask(b, index, cosine.shape[1]), target_logit, cosine)
+    return b.softmax_cross_entropy(logits, index, 1, reduction, valid=valid)
+
+
 @loss("metric")
 def arcface(
-    b: Any,
+    b: Backend,
     embeddings: Array,
     class_weights: Array,
     labels: Array,
@@ -452,7 +453,6 @@ def arcface(
     arcface-pytorch followed by cross-entropy. Deng et al., *ArcFace: Additive
     Angular Margin Loss for Deep Face Recognition*, 2019.
     """
-    check_reduction(reduction)
     xp = b.xp
     index, valid = _check_margin_softmax(b, embeddings, class_weights, labels)
     scale = check_positive("scale", scale)
@@ -463,13 +463,12 @@ def arcface(
     sine = safe_sqrt(xp, 1.0 - cosine * cosine)  # cosine may exceed 1 by rounding: sine 0 there
     shifted = cosine * math.cos(margin) - sine * math.sin(margin)
     shifted = xp.where(cosine > math.cos(math.pi - margin), shifted, cosine - math.sin(math.pi - margin) * margin)
-    logits = scale * xp.where(_target_mask(b, index, class_weights.shape[0]), shifted, cosine)
-    return b.softmax_cross_entropy(logits, index, 1, reduction, valid=valid)
+    return _margin_cross_entropy(b, cosine, shifted, index, valid, scale, reduction)
 
 
 @loss("metric")
 def cosface(
-    b: Any,
+    b: Backend,
     embeddings: Array,
     class_weights: Array,
     labels: Array,
@@ -497,11 +496,9 @@ def cosface(
     The ``AddMarginProduct`` of arcface-pytorch followed by cross-entropy.
     Wang et al., *CosFace: Large Margin Cosine Loss for Deep Face Recognition*, 2018.
     """
-    check_reduction(reduction)
     xp = b.xp
     index, valid = _check_margin_softmax(b, embeddings, class_weights, labels)
     scale = check_positive("scale", scale)
     margin = check_nonnegative("margin", margin)
     cosine = _cosines(xp, embeddings, class_weights)
-    logits = scale * xp.where(_target_mask(b, index, class_weights.shape[0]), cosine - margin, cosine)
-    return b.softmax_cross_entropy(logits, index, 1, reduction, valid=valid)
+    return _margin_cross_entropy(b, cosine, cosine - margin, index, valid, scale, reduction)

@@ -7,19 +7,16 @@ catalogue (``reduction="none"`` for per-sample losses).
 
 from __future__ import annotations
 
-from typing import Any
-
-from polyloss.core._checks import check_floating, check_interval, check_reduction, check_same_shape
+from polyloss.core._checks import check_floating, check_interval, check_same_shape
 from polyloss.core._reduce import reduce
 from polyloss.core._registry import helper, loss
-
-Array = Any
+from polyloss.core._typing import Array, Backend
 
 _CURRICULUM_EPS = 1e-6  # the seed's guard on the weight sum
 
 
 @loss("multitask")
-def uncertainty_weighting(b: Any, losses: Array, log_vars: Array, *, reduction: str = "sum") -> Array:
+def uncertainty_weighting(b: Backend, losses: Array, log_vars: Array, *, reduction: str = "sum") -> Array:
     r"""Homoscedastic uncertainty weighting of task losses (Kendall, Gal & Cipolla, 2018).
 
     .. math:: \ell = \sum_t \left(e^{-s_t} L_t + s_t\right), \qquad s_t = \log \sigma_t^2
@@ -38,7 +35,6 @@ def uncertainty_weighting(b: Any, losses: Array, log_vars: Array, *, reduction: 
 
     The ``MultiTaskLoss`` of seed document 002 (section 7.1).
     """
-    check_reduction(reduction)
     xp = b.xp
     check_floating(xp, "losses", losses)
     check_floating(xp, "log_vars", log_vars)
@@ -47,7 +43,7 @@ def uncertainty_weighting(b: Any, losses: Array, log_vars: Array, *, reduction: 
 
 
 @helper("multitask")
-def curriculum_weights(b: Any, difficulty: Array, *, progress: float) -> Array:
+def curriculum_weights(b: Backend, difficulty: Array, *, progress: float) -> Array:
     r"""Curriculum sample weights: keep the samples no harder than the progress, renormalised.
 
     .. math:: w_i = N \frac{[d_i \le p]}{\sum_j [d_j \le p] + 10^{-6}}
@@ -73,7 +69,7 @@ def curriculum_weights(b: Any, difficulty: Array, *, progress: float) -> Array:
 
 
 @loss("multitask")
-def curriculum(b: Any, losses: Array, difficulty: Array, *, progress: float, reduction: str = "sum") -> Array:
+def curriculum(b: Backend, losses: Array, difficulty: Array, *, progress: float, reduction: str = "sum") -> Array:
     r"""Curriculum learning: per-sample losses weighted by :func:`curriculum_weights`.
 
     .. math:: \ell = \sum_i w_i L_i, \qquad w_i = N \frac{[d_i \le p]}{\sum_j [d_j \le p] + 10^{-6}}
@@ -90,7 +86,6 @@ def curriculum(b: Any, losses: Array, difficulty: Array, *, progress: float, red
 
     The ``CurriculumLoss`` of seed document 002 (section 7.2).
     """
-    check_reduction(reduction)
     xp = b.xp
     check_floating(xp, "losses", losses)
     check_same_shape("losses", losses, "difficulty", difficulty)

@@ -17,19 +17,17 @@ from polyloss.core._checks import (
     check_nonnegative,
     check_nonnegative_values,
     check_positive,
-    check_reduction,
     check_same_shape,
 )
-from polyloss.core._reduce import reduce, relu
+from polyloss.core._reduce import reduce, safe_abs
 from polyloss.core._registry import loss
+from polyloss.core._typing import Array, Backend
 
-Array = Any
 _LOG_2 = math.log(2.0)
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
-def _check_pair(b: Any, pred: Array, target: Array, weight: Array | None, reduction: str) -> None:
-    check_reduction(reduction)
+def _check_pair(b: Backend, pred: Array, target: Array, weight: Array | None) -> None:
     check_floating(b.xp, "pred", pred)
     check_same_shape("pred", pred, "target", target)
     if weight is not None:
@@ -43,15 +41,8 @@ def _weighted_reduce(xp: Any, elementwise: Array, weight: Array | None, reductio
     return reduce(xp, elementwise * weight, reduction, normalizer=xp.sum(weight))
 
 
-def _abs(xp: Any, x: Array) -> Array:
-    # |x| with gradient 0 at x == 0 on every backend (torch's l1 convention; jnp.abs gives 1),
-    # written with where: array-api-compat's torch ``sign`` uses boolean-mask indexing,
-    # which torch.func.vmap cannot batch.
-    return relu(xp, x) + relu(xp, -x)
-
-
 @loss("regression")
-def mse(b: Any, pred: Array, target: Array, *, weight: Array | None = None, reduction: str = "mean") -> Array:
+def mse(b: Backend, pred: Array, target: Array, *, weight: Array | None = None, reduction: str = "mean") -> Array:
     r"""Mean squared error.
 
     .. math:: \ell_i = w_i (\hat y_i - y_i)^2
@@ -70,14 +61,14 @@ def mse(b: Any, pred: Array, target: Array, *, weight: Array | None = None, redu
     (torch >= 2.8 weighted mean included) and ``optax.losses.squared_error(pred, target)``
     followed by the mean.
     """
-    _check_pair(b, pred, target, weight, reduction)
+    _check_pair(b, pred, target, weight)
     error = pred - target
     return _weighted_reduce(b.xp, error * error, weight, reduction)
 
 
 @loss("regression")
 def asymmetric_mse(
-    b: Any,
+    b: Backend,
     pred: Array,
     target: Array,
     *,
@@ -103,7 +94,7 @@ def asymmetric_mse(
 
     The ``AsymmetricMSELoss`` of seed document 002.
     """
-    _check_pair(b, pred, target, weight, reduction)
+    _check_pair(b, pred, target, weight)
     over_penalty = check_nonnegative("over_penalty", over_penalty)
     error = pred - target
     squared = error * error
@@ -111,7 +102,7 @@ def asymmetric_mse(
 
 
 @loss("regression")
-def mae(b: Any, pred: Array, target: Array, *, weight: Array | None = None, reduction: str = "mean") -> Array:
+def mae(b: Backend, pred: Array, target: Array, *, weight: Array | None = None, reduction: str = "mean") -> Array:
     r"""Mean absolute error (L1).
 
     .. math:: \ell_i = w_i |\hat y_i - y_i|
@@ -129,13 +120,13 @@ def mae(b: Any, pred: Array, target: Array, *, weight: Array | None = None, redu
 
     Matches ``torch.nn.functional.l1_loss(pred, target, weight=weight, reduction=reduction)``.
     """
-    _check_pair(b, pred, target, weight, reduction)
-    return _weighted_reduce(b.xp, _abs(b.xp, pred - target), weight, reduction)
+    _check_pair(b, pred, target, weight)
+    return _weighted_reduce(b.xp, safe_abs(b.xp, pred - target), weight, reduction)
 
 
 @loss("regression")
 def huber(
-    b: Any,
+    b: Backend,
     pred: Array,
     target: Array,
     *,
@@ -165,18 +156,18 @@ def huber(
     Deliberate difference: with ``weight`` and ``"mean"`` polyloss divides by
     sum(w), like ``F.mse_loss(weight=)``; ``F.huber_loss(weight=)`` divides by N.
     """
-    _check_pair(b, pred, target, weight, reduction)
+    _check_pair(b, pred, target, weight)
     delta = check_positive("delta", delta)
     xp = b.xp
     error = pred - target
-    abs_error = _abs(xp, error)
+    abs_error = safe_abs(xp, error)
     elementwise = xp.where(abs_error < delta, 0.5 * error * error, delta * (abs_error - 0.5 * delta))
     return _weighted_reduce(xp, elementwise, weight, reduction)
 
 
 @loss("regression")
 def smooth_l1(
-    b: Any,
+    b: Backend,
     pred: Array,
     target: Array,
     *,
@@ -204,11 +195,11 @@ def smooth_l1(
 
     Matches ``torch.nn.functional.smooth_l1_loss(pred, target, beta=beta)``.
     """
-    _check_pair(b, pred, target, weight, reduction)
+    _check_pair(b, pred, target, weight)
     beta = check_nonnegative("beta", beta)
     xp = b.xp
     error = pred - target
-    abs_error = _abs(xp, error)
+    abs_error = safe_abs(xp, error)
     if beta == 0.0:
         elementwise = abs_error
     else:
@@ -217,7 +208,7 @@ def smooth_l1(
 
 
 @loss("regression")
-def log_cosh(b: Any, pred: Array, target: Array, *, weight: Array | None = None, reduction: str = "mean") -> Array:
+def log_cosh(b: Backend, pred: Array, target: Array, *, weight: Array | None = None, reduction: str = "mean") -> Array:
     r"""Log-cosh loss.
 
     .. math:: \ell_i = w_i \log\cosh(e_i) = w_i\,(\operatorname{logaddexp}(e_i, -e_i) - \log 2)
@@ -236,7 +227,7 @@ def log_cosh(b: Any, pred: Array, target: Array, *, weight: Array | None = None,
 
     Matches ``optax.losses.log_cosh(pred, target)`` followed by the mean.
     """
-    _check_pair(b, pred, target, weight, reduction)
+    _check_pair(b, pred, target, weight)
     xp = b.xp
     error = pred - target
     return _weighted_reduce(xp, xp.logaddexp(error, -error) - _LOG_2, weight, reduction)
@@ -244,7 +235,7 @@ def log_cosh(b: Any, pred: Array, target: Array, *, weight: Array | None = None,
 
 @loss("regression")
 def quantile(
-    b: Any,
+    b: Backend,
     pred: Array,
     target: Array,
     *,
@@ -269,7 +260,7 @@ def quantile(
     Returns:
         The loss; per element with ``reduction="none"``.
     """
-    _check_pair(b, pred, target, weight, reduction)
+    _check_pair(b, pred, target, weight)
     q = check_interval("q", q, 0.0, 1.0)
     xp = b.xp
     residual = target - pred
@@ -279,7 +270,7 @@ def quantile(
 
 @loss("regression")
 def poisson_nll(
-    b: Any,
+    b: Backend,
     pred: Array,
     target: Array,
     *,
@@ -311,7 +302,7 @@ def poisson_nll(
     clamp's finite stand-in for an infinite one: float16 inputs (computed in float32) get a
     finite loss and, where it exceeds float16's range, an ``inf`` gradient.
     """
-    _check_pair(b, pred, target, None, reduction)
+    _check_pair(b, pred, target, None)
     check_bool("log_input", log_input)
     check_bool("full", full)
     eps = check_positive("eps", eps)
@@ -330,7 +321,7 @@ def poisson_nll(
 
 @loss("regression")
 def gaussian_nll(
-    b: Any,
+    b: Backend,
     pred: Array,
     target: Array,
     var: Array,
@@ -366,16 +357,16 @@ def gaussian_nll(
     the limit): float16 inputs (computed in float32) get a finite loss and, where that slope
     exceeds float16's range, an ``inf`` gradient.
     """
-    _check_pair(b, pred, target, None, reduction)
+    _check_pair(b, pred, target, None)
     check_bool("full", full)
     eps = check_positive("eps", eps)
     xp = b.xp
     shape, var_shape = tuple(pred.shape), tuple(var.shape)
     if var_shape == shape[:-1] and len(shape) > 0:
         var = xp.expand_dims(var, axis=-1)
-    elif not (var_shape == shape or (var_shape == shape[:-1] + (1,) and len(shape) > 0)):
+    elif not (var_shape == shape or (var_shape == (*shape[:-1], 1) and len(shape) > 0)):
         raise ValueError(
-            f"var must have shape {shape}, {shape[:-1] + (1,)} or {shape[:-1]} for pred of "
+            f"var must have shape {shape}, {(*shape[:-1], 1)} or {shape[:-1]} for pred of "
             f"shape {shape}, got {var_shape}"
         )
     check_nonnegative_values(b, "var", var)
@@ -387,15 +378,3 @@ def gaussian_nll(
     if full:
         elementwise = elementwise + _HALF_LOG_2PI
     return reduce(xp, elementwise, reduction)
-
-
-__all__ = [
-    "gaussian_nll",
-    "huber",
-    "log_cosh",
-    "mae",
-    "mse",
-    "poisson_nll",
-    "quantile",
-    "smooth_l1",
-]

@@ -32,21 +32,19 @@ from typing import Any, NamedTuple
 from polyloss.core._checks import (
     check_axis,
     check_bool,
-    check_class_indices,
-    check_class_target,
     check_floating,
     check_nonnegative,
     check_positive,
-    check_reduction,
     check_same_shape,
     check_unit_interval,
+    class_labels,
     guard_traced_labels,
     is_integer,
 )
 from polyloss.core._reduce import reduce, safe_divide, safe_pow
 from polyloss.core._registry import loss
-
-Array = Any
+from polyloss.core._typing import Array, Backend
+from polyloss.core.classification import fused_cross_entropy
 
 
 class _Overlap(NamedTuple):
@@ -57,25 +55,26 @@ class _Overlap(NamedTuple):
     target_sum: Array  # sum t
 
 
-def _class_probabilities(b: Any, logits: Array, target: Array, axis: Any, per_sample: bool) -> tuple[Array, Array]:
+def _class_probabilities(b: Backend, logits: Array, target: Array, axis: Any, per_sample: bool) -> tuple[Array, Array]:
     """Softmax probabilities and one-hot targets, classes moved last."""
     xp = b.xp
     axis = check_axis("pred", logits, axis)
     if per_sample and axis == 0:
         raise ValueError("axis must not be 0 with per_sample=True: axis 0 is the batch axis")
-    check_class_target(logits, target, axis)
+    class_labels(b, "target", target, logits=logits, axis=axis)
     num_classes = logits.shape[axis]
-    check_class_indices(b, target, num_classes, None)
     index, valid = guard_traced_labels(b, target, num_classes)
     # permute_dims, not moveaxis: torch.func.vmap has no batching rule for moveaxis
-    order = tuple(i for i in range(logits.ndim) if i != axis) + (axis,)
+    order = (*(i for i in range(logits.ndim) if i != axis), axis)
     probs = xp.permute_dims(b.softmax(logits, axis), order)
     if valid is not None:  # out-of-range traced labels poison their group with NaN
         probs = xp.where(valid[..., None], probs, xp.nan)
     return probs, b.one_hot(index, num_classes, probs.dtype)
 
 
-def _overlap(b: Any, pred: Array, target: Array, axis: Any, per_sample: Any, *, labels_only: bool = False) -> _Overlap:
+def _overlap(
+    b: Backend, pred: Array, target: Array, axis: Any, per_sample: Any, *, labels_only: bool = False
+) -> _Overlap:
     xp = b.xp
     check_floating(xp, "pred", pred)
     per_sample = check_bool("per_sample", per_sample)
@@ -108,13 +107,18 @@ def _score(xp: Any, numerator: Array, denominator: Array) -> Array:
     return safe_divide(xp, numerator, denominator, default=1.0)
 
 
+def _dice_loss(xp: Any, o: _Overlap, smooth: float) -> Array:
+    """1 - the soft Dice score of each group."""
+    return 1.0 - _score(xp, 2.0 * o.tp + smooth, o.pred_sum + o.target_sum + smooth)
+
+
 def _tversky_index(xp: Any, o: _Overlap, alpha: float, beta: float, smooth: float) -> Array:
     return _score(xp, o.tp + smooth, o.tp + alpha * o.fp + beta * o.fn + smooth)
 
 
 @loss("segmentation")
 def dice(
-    b: Any,
+    b: Backend,
     pred: Array,
     target: Array,
     *,
@@ -148,16 +152,14 @@ def dice(
     and class indices, ``axis=1`` and ``reduction="mean"`` its
     ``MultiClassDiceLoss`` (the mean of the per-class losses).
     """
-    check_reduction(reduction)
     smooth = check_nonnegative("smooth", smooth)
     o = _overlap(b, pred, target, axis, per_sample)
-    xp = b.xp
-    return reduce(xp, 1.0 - _score(xp, 2.0 * o.tp + smooth, o.pred_sum + o.target_sum + smooth), reduction)
+    return reduce(b.xp, _dice_loss(b.xp, o, smooth), reduction)
 
 
 @loss("segmentation")
 def tversky(
-    b: Any,
+    b: Backend,
     pred: Array,
     target: Array,
     *,
@@ -190,7 +192,6 @@ def tversky(
 
     The ``TverskyLoss`` exercise of seed document 002.
     """
-    check_reduction(reduction)
     alpha = check_nonnegative("alpha", alpha)
     beta = check_nonnegative("beta", beta)
     smooth = check_nonnegative("smooth", smooth)
@@ -200,7 +201,7 @@ def tversky(
 
 @loss("segmentation")
 def focal_tversky(
-    b: Any,
+    b: Backend,
     pred: Array,
     target: Array,
     *,
@@ -235,7 +236,6 @@ def focal_tversky(
     Returns:
         The loss in [0, 1].
     """
-    check_reduction(reduction)
     alpha = check_nonnegative("alpha", alpha)
     beta = check_nonnegative("beta", beta)
     gamma = check_positive("gamma", gamma)
@@ -247,7 +247,7 @@ def focal_tversky(
 
 @loss("segmentation")
 def jaccard(
-    b: Any,
+    b: Backend,
     pred: Array,
     target: Array,
     *,
@@ -271,7 +271,6 @@ def jaccard(
     Returns:
         The loss in [0, 1]; 0 for an empty prediction of an empty mask.
     """
-    check_reduction(reduction)
     smooth = check_nonnegative("smooth", smooth)
     o = _overlap(b, pred, target, axis, per_sample)
     xp = b.xp
@@ -280,7 +279,7 @@ def jaccard(
 
 @loss("segmentation")
 def generalized_dice(
-    b: Any,
+    b: Backend,
     pred: Array,
     target: Array,
     *,
@@ -312,7 +311,6 @@ def generalized_dice(
     Equals MONAI's ``GeneralizedDiceLoss(softmax=True, to_onehot_y=True,
     w_type="square", smooth_nr=smooth, smooth_dr=smooth, batch=not per_sample)``.
     """
-    check_reduction(reduction)
     smooth = check_nonnegative("smooth", smooth)
     o = _overlap(b, pred, target, axis, per_sample, labels_only=True)
     xp = b.xp
@@ -325,9 +323,9 @@ def generalized_dice(
     return reduce(xp, 1.0 - _score(xp, numerator, denominator), reduction)
 
 
-@loss("segmentation", reductions=("mean", "sum"))
+@loss("segmentation", reductions=("mean", "sum"), why_not="a per-pixel and a per-class term")
 def dice_ce(
-    b: Any,
+    b: Backend,
     pred: Array,
     target: Array,
     *,
@@ -361,16 +359,10 @@ def dice_ce(
     With ``axis=1`` and the default weights, the ``CombinedLoss`` of seed
     document 002 (``nn.CrossEntropyLoss()`` plus its ``MultiClassDiceLoss``).
     """
-    check_reduction(reduction)
-    if reduction == "none":
-        raise ValueError("reduction must be 'mean' or 'sum' for dice_ce (a per-pixel and a per-class term), got 'none'")
     ce_weight = check_nonnegative("ce_weight", ce_weight)
     dice_weight = check_nonnegative("dice_weight", dice_weight)
     smooth = check_nonnegative("smooth", smooth)
     o = _overlap(b, pred, target, axis, False, labels_only=True)
-    xp = b.xp
-    dice_loss = reduce(xp, 1.0 - _score(xp, 2.0 * o.tp + smooth, o.pred_sum + o.target_sum + smooth), reduction)
-    axis = check_axis("pred", pred, axis)
-    index, valid = guard_traced_labels(b, target, pred.shape[axis])
-    cross_entropy = b.softmax_cross_entropy(pred, index, axis, reduction, valid=valid)
+    dice_loss = reduce(b.xp, _dice_loss(b.xp, o, smooth), reduction)
+    cross_entropy = fused_cross_entropy(b, pred, target, check_axis("pred", pred, axis), reduction)
     return ce_weight * cross_entropy + dice_weight * dice_loss

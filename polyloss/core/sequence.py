@@ -13,11 +13,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from polyloss.core._checks import check_bool, check_floating, check_ndim, check_reduction, check_shape, is_integer
+from polyloss.core._checks import check_bool, check_floating, check_ndim, check_shape, is_integer
 from polyloss.core._reduce import reduce, safe_logaddexp
 from polyloss.core._registry import loss
-
-Array = Any
+from polyloss.core._typing import Array, Backend
 
 _NEG_INF = -math.inf
 
@@ -25,7 +24,7 @@ _NEG_INF = -math.inf
 _STEPS: dict[Any, Any] = {}
 
 
-def _alpha_step(b: Any) -> Any:
+def _alpha_step(b: Backend) -> Any:
     """The recursion's step, one function object per backend: everything it reads comes in
     through the carry, so JAX's scan finds its compiled step in the cache on every call."""
     if b not in _STEPS:
@@ -45,18 +44,18 @@ def _alpha_step(b: Any) -> Any:
     return _STEPS[b]
 
 
-def _check_lengths(b: Any, name: str, lengths: Array, low: int, high: Any, what: str) -> None:
+def _check_lengths(b: Backend, name: str, lengths: Array, low: int, high: Any, what: str) -> None:
     """Eager check of a lengths vector against [low, high] (``high`` an int or per-sample ints)."""
     if b.is_traced(lengths) or lengths.shape[0] == 0:
         return
     values = b.host_values(lengths)
     highs = high if isinstance(high, list) else [high] * len(values)
-    for i, (value, top) in enumerate(zip(values, highs)):
+    for i, (value, top) in enumerate(zip(values, highs, strict=False)):
         if not low <= value <= top:
             raise ValueError(f"{name}[{i}] must be in [{low}, {top}] ({what}), got {value}")
 
 
-def _check_targets(b: Any, targets: Array, target_lengths: Array, num_classes: int, blank: int) -> None:
+def _check_targets(b: Backend, targets: Array, target_lengths: Array, num_classes: int, blank: int) -> None:
     """Eager check of the labels inside each target's length: in [0, C) and never the blank."""
     if b.is_traced(targets) or b.is_traced(target_lengths) or targets.shape[0] * targets.shape[1] == 0:
         return
@@ -75,7 +74,7 @@ def _check_targets(b: Any, targets: Array, target_lengths: Array, num_classes: i
 
 @loss("sequence")
 def ctc(
-    b: Any,
+    b: Backend,
     log_probs: Array,
     targets: Array,
     input_lengths: Array,
@@ -124,7 +123,6 @@ def ctc(
     ``optax.losses.ctc_loss`` with paddings ``t >= input_lengths[n]`` and
     ``s >= target_lengths[n]``, per sample.
     """
-    check_reduction(reduction)
     xp = b.xp
     check_floating(xp, "log_probs", log_probs)
     check_ndim("log_probs", log_probs, 3, "(N, T, C) (batch first)")

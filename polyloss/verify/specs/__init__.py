@@ -9,11 +9,13 @@ reference callables receive the framework modules as their first argument.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from polyloss.core._typing import RegisteredLoss
 from polyloss.verify.specs.edges import EdgeCase
 
 Arrays = dict[str, Any]
@@ -180,7 +182,7 @@ class LossSpec:
             raise ValueError(f"{self.name}: inputs {sorted(unknown)} are neither per-sample nor shared in its layout")
         return layout
 
-    def core(self) -> Callable[..., Any]:
+    def core(self) -> RegisteredLoss:
         from polyloss.core import CORE_LOSSES
 
         return CORE_LOSSES[self.name]
@@ -188,12 +190,12 @@ class LossSpec:
     @property
     def family(self) -> str:
         """The family the core registration declares (``@loss(family)``)."""
-        return str(self.core().family)  # type: ignore[attr-defined]
+        return self.core().family
 
     @property
     def reductions(self) -> tuple[str, ...]:
         """The reductions the core registration declares (``@loss(..., reductions=...)``)."""
-        return tuple(self.core().reductions)  # type: ignore[attr-defined]
+        return tuple(self.core().reductions)
 
 
 SPECS: dict[str, LossSpec] = {}

@@ -22,8 +22,9 @@ in float32; ``python -m polyloss verify`` reports the coverage per loss. An outc
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Union
+from typing import Any, ClassVar, Union
 
 import numpy as np
 
