@@ -43,6 +43,6 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def close(actual: Any, expected: Any, rtol: float = 1e-12, atol: float = 1e-12) -> None:
+def close(actual: Any, expected: Any, rtol: float = 1e-12, atol: float = 1e-14) -> None:
     """``actual`` (any framework's array) equals ``expected`` within ``rtol``/``atol``, in float64."""
     np.testing.assert_allclose(to_numpy(actual), np.asarray(expected, dtype=np.float64), rtol=rtol, atol=atol)
