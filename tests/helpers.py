@@ -22,6 +22,20 @@ from polyloss.verify.harness.numpy import HARNESS as NUMPY
 from polyloss.verify.harness.strict import HARNESS as STRICT
 from polyloss.verify.harness.torch import HARNESS as TORCH
 
+__all__ = [
+    "AUTODIFF",
+    "BACKENDS",
+    "HARNESSES",
+    "JAX",
+    "MODULES",
+    "NUMPY",
+    "STRICT",
+    "TORCH",
+    "close",
+    "namespace",
+    "to_numpy",
+]
+
 HARNESSES: dict[str, Harness] = {h.name: h for h in (NUMPY, STRICT, TORCH, JAX)}
 #: the backends with a public namespace (``polyloss.numpy|torch|jax``), and those with autodiff
 BACKENDS = ("numpy", "torch", "jax")
