@@ -15,11 +15,20 @@ import pytest
 from helpers import close, namespace, to_numpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from polyloss.testing import masks
 
 REDUCTIONS = ("mean", "sum", "none")
-SEEDS = st.integers(0, 2**31 - 1)
 OVERLAP = ("dice", "jaccard", "tversky", "focal_tversky")  # the losses with both input forms
 C = 3
+# Drawn inputs of fixed shapes (eager JAX compiles each op once per shape): probabilities in [0.02, 0.98]
+# with binary (N, 1, 2, 3) masks, empty and full ones included; (N, C, 2, 3) logits within +-6 with labels.
+PROBABILITY_CASES = masks(batch=3, height=2, width=3, margin=0.02).map(lambda c: (c[0][:, None], c[1][:, None]))
+LOGIT_CASES = st.tuples(
+    hnp.arrays(np.float64, (2, C, 2, 3), elements=st.floats(-6.0, 6.0)),
+    hnp.arrays(np.int64, (2, 2, 3), elements=st.integers(0, C - 1)),
+)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -49,11 +58,6 @@ def np_group_loss(name: str, p: np.ndarray, t: np.ndarray, *, smooth=1.0, alpha=
     return 1 - index if name == "tversky" else (1 - index) ** gamma
 
 
-def probabilities_case(seed: int, n: int = 3):
-    rng = np.random.default_rng(seed)
-    return rng.uniform(0.02, 0.98, size=(n, 1, 2, 3)), rng.integers(0, 2, size=(n, 1, 2, 3)).astype(np.float64)
-
-
 def logits_case(seed: int, n: int = 2, axis: int = 1):
     rng = np.random.default_rng(seed)
     logits = rng.normal(scale=2.0, size=(n, C, 2, 3))
@@ -81,14 +85,14 @@ def assert_same_loss(backend: str, first, second, pred, target) -> None:
 
 
 @pytest.mark.parametrize("form", ["probabilities,per_sample", "logits"])
-@given(seed=SEEDS)
+@given(probabilities=PROBABILITY_CASES, logits=LOGIT_CASES)
 @settings(max_examples=2)
-def test_tversky_with_half_weights_and_no_smoothing_is_dice(backend, form, seed):
+def test_tversky_with_half_weights_and_no_smoothing_is_dice(backend, form, probabilities, logits):
     m = namespace(backend)
     if form == "logits":
-        (pred, target), kw = logits_case(seed), {"axis": 1}
+        (pred, target), kw = logits, {"axis": 1}
     else:
-        (pred, target), kw = probabilities_case(seed), {"per_sample": True}
+        (pred, target), kw = probabilities, {"per_sample": True}
     assert_same_loss(
         backend,
         lambda x, t, r, kw=kw: m.tversky(x, t, alpha=0.5, beta=0.5, smooth=0.0, reduction=r, **kw),
@@ -102,11 +106,11 @@ def test_tversky_with_half_weights_and_no_smoothing_is_dice(backend, form, seed)
 
 
 @pytest.mark.parametrize("smooth", [0.0, 0.7])
-@given(seed=SEEDS)
+@given(probabilities=PROBABILITY_CASES, logits=LOGIT_CASES)
 @settings(max_examples=2)
-def test_tversky_with_unit_weights_is_jaccard(backend, smooth, seed):
+def test_tversky_with_unit_weights_is_jaccard(backend, smooth, probabilities, logits):
     m = namespace(backend)
-    for (pred, target), kw in ((probabilities_case(seed), {"per_sample": True}), (logits_case(seed), {"axis": 1})):
+    for (pred, target), kw in ((probabilities, {"per_sample": True}), (logits, {"axis": 1})):
         assert_same_loss(
             backend,
             lambda x, t, r, kw=kw: m.tversky(x, t, alpha=1.0, beta=1.0, smooth=smooth, reduction=r, **kw),
@@ -116,12 +120,12 @@ def test_tversky_with_unit_weights_is_jaccard(backend, smooth, seed):
         )
 
 
-@given(seed=SEEDS)
+@given(probabilities=PROBABILITY_CASES, logits=LOGIT_CASES)
 @settings(max_examples=2)
-def test_focal_tversky_with_gamma_one_is_tversky_and_powers_each_group(backend, seed):
+def test_focal_tversky_with_gamma_one_is_tversky_and_powers_each_group(backend, probabilities, logits):
     m = namespace(backend)
     params = {"alpha": 0.3, "beta": 0.7, "smooth": 0.5}
-    for (pred, target), kw in ((probabilities_case(seed), {"per_sample": True}), (logits_case(seed), {"axis": 1})):
+    for (pred, target), kw in ((probabilities, {"per_sample": True}), (logits, {"axis": 1})):
         assert_same_loss(
             backend,
             lambda x, t, r, kw=kw: m.focal_tversky(x, t, gamma=1.0, reduction=r, **params, **kw),
