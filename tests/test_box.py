@@ -19,12 +19,13 @@ import torch
 from helpers import AUTODIFF, JAX, NUMPY, TORCH, close, namespace, to_numpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
+from polyloss.testing import boxes
 from polyloss.verify.harness.base import Harness
 from polyloss.verify.specs import box as box_spec  # the re-typed torchvision losses
 
 LOSSES = ("box_iou", "box_giou", "box_diou", "box_ciou")
-SEEDS = st.integers(0, 2**31 - 1)
 N = 6  # box pairs per batch: one shape throughout, so jax compiles each eager op once
 TORCHVISION = {
     "box_giou": box_spec.tv_generalized_box_iou_loss,
@@ -49,14 +50,20 @@ def random_boxes(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray
     return np.stack([x[..., 0], y[..., 0], x[..., 1], y[..., 1]], axis=-1)
 
 
-def box_pairs(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """n (pred, target) pairs: independent boxes (often disjoint) and, every other pair, a jittered copy
-    of the prediction (overlapping)."""
-    pred, target = random_boxes(rng, (n,)), random_boxes(rng, (n,))
-    jittered = pred + rng.uniform(-0.3, 0.3, size=pred.shape)
-    x, y = np.sort(jittered[:, 0::2], axis=-1), np.sort(jittered[:, 1::2], axis=-1)  # keep x1 <= x2, y1 <= y2
-    target[::2] = np.stack([x[:, 0], y[:, 0], x[:, 1], y[:, 1]], axis=-1)[::2]
+@st.composite
+def box_pairs(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
+    """N (pred, target) pairs (polyloss.testing.boxes: sides 0.5 to 10, ties and touching edges
+    included) and, every other pair, the target a copy of the prediction moved by at most 0.2 per
+    coordinate (overlapping)."""
+    pred, target = draw(boxes(batch=N, max_coordinate=10.0, min_size=0.5))
+    jitter = draw(hnp.arrays(np.float64, (N, 4), elements=st.floats(-0.2, 0.2)))
+    target = target.copy()
+    target[::2] = pred[::2] + jitter[::2]  # x1 <= x2 and y1 <= y2 still: sides >= 0.5 move by <= 0.4
     return pred, target
+
+
+#: offsets of magnitude 1 to 10 (so that moving one box of an overlapping pair changes its loss)
+OFFSETS = hnp.arrays(np.float64, (N, 2), elements=st.one_of(st.floats(-10.0, -1.0), st.floats(1.0, 10.0)))
 
 
 def area(boxes: np.ndarray) -> np.ndarray:
@@ -168,12 +175,11 @@ def test_inverted_boxes_raise(backend, name, which, coordinate):
 # --------------------------------------------------------------------------- invariances and bounds
 
 
-@given(seed=SEEDS)
+@given(pairs=box_pairs(), shift=OFFSETS)
 @settings(max_examples=3)
-def test_translating_both_boxes_leaves_every_loss_unchanged(backend, seed):
-    rng = np.random.default_rng(seed)
-    pred, target = box_pairs(rng, N)
-    offset = np.tile(rng.uniform(-10.0, 10.0, size=(N, 2)), 2)  # (dx, dy, dx, dy) per pair
+def test_translating_both_boxes_leaves_every_loss_unchanged(backend, pairs, shift):
+    pred, target = pairs
+    offset = np.tile(shift, 2)  # (dx, dy, dx, dy) per pair
     for name in LOSSES:
         fn = loss_fn(backend, name)
         base = to_numpy(fn(backend.asarray(pred), backend.asarray(target)))
@@ -182,11 +188,10 @@ def test_translating_both_boxes_leaves_every_loss_unchanged(backend, seed):
         assert not np.allclose(to_numpy(fn(backend.asarray(pred + offset), backend.asarray(target))), base)
 
 
-@given(seed=SEEDS)
+@given(pairs=box_pairs())
 @settings(max_examples=3)
-def test_scaling_both_boxes_leaves_every_loss_unchanged_without_eps(backend, seed):
-    rng = np.random.default_rng(seed)
-    pred, target = box_pairs(rng, N)
+def test_scaling_both_boxes_leaves_every_loss_unchanged_without_eps(backend, pairs):
+    pred, target = pairs
     for name in LOSSES:
         fn = loss_fn(backend, name, eps=0.0)
         base = to_numpy(fn(backend.asarray(pred), backend.asarray(target)))
@@ -199,12 +204,11 @@ def test_scaling_both_boxes_leaves_every_loss_unchanged_without_eps(backend, see
     close(with_eps(backend.asarray(1e-4 * p), backend.asarray(1e-4 * t)), np.full(N, 1.0 - 1e-8 / (7e-8 + 1e-7)))
 
 
-@given(seed=SEEDS)
+@given(pairs=box_pairs())
 @settings(max_examples=3)
-def test_penalties_bound_the_losses(backend, seed):
+def test_penalties_bound_the_losses(backend, pairs):
     """IoU <= GIoU <= IoU + 1, IoU <= DIoU < IoU + 1 and DIoU <= CIoU, pair by pair."""
-    rng = np.random.default_rng(seed)
-    pred, target = box_pairs(rng, N)
+    pred, target = pairs
     p, t = backend.asarray(pred), backend.asarray(target)
     iou, giou, diou, ciou = (to_numpy(loss_fn(backend, name)(p, t)) for name in LOSSES)
     assert np.all((iou >= 0.0) & (iou <= 1.0))
@@ -212,8 +216,13 @@ def test_penalties_bound_the_losses(backend, seed):
     assert np.all(giou >= iou - tol) and np.all(giou <= iou + 1.0)
     assert np.all(diou >= iou - tol) and np.all(diou < iou + 1.0)
     assert np.all(ciou >= diou - tol)
-    disjoint = iou == 1.0  # the penalties are what is left for disjoint (non-empty) pairs
-    assert np.all(giou[disjoint] > 1.0) and np.all(diou[disjoint] > 1.0)
+    # the penalties are what is left for disjoint (non-empty) pairs; GIoU's only where a gap separates
+    # them (two boxes that touch can fill their enclosing box: GIoU = IoU = 1 there)
+    disjoint = iou == 1.0
+    gap = (np.maximum(pred[:, 0], target[:, 0]) > np.minimum(pred[:, 2], target[:, 2])) | (
+        np.maximum(pred[:, 1], target[:, 1]) > np.minimum(pred[:, 3], target[:, 3])
+    )
+    assert np.all(giou[gap] > 1.0) and np.all(diou[disjoint] > 1.0)
 
 
 # --------------------------------------------------------------------------- ties
