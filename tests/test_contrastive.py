@@ -14,10 +14,17 @@ import torch
 from helpers import AUTODIFF, close, namespace, to_numpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 REDUCTIONS = ("mean", "sum", "none")
 SEEDS = st.integers(0, 2**31 - 1)
 D = 4
+
+
+def drawn(*shape: int) -> st.SearchStrategy[np.ndarray]:
+    """Embeddings of a fixed shape (eager JAX compiles each op once per shape), every element between
+    0.1 and 3 in magnitude (no zero row to normalise); repeated values and identical rows occur."""
+    return hnp.arrays(np.float64, shape, elements=st.one_of(st.floats(-3.0, -0.1), st.floats(0.1, 3.0)))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -68,10 +75,9 @@ def embeddings(seed: int, *shapes):
 # --------------------------------------------------------------------------- infonce
 
 
-@given(seed=SEEDS)
+@given(q=drawn(4, D), k=drawn(4, D))
 @settings(max_examples=2)
-def test_infonce_in_batch_equals_cross_entropy_of_similarities(backend, seed):
-    q, k = embeddings(seed, (4, D), (4, D))
+def test_infonce_in_batch_equals_cross_entropy_of_similarities(backend, q, k):
     m = namespace(backend)
     sim = np_normalize(q) @ np_normalize(k).T / 0.2
     labels = np.arange(4)
@@ -82,10 +88,9 @@ def test_infonce_in_batch_equals_cross_entropy_of_similarities(backend, seed):
         close(out, reduce(np.array([np_ce(sim[i], i) for i in range(4)]), reduction))
 
 
-@given(seed=SEEDS)
+@given(q=drawn(4, D), k=drawn(4, D), shared=drawn(3, D), paired=drawn(4, 3, D))
 @settings(max_examples=2)
-def test_infonce_explicit_negatives_put_the_positive_at_column_zero(backend, seed):
-    q, k, shared, paired = embeddings(seed, (4, D), (4, D), (3, D), (4, 3, D))
+def test_infonce_explicit_negatives_put_the_positive_at_column_zero(backend, q, k, shared, paired):
     qn, kn = np_normalize(q), np_normalize(k)
     m = namespace(backend)
     for negatives, per_row in ((shared, lambda i: np_normalize(shared)), (paired, lambda i: np_normalize(paired[i]))):
@@ -117,10 +122,9 @@ def test_infonce_normalized_is_invariant_to_positive_row_scaling(backend, seed):
 # --------------------------------------------------------------------------- nt_xent
 
 
-@given(seed=SEEDS)
+@given(z1=drawn(4, D), z2=drawn(4, D))
 @settings(max_examples=2)
-def test_nt_xent_matches_a_loop_over_the_2n_anchors(backend, seed):
-    z1, z2 = embeddings(seed, (4, D), (4, D))
+def test_nt_xent_matches_a_loop_over_the_2n_anchors(backend, z1, z2):
     m = namespace(backend)
     rows = np_nt_xent_rows(z1, z2, 0.5)
     for reduction in REDUCTIONS:
@@ -158,10 +162,9 @@ def test_nt_xent_swapping_the_views_permutes_the_anchors(backend, seed):
 # --------------------------------------------------------------------------- clip / siglip
 
 
-@given(seed=SEEDS)
+@given(img=drawn(4, D), txt=drawn(4, D))
 @settings(max_examples=2)
-def test_clip_is_symmetric_in_image_and_text(backend, seed):
-    img, txt = embeddings(seed, (4, D), (4, D))
+def test_clip_is_symmetric_in_image_and_text(backend, img, txt):
     m = namespace(backend)
     scale = 1 / 0.07
     fn = lambda a, b: m.clip(a, b, logit_scale=scale, reduction="none")  # noqa: E731
@@ -176,10 +179,9 @@ def test_clip_is_symmetric_in_image_and_text(backend, seed):
         close(g_txt2, to_numpy(g_txt))
 
 
-@given(seed=SEEDS)
+@given(img=drawn(4, D), txt=drawn(4, D))
 @settings(max_examples=2)
-def test_siglip_none_is_the_per_image_row_sum(backend, seed):
-    img, txt = embeddings(seed, (4, D), (4, D))
+def test_siglip_none_is_the_per_image_row_sum(backend, img, txt):
     m = namespace(backend)
     rows = np_siglip_rows(img, txt, 10.0, -10.0)
     out = {
