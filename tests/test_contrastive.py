@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 import torch
 from helpers import AUTODIFF, close, namespace, to_numpy
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 REDUCTIONS = ("mean", "sum", "none")
-SEEDS = st.integers(0, 2**31 - 1)
 D = 4
 
 
@@ -99,12 +98,16 @@ def test_infonce_explicit_negatives_put_the_positive_at_column_zero(backend, q, 
         close(out, rows)
 
 
-@given(seed=SEEDS)
+@given(
+    q=drawn(4, D),
+    k=drawn(4, D),
+    neg=drawn(4, 3, D),
+    cq=hnp.arrays(np.float64, (4, 1), elements=st.floats(0.1, 10.0)),
+    ck=hnp.arrays(np.float64, (4, 1), elements=st.floats(0.1, 10.0)),
+    cn=hnp.arrays(np.float64, (4, 3, 1), elements=st.floats(0.1, 10.0)),
+)
 @settings(max_examples=2)
-def test_infonce_normalized_is_invariant_to_positive_row_scaling(backend, seed):
-    q, k, neg = embeddings(seed, (4, D), (4, D), (4, 3, D))
-    rng = np.random.default_rng(seed + 1)
-    cq, ck, cn = rng.uniform(0.1, 10.0, (4, 1)), rng.uniform(0.1, 10.0, (4, 1)), rng.uniform(0.1, 10.0, (4, 3, 1))
+def test_infonce_normalized_is_invariant_to_positive_row_scaling(backend, q, k, neg, cq, ck, cn):
     m = namespace(backend)
     as_array = lambda x: None if x is None else backend.asarray(x)  # noqa: E731
     for negatives, scaled in ((None, None), (neg, neg * cn)):
@@ -116,7 +119,7 @@ def test_infonce_normalized_is_invariant_to_positive_row_scaling(backend, seed):
     # without normalization the same rescaling changes the loss (the property is not vacuous)
     raw = m.infonce(backend.asarray(q), backend.asarray(k), normalize=False, reduction="none")
     raw_moved = m.infonce(backend.asarray(q * cq), backend.asarray(k * ck), normalize=False, reduction="none")
-    assert not np.allclose(to_numpy(raw), to_numpy(raw_moved))
+    assume(not np.allclose(to_numpy(raw), to_numpy(raw_moved)))  # a rescaling that changes it (not all 1)
 
 
 # --------------------------------------------------------------------------- nt_xent
@@ -145,18 +148,17 @@ def test_nt_xent_single_pair_is_zero(backend, temperature):
             np.testing.assert_allclose(to_numpy(grad), 0.0, atol=1e-12)
 
 
-@given(seed=SEEDS)
+@given(z1=drawn(4, D), z2=drawn(4, D))
 @settings(max_examples=2)
-def test_nt_xent_swapping_the_views_permutes_the_anchors(backend, seed):
+def test_nt_xent_swapping_the_views_permutes_the_anchors(backend, z1, z2):
     n = 4
-    z1, z2 = embeddings(seed, (n, D), (n, D))
     m = namespace(backend)
     out = to_numpy(m.nt_xent(backend.asarray(z1), backend.asarray(z2), reduction="none"))
     swapped = to_numpy(m.nt_xent(backend.asarray(z2), backend.asarray(z1), reduction="none"))
     assert out.shape == (2 * n,)
     close(swapped, np.concatenate([out[n:], out[:n]]))
-    assert not np.allclose(out[:n], out[n:])  # the anchors do differ, so the order is really checked
     close(m.nt_xent(backend.asarray(z2), backend.asarray(z1)), out.mean())
+    assume(not np.allclose(out[:n], out[n:]))  # anchors that differ, so that the order is really checked
 
 
 # --------------------------------------------------------------------------- clip / siglip
