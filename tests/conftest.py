@@ -9,9 +9,11 @@ import os
 
 import jax
 import pytest
+from helpers import BACKENDS, HARNESSES
 from hypothesis import HealthCheck, settings
 
 from polyloss.verify.environment import Environment
+from polyloss.verify.harness.base import Harness
 
 jax.config.update("jax_enable_x64", True)
 
@@ -40,3 +42,10 @@ def env() -> Environment:
     assert not loaded.missing, f"the test-suite needs every backend: {loaded.missing}"
     loaded.reference_modules("jax")  # optax must import too
     return loaded
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Harness:
+    """Each backend's harness in turn (``asarray``, ``to_numpy``, ``value_and_grad``, ``.backend``);
+    ``@pytest.mark.parametrize("backend", AUTODIFF, indirect=True)`` narrows it to a subset."""
+    return HARNESSES[request.param]

@@ -14,24 +14,16 @@ import math
 import re
 import warnings
 from contextlib import contextmanager
+from typing import Any
 
-import jax
+import numpy as np
+import pytest
+import torch
+from helpers import BACKENDS, HARNESSES, MODULES
 
-jax.config.update("jax_enable_x64", True)
+from polyloss.core import CORE_LOSSES
+from polyloss.verify.specs import SPECS
 
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-import polyloss.jax as pj  # noqa: E402
-import polyloss.numpy as pn  # noqa: E402
-import polyloss.torch as pt  # noqa: E402
-from polyloss.core import CORE_LOSSES  # noqa: E402
-from polyloss.verify.specs import SPECS  # noqa: E402
-
-BACKENDS = ("numpy", "torch", "jax")
-MODULES = {"numpy": pn, "torch": pt, "jax": pj}
 NAMES = list(CORE_LOSSES)
 CASES = {name: SPECS[name].variants[0].make(np.random.default_rng(0), 3) for name in NAMES}
 # How each backend names the framework it expects in a TypeError.
@@ -72,15 +64,9 @@ SAME_SAMPLES = [n for n in NAMES if len(positional(n)) >= 2 and n not in INDEPEN
 TWO_INPUTS = [n for n in NAMES if len(positional(n)) >= 2]
 
 
-def arr(backend: str, value: np.ndarray):
-    value = np.asarray(value)
-    if backend == "list":
-        return value.tolist()
-    if backend == "torch":
-        return torch.as_tensor(value.copy())
-    if backend == "jax":
-        return jnp.asarray(value)
-    return value
+def arr(backend: str, value: np.ndarray) -> Any:
+    """``value`` as ``backend``'s array (its harness's ``asarray``), or as a Python list for ``"list"``."""
+    return np.asarray(value).tolist() if backend == "list" else HARNESSES[backend].asarray(value)
 
 
 def call(backend: str, name: str, arrays: dict | None = None, convert: dict | None = None, **overrides):
@@ -134,7 +120,7 @@ def foreign(names) -> list[tuple[str, str, str]]:
 @pytest.mark.parametrize("backend,source,name", foreign(NAMES), ids=[f"{n}-{s}-to-{b}" for b, s, n in foreign(NAMES)])
 def test_all_arrays_of_another_framework_raise_type_error(backend, source, name):
     first = positional(name)[0]
-    convert = {k: source for k in CASES[name].arrays}
+    convert = dict.fromkeys(CASES[name].arrays, source)
     pattern = (
         rf"polyloss\.{backend}\.{name}: {first} must be a .*{EXPECTED_FRAMEWORK[backend]}.*\(the {backend} backend\)"
     )

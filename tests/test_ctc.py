@@ -12,40 +12,18 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import AUTODIFF, namespace, to_numpy
 
-jax.config.update("jax_enable_x64", True)  # float64 comparisons below, as the conftest's env fixture does
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-import polyloss.jax as pj  # noqa: E402
-import polyloss.numpy as pn  # noqa: E402
-import polyloss.torch as pt  # noqa: E402
-
-BACKENDS = ("numpy", "torch", "jax")
-AUTODIFF = ("torch", "jax")
-MODULES = {"numpy": pn, "torch": pt, "jax": pj}
-
+import polyloss.jax as pj
+import polyloss.numpy as pn
+from polyloss.verify.harness.base import Harness
 
 # --------------------------------------------------------------------------- helpers
-
-
-def arr(backend: str, value, dtype=None):
-    value = np.asarray(value) if dtype is None else np.asarray(value, dtype=dtype)
-    if backend == "torch":
-        return torch.as_tensor(value.copy())
-    if backend == "jax":
-        return jnp.asarray(value)
-    return value
-
-
-def to_np(x) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return x.detach().numpy()
-    return np.asarray(x)
 
 
 def np_log_softmax(x: np.ndarray) -> np.ndarray:
@@ -63,7 +41,7 @@ def inputs(seed: int, n: int = 3, frames: int = 6, classes: int = 5):
     return log_probs, targets, input_lengths, target_lengths
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jax_jitted(kind: str, params: tuple[tuple[str, object], ...]):
     """jax.jit of the loss (or of its value and gradient) for fixed keyword parameters: compiled once per
     shape. Eager JAX retraces CTC's scan on every call; the eager path is checked by the jit/vmap test
@@ -79,34 +57,33 @@ def _jax_jitted(kind: str, params: tuple[tuple[str, object], ...]):
     return jax.jit(jax.value_and_grad(total, has_aux=True))
 
 
-def call(backend: str, log_probs, targets, input_lengths, target_lengths, dtype="float64", eager=False, **kwargs):
+def call(backend: Harness, log_probs, targets, input_lengths, target_lengths, dtype="float64", eager=False, **kwargs):
     args = (
-        arr(backend, log_probs, dtype),
-        arr(backend, targets),
-        arr(backend, input_lengths),
-        arr(backend, target_lengths),
+        backend.asarray(log_probs, dtype),
+        backend.asarray(targets),
+        backend.asarray(input_lengths),
+        backend.asarray(target_lengths),
     )
-    if backend == "jax" and not eager:
+    if backend.name == "jax" and not eager:
         return _jax_jitted("value", tuple(sorted(kwargs.items())))(*args)
-    return MODULES[backend].ctc(*args, **kwargs)
+    return namespace(backend).ctc(*args, **kwargs)
 
 
-def value_and_grad(backend: str, log_probs, rest, **kwargs):
-    """(loss, d sum(loss) / d log_probs) with the framework's autodiff."""
-    if backend == "torch":
-        x = torch.as_tensor(np.array(log_probs)).requires_grad_(True)
-        out = pt.ctc(x, *(torch.as_tensor(r) for r in rest), **kwargs)
-        (grad,) = torch.autograd.grad(out.sum(), x)
-        return to_np(out), to_np(grad)
-    fn = _jax_jitted("grad", tuple(sorted(kwargs.items())))
-    (_, out), grad = fn(jnp.asarray(log_probs), *(jnp.asarray(r) for r in rest))
-    return to_np(out), to_np(grad)
+def value_and_grad(backend: Harness, log_probs, rest, **kwargs) -> tuple[np.ndarray, np.ndarray]:
+    """(loss, d sum(loss) / d log_probs): the harness's autodiff, jitted for jax (see ``_jax_jitted``)."""
+    if backend.name == "jax":
+        fn = _jax_jitted("grad", tuple(sorted(kwargs.items())))
+        (_, out), grad = fn(jnp.asarray(log_probs), *(jnp.asarray(r) for r in rest))
+        return to_numpy(out), to_numpy(grad)
+    arrays = [backend.asarray(a) for a in (log_probs, *rest)]
+    out, (grad,) = backend.value_and_grad(lambda x, *r: namespace(backend).ctc(x, *r, **kwargs), arrays, (0,))
+    return out, grad
 
 
 # --------------------------------------------------------------------------- impossible alignments
 
 
-@pytest.mark.parametrize("backend", AUTODIFF)
+@pytest.mark.parametrize("backend", AUTODIFF, indirect=True)
 def test_impossible_alignment_is_inf_with_zero_gradient(backend):
     log_probs, targets, input_lengths, target_lengths = inputs(0, n=2)
     input_lengths = np.array([3, 5])  # [1, 1, 2] needs 4 frames (a blank between the 1s)
@@ -121,7 +98,7 @@ def test_impossible_alignment_is_inf_with_zero_gradient(backend):
     np.testing.assert_allclose(grad[1:], alone_grad, rtol=1e-12, atol=1e-15)
     assert np.abs(grad[1]).max() > 0.1
     for reduction in ("mean", "sum"):
-        assert to_np(call(backend, log_probs, *rest, reduction=reduction)) == np.inf
+        assert to_numpy(call(backend, log_probs, *rest, reduction=reduction)) == np.inf
     assert torch.isinf(
         F.ctc_loss(torch.as_tensor(log_probs).transpose(0, 1), *(torch.as_tensor(r) for r in rest), reduction="none")[0]
     )  # torch agrees that it is impossible
@@ -132,7 +109,7 @@ def test_impossible_alignment_is_inf_with_zero_gradient(backend):
     np.testing.assert_array_equal(zeroed_grad[0], 0.0)
     np.testing.assert_allclose(zeroed_grad[1], grad[1], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(
-        to_np(call(backend, log_probs, *rest, zero_infinity=True, reduction="sum")), loss[1], rtol=1e-12
+        to_numpy(call(backend, log_probs, *rest, zero_infinity=True, reduction="sum")), loss[1], rtol=1e-12
     )
 
 
@@ -146,7 +123,6 @@ def test_impossible_alignment_on_numpy():
 # --------------------------------------------------------------------------- invalid inputs and padding
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_blank_inside_the_target_raises_and_padding_is_ignored(backend):
     log_probs, targets, input_lengths, target_lengths = inputs(2)
     with_blank = targets.copy()
@@ -155,18 +131,17 @@ def test_blank_inside_the_target_raises_and_padding_is_ignored(backend):
         call(backend, log_probs, with_blank, input_lengths, target_lengths, eager=True)
     with pytest.raises(ValueError, match="blank"):  # a non-zero blank too
         call(backend, log_probs, np.where(targets == 4, 3, targets), input_lengths, target_lengths, eager=True, blank=3)
-    expected = to_np(call(backend, log_probs, targets, input_lengths, target_lengths, reduction="none"))
+    expected = to_numpy(call(backend, log_probs, targets, input_lengths, target_lengths, reduction="none"))
     for pad in (0, 3, -1, 99):  # the blank, a class, out of range: all past the lengths
         padded = targets.copy()
         padded[1, 2:] = pad
         padded[2, :] = pad
-        got = to_np(call(backend, log_probs, padded, input_lengths, target_lengths, reduction="none"))
+        got = to_numpy(call(backend, log_probs, padded, input_lengths, target_lengths, reduction="none"))
         np.testing.assert_array_equal(got, expected)
     with pytest.raises(ValueError):  # a label outside [0, C) inside the length
         call(backend, log_probs, np.where(targets == 4, 5, targets), input_lengths, target_lengths, eager=True)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(
     "which,values",
     [
@@ -187,22 +162,24 @@ def test_lengths_out_of_range_raise(backend, which, values):
 # --------------------------------------------------------------------------- closed forms and decomposition
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_single_frame_closed_form(backend):
     """T = 1: a one-label target has loss -log p(label), an empty one -log p(blank), two labels are impossible."""
     log_probs = np_log_softmax(np.random.default_rng(4).normal(size=(3, 1, 4)))
     targets = np.array([[2, 0], [0, 0], [1, 3]])
-    out = to_np(call(backend, log_probs, targets, np.array([1, 1, 1]), np.array([1, 0, 2]), blank=0, reduction="none"))
+    out = to_numpy(
+        call(backend, log_probs, targets, np.array([1, 1, 1]), np.array([1, 0, 2]), blank=0, reduction="none")
+    )
     np.testing.assert_allclose(out[:2], [-log_probs[0, 0, 2], -log_probs[1, 0, 0]], rtol=1e-13)
     assert out[2] == np.inf
-    out = to_np(call(backend, log_probs, targets, np.array([1, 1, 1]), np.array([1, 0, 1]), blank=3, reduction="none"))
+    out = to_numpy(
+        call(backend, log_probs, targets, np.array([1, 1, 1]), np.array([1, 0, 1]), blank=3, reduction="none")
+    )
     np.testing.assert_allclose(out, [-log_probs[0, 0, 2], -log_probs[1, 0, 3], -log_probs[2, 0, 1]], rtol=1e-13)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_per_sample_losses_equal_one_sample_at_a_time_and_mean_divides_by_length(backend):
     log_probs, targets, input_lengths, target_lengths = inputs(5)
-    rows = to_np(call(backend, log_probs, targets, input_lengths, target_lengths, reduction="none"))
+    rows = to_numpy(call(backend, log_probs, targets, input_lengths, target_lengths, reduction="none"))
     for i in range(len(rows)):
         one = call(
             backend,
@@ -212,7 +189,7 @@ def test_per_sample_losses_equal_one_sample_at_a_time_and_mean_divides_by_length
             target_lengths[i : i + 1],
             reduction="none",
         )
-        np.testing.assert_allclose(to_np(one), rows[i : i + 1], rtol=1e-12)
+        np.testing.assert_allclose(to_numpy(one), rows[i : i + 1], rtol=1e-12)
         # frames past the input length take no part
         trimmed = call(
             backend,
@@ -222,8 +199,8 @@ def test_per_sample_losses_equal_one_sample_at_a_time_and_mean_divides_by_length
             target_lengths[i : i + 1],
             reduction="sum",
         )
-        np.testing.assert_allclose(to_np(trimmed), rows[i], rtol=1e-12)
-    mean = to_np(call(backend, log_probs, targets, input_lengths, target_lengths))
+        np.testing.assert_allclose(to_numpy(trimmed), rows[i], rtol=1e-12)
+    mean = to_numpy(call(backend, log_probs, targets, input_lengths, target_lengths))
     np.testing.assert_allclose(mean, np.mean(rows / np.maximum(target_lengths, 1)), rtol=1e-12)
     expected = F.ctc_loss(
         torch.as_tensor(log_probs).transpose(0, 1),
@@ -235,7 +212,7 @@ def test_per_sample_losses_equal_one_sample_at_a_time_and_mean_divides_by_length
     np.testing.assert_allclose(rows, expected.numpy(), rtol=1e-10)
 
 
-@pytest.mark.parametrize("backend", AUTODIFF)
+@pytest.mark.parametrize("backend", AUTODIFF, indirect=True)
 def test_gradient_is_minus_the_posteriors(backend):
     """d loss_n / d log_probs[n, t] = -gamma_t: sums to -1 over the classes of each frame t < T_n, 0 past it,
     and equals torch's gradient minus the softmax term torch folds in (exp(log_probs) on those frames)."""
@@ -259,14 +236,13 @@ def test_gradient_is_minus_the_posteriors(backend):
 # --------------------------------------------------------------------------- precision and transformations
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_float32_agrees_with_float64(backend):
     log_probs, targets, input_lengths, target_lengths = inputs(7, frames=8)
     for reduction in ("mean", "none"):
-        wide = to_np(call(backend, log_probs, targets, input_lengths, target_lengths, reduction=reduction))
+        wide = to_numpy(call(backend, log_probs, targets, input_lengths, target_lengths, reduction=reduction))
         narrow = call(backend, log_probs, targets, input_lengths, target_lengths, "float32", reduction=reduction)
         assert "float32" in str(narrow.dtype)
-        np.testing.assert_allclose(to_np(narrow), wide, rtol=1e-4)
+        np.testing.assert_allclose(to_numpy(narrow), wide, rtol=1e-4)
 
 
 def test_jax_jit_and_vmap_equal_eager():
@@ -280,13 +256,13 @@ def test_jax_jit_and_vmap_equal_eager():
     def grad(*args):
         return jax.grad(loss)(*args)
 
-    eager = [tuple(map(to_np, jax.value_and_grad(loss)(*map(jnp.asarray, c)))) for c in cases]
+    eager = [tuple(map(to_numpy, jax.value_and_grad(loss)(*map(jnp.asarray, c)))) for c in cases]
     for i, c in enumerate(cases):
         args = list(map(jnp.asarray, c))
-        np.testing.assert_allclose(to_np(jax.jit(loss)(*args)), eager[i][0], rtol=1e-12)
-        np.testing.assert_allclose(to_np(jax.jit(grad)(*args)), eager[i][1], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(to_numpy(jax.jit(loss)(*args)), eager[i][0], rtol=1e-12)
+        np.testing.assert_allclose(to_numpy(jax.jit(grad)(*args)), eager[i][1], rtol=1e-12, atol=1e-15)
     stacked = [jnp.asarray(np.stack([c[k] for c in cases])) for k in range(4)]
-    np.testing.assert_allclose(to_np(jax.vmap(loss)(*stacked)), [e[0] for e in eager], rtol=1e-12)
+    np.testing.assert_allclose(to_numpy(jax.vmap(loss)(*stacked)), [e[0] for e in eager], rtol=1e-12)
     np.testing.assert_allclose(
-        to_np(jax.jit(jax.vmap(grad))(*stacked)), np.stack([e[1] for e in eager]), rtol=1e-12, atol=1e-15
+        to_numpy(jax.jit(jax.vmap(grad))(*stacked)), np.stack([e[1] for e in eager]), rtol=1e-12, atol=1e-15
     )

@@ -11,65 +11,20 @@ from __future__ import annotations
 
 import math
 
-import jax
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import AUTODIFF, close, namespace, to_numpy
 
-jax.config.update("jax_enable_x64", True)  # float64 comparisons below, as the conftest does
+import polyloss.torch as pt
 
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-import polyloss.jax as pj  # noqa: E402
-import polyloss.numpy as pn  # noqa: E402
-import polyloss.torch as pt  # noqa: E402
-
-BACKENDS = ("numpy", "torch", "jax")
-AUTODIFF = ("torch", "jax")
-MODULES = {"numpy": pn, "torch": pt, "jax": pj}
 REDUCTIONS = ("mean", "sum", "none")
 K = 5
 LOG_2 = math.log(2.0)
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def arr(backend: str, value, dtype=None):
-    value = np.asarray(value) if dtype is None else np.asarray(value, dtype=dtype)
-    if backend == "torch":
-        return torch.as_tensor(value.copy())
-    if backend == "jax":
-        return jnp.asarray(value)
-    return value
-
-
-def to_np(x) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return x.detach().numpy()
-    return np.asarray(x)
-
-
-def close(actual, expected, rtol=1e-12, atol=1e-14) -> None:
-    np.testing.assert_allclose(to_np(actual), np.asarray(expected, dtype=np.float64), rtol=rtol, atol=atol)
-
-
-def grads(backend: str, fn, *inputs, argnums=(0,)):
-    """(fn(*inputs), [d sum(fn) / d inputs[i] for i in argnums]) with the framework's autodiff."""
-    if backend == "torch":
-        inputs = [
-            x.detach().clone().requires_grad_(i in argnums) if x.is_floating_point() else x
-            for i, x in enumerate(inputs)
-        ]
-        out = fn(*inputs)
-        got = torch.autograd.grad(out.sum(), [inputs[i] for i in argnums], allow_unused=True, materialize_grads=True)
-        return out.detach(), [g.numpy() for g in got]
-    if backend == "jax":
-        value = fn(*inputs)
-        got = jax.grad(lambda *xs: jnp.sum(fn(*xs)), argnums=tuple(argnums))(*inputs)
-        return value, [np.asarray(g) for g in got]
-    raise ValueError(backend)
 
 
 def reduce(values: np.ndarray, reduction: str):
@@ -110,27 +65,26 @@ def probabilities(rng: np.random.Generator, n: int = 4, zeros: int = 0) -> np.nd
 # --------------------------------------------------------------------------- kl_div
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("zeros", [0, 2])
 def test_kl_of_p_with_itself_is_zero(backend, zeros):
     p = probabilities(np.random.default_rng(zeros), zeros=zeros)
-    m = MODULES[backend]
+    m = namespace(backend)
     for reduction in REDUCTIONS:
         expected = reduce(np.zeros(len(p)), reduction)
-        close(m.kl_div(arr(backend, np_log(p)), arr(backend, p), reduction=reduction), expected, atol=1e-15)
+        close(m.kl_div(backend.asarray(np_log(p)), backend.asarray(p), reduction=reduction), expected, atol=1e-15)
         close(
-            m.kl_div(arr(backend, np_log(p)), arr(backend, np_log(p)), log_target=True, reduction=reduction),
+            m.kl_div(backend.asarray(np_log(p)), backend.asarray(np_log(p)), log_target=True, reduction=reduction),
             expected,
             atol=1e-15,
         )
     # and a different q gives the (positive) loop value
     log_q = np_log_softmax(np.random.default_rng(9).normal(size=p.shape))
-    out = to_np(m.kl_div(arr(backend, log_q), arr(backend, p), reduction="none"))
+    out = to_numpy(m.kl_div(backend.asarray(log_q), backend.asarray(p), reduction="none"))
     assert np.all(out > 1e-3)
     close(out, np_kl_rows(log_q, p))
 
 
-@pytest.mark.parametrize("backend", AUTODIFF)
+@pytest.mark.parametrize("backend", AUTODIFF, indirect=True)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("log_target", [False, True])
 def test_kl_zero_targets_with_minus_inf_log_q_are_finite(backend, dtype, log_target):
@@ -141,10 +95,10 @@ def test_kl_zero_targets_with_minus_inf_log_q_are_finite(backend, dtype, log_tar
     log_q = np_log_softmax(logits)
     assert np.isinf(log_q).sum() == 8
     target = np_log(p) if log_target else p
-    fn = lambda lq, t: MODULES[backend].kl_div(lq, t, log_target=log_target)  # noqa: E731
-    value, (grad,) = grads(backend, fn, arr(backend, log_q, dtype), arr(backend, target, dtype))
+    fn = lambda lq, t: namespace(backend).kl_div(lq, t, log_target=log_target)  # noqa: E731
+    value, (grad,) = backend.value_and_grad(fn, [backend.asarray(log_q, dtype), backend.asarray(target, dtype)], (0,))
     tol = 1e-12 if dtype == "float64" else 1e-5
-    assert np.isfinite(to_np(value)) and np.all(np.isfinite(grad))
+    assert np.isfinite(to_numpy(value)) and np.all(np.isfinite(grad))
     close(value, np_kl_rows(log_q, p).mean(), rtol=tol, atol=tol)
     close(grad, -p / len(p), rtol=tol, atol=tol)  # KL is linear in log_q
     assert np.all(grad[p == 0] == 0.0)
@@ -160,23 +114,24 @@ def test_torch_kl_div_gives_nan_for_masked_classes():
     assert pt.kl_div(log_q, torch.log(p), log_target=True) == 0.0
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("zeros", [0, 2])
 def test_kl_log_target_equals_exp_targets(backend, zeros):
     rng = np.random.default_rng(5 + zeros)
     log_p = np_log(probabilities(rng, zeros=zeros))
     log_q = np_log_softmax(rng.normal(scale=2.0, size=log_p.shape))
-    m = MODULES[backend]
+    m = namespace(backend)
     for reduction in REDUCTIONS:
-        with_log = m.kl_div(arr(backend, log_q), arr(backend, log_p), log_target=True, reduction=reduction)
-        plain = m.kl_div(arr(backend, log_q), arr(backend, np.exp(log_p)), reduction=reduction)
-        close(with_log, to_np(plain))
+        with_log = m.kl_div(backend.asarray(log_q), backend.asarray(log_p), log_target=True, reduction=reduction)
+        plain = m.kl_div(backend.asarray(log_q), backend.asarray(np.exp(log_p)), reduction=reduction)
+        close(with_log, to_numpy(plain))
         close(with_log, reduce(np_kl_rows(log_q, np.exp(log_p)), reduction))
-    if backend in AUTODIFF:
-        _, (g_log,) = grads(
-            backend, lambda lq, t: m.kl_div(lq, t, log_target=True), arr(backend, log_q), arr(backend, log_p)
+    if backend.has_autodiff:
+        _, (g_log,) = backend.value_and_grad(
+            lambda lq, t: m.kl_div(lq, t, log_target=True), [backend.asarray(log_q), backend.asarray(log_p)], (0,)
         )
-        _, (g_plain,) = grads(backend, lambda lq, t: m.kl_div(lq, t), arr(backend, log_q), arr(backend, np.exp(log_p)))
+        _, (g_plain,) = backend.value_and_grad(
+            lambda lq, t: m.kl_div(lq, t), [backend.asarray(log_q), backend.asarray(np.exp(log_p))], (0,)
+        )
         close(g_log, g_plain)
         close(g_log, -np.exp(log_p) / len(log_p))
 
@@ -184,27 +139,26 @@ def test_kl_log_target_equals_exp_targets(backend, zeros):
 # --------------------------------------------------------------------------- js_div
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_js_div_symmetric_bounded_and_zero_on_equal_inputs(backend, seed):
     rng = np.random.default_rng(seed)
     log_p = np_log_softmax(rng.normal(scale=3.0, size=(6, K)))
     log_q = np_log_softmax(rng.normal(scale=3.0, size=(6, K)))
-    m = MODULES[backend]
-    p_q = to_np(m.js_div(arr(backend, log_p), arr(backend, log_q), reduction="none"))
-    q_p = to_np(m.js_div(arr(backend, log_q), arr(backend, log_p), reduction="none"))
+    m = namespace(backend)
+    p_q = to_numpy(m.js_div(backend.asarray(log_p), backend.asarray(log_q), reduction="none"))
+    q_p = to_numpy(m.js_div(backend.asarray(log_q), backend.asarray(log_p), reduction="none"))
     close(p_q, q_p)
     assert np.all(p_q > 0.0) and np.all(p_q <= LOG_2)
     close(p_q, np_js_rows(np.exp(log_p), np.exp(log_q)))
     for reduction in REDUCTIONS:
         close(
-            m.js_div(arr(backend, log_p), arr(backend, log_p), reduction=reduction),
+            m.js_div(backend.asarray(log_p), backend.asarray(log_p), reduction=reduction),
             reduce(np.zeros(6), reduction),
             atol=1e-15,
         )
 
 
-@pytest.mark.parametrize("backend", AUTODIFF)
+@pytest.mark.parametrize("backend", AUTODIFF, indirect=True)
 def test_js_div_minus_inf_log_probabilities_are_finite(backend):
     """Exact zeros in one, the other, both (same class) and disjoint supports (value log 2)."""
     p = np.array(
@@ -218,17 +172,13 @@ def test_js_div_minus_inf_log_probabilities_are_finite(backend):
     q = np.array(
         [[0.1, 0.2, 0.3, 0.2, 0.2], [0.4, 0.0, 0.0, 0.6, 0.0], [0.0, 0.25, 0.25, 0.25, 0.25], [0.0, 0.5, 0.0, 0.5, 0.0]]
     )  # zeros in q only
-    m = MODULES[backend]
-    value, (g_p, g_q) = grads(
-        backend,
-        lambda a, b: m.js_div(a, b, reduction="none"),
-        arr(backend, np_log(p)),
-        arr(backend, np_log(q)),
-        argnums=(0, 1),
+    m = namespace(backend)
+    value, (g_p, g_q) = backend.value_and_grad(
+        lambda a, b: m.js_div(a, b, reduction="none"), [backend.asarray(np_log(p)), backend.asarray(np_log(q))], (0, 1)
     )
     expected = np_js_rows(p, q)
     close(value, expected)
-    assert to_np(value)[2] == pytest.approx(LOG_2, rel=1e-15)
+    assert to_numpy(value)[2] == pytest.approx(LOG_2, rel=1e-15)
     assert np.all(np.isfinite(g_p)) and np.all(np.isfinite(g_q))
     # d/d log p_c of the per-sample JS is p_c (log p_c - log m_c) / 2 (0 where p_c == 0), likewise for q
     log_m = np_log((p + q) / 2)
@@ -245,12 +195,11 @@ def _distillation_case(seed: int, n: int = 4):
     return rng.normal(scale=2.0, size=(n, K)), rng.normal(scale=2.0, size=(n, K)), rng.integers(0, K, size=n)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("temperature", [3.0, 0.7])
 def test_distillation_alpha_one_is_scaled_kl_and_alpha_zero_is_cross_entropy(backend, temperature):
     student, teacher, target = _distillation_case(int(temperature * 10))
-    m = MODULES[backend]
-    s, t, y = arr(backend, student), arr(backend, teacher), arr(backend, target)
+    m = namespace(backend)
+    s, t, y = backend.asarray(student), backend.asarray(teacher), backend.asarray(target)
     T2 = temperature**2
     log_q = np_log_softmax(student / temperature)
     p = np.exp(np_log_softmax(teacher / temperature))
@@ -259,9 +208,9 @@ def test_distillation_alpha_one_is_scaled_kl_and_alpha_zero_is_cross_entropy(bac
     for reduction in REDUCTIONS:
         soft = m.distillation(s, t, y, temperature=temperature, alpha=1.0, reduction=reduction)
         close(soft, reduce(T2 * kl_rows, reduction))
-        close(soft, T2 * to_np(m.kl_div(arr(backend, log_q), arr(backend, p), reduction=reduction)))
+        close(soft, T2 * to_numpy(m.kl_div(backend.asarray(log_q), backend.asarray(p), reduction=reduction)))
         hard = m.distillation(s, t, y, temperature=temperature, alpha=0.0, reduction=reduction)
-        close(hard, to_np(m.cross_entropy(s, y, reduction=reduction)))
+        close(hard, to_numpy(m.cross_entropy(s, y, reduction=reduction)))
         close(hard, reduce(ce_rows, reduction))
         mixed = m.distillation(s, t, y, temperature=temperature, alpha=0.3, reduction=reduction)
         close(mixed, reduce(0.3 * T2 * kl_rows + 0.7 * ce_rows, reduction))
@@ -273,14 +222,14 @@ def test_distillation_alpha_one_is_scaled_kl_and_alpha_zero_is_cross_entropy(bac
             )
 
 
-@pytest.mark.parametrize("backend", AUTODIFF)
+@pytest.mark.parametrize("backend", AUTODIFF, indirect=True)
 @pytest.mark.parametrize("with_target", [False, True])
 def test_distillation_teacher_gradient_is_exactly_zero(backend, with_target):
     student, teacher, target = _distillation_case(11)
-    m = MODULES[backend]
-    inputs = [arr(backend, student), arr(backend, teacher)] + ([arr(backend, target)] if with_target else [])
-    _, (g_student, g_teacher) = grads(
-        backend, lambda *xs: m.distillation(*xs, reduction="none"), *inputs, argnums=(0, 1)
+    m = namespace(backend)
+    inputs = [backend.asarray(student), backend.asarray(teacher)] + ([backend.asarray(target)] if with_target else [])
+    _, (g_student, g_teacher) = backend.value_and_grad(
+        lambda *xs: m.distillation(*xs, reduction="none"), inputs, (0, 1)
     )
     assert g_teacher.shape == teacher.shape and np.all(g_teacher == 0.0)
     # the student's gradient is the soft term's T (q - p) (+ the CE term's softmax - onehot)

@@ -11,58 +11,20 @@ live here (the spec cases keep real and fake the same shape for ``"none"``).
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from helpers import AUTODIFF, close, namespace, to_numpy
 
-jax.config.update("jax_enable_x64", True)  # float64 comparisons below, as the conftest does
+import polyloss.jax as pj
+import polyloss.numpy as pn
+import polyloss.torch as pt
 
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-import polyloss.jax as pj  # noqa: E402
-import polyloss.numpy as pn  # noqa: E402
-import polyloss.torch as pt  # noqa: E402
-
-BACKENDS = ("numpy", "torch", "jax")
-AUTODIFF = ("torch", "jax")
-MODULES = {"numpy": pn, "torch": pt, "jax": pj}
 REDUCTIONS = ("mean", "sum", "none")
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def arr(backend: str, value, dtype="float64"):
-    value = np.asarray(value, dtype=dtype)
-    if backend == "torch":
-        return torch.as_tensor(value.copy())
-    if backend == "jax":
-        return jnp.asarray(value)
-    return value
-
-
-def to_np(x) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return x.detach().numpy()
-    return np.asarray(x)
-
-
-def close(actual, expected, rtol=1e-12, atol=1e-14) -> None:
-    np.testing.assert_allclose(to_np(actual), np.asarray(expected, dtype=np.float64), rtol=rtol, atol=atol)
-
-
-def grads(backend: str, fn, *inputs, argnums=(0,)):
-    """(fn(*inputs), [d sum(fn) / d inputs[i] for i in argnums]) with the framework's autodiff."""
-    if backend == "torch":
-        inputs = [x.detach().clone().requires_grad_(i in argnums) for i, x in enumerate(inputs)]
-        out = fn(*inputs)
-        got = torch.autograd.grad(out.sum(), [inputs[i] for i in argnums], allow_unused=True, materialize_grads=True)
-        return out.detach(), [g.numpy() for g in got]
-    if backend == "jax":
-        value = fn(*inputs)
-        got = jax.grad(lambda *xs: jnp.sum(fn(*xs)), argnums=tuple(argnums))(*inputs)
-        return value, [np.asarray(g) for g in got]
-    raise ValueError(backend)
 
 
 def reduce(values: np.ndarray, reduction: str):
@@ -80,67 +42,66 @@ def np_sigmoid(x: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- GAN losses
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_gan_losses_equal_bce_with_logits(backend):
     """Non-saturating generator = BCE(d, 1); discriminator = BCE(real, 1) mean + BCE(fake, 0) mean."""
     rng = np.random.default_rng(0)
     real, fake = rng.normal(scale=3.0, size=(5, 1)), rng.normal(scale=3.0, size=(5, 1))
-    m = MODULES[backend]
-    ones, zeros = arr(backend, np.ones((5, 1))), arr(backend, np.zeros((5, 1)))
+    m = namespace(backend)
+    ones, zeros = backend.asarray(np.ones((5, 1))), backend.asarray(np.zeros((5, 1)))
     for reduction in REDUCTIONS:
         close(
-            m.gan_generator(arr(backend, fake), reduction=reduction),
-            to_np(m.bce_with_logits(arr(backend, fake), ones, reduction=reduction)),
+            m.gan_generator(backend.asarray(fake), reduction=reduction),
+            to_numpy(m.bce_with_logits(backend.asarray(fake), ones, reduction=reduction)),
         )
-        expected = to_np(m.bce_with_logits(arr(backend, real), ones, reduction=reduction)) + to_np(
-            m.bce_with_logits(arr(backend, fake), zeros, reduction=reduction)
+        expected = to_numpy(m.bce_with_logits(backend.asarray(real), ones, reduction=reduction)) + to_numpy(
+            m.bce_with_logits(backend.asarray(fake), zeros, reduction=reduction)
         )
-        close(m.gan_discriminator(arr(backend, real), arr(backend, fake), reduction=reduction), expected)
+        close(m.gan_discriminator(backend.asarray(real), backend.asarray(fake), reduction=reduction), expected)
         close(
-            m.gan_discriminator(arr(backend, real), arr(backend, fake), reduction=reduction),
+            m.gan_discriminator(backend.asarray(real), backend.asarray(fake), reduction=reduction),
             reduce(np_softplus(-real), reduction) + reduce(np_softplus(fake), reduction),
         )
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_minimax_generator_is_log_one_minus_sigmoid(backend):
     d = np.linspace(-6.0, 6.0, 7)
-    m = MODULES[backend]
-    out = m.gan_generator(arr(backend, d), non_saturating=False, reduction="none")
+    m = namespace(backend)
+    out = m.gan_generator(backend.asarray(d), non_saturating=False, reduction="none")
     close(out, np.log1p(-1.0 / (1.0 + np.exp(-d))), rtol=1e-12)
-    assert np.all(to_np(out) < 0.0)
+    assert np.all(to_numpy(out) < 0.0)
 
 
-@pytest.mark.parametrize("backend", AUTODIFF)
+@pytest.mark.parametrize("backend", AUTODIFF, indirect=True)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("magnitude", [100.0, 1e4])
 def test_saturated_logits_give_exact_finite_values_and_gradients(backend, dtype, magnitude):
     """|logit| = 100 or 1e4: softplus is exact (no log(0) = -inf, no inf - inf), gradients are the sigmoids."""
     real = np.array([-magnitude, magnitude, 1.0])
     fake = np.array([magnitude, -magnitude, -1.0])
-    m = MODULES[backend]
+    m = namespace(backend)
     tol = 1e-12 if dtype == "float64" else 2e-6
-    x_real, x_fake = arr(backend, real, dtype), arr(backend, fake, dtype)
+    x_real, x_fake = backend.asarray(real, dtype), backend.asarray(fake, dtype)
 
-    value, (g_real, g_fake) = grads(
-        backend, lambda r, f: m.gan_discriminator(r, f, reduction="none"), x_real, x_fake, argnums=(0, 1)
+    value, (g_real, g_fake) = backend.value_and_grad(
+        lambda r, f: m.gan_discriminator(r, f, reduction="none"), [x_real, x_fake], (0, 1)
     )
     close(value, np_softplus(-real) + np_softplus(fake), rtol=tol, atol=tol)
     close(g_real, -np_sigmoid(-real), rtol=tol, atol=tol)
     close(g_fake, np_sigmoid(fake), rtol=tol, atol=tol)
 
-    value, (g,) = grads(backend, lambda f: m.gan_generator(f, reduction="none"), x_fake)
+    value, (g,) = backend.value_and_grad(lambda f: m.gan_generator(f, reduction="none"), [x_fake], (0,))
     close(value, np_softplus(-fake), rtol=tol, atol=tol)
     close(g, -np_sigmoid(-fake), rtol=tol, atol=tol)  # the non-saturating gradient stays -1 at -magnitude
 
-    value, (g,) = grads(backend, lambda f: m.gan_generator(f, non_saturating=False, reduction="none"), x_fake)
+    value, (g,) = backend.value_and_grad(
+        lambda f: m.gan_generator(f, non_saturating=False, reduction="none"), [x_fake], (0,)
+    )
     close(value, -np_softplus(fake), rtol=tol, atol=tol)
     close(g, -np_sigmoid(fake), rtol=tol, atol=tol)  # the minimax gradient vanishes at -magnitude
     for out in (value, g):
-        assert np.all(np.isfinite(to_np(out)))
+        assert np.all(np.isfinite(to_numpy(out)))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(
     "loss,real_term,fake_term",
     [
@@ -153,34 +114,36 @@ def test_discriminators_take_batches_of_different_sizes(backend, loss, real_term
     """Each side is reduced on its own: E_real + E_fake; "none" needs equal shapes."""
     rng = np.random.default_rng(1)
     real, fake = rng.normal(scale=2.0, size=(5, 1)), rng.normal(scale=2.0, size=(3, 1))
-    fn = getattr(MODULES[backend], loss)
-    close(fn(arr(backend, real), arr(backend, fake)), real_term(real).mean() + fake_term(fake).mean())
-    close(fn(arr(backend, real), arr(backend, fake), reduction="sum"), real_term(real).sum() + fake_term(fake).sum())
+    fn = getattr(namespace(backend), loss)
+    close(fn(backend.asarray(real), backend.asarray(fake)), real_term(real).mean() + fake_term(fake).mean())
+    close(
+        fn(backend.asarray(real), backend.asarray(fake), reduction="sum"), real_term(real).sum() + fake_term(fake).sum()
+    )
     with pytest.raises(ValueError, match="equal shapes"):
-        fn(arr(backend, real), arr(backend, fake), reduction="none")
+        fn(backend.asarray(real), backend.asarray(fake), reduction="none")
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_wgan_critic_of_equal_scores_is_zero(backend):
     scores = np.random.default_rng(2).normal(scale=5.0, size=(4, 1))
-    m = MODULES[backend]
+    m = namespace(backend)
     for reduction in REDUCTIONS:
         close(
-            m.wgan_critic(arr(backend, scores), arr(backend, scores), reduction=reduction),
+            m.wgan_critic(backend.asarray(scores), backend.asarray(scores), reduction=reduction),
             reduce(np.zeros((4, 1)), reduction),
             atol=0.0,
         )
-    close(m.wgan_critic(arr(backend, scores + 1.5), arr(backend, scores)), -1.5)
-    close(m.wgan_generator(arr(backend, scores)), -scores.mean())
+    close(m.wgan_critic(backend.asarray(scores + 1.5), backend.asarray(scores)), -1.5)
+    close(m.wgan_generator(backend.asarray(scores)), -scores.mean())
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_hinge_losses(backend):
     """Confident outputs (real > 1, fake < -1) cost nothing; the generator loss is -E[D(G(z))]."""
-    m = MODULES[backend]
-    close(m.hinge_discriminator(arr(backend, [1.5, 4.0]), arr(backend, [-1.2, -3.0])), 0.0, atol=0.0)
-    close(m.hinge_discriminator(arr(backend, [0.5, -1.0]), arr(backend, [0.0, 2.0]), reduction="none"), [1.5, 5.0])
-    close(m.hinge_generator(arr(backend, [0.5, -1.0, 3.5])), -1.0)
+    m = namespace(backend)
+    close(m.hinge_discriminator(backend.asarray([1.5, 4.0]), backend.asarray([-1.2, -3.0])), 0.0, atol=0.0)
+    close(
+        m.hinge_discriminator(backend.asarray([0.5, -1.0]), backend.asarray([0.0, 2.0]), reduction="none"), [1.5, 5.0]
+    )
+    close(m.hinge_generator(backend.asarray([0.5, -1.0, 3.5])), -1.0)
 
 
 # --------------------------------------------------------------------------- gradient penalty
@@ -230,7 +193,7 @@ def test_gradient_penalty_trains_the_critic_parameters(critic_kind):
     expected = compute_gradient_penalty(critic, real, fake, eps)
     expected_grads = torch.autograd.grad(expected, params, allow_unused=True, materialize_grads=True)
     close(ours, expected.item())
-    for g, e in zip(ours_grads, expected_grads):
+    for g, e in zip(ours_grads, expected_grads, strict=True):
         close(g, e.numpy())
     assert torch.count_nonzero(ours_grads[0]) > 0  # the first weight matrix gets a gradient
     if critic_kind == "linear":  # the input gradient is the weight row: lambda (||w|| - 1)^2 in closed form
@@ -260,20 +223,20 @@ def test_gradient_penalty_jax_parameter_gradients_equal_torch():
 
     jax_value, jax_grads = jax.value_and_grad(penalty)(params)
     close(jax_value, value.item())
-    for g, e in zip(jax_grads, torch_grads):
+    for g, e in zip(jax_grads, torch_grads, strict=True):
         close(g, e.numpy())
 
 
-@pytest.mark.parametrize("backend", AUTODIFF)
+@pytest.mark.parametrize("backend", AUTODIFF, indirect=True)
 def test_gradient_penalty_reductions_and_weight(backend):
     real, fake, eps = _gp_inputs(n=3, shape=(2, 3))
-    m = MODULES[backend]
-    per_sample = to_np(
+    m = namespace(backend)
+    per_sample = to_numpy(
         m.gradient_penalty(
             _critic,
-            arr(backend, real),
-            arr(backend, fake),
-            interpolation=arr(backend, eps),
+            backend.asarray(real),
+            backend.asarray(fake),
+            interpolation=backend.asarray(eps),
             weight=1.0,
             reduction="none",
         )
@@ -288,9 +251,9 @@ def test_gradient_penalty_reductions_and_weight(backend):
         close(
             m.gradient_penalty(
                 _critic,
-                arr(backend, real),
-                arr(backend, fake),
-                interpolation=arr(backend, eps),
+                backend.asarray(real),
+                backend.asarray(fake),
+                interpolation=backend.asarray(eps),
                 weight=weight,
                 reduction=reduction,
             ),
@@ -334,16 +297,22 @@ def test_gradient_penalty_jax_needs_a_key_or_an_interpolation():
         pj.gradient_penalty(_critic, real, fake, key_or_generator=0)
 
 
-@pytest.mark.parametrize("backend", AUTODIFF)
+@pytest.mark.parametrize("backend", AUTODIFF, indirect=True)
 def test_gradient_penalty_rejects_bad_interpolation(backend):
     real, fake, eps = _gp_inputs()
-    m = MODULES[backend]
+    m = namespace(backend)
     with pytest.raises(ValueError):
-        m.gradient_penalty(_critic, arr(backend, real), arr(backend, fake), interpolation=arr(backend, eps + 1.0))
+        m.gradient_penalty(
+            _critic, backend.asarray(real), backend.asarray(fake), interpolation=backend.asarray(eps + 1.0)
+        )
     with pytest.raises(ValueError):
-        m.gradient_penalty(_critic, arr(backend, real), arr(backend, fake), interpolation=arr(backend, eps[:2]))
+        m.gradient_penalty(
+            _critic, backend.asarray(real), backend.asarray(fake), interpolation=backend.asarray(eps[:2])
+        )
     with pytest.raises(TypeError):
-        m.gradient_penalty("not a critic", arr(backend, real), arr(backend, fake), interpolation=arr(backend, eps))
+        m.gradient_penalty(
+            "not a critic", backend.asarray(real), backend.asarray(fake), interpolation=backend.asarray(eps)
+        )
 
 
 def test_numpy_has_no_gradient_penalty():
@@ -359,67 +328,63 @@ def np_kl_rows(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     return 0.5 * np.sum(mu**2 + np.exp(logvar) - 1.0 - logvar, axis=-1)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_vae_kl_is_zero_at_the_prior_and_positive_elsewhere(backend):
-    m = MODULES[backend]
+    m = namespace(backend)
     zeros = np.zeros((3, 4))
     for reduction in REDUCTIONS:
         close(
-            m.vae_kl(arr(backend, zeros), arr(backend, zeros), reduction=reduction),
+            m.vae_kl(backend.asarray(zeros), backend.asarray(zeros), reduction=reduction),
             reduce(np.zeros(3), reduction),
             atol=0.0,
         )
     rng = np.random.default_rng(4)
     mu, logvar = rng.normal(size=(3, 4)), rng.uniform(-2.0, 2.0, size=(3, 4))
-    out = to_np(m.vae_kl(arr(backend, mu), arr(backend, logvar), reduction="none"))
+    out = to_numpy(m.vae_kl(backend.asarray(mu), backend.asarray(logvar), reduction="none"))
     assert np.all(out > 0.0)
     close(out, np_kl_rows(mu, logvar))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_vae_with_beta_zero_is_the_reconstruction_loss(backend):
     rng = np.random.default_rng(5)
     recon, x = rng.uniform(0.02, 0.98, size=(3, 2, 2)), rng.uniform(0.0, 1.0, size=(3, 2, 2))
     mu, logvar = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
-    m = MODULES[backend]
-    a = [arr(backend, v) for v in (recon, x, mu, logvar)]
-    close(m.vae(*a, beta=0.0), to_np(m.bce(a[0], a[1], reduction="sum")))  # default reduction "sum"
-    close(m.vae(*a, beta=0.0, recon_loss="mse"), to_np(m.mse(a[0], a[1], reduction="sum")))
-    close(m.vae(*a, beta=0.0, reduction="mean"), to_np(m.bce(a[0], a[1], reduction="sum")) / 3)
+    m = namespace(backend)
+    a = [backend.asarray(v) for v in (recon, x, mu, logvar)]
+    close(m.vae(*a, beta=0.0), to_numpy(m.bce(a[0], a[1], reduction="sum")))  # default reduction "sum"
+    close(m.vae(*a, beta=0.0, recon_loss="mse"), to_numpy(m.mse(a[0], a[1], reduction="sum")))
+    close(m.vae(*a, beta=0.0, reduction="mean"), to_numpy(m.bce(a[0], a[1], reduction="sum")) / 3)
     # and with beta: the reconstruction plus beta times vae_kl, per sample
     bce_rows = -(x * np.log(recon) + (1 - x) * np.log(1 - recon)).reshape(3, -1).sum(1)
     close(m.vae(*a, beta=4.0, reduction="none"), bce_rows + 4.0 * np_kl_rows(mu, logvar))
     close(
         m.vae(*a, beta=4.0),
-        to_np(m.bce(a[0], a[1], reduction="sum")) + 4.0 * to_np(m.vae_kl(a[2], a[3], reduction="sum")),
+        to_numpy(m.bce(a[0], a[1], reduction="sum")) + 4.0 * to_numpy(m.vae_kl(a[2], a[3], reduction="sum")),
     )
 
 
-@pytest.mark.parametrize("backend", AUTODIFF)
+@pytest.mark.parametrize("backend", AUTODIFF, indirect=True)
 def test_vae_kl_huge_logvar_float64_is_finite(backend):
     mu, logvar = np.array([[0.5, -1.0]]), np.array([[90.0, -90.0]])
-    value, (g_mu, g_logvar) = grads(
-        backend, lambda u, v: MODULES[backend].vae_kl(u, v), arr(backend, mu), arr(backend, logvar), argnums=(0, 1)
+    value, (g_mu, g_logvar) = backend.value_and_grad(
+        lambda u, v: namespace(backend).vae_kl(u, v), [backend.asarray(mu), backend.asarray(logvar)], (0, 1)
     )
     close(value, 0.5 * (np.exp(90.0) - 1.0 - 90.0) + 0.5 * (0.25 + 1.0 + np.exp(-90.0) - 1.0 + 90.0))
     close(g_mu, mu)
     close(g_logvar, 0.5 * (np.exp(logvar) - 1.0))
-    assert np.isfinite(to_np(value)) and np.all(np.isfinite(g_logvar))
+    assert np.isfinite(to_numpy(value)) and np.all(np.isfinite(g_logvar))
 
 
-@pytest.mark.parametrize("backend", AUTODIFF)
+@pytest.mark.parametrize("backend", AUTODIFF, indirect=True)
 def test_vae_kl_huge_logvar_float32_overflows_to_inf(backend):
     """exp(90) overflows float32 (max about 3.4e38 = exp(88.7)): the divergence is +inf and so is its
     logvar-gradient there, never NaN; logvar = -90 (exp underflows to a denormal) stays finite."""
     mu, logvar = np.array([[0.5, -1.0], [0.5, -1.0]]), np.array([[90.0, 0.0], [-90.0, 0.0]])
-    value, (g_mu, g_logvar) = grads(
-        backend,
-        lambda u, v: MODULES[backend].vae_kl(u, v, reduction="none"),
-        arr(backend, mu, "float32"),
-        arr(backend, logvar, "float32"),
-        argnums=(0, 1),
+    value, (g_mu, g_logvar) = backend.value_and_grad(
+        lambda u, v: namespace(backend).vae_kl(u, v, reduction="none"),
+        [backend.asarray(mu, "float32"), backend.asarray(logvar, "float32")],
+        (0, 1),
     )
-    value = to_np(value)
+    value = to_numpy(value)
     assert value[0] == np.inf
     close(value[1], 0.5 * (0.25 - 1.0 + 90.0) + 0.5 * (1.0 - 1.0 + 1.0), rtol=1e-6)
     assert not np.any(np.isnan(g_mu)) and not np.any(np.isnan(g_logvar))
@@ -433,24 +398,22 @@ def test_vae_kl_huge_logvar_float32_overflows_to_inf(backend):
 # --------------------------------------------------------------------------- perceptual
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_perceptual_with_identity_features_is_mse(backend):
     rng = np.random.default_rng(6)
     pred, target = rng.normal(size=(3, 2, 4)), rng.normal(size=(3, 2, 4))
-    m = MODULES[backend]
-    p, t = arr(backend, pred), arr(backend, target)
+    m = namespace(backend)
+    p, t = backend.asarray(pred), backend.asarray(target)
     identity = lambda x: [x]  # noqa: E731
-    close(m.perceptual(p, t, features=identity), to_np(m.mse(p, t)))
+    close(m.perceptual(p, t, features=identity), to_numpy(m.mse(p, t)))
     close(m.perceptual(p, t, features=identity, reduction="none"), ((pred - target) ** 2).reshape(3, -1).mean(1))
     close(m.perceptual(p, t, features=identity, reduction="sum"), ((pred - target) ** 2).reshape(3, -1).mean(1).sum())
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_perceptual_layer_weights(backend):
     rng = np.random.default_rng(7)
     pred, target = rng.normal(size=(2, 3)), rng.normal(size=(2, 3))
-    m = MODULES[backend]
-    p, t = arr(backend, pred), arr(backend, target)
+    m = namespace(backend)
+    p, t = backend.asarray(pred), backend.asarray(target)
     layers = lambda x: [x, x * 3.0]  # noqa: E731  (the second layer's MSE is 9 times the first)
     base = ((pred - target) ** 2).mean()
     close(m.perceptual(p, t, features=layers), (base + 9 * base) / 2)  # default: the mean over layers
@@ -462,15 +425,14 @@ def test_perceptual_layer_weights(backend):
         m.perceptual(p, t, features=lambda x: [])
 
 
-@pytest.mark.parametrize("backend", AUTODIFF)
+@pytest.mark.parametrize("backend", AUTODIFF, indirect=True)
 def test_perceptual_gradient_reaches_pred_only_through_features(backend):
     """d/dpred of mean((2 pred - 2 target)^2) = 8 (pred - target) / size."""
     rng = np.random.default_rng(8)
     pred, target = rng.normal(size=(2, 3)), rng.normal(size=(2, 3))
-    _, (g,) = grads(
-        backend,
-        lambda p, t: MODULES[backend].perceptual(p, t, features=lambda x: [2.0 * x]),
-        arr(backend, pred),
-        arr(backend, target),
+    _, (g,) = backend.value_and_grad(
+        lambda p, t: namespace(backend).perceptual(p, t, features=lambda x: [2.0 * x]),
+        [backend.asarray(pred), backend.asarray(target)],
+        (0,),
     )
     close(g, 8.0 * (pred - target) / pred.size)

@@ -1,8 +1,8 @@
 """``triplet_mined``: every mining rule against a slow loop over all (anchor, positive, negative).
 
-The loop below is written from the definitions alone (no masks, no vectorisation):
-for each anchor, its positives (same label, another row) and its negatives (other
-labels), then the rule:
+The oracle is the spec's slow loop (``polyloss.verify.specs.metric``), written from the
+definitions alone (no masks, no vectorisation) and checked by hand below: for each anchor,
+its positives (same label, another row) and its negatives (other labels), then the rule:
 
 * batch_hard: relu(max_p d_ap - min_n d_an + margin) per anchor with both; mean over those anchors;
 * batch_all: sum over (p, n) of relu(d_ap - d_an + margin); mean over the triplets with a positive loss;
@@ -16,20 +16,18 @@ must give exactly 0 with a finite, zero gradient.
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from helpers import HARNESSES, MODULES, NUMPY, close, to_numpy
 
-jax.config.update("jax_enable_x64", True)  # as the conftest's env fixture does; float64 comparisons below
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-import polyloss.jax as pj  # noqa: E402
-import polyloss.numpy as pn  # noqa: E402
-import polyloss.torch as pt  # noqa: E402
+import polyloss.jax as pj
+import polyloss.torch as pt
+from polyloss.verify.specs import SPECS
 
 MININGS = ("batch_hard", "batch_all", "semi_hard")
 REDUCTIONS = ("mean", "sum", "none")
@@ -50,49 +48,16 @@ LABELS = {
 
 # --------------------------------------------------------------------------- the slow loop
 
+#: the spec's slow loop (``polyloss.verify.specs.metric``), the one mined-triplet oracle
+MINING_LOOP = next(r for r in SPECS["triplet_mined"].references if r.name == "mining loop over (a, p, n)")
 
-def slow_triplet_mined(e: np.ndarray, y: list[int], *, margin: float, mining: str, squared: bool, reduction: str):
-    n = len(y)
 
-    def d(i: int, j: int) -> float:
-        total = 0.0
-        for k in range(e.shape[1]):
-            total += (float(e[i, k]) - float(e[j, k])) ** 2
-        return total if squared else math.sqrt(total)
-
-    per_anchor = [0.0] * n
-    count = 0
-    for a in range(n):
-        positives = [p for p in range(n) if p != a and y[p] == y[a]]
-        negatives = [q for q in range(n) if y[q] != y[a]]
-        if not positives or not negatives:
-            continue
-        if mining == "batch_hard":
-            hardest_positive = max(d(a, p) for p in positives)
-            hardest_negative = min(d(a, q) for q in negatives)
-            per_anchor[a] = max(0.0, hardest_positive - hardest_negative + margin)
-            count += 1
-        elif mining == "batch_all":
-            for p in positives:
-                for q in negatives:
-                    term = max(0.0, d(a, p) - d(a, q) + margin)
-                    per_anchor[a] += term
-                    if term > 0:
-                        count += 1
-        elif mining == "semi_hard":
-            for p in positives:
-                farther = [d(a, q) for q in negatives if d(a, q) > d(a, p)]
-                chosen = min(farther) if farther else max(d(a, q) for q in negatives)
-                per_anchor[a] += max(0.0, margin + d(a, p) - chosen)
-                count += 1
-        else:
-            raise ValueError(mining)
-    if reduction == "none":
-        return np.array(per_anchor)
-    total = sum(per_anchor)
-    if reduction == "sum":
-        return np.float64(total)
-    return np.float64(total / count if count else 0.0)
+def slow_triplet_mined(
+    e: np.ndarray, y: list[int], *, margin: float, mining: str, squared: bool, reduction: str
+) -> np.ndarray:
+    arrays = {"embeddings": np.asarray(e, dtype=np.float64), "labels": np.asarray(y, dtype=np.int64)}
+    params = {"margin": margin, "mining": mining, "squared": squared}
+    return np.asarray(MINING_LOOP.fn(NUMPY.reference_modules(), arrays, params, reduction))
 
 
 def test_slow_loop_by_hand():
@@ -130,16 +95,9 @@ def batch(seed: int, kind: str, dim: int = 3) -> tuple[np.ndarray, np.ndarray]:
     return rng.normal(size=(len(labels), dim)), labels
 
 
-def call(backend: str, e: np.ndarray, y: np.ndarray, **kwargs):
-    if backend == "numpy":
-        return np.asarray(pn.triplet_mined(e, y, **kwargs))
-    if backend == "torch":
-        return pt.triplet_mined(torch.as_tensor(e), torch.as_tensor(y), **kwargs).numpy()
-    return np.asarray(pj.triplet_mined(jnp.asarray(e), jnp.asarray(y), **kwargs))
-
-
-def close(actual, expected) -> None:
-    np.testing.assert_allclose(np.asarray(actual, dtype=np.float64), expected, rtol=1e-12, atol=1e-12)
+def call(backend: str, e: np.ndarray, y: np.ndarray, **kwargs: Any) -> np.ndarray:
+    harness = HARNESSES[backend]
+    return to_numpy(MODULES[backend].triplet_mined(harness.asarray(e), harness.asarray(y), **kwargs))
 
 
 # --------------------------------------------------------------------------- values
@@ -149,10 +107,10 @@ def close(actual, expected) -> None:
 @pytest.mark.parametrize("mining", MININGS)
 @pytest.mark.parametrize("kind", list(LABELS))
 def test_equals_slow_loop(kind, mining, squared):
-    for seed, margin in zip(SEEDS, MARGINS):
+    for seed, margin in zip(SEEDS, MARGINS, strict=True):
         e, y = batch(seed, kind)
         for reduction in REDUCTIONS:
-            kwargs = dict(margin=margin, mining=mining, squared=squared, reduction=reduction)
+            kwargs = {"margin": margin, "mining": mining, "squared": squared, "reduction": reduction}
             expected = slow_triplet_mined(e, list(y), **kwargs)
             for backend in ("numpy", "torch", "jax"):
                 out = call(backend, e, y, **kwargs)
@@ -170,7 +128,7 @@ def test_random_labels_equal_slow_loop(mining):
         y = rng.integers(0, 3, size=n).astype(np.int64)
         margin = float(rng.choice([0.0, rng.uniform(0.0, 1.5)]))
         for reduction in REDUCTIONS:
-            kwargs = dict(margin=margin, mining=mining, squared=bool(rng.integers(2)), reduction=reduction)
+            kwargs = {"margin": margin, "mining": mining, "squared": bool(rng.integers(2)), "reduction": reduction}
             expected = slow_triplet_mined(e, list(y), **kwargs)
             for backend in ("numpy", "torch", "jax"):
                 close(call(backend, e, y, **kwargs), expected)
@@ -179,11 +137,11 @@ def test_random_labels_equal_slow_loop(mining):
 @pytest.mark.parametrize("mining", MININGS)
 def test_jax_jit_and_vmap_equal_slow_loop(mining):
     kinds = ("three classes", "singleton class", "all same", "two classes")
-    batches = [batch(seed, kind) for seed, kind in zip((5, 6, 7, 8), kinds)]
+    batches = [batch(seed, kind) for seed, kind in zip((5, 6, 7, 8), kinds, strict=True)]
     stacked_e = jnp.asarray(np.stack([e for e, _ in batches]))
     stacked_y = jnp.asarray(np.stack([y for _, y in batches]))
     for squared in (False, True):
-        kwargs = dict(margin=0.7, mining=mining, squared=squared)
+        kwargs = {"margin": 0.7, "mining": mining, "squared": squared}
 
         def every_reduction(e, y, kwargs=kwargs):
             return tuple(pj.triplet_mined(e, y, reduction=r, **kwargs) for r in REDUCTIONS)
@@ -191,9 +149,9 @@ def test_jax_jit_and_vmap_equal_slow_loop(mining):
         expected = [[slow_triplet_mined(e, list(y), reduction=r, **kwargs) for e, y in batches] for r in REDUCTIONS]
         jitted = jax.jit(every_reduction)
         for i, (e, y) in enumerate(batches):
-            for got, want in zip(jitted(jnp.asarray(e), jnp.asarray(y)), expected):
+            for got, want in zip(jitted(jnp.asarray(e), jnp.asarray(y)), expected, strict=True):
                 close(got, want[i])
-        for got, want in zip(jax.vmap(every_reduction)(stacked_e, stacked_y), expected):
+        for got, want in zip(jax.vmap(every_reduction)(stacked_e, stacked_y), expected, strict=True):
             close(got, np.stack(want))
 
 
@@ -219,7 +177,7 @@ def test_no_valid_triplet_gives_zero_with_zero_gradient(name, mining):
     # squared=True matters where rows coincide (no sqrt at d = 0 to guard); elsewhere squared=False suffices
     squared_values = (False, True) if "coincident" in name else (False,)
     for squared, reduction in [(sq, r) for sq in squared_values for r in REDUCTIONS]:
-        kwargs = dict(margin=1.0, mining=mining, squared=squared, reduction=reduction)
+        kwargs = {"margin": 1.0, "mining": mining, "squared": squared, "reduction": reduction}
         zeros = np.zeros(len(y)) if reduction == "none" else np.float64(0.0)
         close(slow_triplet_mined(e, list(y), **kwargs), zeros)
         assert np.array_equal(call("numpy", e, y, **kwargs), zeros)
@@ -269,7 +227,7 @@ def test_coincident_rows_with_valid_triplets_have_finite_gradients(mining):
     e[1] = e[0]
     y = np.array([0, 0, 1, 1, 2, 2], dtype=np.int64)
     for reduction in REDUCTIONS:
-        kwargs = dict(margin=1.0, mining=mining, reduction=reduction)
+        kwargs = {"margin": 1.0, "mining": mining, "reduction": reduction}
         expected = slow_triplet_mined(e, list(y), squared=False, **kwargs)
         x = torch.as_tensor(e).clone().requires_grad_(True)
         out = pt.triplet_mined(x, torch.as_tensor(y), **kwargs)

@@ -8,7 +8,9 @@ the import) in JAX.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +19,9 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from helpers import HARNESSES, TORCH, close
+
+from polyloss.verify.harness.base import Harness
 
 RECIPES = (Path(__file__).parents[1] / "docs" / "recipes.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", RECIPES, flags=re.S)
@@ -111,23 +116,21 @@ def _inputs(seed: int):
     }
 
 
-def _torch_value_and_grad(fn, arrays, wrt):
-    tensors = {k: torch.tensor(v, requires_grad=k == wrt and v.dtype.kind == "f") for k, v in arrays.items()}
-    out = fn(**tensors)
-    out.backward()
-    return out.item(), tensors[wrt].grad.numpy()
+def _value_and_grad(
+    harness: Harness, fn: Callable[..., Any], arrays: dict[str, np.ndarray], wrt: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``fn(**arrays)`` and its gradient with respect to ``arrays[wrt]``, by the harness's autodiff."""
+    names = list(arrays)
+    value, (grad,) = harness.value_and_grad(
+        lambda *xs: fn(**dict(zip(names, xs, strict=True))),
+        [harness.asarray(arrays[k]) for k in names],
+        (names.index(wrt),),
+    )
+    return value, grad
 
 
-def _jax_value_and_grad(fn, arrays, wrt):
-    def scalar(x):
-        return fn(**{**{k: jnp.asarray(v) for k, v in arrays.items()}, wrt: x})
-
-    value, grad = jax.value_and_grad(scalar)(jnp.asarray(arrays[wrt]))
-    return float(value), np.asarray(grad)
-
-
-def _close(a, b):
-    np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+def _close(a: Any, b: Any) -> None:
+    close(a, b, rtol=1e-10, atol=1e-12)
 
 
 def test_every_block_is_exercised():
@@ -144,11 +147,10 @@ def test_composite_loss_equals_seed_000(env, framework, seed):
     arrays = {k: _inputs(seed)[k] for k in ("cls_preds", "cls_targets", "bbox_preds", "bbox_targets")}
     params = {"alpha": 0.5, "gamma": 2.0, "cls_weight": 1.5, "bbox_weight": 0.7}
     seed_loss = SeedCompositeLoss(**params)
+    recipe = _recipe("composite_loss", framework)
     for wrt in ("cls_preds", "bbox_preds"):
-        expected = _torch_value_and_grad(seed_loss, arrays, wrt)
-        recipe = _recipe("composite_loss", framework)
-        run = _torch_value_and_grad if framework == "torch" else _jax_value_and_grad
-        got = run(lambda **a: recipe(**a, **params), arrays, wrt)
+        expected = _value_and_grad(TORCH, seed_loss, arrays, wrt)
+        got = _value_and_grad(HARNESSES[framework], lambda **a: recipe(**a, **params), arrays, wrt)
         _close(got[0], expected[0])
         _close(got[1], expected[1])
 
@@ -160,10 +162,9 @@ def test_multi_task_loss_equals_seed_000(env, framework):
     params = {"cls_weight": 1.0, "reg_weight": 0.3, "aux_weight": 2.0}
     seed_loss = SeedMultiTaskLoss(**params)
     recipe = _recipe("multi_task_loss", framework)
-    run = _torch_value_and_grad if framework == "torch" else _jax_value_and_grad
     for wrt in ("cls_preds", "reg_preds", "aux_preds"):
-        expected = _torch_value_and_grad(seed_loss, arrays, wrt)
-        got = run(lambda **a: recipe(**a, **params), arrays, wrt)
+        expected = _value_and_grad(TORCH, seed_loss, arrays, wrt)
+        got = _value_and_grad(HARNESSES[framework], lambda **a: recipe(**a, **params), arrays, wrt)
         _close(got[0], expected[0])
         _close(got[1], expected[1])
 
@@ -191,9 +192,8 @@ def test_learned_multi_task_loss_equals_seed_002(env):
 def test_mse_plus_l1_equals_seed_004(env, framework):
     rng = np.random.default_rng(4)
     arrays = {"pred": rng.normal(size=(5, 3)), "target": rng.normal(size=(5, 3))}
-    expected = _torch_value_and_grad(SeedCustomLoss(weight=0.4), arrays, "pred")
+    expected = _value_and_grad(TORCH, SeedCustomLoss(weight=0.4), arrays, "pred")
     recipe = _recipe("mse_plus_l1", framework)
-    run = _torch_value_and_grad if framework == "torch" else _jax_value_and_grad
-    got = run(lambda **a: recipe(**a, weight=0.4), arrays, "pred")
+    got = _value_and_grad(HARNESSES[framework], lambda **a: recipe(**a, weight=0.4), arrays, "pred")
     _close(got[0], expected[0])
     _close(got[1], expected[1])
