@@ -123,7 +123,8 @@ def test_degenerate_boxes_give_finite_values_and_gradients(backend, eps):
 
 
 def degenerate_batch() -> tuple[np.ndarray, np.ndarray]:
-    return tuple(np.asarray([pair[i] for pair in DEGENERATE.values()]) for i in (0, 1))
+    pairs = list(DEGENERATE.values())
+    return np.asarray([p[0] for p in pairs]), np.asarray([p[1] for p in pairs])
 
 
 def _torchvision_value_and_grad(name: str, pred, target, eps: float = 1e-7):

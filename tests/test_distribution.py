@@ -27,8 +27,10 @@ LOG_2 = math.log(2.0)
 # --------------------------------------------------------------------------- helpers
 
 
-def reduce(values: np.ndarray, reduction: str):
-    return {"mean": np.mean, "sum": np.sum, "none": lambda v: v}[reduction](values)
+def reduce(values: np.ndarray, reduction: str) -> np.ndarray:
+    if reduction == "none":
+        return values
+    return np.asarray(np.mean(values) if reduction == "mean" else np.sum(values))
 
 
 def np_log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:

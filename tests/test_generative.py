@@ -27,8 +27,10 @@ REDUCTIONS = ("mean", "sum", "none")
 # --------------------------------------------------------------------------- helpers
 
 
-def reduce(values: np.ndarray, reduction: str):
-    return {"mean": np.mean, "sum": np.sum, "none": lambda v: v}[reduction](values)
+def reduce(values: np.ndarray, reduction: str) -> np.ndarray:
+    if reduction == "none":
+        return values
+    return np.asarray(np.mean(values) if reduction == "mean" else np.sum(values))
 
 
 def np_softplus(x: np.ndarray) -> np.ndarray:

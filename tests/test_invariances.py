@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -131,20 +132,20 @@ def evaluate(
         values, grads = _JAX_COMPILED[key](*converted)
         return (
             {r: np.asarray(v, dtype=np.float64) for r, v in values.items()},
-            {r: {names[i]: np.asarray(g) for i, g in zip(argnums, gs)} for r, gs in grads.items()},
+            {r: {names[i]: np.asarray(g) for i, g in zip(argnums, gs, strict=True)} for r, gs in grads.items()},
         )
     values, grads = {}, {}
     for r in reductions:
         f = cases.closure(spec, backend, names, params, r)
         if r in grad_reductions:
             value, gs = backend.value_and_grad(f, converted, argnums, None)
-            grads[r] = {names[i]: np.asarray(g) for i, g in zip(argnums, gs)}
+            grads[r] = {names[i]: np.asarray(g) for i, g in zip(argnums, gs, strict=True)}
         else:
             value = backend.to_numpy(f(*converted))
         values[r] = np.asarray(value, dtype=np.float64)
     for r in set(grad_reductions) - set(reductions):
         _, gs = backend.value_and_grad(cases.closure(spec, backend, names, params, r), converted, argnums, None)
-        grads[r] = {names[i]: np.asarray(g) for i, g in zip(argnums, gs)}
+        grads[r] = {names[i]: np.asarray(g) for i, g in zip(argnums, gs, strict=True)}
     return values, grads
 
 
@@ -227,7 +228,7 @@ def test_every_loss_has_a_batch_layout():
 # --------------------------------------------------------------------------- generic: permutation
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jax_variant(name: str) -> int:
     """The one variant the generic tests run on JAX (every variant on numpy and torch): independent samples
     first, then the most inputs and parameters. JAX compiles each variant's shapes (a few tenths of a second);
@@ -445,7 +446,7 @@ def test_shift_invariance_can_fail(env):
 # --------------------------------------------------------------------------- ignore_index == dropping the row
 
 # loss -> settings: ignore_index (a negative sentinel or an in-range class) and the loss's own options
-IGNORE_SETTINGS = {
+IGNORE_SETTINGS: dict[str, list[dict[str, Any]]] = {
     "cross_entropy": [
         {"ignore_index": -100},
         {"ignore_index": -1, "weight": True},
@@ -689,7 +690,7 @@ def test_cosine_losses_ignore_positive_scale(env, name, backend, data):
                 ),
                 label=f"log scale of {key}'s rows",
             )
-            factors[key] = np.exp(np.asarray(logs)).reshape(value.shape[:-1] + (1,))
+            factors[key] = np.exp(np.asarray(logs)).reshape((*value.shape[:-1], 1))
     scaled = {key: (value * factors[key] if key in factors else value) for key, value in case.arrays.items()}
     values, grads = evaluate(env, backend, name, case.arrays, case.params, spec.reductions, GRADS)
     values_s, grads_s = evaluate(env, backend, name, scaled, case.params, spec.reductions, GRADS)

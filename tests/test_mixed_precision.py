@@ -161,8 +161,8 @@ def _torch_run(spec: LossSpec, backend, case: Case, arrays: list):
     inputs = [a.detach().clone().requires_grad_(i in argnums) for i, a in enumerate(arrays)]
     out = cases.closure(spec, backend, names, case.params, _grad_reduction(spec))(*inputs)
     grads = torch.autograd.grad(_weighted_sum(torch, out), [inputs[i] for i in argnums], allow_unused=True)
-    grads = [torch.zeros_like(inputs[i]) if g is None else g for g, i in zip(grads, argnums)]
-    return {r: v.detach() for r, v in values.items()}, grads
+    filled = [torch.zeros_like(inputs[i]) if g is None else g for g, i in zip(grads, argnums, strict=True)]
+    return {r: v.detach() for r, v in values.items()}, filled
 
 
 # Eager JAX compiles every primitive of every new shape on its own (about 0.5 s of CPU per case
@@ -174,10 +174,10 @@ def _torch_run(spec: LossSpec, backend, case: Case, arrays: list):
 # float32 evaluations in JAX cover the gradient's reduction only (the lift happens before any
 # reduction code; torch covers every reduction), and JAX's half gradients are checked for dtype,
 # shape and finiteness, not against float32 gradients (torch checks those, exactly).
-_CHEAP_COMPILE = {
-    "xla_backend_optimization_level": 1,
+_CHEAP_COMPILE: dict[str, str | bool] = {
+    "xla_backend_optimization_level": "1",
     "xla_llvm_disable_expensive_passes": True,
-    "xla_cpu_parallel_codegen_split_count": 1,
+    "xla_cpu_parallel_codegen_split_count": "1",
     "xla_cpu_use_fusion_emitters": False,
 }
 
@@ -264,7 +264,7 @@ def _sensitivity(spec: LossSpec, case: Case) -> dict[str, np.ndarray]:
             if not (flat.requires_grad and torch.isfinite(flat[j])):
                 continue
             grads = torch.autograd.grad(flat[j], [inputs[i] for i in floats], retain_graph=True, allow_unused=True)
-            for i, g in zip(floats, grads):
+            for i, g in zip(floats, grads, strict=True):
                 if g is not None:
                     x = values[i]
                     with np.errstate(invalid="ignore"):
@@ -314,7 +314,7 @@ def _check_half(
     names = [n for n in case.arrays if n in spec.differentiable]
     same_grads = run["same_grads"] or [None] * len(names)
     grads = {}
-    for name, i, g, g32 in zip(names, cases.argnums(spec, case), run["half_grads"], same_grads):
+    for name, i, g, g32 in zip(names, cases.argnums(spec, case), run["half_grads"], same_grads, strict=True):
         where = f"{note}: d/d{name}"
         assert _dtype_name(g) == _dtype_name(inputs[i]), f"{where} has dtype {g.dtype}, input {inputs[i].dtype}"
         assert tuple(g.shape) == tuple(inputs[i].shape), f"{where} has shape {tuple(g.shape)}"

@@ -167,8 +167,8 @@ def test_safe_primitive_value_at_its_singular_point(harness, name, f, args, valu
 @pytest.mark.parametrize("name,f,args,value,grads", SINGULAR, ids=[s[0] for s in SINGULAR])
 def test_safe_primitive_gradient_at_its_singular_point(harness, name, f, args, value, grads):
     arrays = [harness.asarray(np.asarray(a), "float64") for a in args]
-    out, got = harness.value_and_grad(lambda *xs: f(harness.backend, *xs), arrays, list(range(len(arrays))))
-    for g, expected in zip(got, grads):
+    _out, got = harness.value_and_grad(lambda *xs: f(harness.backend, *xs), arrays, list(range(len(arrays))))
+    for g, expected in zip(got, grads, strict=True):
         assert np.all(np.isfinite(g)), (name, g)
         np.testing.assert_allclose(g, expected, rtol=1e-12, atol=1e-15)
 

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from polyloss.testing import masks
+from polyloss.verify.harness.base import Harness
 
 REDUCTIONS = ("mean", "sum", "none")
 OVERLAP = ("dice", "jaccard", "tversky", "focal_tversky")  # the losses with both input forms
@@ -65,11 +66,11 @@ def logits_case(seed: int, n: int = 2, axis: int = 1):
     return (logits if axis == 1 else np.moveaxis(logits, 1, -1)), target
 
 
-def call(backend: str, name: str, pred, target, **kwargs):
+def call(backend: Harness, name: str, pred, target, **kwargs):
     return getattr(namespace(backend), name)(backend.asarray(pred), backend.asarray(target), **kwargs)
 
 
-def assert_same_loss(backend: str, first, second, pred, target) -> None:
+def assert_same_loss(backend: Harness, first, second, pred, target) -> None:
     """``first(x, t)`` == ``second(x, t)`` for every reduction, and their gradients (autodiff backends)."""
     for reduction in REDUCTIONS:
         x, t = backend.asarray(pred), backend.asarray(target)

@@ -294,7 +294,9 @@ def vae(
 ) -> Array:
     r"""The (beta-)VAE loss: reconstruction plus beta times the KL of the posterior.
 
-    .. math:: \ell_i = \sum_k r(\hat x_{ik}, x_{ik}) + \beta\, \mathrm{KL}\big(\mathcal N(\mu_i, \sigma_i^2) \,\|\, \mathcal N(0, I)\big)
+    .. math::
+        \ell_i = \sum_k r(\hat x_{ik}, x_{ik})
+                 + \beta\, \mathrm{KL}\big(\mathcal N(\mu_i, \sigma_i^2) \,\|\, \mathcal N(0, I)\big)
 
     with :math:`r` the binary cross-entropy on probabilities (logs clamped at
     -100, as torch) or the squared error, summed over every axis but the batch.

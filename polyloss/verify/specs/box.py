@@ -127,7 +127,7 @@ _LAYOUTS = {
 
 
 def _boxes(kind: str, rng: np.random.Generator, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
-    pred, target = np.zeros(shape + (4,)), np.zeros(shape + (4,))
+    pred, target = np.zeros((*shape, 4)), np.zeros((*shape, 4))
     for idx in np.ndindex(shape):
         if kind == "nested":  # one box strictly inside the other (the same one on both axes)
             inner = (_NESTED[rng.integers(2)],)

@@ -259,8 +259,9 @@ register(
         ),
         tolerances=dict(HARD_TEMPERATURE_TOLERANCES),
         notes=(
-            "normalize=False is polyloss's extension: the info-nce-pytorch package always normalizes. float32 atol 3e-5: "
-            "at temperature 0.01 the logits reach 100 (float32 spacing 7.6e-6), see HARD_TEMPERATURE_TOLERANCES."
+            "normalize=False is polyloss's extension: the info-nce-pytorch package always normalizes. "
+            "float32 atol 3e-5: at temperature 0.01 the logits reach 100 (float32 spacing 7.6e-6), "
+            "see HARD_TEMPERATURE_TOLERANCES."
         ),
         layout=_infonce_layout,
         scale_invariant=("query", "key", "negatives"),

@@ -162,7 +162,7 @@ def _numpy_kl_loop(m, a, p, r):
     for idx in np_.ndindex(out.shape):
         total = 0.0
         for c in range(log_q.shape[-1]):
-            t, lq = float(target[idx + (c,)]), float(log_q[idx + (c,)])
+            t, lq = float(target[idx][c]), float(log_q[idx][c])
             log_p = t if log_target else (math.log(t) if t > 0 else -math.inf)
             if log_p == -math.inf:
                 continue  # 0 log 0 = 0, whatever q is

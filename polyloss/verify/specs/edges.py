@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -49,7 +49,7 @@ class Raises:
     match: str
 
 
-Outcome = Union[Finite, Infinite, Raises]
+Outcome = Finite | Infinite | Raises
 
 
 @dataclass(frozen=True)

@@ -45,13 +45,13 @@ def _edge_cases() -> EdgeCorpus:
             "gan_discriminator",
             f"logits at {label}",
             {"real_logits": f64([big]), "fake_logits": f64([-big])},
-            Finite(lambda a, big=big: 2 * softplus(-big)),
+            Finite(2 * softplus(-big)),
         )
         edges.case(
             "gan_generator",
             f"minimax at {label}",
             {"fake_logits": f64([-big])},
-            Finite(lambda a, big=big: -softplus(-big)),
+            Finite(-softplus(-big)),
             params={"non_saturating": False},
         )
     edges.case(
@@ -507,7 +507,10 @@ def _numpy_kl_loop(m, a, p, r):
     logvar = np_.moveaxis(np_.asarray(a["logvar"]), p.get("axis", -1), -1)
     out = np_.zeros(mu.shape[:-1])
     for idx in np_.ndindex(out.shape):
-        out[idx] = sum(0.5 * (float(u) ** 2 + np_.exp(float(v)) - 1.0 - float(v)) for u, v in zip(mu[idx], logvar[idx]))
+        out[idx] = sum(
+            0.5 * (float(u) ** 2 + np_.exp(float(v)) - 1.0 - float(v))
+            for u, v in zip(mu[idx], logvar[idx], strict=True)
+        )
     return reduce_reference(np_, out, r)
 
 
@@ -612,7 +615,7 @@ def _seed_perceptual(m, a, p, r):
     pred_maps, target_maps = features(a["pred"]), features(a["target"])
     weights = p.get("layer_weights") or [1.0 / len(pred_maps)] * len(pred_maps)
     loss = 0
-    for w, pred_features, target_features in zip(weights, pred_maps, target_maps):
+    for w, pred_features, target_features in zip(weights, pred_maps, target_maps, strict=True):
         if r == "mean":
             loss += w * F.mse_loss(pred_features, target_features)
         else:

@@ -238,7 +238,7 @@ def _numpy_contrastive(m, a, p, r):
     x1, x2, s = np_.asarray(a["x1"]), np_.asarray(a["x2"]), np_.asarray(a["similar"])
     out = np_.zeros(len(s))
     for i in range(len(s)):
-        d = math.sqrt(sum((float(u) - float(v) + eps) ** 2 for u, v in zip(x1[i], x2[i])))
+        d = math.sqrt(sum((float(u) - float(v) + eps) ** 2 for u, v in zip(x1[i], x2[i], strict=True)))
         out[i] = s[i] * d**2 + (1 - s[i]) * max(0.0, margin - d) ** 2
     return reduce_reference(np_, out, r)
 
@@ -539,7 +539,7 @@ def _mined_loop(m, a, p, r):
     n = len(y)
 
     def dist(i, j):
-        d2 = sum((float(u) - float(v)) ** 2 for u, v in zip(e[i], e[j]))
+        d2 = sum((float(u) - float(v)) ** 2 for u, v in zip(e[i], e[j], strict=True))
         return d2 if squared else math.sqrt(d2)
 
     per_anchor, count = np_.zeros(n), 0

@@ -147,8 +147,8 @@ def _logits(rng, n, *, axis=1, classes=C, absent=None):
 
     ``absent="first"``: sample 0 has no pixel of the last class; ``"all"``: no sample has one.
     """
-    shape = (n, classes) + SPATIAL if axis == 1 else (n,) + SPATIAL + (classes,)
-    target = labels(rng, (n,) + SPATIAL, classes)
+    shape = (n, classes, *SPATIAL) if axis == 1 else (n, *SPATIAL, classes)
+    target = labels(rng, (n, *SPATIAL), classes)
     if absent is not None:
         rows = target[:1] if absent == "first" else target
         rows[...] = labels(rng, rows.shape, classes - 1)
@@ -181,7 +181,7 @@ def _np_groups(a, p):
         probs[idx] = e / e.sum()
     onehot = np.zeros(logits.shape)
     for idx in np.ndindex(target.shape):
-        onehot[idx + (int(target[idx]),)] = 1.0
+        onehot[idx][int(target[idx])] = 1.0
     if per_sample:
         groups = [
             ((i, c), probs[i, ..., c].ravel(), onehot[i, ..., c].ravel())
@@ -194,7 +194,7 @@ def _np_groups(a, p):
 
 def _np_sums(pg, tg):
     tp = fp = fn = 0.0
-    for pi, ti in zip(pg, tg):
+    for pi, ti in zip(pg, tg, strict=True):
         tp += pi * ti
         fp += pi * (1.0 - ti)
         fn += (1.0 - pi) * ti
@@ -579,7 +579,7 @@ def _monai_generalized_dice(m, a, p, r):
 
     reduce_axis = torch.arange(2, len(input.shape)).tolist()
     if batch:
-        reduce_axis = [0] + reduce_axis
+        reduce_axis = [0, *reduce_axis]
     intersection = torch.sum(target * input, reduce_axis)
     ground_o = torch.sum(target, reduce_axis)
     pred_o = torch.sum(input, reduce_axis)
@@ -612,15 +612,15 @@ def _np_generalized_dice(m, a, p, r):
     s = p.get("smooth", 1e-5)
     per_group: dict[tuple[int, ...], list[tuple[float, float, float]]] = {}
     for index, pg, tg in groups:
-        inter = sum(pi * ti for pi, ti in zip(pg, tg))
+        inter = sum(pi * ti for pi, ti in zip(pg, tg, strict=True))
         per_group.setdefault(index[:-1], []).append((inter, float(sum(tg)), float(sum(pg))))
     out = np.zeros(shape[:-1])
     for key, classes in per_group.items():
         present = [1.0 / v**2 for _, v, _ in classes if v > 0]
         w_max = max(present) if present else 0.0
         weights = [1.0 / v**2 if v > 0 else w_max for _, v, _ in classes]
-        numer = 2 * sum(w * i for w, (i, _, _) in zip(weights, classes)) + s
-        denom = sum(w * (v + q) for w, (_, v, q) in zip(weights, classes)) + s
+        numer = 2 * sum(w * i for w, (i, _, _) in zip(weights, classes, strict=True)) + s
+        denom = sum(w * (v + q) for w, (_, v, q) in zip(weights, classes, strict=True)) + s
         out[key] = 1.0 - _np_ratio(numer, denom)
     return reduce_reference(np, out, r)
 

@@ -15,6 +15,7 @@ the sample (see :func:`_softmax_term`).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -159,7 +160,7 @@ def _ctc_case(
     return Case(arrays, dict(params))
 
 
-def _variant(name: str, **kwargs: object) -> Variant:
+def _variant(name: str, **kwargs: Any) -> Variant:
     return Variant(name, lambda rng, n: _ctc_case(rng, n, **kwargs))
 
 
