@@ -150,3 +150,20 @@ class ArrayAPIBackend:
     def device(self, x: Array) -> Any:
         """The device of ``x``, for arrays created next to it (also works on jax tracers)."""
         return array_api_compat.device(x)
+
+    def rows_in_chunks(
+        self,
+        forward: Any,
+        backward: Any,
+        rows: tuple[Array, ...],
+        shared: tuple[Array | None, ...],
+        chunk_size: int,
+        row_weights: Array | None = None,
+    ) -> Array:
+        """``forward`` chunk by chunk (values only: this backend has no autodiff); see the protocol."""
+        xp = self.xp
+        n = rows[0].shape[0]
+        # an empty batch is one empty chunk: forward gives the (0,) values of the right dtype
+        starts = range(0, max(n, 1), chunk_size)
+        values = xp.concat([forward(tuple(x[s : s + chunk_size, ...] for x in rows), shared)[0] for s in starts])
+        return values if row_weights is None else xp.sum(row_weights * values)

@@ -6,6 +6,7 @@ The only module (with ``polyloss/jax.py``) that imports jax.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import jax
@@ -13,6 +14,110 @@ import jax.numpy as jnp
 
 from polyloss.backends.base import ArrayAPIBackend
 from polyloss.core._typing import Backend
+
+
+def _split(x: jax.Array, chunks: int, size: int) -> jax.Array:
+    """(N, ...) -> (chunks, size, ...), zero-padded: padded rows get a zero cotangent."""
+    pad = chunks * size - x.shape[0]
+    return jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape(chunks, size, *x.shape[1:])
+
+
+def _merge(x: jax.Array, n: int) -> jax.Array:
+    return x.reshape(-1, *x.shape[2:])[:n]
+
+
+def _varying_axes(x: jax.Array) -> frozenset[str]:
+    """The shard_map mesh axes along which ``x`` varies (empty outside shard_map)."""
+    aval = jax.typeof(x)
+    manual = getattr(aval, "manual_axis_type", None)  # jax >= 0.10; earlier: aval.vma
+    return frozenset(manual.varying if manual is not None else getattr(aval, "vma", ()))
+
+
+def _as_varying(x: jax.Array, axes: frozenset[str]) -> jax.Array:
+    """``x`` marked as varying along ``axes``: inside shard_map a custom_vjp's cotangents must
+    have its inputs' types, and JAX's own transpose of this cast sums a replicated weight's
+    gradient over the devices (a psum)."""
+    missing = tuple(sorted(axes - _varying_axes(x)))
+    if not missing:
+        return x
+    if hasattr(jax.lax, "pcast"):
+        return jax.lax.pcast(x, missing, to="varying")
+    pvary: Callable[..., jax.Array] = vars(jax.lax)["pvary"]  # jax 0.6 to 0.9
+    return pvary(x, missing)
+
+
+def _rows_in_chunks(
+    forward: Callable[..., Any],
+    backward: Callable[..., Any],
+    size: int,
+    rows: tuple[jax.Array, ...],
+    shared: tuple[jax.Array | None, ...],
+    row_weights: jax.Array | None,
+) -> jax.Array:
+    axes = frozenset().union(*(_varying_axes(x) for x in (*rows, *shared, row_weights) if x is not None))
+    if axes:
+        rows = tuple(_as_varying(x, axes) for x in rows)
+        shared = tuple(None if x is None else _as_varying(x, axes) for x in shared)
+        row_weights = None if row_weights is None else _as_varying(row_weights, axes)
+    n = rows[0].shape[0]
+    chunks = max(-(-n // size), 1)  # an empty batch is one chunk of padding
+
+    def values_and_saved(rows: tuple[jax.Array, ...], shared: Any) -> tuple[jax.Array, jax.Array]:
+        values, saved = jax.lax.map(lambda chunk: forward(chunk, shared), tuple(_split(x, chunks, size) for x in rows))
+        return _merge(values, n), _merge(saved, n)
+
+    def gradients(rows: Any, shared: Any, saved: jax.Array, g: jax.Array) -> tuple[Any, Any]:
+        split = tuple(_split(x, chunks, size) for x in rows)
+        xs = (split, _split(saved, chunks, size), _split(g, chunks, size))
+
+        def step(total: Any, chunk: Any) -> tuple[Any, Any]:
+            row_grads, shared_grads = backward(chunk[0], shared, chunk[1], chunk[2])
+            total = tuple(None if t is None else t + s for t, s in zip(total, shared_grads, strict=True))
+            return total, row_grads
+
+        # the first chunk outside the loop: its gradients are the carry's initial value, with
+        # the types (sharding included, under shard_map) that the loop body gives it
+        first = jax.tree.map(lambda x: x[0], xs)
+        first_rows, first_shared = backward(first[0], shared, first[1], first[2])
+        shared_grads, rest = jax.lax.scan(step, first_shared, jax.tree.map(lambda x: x[1:], xs))
+        row_grads = tuple(
+            None if f is None else _merge(jnp.concatenate([f[None], r]), n)
+            for f, r in zip(first_rows, rest, strict=True)
+        )
+        return row_grads, shared_grads
+
+    if row_weights is None:
+
+        @jax.custom_vjp
+        def chunked(rows: Any, shared: Any) -> jax.Array:
+            return values_and_saved(rows, shared)[0]
+
+        def chunked_fwd(rows: Any, shared: Any) -> tuple[jax.Array, Any]:
+            values, saved = values_and_saved(rows, shared)
+            return values, (rows, shared, saved)
+
+        def chunked_bwd(residuals: Any, g: jax.Array) -> tuple[Any, Any]:
+            rows, shared, saved = residuals
+            return gradients(rows, shared, saved, g)
+
+        chunked.defvjp(chunked_fwd, chunked_bwd)
+        return chunked(rows, shared)
+
+    @jax.custom_vjp
+    def weighted(rows: Any, shared: Any, w: jax.Array) -> jax.Array:
+        return jnp.sum(w * values_and_saved(rows, shared)[0])
+
+    def weighted_fwd(rows: Any, shared: Any, w: jax.Array) -> tuple[jax.Array, Any]:
+        values, saved = values_and_saved(rows, shared)
+        return jnp.sum(w * values), (values, *gradients(rows, shared, saved, w))
+
+    def weighted_bwd(residuals: Any, g: jax.Array) -> tuple[Any, Any, Any]:
+        values, row_grads, shared_grads = residuals
+        scale = partial(jax.tree.map, lambda x: x * g)
+        return scale(row_grads), scale(shared_grads), values * g
+
+    weighted.defvjp(weighted_fwd, weighted_bwd)
+    return weighted(rows, shared, row_weights)
 
 
 class JaxBackend(ArrayAPIBackend):
@@ -72,6 +177,19 @@ class JaxBackend(ArrayAPIBackend):
 
     def grad_of_sum(self, fn: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
         return jax.grad(lambda v: jnp.sum(fn(v)))(x)
+
+    def rows_in_chunks(
+        self,
+        forward: Any,
+        backward: Any,
+        rows: tuple[jax.Array, ...],
+        shared: tuple[jax.Array | None, ...],
+        chunk_size: int,
+        row_weights: jax.Array | None = None,
+    ) -> jax.Array:
+        # custom_vjp: the forward pass keeps one chunk's logits at a time, the backward pass
+        # recomputes them chunk by chunk (lax.map / lax.scan: one compiled body per loop)
+        return _rows_in_chunks(forward, backward, chunk_size, rows, shared, row_weights)
 
     def uniform(self, key_or_generator: Any, shape: tuple[int, ...], like: jax.Array) -> jax.Array:
         if key_or_generator is None or isinstance(key_or_generator, (int, float)):

@@ -17,6 +17,85 @@ from polyloss.core._typing import Backend
 
 _is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 
+Chunk = tuple[torch.Tensor, ...]
+Shared = tuple[torch.Tensor | None, ...]
+
+
+def _starts(n: int, chunk_size: int) -> range:
+    return range(0, max(n, 1), chunk_size)  # an empty batch is one empty chunk
+
+
+def _chunk(arrays: Chunk, start: int, size: int) -> Chunk:
+    return tuple(x[start : start + size] for x in arrays)
+
+
+def _add(total: list[torch.Tensor | None], parts: Shared) -> None:
+    for i, part in enumerate(parts):
+        current = total[i]
+        if part is not None:
+            total[i] = part if current is None else current + part
+
+
+def _concat(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
+    return None if parts[0] is None else torch.cat([p for p in parts if p is not None])
+
+
+def _chunked_gradients(
+    backward: Callable[..., Any], rows: Chunk, shared: Shared, saved: torch.Tensor, g: torch.Tensor, size: int
+) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
+    row_parts: list[list[torch.Tensor | None]] = [[] for _ in rows]
+    shared_grads: list[torch.Tensor | None] = [None] * len(shared)
+    for start in _starts(rows[0].shape[0], size):
+        row_grads, shared_parts = backward(
+            _chunk(rows, start, size), shared, saved[start : start + size], g[start : start + size]
+        )
+        for parts, grad in zip(row_parts, row_grads, strict=True):
+            parts.append(grad)
+        _add(shared_grads, shared_parts)
+    return [_concat(parts) for parts in row_parts], shared_grads
+
+
+class _ChunkedValues(torch.autograd.Function):
+    """Per-row values chunk by chunk; the backward pass recomputes each chunk."""
+
+    @staticmethod
+    def forward(ctx: Any, forward: Any, backward: Any, size: int, n_rows: int, *arrays: Any) -> torch.Tensor:
+        rows, shared = arrays[:n_rows], arrays[n_rows:]
+        outs = [forward(_chunk(rows, start, size), shared) for start in _starts(rows[0].shape[0], size)]
+        ctx.save_for_backward(*arrays, torch.cat([saved for _, saved in outs]))
+        ctx.chunking = (backward, size, n_rows)
+        return torch.cat([values for values, _ in outs])
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
+        backward, size, n_rows = ctx.chunking
+        *arrays, saved = ctx.saved_tensors
+        row_grads, shared_grads = _chunked_gradients(
+            backward, tuple(arrays[:n_rows]), tuple(arrays[n_rows:]), saved, g, size
+        )
+        return (None, None, None, None, *row_grads, *shared_grads)
+
+
+class _ChunkedWeightedSum(torch.autograd.Function):
+    """sum(row_weights * values), its gradients computed chunk by chunk in the forward pass."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, forward: Any, backward: Any, size: int, n_rows: int, row_weights: torch.Tensor, *arrays: Any
+    ) -> torch.Tensor:
+        rows, shared = arrays[:n_rows], arrays[n_rows:]
+        outs = [forward(_chunk(rows, start, size), shared) for start in _starts(rows[0].shape[0], size)]
+        values = torch.cat([v for v, _ in outs])
+        saved = torch.cat([st for _, st in outs])
+        row_grads, shared_grads = _chunked_gradients(backward, rows, shared, saved, row_weights, size)
+        ctx.save_for_backward(values, *row_grads, *shared_grads)
+        return torch.sum(row_weights * values)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
+        values, *grads = ctx.saved_tensors
+        return (None, None, None, None, values * g, *(None if x is None else x * g for x in grads))
+
 
 class TorchBackend(ArrayAPIBackend):
     has_autodiff = True
@@ -107,6 +186,22 @@ class TorchBackend(ArrayAPIBackend):
 
     def device(self, x: torch.Tensor) -> torch.device:
         return x.device  # array_api_compat.device's type probing warns under dynamo
+
+    def rows_in_chunks(
+        self,
+        forward: Any,
+        backward: Any,
+        rows: Chunk,
+        shared: Shared,
+        chunk_size: int,
+        row_weights: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        arrays = (*rows, *shared)
+        if not (torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in (*arrays, row_weights))):
+            return super().rows_in_chunks(forward, backward, rows, shared, chunk_size, row_weights)
+        if row_weights is None:
+            return _ChunkedValues.apply(forward, backward, chunk_size, len(rows), *arrays)
+        return _ChunkedWeightedSum.apply(forward, backward, chunk_size, len(rows), row_weights, *arrays)
 
 
 BACKEND: Backend = TorchBackend()  # mypy checks the class against the core's protocol

@@ -90,6 +90,39 @@ class Backend(Protocol):
         """The device of ``x``, for arrays created next to it."""
         ...
 
+    def rows_in_chunks(
+        self,
+        forward: RowForward,
+        backward: RowBackward,
+        rows: tuple[Array, ...],
+        shared: tuple[Array | None, ...],
+        chunk_size: int,
+        row_weights: Array | None = None,
+    ) -> Array:
+        """``forward`` over ``rows`` (arrays sharing their leading axis of N rows) ``chunk_size``
+        rows at a time, every chunk seeing the ``shared`` arrays whole; memory bounded by one chunk.
+
+        Without ``row_weights``: the ``(N,)`` values; the backward pass recomputes each chunk
+        (``backward`` with the chunk's cotangent), keeping only ``forward``'s per-row statistic.
+        With ``row_weights`` ``(N,)``: the scalar ``sum(row_weights * values)``; its gradients are
+        computed chunk by chunk during the forward pass (``backward`` with ``row_weights`` as the
+        cotangent) and scaled by the scalar cotangent after, as Liger-Kernel's fused linear
+        cross-entropy does; ``row_weights``' own gradient is the values.
+        """
+        ...
+
+
+#: One chunk of rows and the shared arrays -> (the per-row value, a per-row statistic kept for
+#: the backward pass), both ``(n,)``.
+RowForward: TypeAlias = Callable[[tuple[Array, ...], tuple[Array | None, ...]], tuple[Array, Array]]
+#: One chunk of rows, the shared arrays, the chunk's statistic and its per-row cotangent ->
+#: (the gradients of the row arrays, the chunk's contributions to the gradients of the shared
+#: arrays), ``None`` for an array without one.
+RowBackward: TypeAlias = Callable[
+    [tuple[Array, ...], tuple[Array | None, ...], Array, Array],
+    tuple[tuple[Array | None, ...], tuple[Array | None, ...]],
+]
+
 
 class Registered(Protocol):
     """A core function as the registry holds it (``@helper``): callable with its backend first,

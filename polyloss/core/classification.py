@@ -16,6 +16,8 @@ Conventions shared by ``cross_entropy``, ``nll`` and ``focal``:
 
 from __future__ import annotations
 
+import math
+from functools import partial
 from typing import Any, NamedTuple
 
 from polyloss.core._checks import (
@@ -24,6 +26,7 @@ from polyloss.core._checks import (
     check_floating,
     check_interval,
     check_nonnegative,
+    check_positive,
     check_same_shape,
     check_shape,
     check_unit_interval,
@@ -31,7 +34,7 @@ from polyloss.core._checks import (
     guard_traced_labels,
     is_integer,
 )
-from polyloss.core._reduce import along_axis, clamped_bce, reduce, relu, safe_pow, zero_times
+from polyloss.core._reduce import along_axis, clamped_bce, reduce, relu, safe_divide, safe_pow, zero_times
 from polyloss.core._registry import loss
 from polyloss.core._typing import Array, Backend
 
@@ -252,6 +255,237 @@ def _cross_entropy_soft(
         log_z = b.logsumexp(logits, axis)
         per_sample = per_sample + z_loss * log_z * log_z
     return reduce(xp, per_sample, reduction)
+
+
+# --------------------------------------------------------------------------- linear cross-entropy
+
+#: the elements of one chunk's logits (rows x vocabulary) when ``chunk_size`` is not given:
+#: 16 MiB in float32, so a chunk's working set (logits, probabilities, their gradient) stays
+#: under 64 MiB whatever the vocabulary
+_CHUNK_ELEMENTS = 1 << 22
+
+
+class _LinearCrossEntropy(NamedTuple):
+    """The static options of one chunk of :func:`linear_cross_entropy`."""
+
+    label_smoothing: float
+    z_loss: float
+    softcap: float | None
+
+
+def _chunk_logits(xp: Any, hidden: Array, weight: Array, bias: Array | None, softcap: float | None) -> Array:
+    logits = xp.matmul(hidden, xp.matrix_transpose(weight))
+    if bias is not None:
+        logits = logits + bias
+    return logits if softcap is None else softcap * xp.tanh(logits / softcap)
+
+
+def _chunk_loss(
+    b: Backend, options: _LinearCrossEntropy, rows: tuple[Array, ...], shared: tuple[Array | None, ...]
+) -> tuple[Array, Array]:
+    """Each row's cross-entropy of its logits ``hidden @ weight.T + bias`` (soft-capped), and
+    their log-sum-exp (all the backward pass keeps of the chunk)."""
+    xp = b.xp
+    hidden, index = rows
+    weight, bias, class_weight = shared
+    logits = _chunk_logits(xp, hidden, weight, bias, options.softcap)
+    log_z = b.logsumexp(logits, 1)
+    picked = xp.squeeze(b.take_along_axis(logits, xp.expand_dims(index, axis=1), 1), axis=1)
+    per_row = log_z - picked
+    if class_weight is not None:
+        per_row = per_row * _take_class_vector(xp, class_weight, index)
+    eps = options.label_smoothing
+    if eps > 0.0:
+        # -sum_c w_c log p_c as sum_c w_c (logsumexp - x_c): no cancellation between two sums
+        minus_log_probs = xp.expand_dims(log_z, axis=1) - logits
+        if class_weight is not None:
+            minus_log_probs = minus_log_probs * class_weight
+        per_row = (1.0 - eps) * per_row + (eps / logits.shape[1]) * xp.sum(minus_log_probs, axis=1)
+    if options.z_loss > 0.0:
+        z_term = options.z_loss * log_z * log_z
+        per_row = per_row + (z_term if class_weight is None else z_term * _take_class_vector(xp, class_weight, index))
+    return per_row, log_z
+
+
+def _chunk_gradients(
+    b: Backend,
+    options: _LinearCrossEntropy,
+    rows: tuple[Array, ...],
+    shared: tuple[Array | None, ...],
+    log_z: Array,
+    cotangent: Array,
+) -> tuple[tuple[Array | None, ...], tuple[Array | None, ...]]:
+    """The gradients of ``sum(cotangent * per_row)`` for one chunk, from its recomputed logits:
+    ``d/dx_c = (1-eps) w_y (p_c - [c = y]) + eps/V (sum_k w_k p_c - w_c) + 2 z w_y lse p_c``,
+    times ``1 - (x_c / cap)^2`` through the soft cap."""
+    xp = b.xp
+    hidden, index = rows
+    weight, bias, class_weight = shared
+    logits = _chunk_logits(xp, hidden, weight, bias, options.softcap)
+    num_classes = logits.shape[1]
+    probs = xp.exp(logits - xp.expand_dims(log_z, axis=1))
+    target_coef = cotangent if class_weight is None else cotangent * _take_class_vector(xp, class_weight, index)
+    eps = options.label_smoothing
+    prob_coef = (1.0 - eps) * target_coef
+    if options.z_loss > 0.0:
+        prob_coef = prob_coef + (2.0 * options.z_loss) * target_coef * log_z
+    grad = xp.expand_dims(prob_coef, axis=1) * probs
+    classes = xp.arange(num_classes, dtype=index.dtype, device=b.device(index))
+    is_target = xp.expand_dims(index, axis=1) == classes
+    grad = grad - xp.where(is_target, xp.expand_dims((1.0 - eps) * target_coef, axis=1), 0.0)
+    if eps > 0.0:
+        smooth = eps / num_classes * xp.expand_dims(cotangent, axis=1)
+        if class_weight is None:
+            grad = grad + smooth * (num_classes * probs - 1.0)
+        else:
+            grad = grad + smooth * (xp.sum(class_weight) * probs - class_weight)
+    if options.softcap is not None:
+        ratio = logits / options.softcap
+        grad = grad * (1.0 - ratio * ratio)
+    grad_hidden = xp.matmul(grad, weight)
+    grad_weight = xp.matmul(xp.matrix_transpose(grad), hidden)
+    grad_bias = None if bias is None else xp.sum(grad, axis=0)
+    grad_class_weight = None
+    if class_weight is not None:
+        # d/dw_c: the target terms of the rows of class c, and the smoothing term of every row
+        picked = xp.squeeze(b.take_along_axis(logits, xp.expand_dims(index, axis=1), 1), axis=1)
+        target_terms = (1.0 - eps) * (log_z - picked)
+        if options.z_loss > 0.0:
+            target_terms = target_terms + options.z_loss * log_z * log_z
+        grad_class_weight = xp.sum(xp.where(is_target, xp.expand_dims(cotangent * target_terms, axis=1), 0.0), axis=0)
+        if eps > 0.0:
+            minus_log_probs = xp.expand_dims(log_z, axis=1) - logits
+            grad_class_weight = grad_class_weight + xp.sum(smooth * minus_log_probs, axis=0)
+    return (grad_hidden, None), (grad_weight, grad_bias, grad_class_weight)
+
+
+def _check_chunk_size(chunk_size: Any) -> None:
+    if chunk_size is None:
+        return
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int):
+        raise TypeError(f"chunk_size must be an int or None, got {chunk_size!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
+
+
+@loss("classification")
+def linear_cross_entropy(
+    b: Backend,
+    hidden: Array,
+    weight: Array,
+    target: Array,
+    *,
+    bias: Array | None = None,
+    class_weight: Array | None = None,
+    sample_weight: Array | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    chunk_size: int | None = None,
+    reduction: str = "mean",
+) -> Array:
+    r"""Cross-entropy of a linear layer's logits, never holding all of them: the language-model head's loss.
+
+    With logits :math:`x = h W^\top + b` (soft-capped to :math:`c \tanh(x / c)` when
+    ``softcap`` is :math:`c`), the value is :func:`cross_entropy` of those logits with
+    the same options, each token's loss times its ``sample_weight`` :math:`s_i`:
+
+    .. math::
+        \ell_i = s_i \big( -(1-\varepsilon)\, w_{y_i} \log p_{i y_i}
+                 - \tfrac{\varepsilon}{V} \textstyle\sum_c w_c \log p_{ic}
+                 + z\, w_{y_i} (\operatorname{logsumexp}_c x_{ic})^2 \big)
+
+    and ``"mean"`` is :math:`\sum_i \ell_i / \sum_i s_i w_{y_i}` over the tokens not ignored
+    (0 when that sum is 0). The tokens are processed ``chunk_size`` at a time: no
+    ``(N, V)`` array of logits or of their gradient exists, only one chunk's, and the
+    backward pass keeps one log-sum-exp per token. With ``"mean"`` or ``"sum"`` the
+    gradients are computed during the forward pass (one matrix product fewer than
+    recomputing them, as Liger-Kernel's fused linear cross-entropy); with ``"none"`` the
+    backward pass recomputes each chunk's logits (as Cut Cross-Entropy does).
+
+    Args:
+        hidden: the last hidden states ``(..., H)``, floating.
+        weight: the output layer's weight ``(V, H)``: ``lm_head.weight`` of an
+            ``nn.Linear(H, V)`` or a tied embedding.
+        target: integer token ids, ``hidden``'s shape without ``H``.
+        bias: optional output bias ``(V,)``.
+        class_weight: optional per-class weights ``(V,)``, as :func:`cross_entropy`'s ``weight``.
+        sample_weight: optional per-token weights, ``target``'s shape.
+        ignore_index: a token id whose tokens are ignored (value and gradient 0).
+        label_smoothing: :math:`\varepsilon` in [0, 1], spread over all V classes.
+        z_loss: coefficient (>= 0) of PaLM's ``logsumexp(logits)^2`` term.
+        softcap: :math:`c > 0`, Gemma 2's logit soft-capping, or ``None``.
+        chunk_size: tokens per chunk (>= 1); ``None`` picks about 2**22 / V.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per token: ``target``'s shape).
+
+    Returns:
+        The loss, with gradients with respect to every floating input.
+
+    Equals ``cross_entropy(hidden @ weight.T + bias, target, ...)`` and, for the options
+    it has, ``torch.nn.functional.linear_cross_entropy`` (torch >= 2.13). In a torch
+    model, ``F.cross_entropy(lm_head(h), y)`` becomes
+    ``polyloss.torch.linear_cross_entropy(h, lm_head.weight, y, bias=lm_head.bias)``.
+    """
+    xp = b.xp
+    check_floating(xp, "hidden", hidden)
+    check_floating(xp, "weight", weight)
+    if hidden.ndim < 1:
+        raise ValueError(f"hidden must have a last axis of features (..., H), got shape {tuple(hidden.shape)}")
+    if weight.ndim != 2 or weight.shape[1] != hidden.shape[-1]:
+        raise ValueError(
+            f"weight must have shape (V, H) with H = {hidden.shape[-1]} (hidden's last axis), "
+            f"got shape {tuple(weight.shape)}"
+        )
+    num_classes = weight.shape[0]
+    if bias is not None:
+        check_floating(xp, "bias", bias)
+        check_shape("bias", bias, (num_classes,))
+    if class_weight is not None:
+        _check_class_vector("class_weight", class_weight, num_classes)
+    _check_ignore_index(ignore_index)
+    class_labels(
+        b, "target", target, num_classes=num_classes, shape=tuple(hidden.shape[:-1]), ignore_index=ignore_index
+    )
+    if sample_weight is not None:
+        check_floating(xp, "sample_weight", sample_weight)
+        check_shape("sample_weight", sample_weight, tuple(target.shape))
+    options = _LinearCrossEntropy(
+        label_smoothing=check_interval("label_smoothing", label_smoothing, 0.0, 1.0),
+        z_loss=check_nonnegative("z_loss", z_loss),
+        softcap=None if softcap is None else check_positive("softcap", softcap),
+    )
+    _check_chunk_size(chunk_size)
+
+    n = math.prod(target.shape)
+    labels = xp.reshape(target, (n,))
+    keep = None if ignore_index is None else labels != ignore_index
+    index = labels if keep is None else xp.where(keep, labels, 0)
+    index, valid = guard_traced_labels(b, index, num_classes)
+    size = max(1, min(n, _CHUNK_ELEMENTS // num_classes)) if chunk_size is None else chunk_size
+    rows = (xp.reshape(hidden, (n, hidden.shape[-1])), index)
+    shared = (weight, bias, class_weight)
+    forward = partial(_chunk_loss, b, options)
+    backward = partial(_chunk_gradients, b, options)
+
+    # each token's factor: kept (0/1) times its sample weight; None when every factor is 1
+    factor = None if keep is None else xp.astype(keep, hidden.dtype)
+    if sample_weight is not None:
+        weights = xp.reshape(sample_weight, (n,))
+        factor = weights if factor is None else factor * weights
+    if valid is not None:  # out-of-range traced labels: NaN, never a wrapped class
+        factor = xp.where(valid, 1.0 if factor is None else factor, xp.nan)
+
+    if reduction == "none":
+        per_token = b.rows_in_chunks(forward, backward, rows, shared, size)
+        if factor is not None:
+            per_token = per_token * factor
+        return xp.reshape(per_token, tuple(target.shape))
+    row_weights = xp.ones((n,), dtype=hidden.dtype, device=b.device(hidden)) if factor is None else factor
+    if reduction == "mean":
+        counted = row_weights if class_weight is None else row_weights * _take_class_vector(xp, class_weight, index)
+        row_weights = safe_divide(xp, row_weights, xp.sum(counted))
+    return b.rows_in_chunks(forward, backward, rows, shared, size, row_weights=row_weights)
 
 
 @loss("classification")
