@@ -54,13 +54,18 @@ def pairs(names) -> list[tuple[str, str]]:
     return [(backend, name) for name in names for backend in BACKENDS if hasattr(MODULES[backend], name)]
 
 
+def second_is_shared(name: str) -> bool:
+    """The second positional input is common to every sample in the spec's layout (a margin-softmax
+    head's class weights, linear_cross_entropy's output layer): it has no samples to cut short."""
+    return positional(name)[1] in SPECS[name].layout_of(CASES[name]).shared
+
+
 # Losses with two array inputs of the same samples (the second can be cut short or given an extra axis).
 # Not: single-input losses (GAN generators); discriminator losses, whose real and fake batches may differ
-# in size (test_two_sided_none_needs_equal_shapes); margin-softmax heads, whose second input is per class
-# (test_class_weights_of_wrong_width_raise).
+# in size (test_two_sided_none_needs_equal_shapes); losses whose second input is shared by the samples
+# (test_class_weights_of_wrong_width_raise, and each loss's own shape tests).
 INDEPENDENT_SIDES = {"gan_discriminator", "wgan_critic", "hinge_discriminator"}
-PER_CLASS_SECOND = {"arcface", "cosface"}
-SAME_SAMPLES = [n for n in NAMES if len(positional(n)) >= 2 and n not in INDEPENDENT_SIDES | PER_CLASS_SECOND]
+SAME_SAMPLES = [n for n in NAMES if len(positional(n)) >= 2 and n not in INDEPENDENT_SIDES and not second_is_shared(n)]
 TWO_INPUTS = [n for n in NAMES if len(positional(n)) >= 2]
 
 

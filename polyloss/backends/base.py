@@ -165,5 +165,7 @@ class ArrayAPIBackend:
         n = rows[0].shape[0]
         # an empty batch is one empty chunk: forward gives the (0,) values of the right dtype
         starts = range(0, max(n, 1), chunk_size)
-        values = xp.concat([forward(tuple(x[s : s + chunk_size, ...] for x in rows), shared)[0] for s in starts])
+        values = xp.concat(
+            [forward(tuple(x[s : min(s + chunk_size, n), ...] for x in rows), shared)[0] for s in starts]
+        )
         return values if row_weights is None else xp.sum(row_weights * values)

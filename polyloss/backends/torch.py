@@ -11,6 +11,7 @@ from typing import Any
 import array_api_compat.torch as xp
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from polyloss.backends.base import ArrayAPIBackend
 from polyloss.core._typing import Backend
@@ -56,18 +57,26 @@ def _chunked_gradients(
 
 
 class _ChunkedValues(torch.autograd.Function):
-    """Per-row values chunk by chunk; the backward pass recomputes each chunk."""
+    """Per-row values chunk by chunk; the backward pass recomputes each chunk (twice
+    differentiable: the backward is torch code on the saved inputs)."""
+
+    generate_vmap_rule = True  # torch.func.vmap runs forward and backward per sample
 
     @staticmethod
-    def forward(ctx: Any, forward: Any, backward: Any, size: int, n_rows: int, *arrays: Any) -> torch.Tensor:
+    def forward(forward: Any, backward: Any, size: int, n_rows: int, *arrays: Any) -> tuple[torch.Tensor, ...]:
         rows, shared = arrays[:n_rows], arrays[n_rows:]
         outs = [forward(_chunk(rows, start, size), shared) for start in _starts(rows[0].shape[0], size)]
-        ctx.save_for_backward(*arrays, torch.cat([saved for _, saved in outs]))
-        ctx.chunking = (backward, size, n_rows)
-        return torch.cat([values for values, _ in outs])
+        return torch.cat([values for values, _ in outs]), torch.cat([saved for _, saved in outs])
 
     @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
+        _, backward, size, n_rows, *arrays = inputs
+        ctx.mark_non_differentiable(output[1])
+        ctx.save_for_backward(*arrays, output[1])
+        ctx.chunking = (backward, size, n_rows)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor, _: Any) -> tuple[Any, ...]:
         backward, size, n_rows = ctx.chunking
         *arrays, saved = ctx.saved_tensors
         row_grads, shared_grads = _chunked_gradients(
@@ -76,25 +85,44 @@ class _ChunkedValues(torch.autograd.Function):
         return (None, None, None, None, *row_grads, *shared_grads)
 
 
+def _has_gradient(x: torch.Tensor | None) -> bool:
+    return x is not None and x.is_floating_point()
+
+
 class _ChunkedWeightedSum(torch.autograd.Function):
-    """sum(row_weights * values), its gradients computed chunk by chunk in the forward pass."""
+    """sum(row_weights * values), its gradients computed chunk by chunk in the forward pass
+    and scaled by the cotangent in the backward pass: once differentiable (a second
+    derivative raises instead of treating the stored gradients as constants)."""
+
+    generate_vmap_rule = True
 
     @staticmethod
     def forward(
-        ctx: Any, forward: Any, backward: Any, size: int, n_rows: int, row_weights: torch.Tensor, *arrays: Any
-    ) -> torch.Tensor:
+        forward: Any, backward: Any, size: int, n_rows: int, row_weights: torch.Tensor, *arrays: Any
+    ) -> tuple[torch.Tensor, ...]:
         rows, shared = arrays[:n_rows], arrays[n_rows:]
         outs = [forward(_chunk(rows, start, size), shared) for start in _starts(rows[0].shape[0], size)]
         values = torch.cat([v for v, _ in outs])
         saved = torch.cat([st for _, st in outs])
         row_grads, shared_grads = _chunked_gradients(backward, rows, shared, saved, row_weights, size)
-        ctx.save_for_backward(values, *row_grads, *shared_grads)
-        return torch.sum(row_weights * values)
+        grads = [grad for grad in (*row_grads, *shared_grads) if grad is not None]
+        return (torch.sum(row_weights * values), values, *grads)
 
     @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
+        arrays = inputs[5:]
+        _, values, *grads = output
+        ctx.mark_non_differentiable(values, *grads)
+        ctx.save_for_backward(values, *grads)
+        ctx.has_gradient = [_has_gradient(x) for x in arrays]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, g: torch.Tensor, *_: Any) -> tuple[Any, ...]:
         values, *grads = ctx.saved_tensors
-        return (None, None, None, None, values * g, *(None if x is None else x * g for x in grads))
+        stored = iter(grads)
+        scaled = [next(stored) * g if has else None for has in ctx.has_gradient]
+        return (None, None, None, None, values * g, *scaled)
 
 
 class TorchBackend(ArrayAPIBackend):
@@ -200,8 +228,8 @@ class TorchBackend(ArrayAPIBackend):
         if not (torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in (*arrays, row_weights))):
             return super().rows_in_chunks(forward, backward, rows, shared, chunk_size, row_weights)
         if row_weights is None:
-            return _ChunkedValues.apply(forward, backward, chunk_size, len(rows), *arrays)
-        return _ChunkedWeightedSum.apply(forward, backward, chunk_size, len(rows), row_weights, *arrays)
+            return _ChunkedValues.apply(forward, backward, chunk_size, len(rows), *arrays)[0]
+        return _ChunkedWeightedSum.apply(forward, backward, chunk_size, len(rows), row_weights, *arrays)[0]
 
 
 BACKEND: Backend = TorchBackend()  # mypy checks the class against the core's protocol

@@ -117,7 +117,7 @@ class Backend(Protocol):
 RowForward: TypeAlias = Callable[[tuple[Array, ...], tuple[Array | None, ...]], tuple[Array, Array]]
 #: One chunk of rows, the shared arrays, the chunk's statistic and its per-row cotangent ->
 #: (the gradients of the row arrays, the chunk's contributions to the gradients of the shared
-#: arrays), ``None`` for an array without one.
+#: arrays): one for every floating array, ``None`` for integer and absent (``None``) ones.
 RowBackward: TypeAlias = Callable[
     [tuple[Array, ...], tuple[Array | None, ...], Array, Array],
     tuple[tuple[Array | None, ...], tuple[Array | None, ...]],

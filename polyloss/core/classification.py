@@ -474,7 +474,8 @@ def linear_cross_entropy(
         weights = xp.reshape(sample_weight, (n,))
         factor = weights if factor is None else factor * weights
     if valid is not None:  # out-of-range traced labels: NaN, never a wrapped class
-        factor = xp.where(valid, 1.0 if factor is None else factor, xp.nan)
+        ones = xp.ones((n,), dtype=hidden.dtype, device=b.device(hidden))
+        factor = xp.where(valid, ones if factor is None else factor, xp.nan)
 
     if reduction == "none":
         per_token = b.rows_in_chunks(forward, backward, rows, shared, size)

@@ -186,6 +186,35 @@ def _edge_cases() -> EdgeCorpus:
         Finite((1 + 1e4) ** 2),
         dtypes=("float64",),
     )
+    # linear_cross_entropy: hidden (N, H), weight (V, H); logits = hidden @ weight.T
+    lce_weight = f64([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.5]])
+    edges.case(
+        "linear_cross_entropy",
+        "all tokens ignored",
+        {"hidden": f64([[1.0, 2.0], [-3.0, 0.5]]), "weight": lce_weight, "target": i64([-100, -100])},
+        Finite(0.0, grad="zero"),
+        params={"ignore_index": -100},
+    )
+    edges.case(
+        "linear_cross_entropy",
+        "a single token",
+        {"hidden": f64([[1.0, 2.0]]), "weight": lce_weight, "target": i64([2])},
+        Finite(lambda a: ce([[1.0, 2.0, 0.0]], [2])[0]),
+    )
+    big_weight = f64([[1.0], [-1.0], [0.0]])
+    edges.case(
+        "linear_cross_entropy",
+        "logits at +-1e4, target at -1e4",
+        {"hidden": f64([[1e4]]), "weight": big_weight, "target": i64([1])},
+        Finite(2e4),
+    )
+    edges.case(
+        "linear_cross_entropy",
+        "logits at +-1e4 soft-capped at 30",
+        {"hidden": f64([[1e4]]), "weight": big_weight, "target": i64([0])},
+        Finite(lambda a: math.log1p(math.exp(-30.0) + math.exp(-60.0))),
+        params={"softcap": 30.0},
+    )
     return edges
 
 
@@ -356,6 +385,177 @@ register(
             ),
         ),
         edge_cases=EDGES.of("cross_entropy"),
+    )
+)
+
+
+# -- linear_cross_entropy ----------------------------------------------------------
+
+_LCE_FEATURES, _LCE_CLASSES = 3, 7
+
+
+def _lce_arrays(
+    rng,
+    n,
+    *,
+    bias=False,
+    class_weight=False,
+    sample_weight=False,
+    ignore=None,
+    tokens_per_sample=None,
+):
+    """Hidden states, an output layer (V = 7 classes, H = 3), token ids and optional weights."""
+    shape = (n,) if tokens_per_sample is None else (n, tokens_per_sample)
+    arrays = {
+        "hidden": normal(rng, (*shape, _LCE_FEATURES)),
+        "weight": normal(rng, (_LCE_CLASSES, _LCE_FEATURES), 1.5),
+        "target": labels(rng, shape, _LCE_CLASSES),
+    }
+    if ignore is not None:
+        arrays["target"] = np.where(rng.random(shape) < 0.3, ignore, arrays["target"])
+    if bias:
+        arrays["bias"] = normal(rng, (_LCE_CLASSES,))
+    if class_weight:
+        arrays["class_weight"] = rng.uniform(0.2, 2.0, size=(_LCE_CLASSES,))
+    if sample_weight:
+        arrays["sample_weight"] = rng.uniform(0.2, 2.0, size=shape)
+    return arrays
+
+
+def _lce_logits(np_, a, p):
+    logits = np_.asarray(a["hidden"]) @ np_.asarray(a["weight"]).T
+    if a.get("bias") is not None:
+        logits = logits + np_.asarray(a["bias"])
+    cap = p.get("softcap")
+    return logits if cap is None else cap * np_.tanh(logits / cap)
+
+
+def _numpy_linear_cross_entropy_loop(m, a, p, r):
+    """One token at a time: its logits row, its log-softmax and the cross-entropy formula
+    with smoothing, class and sample weights, z-loss and the soft cap (float64)."""
+    np_ = m.np
+    logits = _lce_logits(np_, a, p)
+    target = np_.asarray(a["target"])
+    flat_logits, flat_target = logits.reshape(-1, logits.shape[-1]), target.reshape(-1)
+    classes = flat_logits.shape[1]
+    w = np_.ones(classes) if a.get("class_weight") is None else np_.asarray(a["class_weight"])
+    s = np_.ones(len(flat_target)) if a.get("sample_weight") is None else np_.asarray(a["sample_weight"]).reshape(-1)
+    eps, z, ignore = p.get("label_smoothing", 0.0), p.get("z_loss", 0.0), p.get("ignore_index")
+    out, total_weight = np_.zeros(len(flat_target)), 0.0
+    for i, (x, y) in enumerate(zip(flat_logits, flat_target, strict=True)):
+        if ignore is not None and y == ignore:
+            continue
+        log_z = x.max() + math.log(np_.exp(x - x.max()).sum())
+        log_p = x - log_z
+        smooth = -(w * log_p).sum() * eps / classes
+        out[i] = s[i] * (-(1.0 - eps) * w[y] * log_p[y] + smooth + z * w[y] * log_z**2)
+        total_weight += s[i] * w[y]
+    if r == "none":
+        return out.reshape(target.shape)
+    if r == "sum":
+        return out.sum()
+    return out.sum() / total_weight if total_weight != 0 else 0.0
+
+
+def _torch_linear_cross_entropy(m, a, p, r):
+    if p.get("z_loss") or p.get("softcap") is not None or a.get("sample_weight") is not None:
+        raise NotApplicable("torch's linear_cross_entropy has no z_loss, softcap or sample_weight")
+    hidden, target = a["hidden"], a["target"]
+    ignore = p.get("ignore_index")
+    if ignore is not None and bool((target == ignore).all()):
+        raise NotApplicable("torch returns NaN for an all-ignored batch; polyloss returns 0 by design")
+    out = m.F.linear_cross_entropy(
+        hidden.reshape(-1, hidden.shape[-1]),
+        a["weight"],
+        target.reshape(-1),
+        linear_bias=a.get("bias"),
+        weight=a.get("class_weight"),
+        ignore_index=-100 if ignore is None else ignore,
+        label_smoothing=p.get("label_smoothing", 0.0),
+        reduction=r,
+    )
+    return out.reshape(target.shape) if r == "none" else out
+
+
+def _optax_linear_cross_entropy(m, a, p, r):
+    plain = not (p.get("z_loss") or p.get("label_smoothing") or p.get("ignore_index") is not None)
+    if (
+        not plain
+        or p.get("softcap") is not None
+        or a.get("class_weight") is not None
+        or a.get("sample_weight") is not None
+    ):
+        raise NotApplicable("optax's integer-label cross-entropy has no weights, smoothing, z_loss, softcap or ignore")
+    logits = a["hidden"] @ a["weight"].T
+    if a.get("bias") is not None:
+        logits = logits + a["bias"]
+    out = m.optax.losses.softmax_cross_entropy_with_integer_labels(logits, a["target"])
+    return reduce_reference(m.jnp, out, r)
+
+
+def _lce_weight_sum(case: Case, none: np.ndarray) -> float:
+    """The sum over kept tokens of sample_weight * class_weight[y] (each 1 when absent)."""
+    target = case.arrays["target"]
+    ignore = case.params.get("ignore_index")
+    kept = np.ones(target.shape, bool) if ignore is None else target != ignore
+    class_weight, sample_weight = case.arrays.get("class_weight"), case.arrays.get("sample_weight")
+    per_token = np.ones(target.shape) if class_weight is None else class_weight[np.where(kept, target, 0)]
+    if sample_weight is not None:
+        per_token = per_token * sample_weight
+    return float((per_token * kept).sum())
+
+
+def _lce_variant(name: str, params: dict[str, object] | None = None, **arrays: object) -> Variant:
+    return Variant(name, lambda rng, n: Case(_lce_arrays(rng, n, **arrays), dict(params or {})))
+
+
+def _lce_layout(case: Case) -> Layout:
+    per_sample = tuple(k for k in ("hidden", "target", "sample_weight") if k in case.arrays)
+    shared = tuple(k for k in ("weight", "bias", "class_weight") if k in case.arrays)
+    return Layout(per_sample, shared=shared)
+
+
+register(
+    LossSpec(
+        name="linear_cross_entropy",
+        variants=(
+            _lce_variant("plain"),
+            _lce_variant("bias,label_smoothing=0.1", {"label_smoothing": 0.1}, bias=True),
+            _lce_variant("ignore_index=-100,class_weight", {"ignore_index": -100}, class_weight=True, ignore=-100),
+            _lce_variant("z_loss=0.01,softcap=2", {"z_loss": 0.01, "softcap": 2.0}, bias=True),
+            _lce_variant(
+                "sample_weight,class_weight,ignore_index=-1,label_smoothing=0.2,chunk_size=2",
+                {"ignore_index": -1, "label_smoothing": 0.2, "chunk_size": 2},
+                sample_weight=True,
+                class_weight=True,
+                ignore=-1,
+            ),
+            _lce_variant("(N,2,H) hidden,chunk_size=1", {"chunk_size": 1}, tokens_per_sample=2),
+            _lce_variant("chunk_size=64 (one chunk)", {"chunk_size": 64}, bias=True),
+        ),
+        differentiable=("hidden", "weight", "bias", "class_weight", "sample_weight"),
+        references=(
+            Reference("torch.nn.functional.linear_cross_entropy", "torch", _torch_linear_cross_entropy),
+            Reference(
+                "optax.losses.softmax_cross_entropy_with_integer_labels of x @ W.T", "jax", _optax_linear_cross_entropy
+            ),
+            Reference("per-token loop", "numpy", _numpy_linear_cross_entropy_loop, grads=False),
+        ),
+        # torch's fused path computes the gradients in the forward pass (as Liger-Kernel's): its
+        # backward raises on a second derivative instead of returning a wrong one
+        second_order=False,
+        notes=(
+            "all-ignored batches give 0 (torch: NaN). Tokens are processed chunk_size at a time; with 'mean' "
+            "or 'sum' the gradients are computed in the forward pass (once differentiable in torch), with "
+            "'none' recomputed chunk by chunk in the backward pass."
+        ),
+        layout=_lce_layout,
+        mean=Mean(
+            "sum of sample_weight[i] * class_weight[y_i] over non-ignored tokens (their number without weights)",
+            _lce_weight_sum,
+        ),
+        unit_weights=("class_weight", "sample_weight"),
+        edge_cases=EDGES.of("linear_cross_entropy"),
     )
 )
 
