@@ -15,6 +15,8 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from polyloss.core._typing import RowChunks
+
 Array = Any
 
 _HALF_PRECISION = ("float16", "bfloat16")
@@ -153,19 +155,18 @@ class ArrayAPIBackend:
 
     def rows_in_chunks(
         self,
-        forward: Any,
-        backward: Any,
+        chunks: RowChunks,
         rows: tuple[Array, ...],
         shared: tuple[Array | None, ...],
         chunk_size: int,
         row_weights: Array | None = None,
     ) -> Array:
-        """``forward`` chunk by chunk (values only: this backend has no autodiff); see the protocol."""
+        """``chunks.forward`` chunk by chunk (values only: this backend has no autodiff); see the protocol."""
         xp = self.xp
         n = rows[0].shape[0]
         # an empty batch is one empty chunk: forward gives the (0,) values of the right dtype
         starts = range(0, max(n, 1), chunk_size)
         values = xp.concat(
-            [forward(tuple(x[s : min(s + chunk_size, n), ...] for x in rows), shared)[0] for s in starts]
+            [chunks.forward(tuple(x[s : min(s + chunk_size, n), ...] for x in rows), shared)[0] for s in starts]
         )
         return values if row_weights is None else xp.sum(row_weights * values)

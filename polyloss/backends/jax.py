@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from polyloss.backends.base import ArrayAPIBackend
-from polyloss.core._typing import Backend
+from polyloss.core._typing import Backend, RowChunks, SharedGrads, TransposedProduct
 
 
 def _split(x: jax.Array, chunks: int, size: int) -> jax.Array:
@@ -46,9 +46,28 @@ def _as_varying(x: jax.Array, axes: frozenset[str]) -> jax.Array:
     return pvary(x, missing)
 
 
+def _evaluated(grads: SharedGrads) -> tuple[jax.Array | None, ...]:
+    # inside lax.scan, XLA accumulates the carry's products in place
+    return tuple(g.left.T @ g.right if isinstance(g, TransposedProduct) else g for g in grads)
+
+
+def _scan_chunks(fn: Callable[[Any], tuple[Any, Any]], xs: Any, n: int) -> tuple[Any, Any]:
+    """``fn`` over the leading (chunk) axis of ``xs``: its first output per row (merged back to ``n``
+    rows), its second summed over the chunks. The first chunk runs outside the loop: its sums are
+    the carry's initial value, with the types (varying axes, under shard_map) the loop body gives it."""
+    first_rows, first_sums = fn(jax.tree.map(lambda x: x[0], xs))
+
+    def step(total: Any, chunk: Any) -> tuple[Any, Any]:
+        per_row, sums = fn(chunk)
+        return jax.tree.map(jnp.add, total, sums), per_row
+
+    sums, rest = jax.lax.scan(step, first_sums, jax.tree.map(lambda x: x[1:], xs))
+    per_row = jax.tree.map(lambda f, r: _merge(jnp.concatenate([f[None], r]), n), first_rows, rest)
+    return per_row, sums
+
+
 def _rows_in_chunks(
-    forward: Callable[..., Any],
-    backward: Callable[..., Any],
+    chunks: RowChunks,
     size: int,
     rows: tuple[jax.Array, ...],
     shared: tuple[jax.Array | None, ...],
@@ -60,31 +79,14 @@ def _rows_in_chunks(
         shared = tuple(None if x is None else _as_varying(x, axes) for x in shared)
         row_weights = None if row_weights is None else _as_varying(row_weights, axes)
     n = rows[0].shape[0]
-    chunks = max(-(-n // size), 1)  # an empty batch is one chunk of padding
+    count = max(-(-n // size), 1)  # an empty batch is one chunk of padding
+
+    def split(*arrays: jax.Array) -> tuple[jax.Array, ...]:
+        return tuple(_split(x, count, size) for x in arrays)
 
     def values_and_saved(rows: tuple[jax.Array, ...], shared: Any) -> tuple[jax.Array, jax.Array]:
-        values, saved = jax.lax.map(lambda chunk: forward(chunk, shared), tuple(_split(x, chunks, size) for x in rows))
+        values, saved = jax.lax.map(lambda chunk: chunks.forward(chunk, shared), split(*rows))
         return _merge(values, n), _merge(saved, n)
-
-    def gradients(rows: Any, shared: Any, saved: jax.Array, g: jax.Array) -> tuple[Any, Any]:
-        split = tuple(_split(x, chunks, size) for x in rows)
-        xs = (split, _split(saved, chunks, size), _split(g, chunks, size))
-
-        def step(total: Any, chunk: Any) -> tuple[Any, Any]:
-            row_grads, shared_grads = backward(chunk[0], shared, chunk[1], chunk[2])
-            total = tuple(None if t is None else t + s for t, s in zip(total, shared_grads, strict=True))
-            return total, row_grads
-
-        # the first chunk outside the loop: its gradients are the carry's initial value, with
-        # the types (sharding included, under shard_map) that the loop body gives it
-        first = jax.tree.map(lambda x: x[0], xs)
-        first_rows, first_shared = backward(first[0], shared, first[1], first[2])
-        shared_grads, rest = jax.lax.scan(step, first_shared, jax.tree.map(lambda x: x[1:], xs))
-        row_grads = tuple(
-            None if f is None else _merge(jnp.concatenate([f[None], r]), n)
-            for f, r in zip(first_rows, rest, strict=True)
-        )
-        return row_grads, shared_grads
 
     if row_weights is None:
 
@@ -98,7 +100,12 @@ def _rows_in_chunks(
 
         def chunked_bwd(residuals: Any, g: jax.Array) -> tuple[Any, Any]:
             rows, shared, saved = residuals
-            return gradients(rows, shared, saved, g)
+
+            def backward(chunk: Any) -> tuple[Any, Any]:
+                row_grads, shared_grads = chunks.backward(chunk[0], shared, chunk[1], chunk[2])
+                return row_grads, _evaluated(shared_grads)
+
+            return _scan_chunks(backward, (split(*rows), *split(saved, g)), n)
 
         chunked.defvjp(chunked_fwd, chunked_bwd)
         return chunked(rows, shared)
@@ -108,8 +115,12 @@ def _rows_in_chunks(
         return jnp.sum(w * values_and_saved(rows, shared)[0])
 
     def weighted_fwd(rows: Any, shared: Any, w: jax.Array) -> tuple[jax.Array, Any]:
-        values, saved = values_and_saved(rows, shared)
-        return jnp.sum(w * values), (values, *gradients(rows, shared, saved, w))
+        def fused(chunk: Any) -> tuple[Any, Any]:
+            values, row_grads, shared_grads = chunks.forward_and_backward(chunk[0], shared, chunk[1])
+            return (values, row_grads), _evaluated(shared_grads)
+
+        (values, row_grads), shared_grads = _scan_chunks(fused, (split(*rows), *split(w)), n)
+        return jnp.sum(w * values), (values, row_grads, shared_grads)
 
     def weighted_bwd(residuals: Any, g: jax.Array) -> tuple[Any, Any, Any]:
         values, row_grads, shared_grads = residuals
@@ -180,8 +191,7 @@ class JaxBackend(ArrayAPIBackend):
 
     def rows_in_chunks(
         self,
-        forward: Any,
-        backward: Any,
+        chunks: RowChunks,
         rows: tuple[jax.Array, ...],
         shared: tuple[jax.Array | None, ...],
         chunk_size: int,
@@ -189,7 +199,7 @@ class JaxBackend(ArrayAPIBackend):
     ) -> jax.Array:
         # custom_vjp: the forward pass keeps one chunk's logits at a time, the backward pass
         # recomputes them chunk by chunk (lax.map / lax.scan: one compiled body per loop)
-        return _rows_in_chunks(forward, backward, chunk_size, rows, shared, row_weights)
+        return _rows_in_chunks(chunks, chunk_size, rows, shared, row_weights)
 
     def uniform(self, key_or_generator: Any, shape: tuple[int, ...], like: jax.Array) -> jax.Array:
         if key_or_generator is None or isinstance(key_or_generator, (int, float)):

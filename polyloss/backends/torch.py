@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from polyloss.backends.base import ArrayAPIBackend
-from polyloss.core._typing import Backend
+from polyloss.core._typing import Backend, RowChunks, RowGrads, SharedGrads, TransposedProduct
 
 _is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 
@@ -30,10 +30,17 @@ def _chunk(arrays: Chunk, start: int, size: int) -> Chunk:
     return tuple(x[start : start + size] for x in arrays)
 
 
-def _add(total: list[torch.Tensor | None], parts: Shared) -> None:
+def _add(total: list[torch.Tensor | None], parts: SharedGrads) -> None:
+    """Sum each chunk's shared gradients into ``total``; a TransposedProduct through addmm_,
+    in place (no (V, H) temporary per chunk)."""
     for i, part in enumerate(parts):
         current = total[i]
-        if part is not None:
+        if isinstance(part, TransposedProduct):
+            if current is None:
+                total[i] = part.left.T @ part.right
+            else:
+                current.addmm_(part.left.T, part.right)
+        elif part is not None:
             total[i] = part if current is None else current + part
 
 
@@ -41,15 +48,13 @@ def _concat(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
     return None if parts[0] is None else torch.cat([p for p in parts if p is not None])
 
 
-def _chunked_gradients(
-    backward: Callable[..., Any], rows: Chunk, shared: Shared, saved: torch.Tensor, g: torch.Tensor, size: int
+def _gather(
+    per_chunk: list[tuple[RowGrads, SharedGrads]], n_rows: int, n_shared: int
 ) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
-    row_parts: list[list[torch.Tensor | None]] = [[] for _ in rows]
-    shared_grads: list[torch.Tensor | None] = [None] * len(shared)
-    for start in _starts(rows[0].shape[0], size):
-        row_grads, shared_parts = backward(
-            _chunk(rows, start, size), shared, saved[start : start + size], g[start : start + size]
-        )
+    """The row gradients concatenated and the shared gradients summed over the chunks."""
+    row_parts: list[list[torch.Tensor | None]] = [[] for _ in range(n_rows)]
+    shared_grads: list[torch.Tensor | None] = [None] * n_shared
+    for row_grads, shared_parts in per_chunk:
         for parts, grad in zip(row_parts, row_grads, strict=True):
             parts.append(grad)
         _add(shared_grads, shared_parts)
@@ -63,26 +68,29 @@ class _ChunkedValues(torch.autograd.Function):
     generate_vmap_rule = True  # torch.func.vmap runs forward and backward per sample
 
     @staticmethod
-    def forward(forward: Any, backward: Any, size: int, n_rows: int, *arrays: Any) -> tuple[torch.Tensor, ...]:
+    def forward(chunks: RowChunks, size: int, n_rows: int, *arrays: Any) -> tuple[torch.Tensor, ...]:
         rows, shared = arrays[:n_rows], arrays[n_rows:]
-        outs = [forward(_chunk(rows, start, size), shared) for start in _starts(rows[0].shape[0], size)]
+        outs = [chunks.forward(_chunk(rows, start, size), shared) for start in _starts(rows[0].shape[0], size)]
         return torch.cat([values for values, _ in outs]), torch.cat([saved for _, saved in outs])
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
-        _, backward, size, n_rows, *arrays = inputs
+        chunks, size, n_rows, *arrays = inputs
         ctx.mark_non_differentiable(output[1])
         ctx.save_for_backward(*arrays, output[1])
-        ctx.chunking = (backward, size, n_rows)
+        ctx.chunking = (chunks, size, n_rows)
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor, _: Any) -> tuple[Any, ...]:
-        backward, size, n_rows = ctx.chunking
+        chunks, size, n_rows = ctx.chunking
         *arrays, saved = ctx.saved_tensors
-        row_grads, shared_grads = _chunked_gradients(
-            backward, tuple(arrays[:n_rows]), tuple(arrays[n_rows:]), saved, g, size
-        )
-        return (None, None, None, None, *row_grads, *shared_grads)
+        rows, shared = tuple(arrays[:n_rows]), tuple(arrays[n_rows:])
+        per_chunk = [
+            chunks.backward(_chunk(rows, start, size), shared, saved[start : start + size], g[start : start + size])
+            for start in _starts(rows[0].shape[0], size)
+        ]
+        row_grads, shared_grads = _gather(per_chunk, len(rows), len(shared))
+        return (None, None, None, *row_grads, *shared_grads)
 
 
 def _has_gradient(x: torch.Tensor | None) -> bool:
@@ -98,19 +106,21 @@ class _ChunkedWeightedSum(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        forward: Any, backward: Any, size: int, n_rows: int, row_weights: torch.Tensor, *arrays: Any
+        chunks: RowChunks, size: int, n_rows: int, row_weights: torch.Tensor, *arrays: Any
     ) -> tuple[torch.Tensor, ...]:
         rows, shared = arrays[:n_rows], arrays[n_rows:]
-        outs = [forward(_chunk(rows, start, size), shared) for start in _starts(rows[0].shape[0], size)]
-        values = torch.cat([v for v, _ in outs])
-        saved = torch.cat([st for _, st in outs])
-        row_grads, shared_grads = _chunked_gradients(backward, rows, shared, saved, row_weights, size)
+        outs = [
+            chunks.forward_and_backward(_chunk(rows, start, size), shared, row_weights[start : start + size])
+            for start in _starts(rows[0].shape[0], size)
+        ]
+        values = torch.cat([v for v, _, _ in outs])
+        row_grads, shared_grads = _gather([(r, s) for _, r, s in outs], len(rows), len(shared))
         grads = [grad for grad in (*row_grads, *shared_grads) if grad is not None]
         return (torch.sum(row_weights * values), values, *grads)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
-        arrays = inputs[5:]
+        arrays = inputs[4:]
         _, values, *grads = output
         ctx.mark_non_differentiable(values, *grads)
         ctx.save_for_backward(values, *grads)
@@ -122,7 +132,7 @@ class _ChunkedWeightedSum(torch.autograd.Function):
         values, *grads = ctx.saved_tensors
         stored = iter(grads)
         scaled = [next(stored) * g if has else None for has in ctx.has_gradient]
-        return (None, None, None, None, values * g, *scaled)
+        return (None, None, None, values * g, *scaled)
 
 
 class TorchBackend(ArrayAPIBackend):
@@ -217,8 +227,7 @@ class TorchBackend(ArrayAPIBackend):
 
     def rows_in_chunks(
         self,
-        forward: Any,
-        backward: Any,
+        chunks: RowChunks,
         rows: Chunk,
         shared: Shared,
         chunk_size: int,
@@ -226,10 +235,10 @@ class TorchBackend(ArrayAPIBackend):
     ) -> torch.Tensor:
         arrays = (*rows, *shared)
         if not (torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in (*arrays, row_weights))):
-            return super().rows_in_chunks(forward, backward, rows, shared, chunk_size, row_weights)
+            return super().rows_in_chunks(chunks, rows, shared, chunk_size, row_weights)
         if row_weights is None:
-            return _ChunkedValues.apply(forward, backward, chunk_size, len(rows), *arrays)[0]
-        return _ChunkedWeightedSum.apply(forward, backward, chunk_size, len(rows), row_weights, *arrays)[0]
+            return _ChunkedValues.apply(chunks, chunk_size, len(rows), *arrays)[0]
+        return _ChunkedWeightedSum.apply(chunks, chunk_size, len(rows), row_weights, *arrays)[0]
 
 
 BACKEND: Backend = TorchBackend()  # mypy checks the class against the core's protocol

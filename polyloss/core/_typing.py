@@ -9,7 +9,7 @@ backends subclass it and replace primitives with native kernels.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, TypeAlias
+from typing import Any, NamedTuple, Protocol, TypeAlias
 
 #: An array of the bound backend's framework (``numpy.ndarray``, ``torch.Tensor``,
 #: ``jax.Array``, an array-api-strict array, or a tracer of one). The array API standard
@@ -92,36 +92,61 @@ class Backend(Protocol):
 
     def rows_in_chunks(
         self,
-        forward: RowForward,
-        backward: RowBackward,
+        chunks: RowChunks,
         rows: tuple[Array, ...],
         shared: tuple[Array | None, ...],
         chunk_size: int,
         row_weights: Array | None = None,
     ) -> Array:
-        """``forward`` over ``rows`` (arrays sharing their leading axis of N rows) ``chunk_size``
-        rows at a time, every chunk seeing the ``shared`` arrays whole; memory bounded by one chunk.
+        """``chunks.forward`` over ``rows`` (arrays sharing their leading axis of N rows),
+        ``chunk_size`` rows at a time: memory bounded by one chunk, never N of them.
 
         Without ``row_weights``: the ``(N,)`` values; the backward pass recomputes each chunk
-        (``backward`` with the chunk's cotangent), keeping only ``forward``'s per-row statistic.
+        (``chunks.backward`` with the chunk's cotangent), keeping only the per-row statistic.
         With ``row_weights`` ``(N,)``: the scalar ``sum(row_weights * values)``; its gradients are
-        computed chunk by chunk during the forward pass (``backward`` with ``row_weights`` as the
-        cotangent) and scaled by the scalar cotangent after, as Liger-Kernel's fused linear
-        cross-entropy does; ``row_weights``' own gradient is the values.
+        computed chunk by chunk during the forward pass (``chunks.forward_and_backward`` with
+        ``row_weights`` as the cotangent) and scaled by the scalar cotangent after, as
+        Liger-Kernel's fused linear cross-entropy does; ``row_weights``' own gradient is the values.
         """
         ...
 
 
-#: One chunk of rows and the shared arrays -> (the per-row value, a per-row statistic kept for
-#: the backward pass), both ``(n,)``.
-RowForward: TypeAlias = Callable[[tuple[Array, ...], tuple[Array | None, ...]], tuple[Array, Array]]
-#: One chunk of rows, the shared arrays, the chunk's statistic and its per-row cotangent ->
-#: (the gradients of the row arrays, the chunk's contributions to the gradients of the shared
-#: arrays): one for every floating array, ``None`` for integer and absent (``None``) ones.
-RowBackward: TypeAlias = Callable[
-    [tuple[Array, ...], tuple[Array | None, ...], Array, Array],
-    tuple[tuple[Array | None, ...], tuple[Array | None, ...]],
-]
+class TransposedProduct(NamedTuple):
+    """``left.T @ right``: a shared array's gradient that a chunk returns unevaluated, so that the
+    backend sums it over the chunks in place (one ``(V, H)`` buffer, not one per chunk)."""
+
+    left: Array
+    right: Array
+
+
+RowGrads: TypeAlias = tuple[Array | None, ...]
+SharedGrads: TypeAlias = tuple[Array | TransposedProduct | None, ...]
+
+
+class RowChunks(Protocol):
+    """A per-row loss written chunk by chunk, with its own gradient (``Backend.rows_in_chunks``).
+
+    ``rows`` are arrays sharing their leading axis (one chunk of it at a time), ``shared`` arrays
+    are seen whole by every chunk. Gradients come as (the row arrays' gradients, the chunk's
+    contributions to the shared arrays' gradients, possibly as a :class:`TransposedProduct`): one for
+    every floating array, ``None`` for integer and absent (``None``) ones.
+    """
+
+    def forward(self, rows: tuple[Array, ...], shared: tuple[Array | None, ...]) -> tuple[Array, Array]:
+        """(the ``(n,)`` per-row values, an ``(n,)`` per-row statistic kept for :meth:`backward`)."""
+        ...
+
+    def backward(
+        self, rows: tuple[Array, ...], shared: tuple[Array | None, ...], saved: Array, cotangent: Array
+    ) -> tuple[RowGrads, SharedGrads]:
+        """The gradients of ``sum(cotangent * values)`` from the chunk's inputs and statistic."""
+        ...
+
+    def forward_and_backward(
+        self, rows: tuple[Array, ...], shared: tuple[Array | None, ...], cotangent: Array
+    ) -> tuple[Array, RowGrads, SharedGrads]:
+        """(values, row gradients, shared gradients) at once, for ``sum(cotangent * values)``."""
+        ...
 
 
 class Registered(Protocol):

@@ -17,7 +17,7 @@ Conventions shared by ``cross_entropy``, ``nll`` and ``focal``:
 from __future__ import annotations
 
 import math
-from functools import partial
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from polyloss.core._checks import (
@@ -36,7 +36,7 @@ from polyloss.core._checks import (
 )
 from polyloss.core._reduce import along_axis, clamped_bce, reduce, relu, safe_divide, safe_pow, zero_times
 from polyloss.core._registry import loss
-from polyloss.core._typing import Array, Backend
+from polyloss.core._typing import Array, Backend, RowGrads, SharedGrads, TransposedProduct
 
 # --------------------------------------------------------------------------- helpers
 
@@ -265,98 +265,109 @@ def _cross_entropy_soft(
 _CHUNK_ELEMENTS = 1 << 22
 
 
-class _LinearCrossEntropy(NamedTuple):
-    """The static options of one chunk of :func:`linear_cross_entropy`."""
+@dataclass(frozen=True)
+class _LinearCrossEntropyChunks:
+    """One chunk of :func:`linear_cross_entropy`'s tokens: rows ``(hidden, index)``, shared arrays
+    ``(weight, bias, class_weight)``; the backends' ``rows_in_chunks`` loops over chunks."""
 
+    b: Backend
     label_smoothing: float
     z_loss: float
     softcap: float | None
 
+    def logits(self, rows: tuple[Array, ...], shared: tuple[Array | None, ...]) -> Array:
+        xp = self.b.xp
+        logits = xp.matmul(rows[0], xp.matrix_transpose(shared[0]))
+        if shared[1] is not None:
+            logits = logits + shared[1]
+        return logits if self.softcap is None else self.softcap * xp.tanh(logits / self.softcap)
 
-def _chunk_logits(xp: Any, hidden: Array, weight: Array, bias: Array | None, softcap: float | None) -> Array:
-    logits = xp.matmul(hidden, xp.matrix_transpose(weight))
-    if bias is not None:
-        logits = logits + bias
-    return logits if softcap is None else softcap * xp.tanh(logits / softcap)
+    def forward(self, rows: tuple[Array, ...], shared: tuple[Array | None, ...]) -> tuple[Array, Array]:
+        """Each row's cross-entropy and its log-sum-exp (all the backward pass keeps of the chunk)."""
+        return self._loss(self.logits(rows, shared), rows[1], shared[2])
 
+    def backward(
+        self, rows: tuple[Array, ...], shared: tuple[Array | None, ...], log_z: Array, cotangent: Array
+    ) -> tuple[RowGrads, SharedGrads]:
+        return self._gradients(self.logits(rows, shared), log_z, rows, shared, cotangent)
 
-def _chunk_loss(
-    b: Backend, options: _LinearCrossEntropy, rows: tuple[Array, ...], shared: tuple[Array | None, ...]
-) -> tuple[Array, Array]:
-    """Each row's cross-entropy of its logits ``hidden @ weight.T + bias`` (soft-capped), and
-    their log-sum-exp (all the backward pass keeps of the chunk)."""
-    xp = b.xp
-    hidden, index = rows
-    weight, bias, class_weight = shared
-    logits = _chunk_logits(xp, hidden, weight, bias, options.softcap)
-    log_z = b.logsumexp(logits, 1)
-    picked = xp.squeeze(b.take_along_axis(logits, xp.expand_dims(index, axis=1), 1), axis=1)
-    per_row = log_z - picked
-    if class_weight is not None:
-        per_row = per_row * _take_class_vector(xp, class_weight, index)
-    eps = options.label_smoothing
-    if eps > 0.0:
-        # -sum_c w_c log p_c as sum_c w_c (logsumexp - x_c): no cancellation between two sums
-        minus_log_probs = xp.expand_dims(log_z, axis=1) - logits
-        if class_weight is not None:
-            minus_log_probs = minus_log_probs * class_weight
-        per_row = (1.0 - eps) * per_row + (eps / logits.shape[1]) * xp.sum(minus_log_probs, axis=1)
-    if options.z_loss > 0.0:
-        z_term = options.z_loss * log_z * log_z
-        per_row = per_row + (z_term if class_weight is None else z_term * _take_class_vector(xp, class_weight, index))
-    return per_row, log_z
+    def forward_and_backward(
+        self, rows: tuple[Array, ...], shared: tuple[Array | None, ...], cotangent: Array
+    ) -> tuple[Array, RowGrads, SharedGrads]:
+        """:meth:`forward` and :meth:`backward` from one product ``hidden @ weight.T``."""
+        logits = self.logits(rows, shared)
+        values, log_z = self._loss(logits, rows[1], shared[2])
+        return (values, *self._gradients(logits, log_z, rows, shared, cotangent))
 
-
-def _chunk_gradients(
-    b: Backend,
-    options: _LinearCrossEntropy,
-    rows: tuple[Array, ...],
-    shared: tuple[Array | None, ...],
-    log_z: Array,
-    cotangent: Array,
-) -> tuple[tuple[Array | None, ...], tuple[Array | None, ...]]:
-    """The gradients of ``sum(cotangent * per_row)`` for one chunk, from its recomputed logits:
-    ``d/dx_c = (1-eps) w_y (p_c - [c = y]) + eps/V (sum_k w_k p_c - w_c) + 2 z w_y lse p_c``,
-    times ``1 - (x_c / cap)^2`` through the soft cap."""
-    xp = b.xp
-    hidden, index = rows
-    weight, bias, class_weight = shared
-    logits = _chunk_logits(xp, hidden, weight, bias, options.softcap)
-    num_classes = logits.shape[1]
-    probs = xp.exp(logits - xp.expand_dims(log_z, axis=1))
-    target_coef = cotangent if class_weight is None else cotangent * _take_class_vector(xp, class_weight, index)
-    eps = options.label_smoothing
-    prob_coef = (1.0 - eps) * target_coef
-    if options.z_loss > 0.0:
-        prob_coef = prob_coef + (2.0 * options.z_loss) * target_coef * log_z
-    grad = xp.expand_dims(prob_coef, axis=1) * probs
-    classes = xp.arange(num_classes, dtype=index.dtype, device=b.device(index))
-    is_target = xp.expand_dims(index, axis=1) == classes
-    grad = grad - xp.where(is_target, xp.expand_dims((1.0 - eps) * target_coef, axis=1), 0.0)
-    if eps > 0.0:
-        smooth = eps / num_classes * xp.expand_dims(cotangent, axis=1)
-        if class_weight is None:
-            grad = grad + smooth * (num_classes * probs - 1.0)
-        else:
-            grad = grad + smooth * (xp.sum(class_weight) * probs - class_weight)
-    if options.softcap is not None:
-        ratio = logits / options.softcap
-        grad = grad * (1.0 - ratio * ratio)
-    grad_hidden = xp.matmul(grad, weight)
-    grad_weight = xp.matmul(xp.matrix_transpose(grad), hidden)
-    grad_bias = None if bias is None else xp.sum(grad, axis=0)
-    grad_class_weight = None
-    if class_weight is not None:
-        # d/dw_c: the target terms of the rows of class c, and the smoothing term of every row
+    def _loss(self, logits: Array, index: Array, class_weight: Array | None) -> tuple[Array, Array]:
+        b, xp = self.b, self.b.xp
+        log_z = b.logsumexp(logits, 1)
         picked = xp.squeeze(b.take_along_axis(logits, xp.expand_dims(index, axis=1), 1), axis=1)
-        target_terms = (1.0 - eps) * (log_z - picked)
-        if options.z_loss > 0.0:
-            target_terms = target_terms + options.z_loss * log_z * log_z
-        grad_class_weight = xp.sum(xp.where(is_target, xp.expand_dims(cotangent * target_terms, axis=1), 0.0), axis=0)
+        target_weight = None if class_weight is None else _take_class_vector(xp, class_weight, index)
+        per_row = log_z - picked if target_weight is None else (log_z - picked) * target_weight
+        eps = self.label_smoothing
         if eps > 0.0:
+            # -sum_c w_c log p_c as sum_c w_c (logsumexp - x_c): no cancellation between two sums
             minus_log_probs = xp.expand_dims(log_z, axis=1) - logits
-            grad_class_weight = grad_class_weight + xp.sum(smooth * minus_log_probs, axis=0)
-    return (grad_hidden, None), (grad_weight, grad_bias, grad_class_weight)
+            if class_weight is not None:
+                minus_log_probs = minus_log_probs * class_weight
+            per_row = (1.0 - eps) * per_row + (eps / logits.shape[1]) * xp.sum(minus_log_probs, axis=1)
+        if self.z_loss > 0.0:
+            z_term = self.z_loss * log_z * log_z
+            per_row = per_row + (z_term if target_weight is None else z_term * target_weight)
+        return per_row, log_z
+
+    def _gradients(
+        self,
+        logits: Array,
+        log_z: Array,
+        rows: tuple[Array, ...],
+        shared: tuple[Array | None, ...],
+        cotangent: Array,
+    ) -> tuple[RowGrads, SharedGrads]:
+        """The gradients of ``sum(cotangent * per_row)``:
+        ``d/dx_c = (1-eps) w_y (p_c - [c = y]) + eps/V (sum_k w_k p_c - w_c) + 2 z w_y lse p_c``,
+        times ``1 - (x_c / cap)^2`` through the soft cap."""
+        b, xp = self.b, self.b.xp
+        hidden, index = rows
+        weight, bias, class_weight = shared
+        num_classes = logits.shape[1]
+        probs = xp.exp(logits - xp.expand_dims(log_z, axis=1))
+        target_coef = cotangent if class_weight is None else cotangent * _take_class_vector(xp, class_weight, index)
+        eps = self.label_smoothing
+        prob_coef = (1.0 - eps) * target_coef
+        if self.z_loss > 0.0:
+            prob_coef = prob_coef + (2.0 * self.z_loss) * target_coef * log_z
+        grad = xp.expand_dims(prob_coef, axis=1) * probs
+        classes = xp.arange(num_classes, dtype=index.dtype, device=b.device(index))
+        is_target = xp.expand_dims(index, axis=1) == classes
+        grad = grad - xp.where(is_target, xp.expand_dims((1.0 - eps) * target_coef, axis=1), 0.0)
+        if eps > 0.0:
+            smooth = eps / num_classes * xp.expand_dims(cotangent, axis=1)
+            if class_weight is None:
+                grad = grad + smooth * (num_classes * probs - 1.0)
+            else:
+                grad = grad + smooth * (xp.sum(class_weight) * probs - class_weight)
+        if self.softcap is not None:
+            ratio = logits / self.softcap
+            grad = grad * (1.0 - ratio * ratio)
+        grad_hidden = xp.matmul(grad, weight)
+        grad_weight = TransposedProduct(grad, hidden)  # summed over the chunks in place by the backend
+        grad_bias = None if bias is None else xp.sum(grad, axis=0)
+        grad_class_weight = None
+        if class_weight is not None:
+            # d/dw_c: the target terms of the rows of class c, and the smoothing term of every row
+            picked = xp.squeeze(b.take_along_axis(logits, xp.expand_dims(index, axis=1), 1), axis=1)
+            target_terms = (1.0 - eps) * (log_z - picked)
+            if self.z_loss > 0.0:
+                target_terms = target_terms + self.z_loss * log_z * log_z
+            per_class = xp.where(is_target, xp.expand_dims(cotangent * target_terms, axis=1), 0.0)
+            grad_class_weight = xp.sum(per_class, axis=0)
+            if eps > 0.0:
+                grad_class_weight = grad_class_weight + xp.sum(
+                    smooth * (xp.expand_dims(log_z, axis=1) - logits), axis=0
+                )
+        return (grad_hidden, None), (grad_weight, grad_bias, grad_class_weight)
 
 
 def _check_chunk_size(chunk_size: Any) -> None:
@@ -450,7 +461,8 @@ def linear_cross_entropy(
     if sample_weight is not None:
         check_floating(xp, "sample_weight", sample_weight)
         check_shape("sample_weight", sample_weight, tuple(target.shape))
-    options = _LinearCrossEntropy(
+    chunks = _LinearCrossEntropyChunks(
+        b,
         label_smoothing=check_interval("label_smoothing", label_smoothing, 0.0, 1.0),
         z_loss=check_nonnegative("z_loss", z_loss),
         softcap=None if softcap is None else check_positive("softcap", softcap),
@@ -465,8 +477,6 @@ def linear_cross_entropy(
     size = max(1, min(n, _CHUNK_ELEMENTS // num_classes)) if chunk_size is None else chunk_size
     rows = (xp.reshape(hidden, (n, hidden.shape[-1])), index)
     shared = (weight, bias, class_weight)
-    forward = partial(_chunk_loss, b, options)
-    backward = partial(_chunk_gradients, b, options)
 
     # each token's factor: kept (0/1) times its sample weight; None when every factor is 1
     factor = None if keep is None else xp.astype(keep, hidden.dtype)
@@ -478,7 +488,7 @@ def linear_cross_entropy(
         factor = xp.where(valid, ones if factor is None else factor, xp.nan)
 
     if reduction == "none":
-        per_token = b.rows_in_chunks(forward, backward, rows, shared, size)
+        per_token = b.rows_in_chunks(chunks, rows, shared, size)
         if factor is not None:
             per_token = per_token * factor
         return xp.reshape(per_token, tuple(target.shape))
@@ -486,7 +496,7 @@ def linear_cross_entropy(
     if reduction == "mean":
         counted = row_weights if class_weight is None else row_weights * _take_class_vector(xp, class_weight, index)
         row_weights = safe_divide(xp, row_weights, xp.sum(counted))
-    return b.rows_in_chunks(forward, backward, rows, shared, size, row_weights=row_weights)
+    return b.rows_in_chunks(chunks, rows, shared, size, row_weights=row_weights)
 
 
 @loss("classification")
