@@ -6,7 +6,8 @@ Memory: one fresh subprocess per (framework, method, size), the transient workin
 
 * torch on CPU: after one warm-up step, the peak resident set of a second step (``VmHWM``, reset through
   ``/proc/self/clear_refs``) minus the resident set before it, minus the returned gradients (hidden and
-  weight); on CUDA ``torch.cuda.max_memory_allocated`` likewise;
+  weight), with glibc's mmap threshold fixed (``MALLOC_MMAP_THRESHOLD_``) so that freed memory leaves the
+  resident set; on CUDA ``torch.cuda.max_memory_allocated`` likewise;
 * JAX: XLA's ``compiled.memory_analysis().temp_size_in_bytes`` of the jitted value-and-gradient.
 
 Usage (from the repository root)::
@@ -158,6 +159,9 @@ def measure_memory(framework: str, method: str, size: Size, device: str) -> dict
 def memory_in_subprocess(framework: str, method: str, size: Size, device: str, timeout: float) -> dict[str, Any]:
     args = [sys.executable, os.path.abspath(__file__), "--child", framework, method, "x".join(map(str, size)), device]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([_ROOT, os.environ.get("PYTHONPATH", "")])}
+    # glibc: a fixed mmap threshold, so that freed blocks leave the resident set at once (its dynamic
+    # threshold keeps freed blocks of up to 32 MiB in the heap, which would count as in use)
+    env.setdefault("MALLOC_MMAP_THRESHOLD_", "131072")
     try:
         result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:

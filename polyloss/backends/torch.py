@@ -123,15 +123,23 @@ class _ChunkedWeightedSum(torch.autograd.Function):
         arrays = inputs[4:]
         _, values, *grads = output
         ctx.mark_non_differentiable(values, *grads)
-        ctx.save_for_backward(values, *grads)
+        ctx.set_materialize_grads(False)  # no zero (V, H) cotangent for the stored gradient outputs
+        # Kept on ctx, not saved for backward: the backward pass scales them in place and hands
+        # them over as the only reference, so that autograd adopts them as .grad instead of
+        # copying them (a (V, H) copy of the weight's gradient otherwise). These outputs have no
+        # grad_fn: no reference cycle.
+        ctx.stored = [values, *grads]
         ctx.has_gradient = [_has_gradient(x) for x in arrays]
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, g: torch.Tensor, *_: Any) -> tuple[Any, ...]:
-        values, *grads = ctx.saved_tensors
+        if ctx.stored is None:
+            raise RuntimeError("polyloss's fused linear_cross_entropy gradient can be taken once per forward pass")
+        values, *grads = ctx.stored
+        ctx.stored = ctx.non_differentiable = None  # mark_non_differentiable's references too
         stored = iter(grads)
-        scaled = [next(stored) * g if has else None for has in ctx.has_gradient]
+        scaled = [next(stored).mul_(g) if has else None for has in ctx.has_gradient]
         return (None, None, None, values * g, *scaled)
 
 
