@@ -48,17 +48,21 @@ def _concat(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
     return None if parts[0] is None else torch.cat([p for p in parts if p is not None])
 
 
-def _gather(
-    per_chunk: list[tuple[RowGrads, SharedGrads]], n_rows: int, n_shared: int
-) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
-    """The row gradients concatenated and the shared gradients summed over the chunks."""
-    row_parts: list[list[torch.Tensor | None]] = [[] for _ in range(n_rows)]
-    shared_grads: list[torch.Tensor | None] = [None] * n_shared
-    for row_grads, shared_parts in per_chunk:
-        for parts, grad in zip(row_parts, row_grads, strict=True):
+class _Accumulated:
+    """Row gradients collected (concatenated at the end) and shared gradients summed, one chunk at
+    a time: a chunk's temporaries (its logits' gradient) are released before the next chunk runs."""
+
+    def __init__(self, n_rows: int, n_shared: int) -> None:
+        self.row_parts: list[list[torch.Tensor | None]] = [[] for _ in range(n_rows)]
+        self.shared: list[torch.Tensor | None] = [None] * n_shared
+
+    def add(self, row_grads: RowGrads, shared_grads: SharedGrads) -> None:
+        for parts, grad in zip(self.row_parts, row_grads, strict=True):
             parts.append(grad)
-        _add(shared_grads, shared_parts)
-    return [_concat(parts) for parts in row_parts], shared_grads
+        _add(self.shared, shared_grads)
+
+    def result(self) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
+        return [_concat(parts) for parts in self.row_parts], self.shared
 
 
 class _ChunkedValues(torch.autograd.Function):
@@ -85,11 +89,11 @@ class _ChunkedValues(torch.autograd.Function):
         chunks, size, n_rows = ctx.chunking
         *arrays, saved = ctx.saved_tensors
         rows, shared = tuple(arrays[:n_rows]), tuple(arrays[n_rows:])
-        per_chunk = [
-            chunks.backward(_chunk(rows, start, size), shared, saved[start : start + size], g[start : start + size])
-            for start in _starts(rows[0].shape[0], size)
-        ]
-        row_grads, shared_grads = _gather(per_chunk, len(rows), len(shared))
+        grads = _Accumulated(len(rows), len(shared))
+        for start in _starts(rows[0].shape[0], size):
+            end = start + size
+            grads.add(*chunks.backward(_chunk(rows, start, size), shared, saved[start:end], g[start:end]))
+        row_grads, shared_grads = grads.result()
         return (None, None, None, *row_grads, *shared_grads)
 
 
@@ -109,12 +113,16 @@ class _ChunkedWeightedSum(torch.autograd.Function):
         chunks: RowChunks, size: int, n_rows: int, row_weights: torch.Tensor, *arrays: Any
     ) -> tuple[torch.Tensor, ...]:
         rows, shared = arrays[:n_rows], arrays[n_rows:]
-        outs = [
-            chunks.forward_and_backward(_chunk(rows, start, size), shared, row_weights[start : start + size])
-            for start in _starts(rows[0].shape[0], size)
-        ]
-        values = torch.cat([v for v, _, _ in outs])
-        row_grads, shared_grads = _gather([(r, s) for _, r, s in outs], len(rows), len(shared))
+        values_parts = []
+        accumulated = _Accumulated(len(rows), len(shared))
+        for start in _starts(rows[0].shape[0], size):
+            chunk_values, *chunk_grads = chunks.forward_and_backward(
+                _chunk(rows, start, size), shared, row_weights[start : start + size]
+            )
+            values_parts.append(chunk_values)
+            accumulated.add(*chunk_grads)
+        values = torch.cat(values_parts)
+        row_grads, shared_grads = accumulated.result()
         grads = [grad for grad in (*row_grads, *shared_grads) if grad is not None]
         return (torch.sum(row_weights * values), values, *grads)
 
