@@ -46,22 +46,53 @@ def _as_varying(x: jax.Array, axes: frozenset[str]) -> jax.Array:
     return pvary(x, missing)
 
 
+#: the elements of the block of a weight gradient updated at once (16 MiB in float32)
+_BLOCK_ELEMENTS = 1 << 22
+
+
 def _evaluated(grads: SharedGrads) -> tuple[jax.Array | None, ...]:
-    # inside lax.scan, XLA accumulates the carry's products in place
     return tuple(g.left.T @ g.right if isinstance(g, TransposedProduct) else g for g in grads)
 
 
-def _scan_chunks(fn: Callable[[Any], tuple[Any, Any]], xs: Any, n: int) -> tuple[Any, Any]:
+def _add_transposed_product(total: jax.Array, product: TransposedProduct) -> jax.Array:
+    """``total + left.T @ right``, a block of ``total``'s rows at a time: XLA updates each block in
+    place, so the temporary is one block, not a second ``(V, H)`` array."""
+    left, right = product
+    rows = total.shape[0]
+    block = max(1, min(rows, _BLOCK_ELEMENTS // max(1, total.shape[1])))
+    whole = rows // block
+
+    def add_block(i: Any, acc: jax.Array) -> jax.Array:
+        start = i * block
+        piece = jax.lax.dynamic_slice_in_dim(left, start, block, axis=1).T @ right
+        updated = jax.lax.dynamic_slice_in_dim(acc, start, block, axis=0) + piece
+        return jax.lax.dynamic_update_slice_in_dim(acc, updated, start, axis=0)
+
+    total = jax.lax.fori_loop(0, whole, add_block, total)
+    if whole * block < rows:  # the last, shorter block
+        total = total.at[whole * block :].add(left[:, whole * block :].T @ right)
+    return total
+
+
+def _accumulate(total: jax.Array | None, part: jax.Array | TransposedProduct | None) -> jax.Array | None:
+    if isinstance(part, TransposedProduct):
+        assert total is not None
+        return _add_transposed_product(total, part)
+    return None if total is None or part is None else total + part
+
+
+def _scan_chunks(fn: Callable[[Any], tuple[Any, SharedGrads]], xs: Any, n: int) -> tuple[Any, Any]:
     """``fn`` over the leading (chunk) axis of ``xs``: its first output per row (merged back to ``n``
-    rows), its second summed over the chunks. The first chunk runs outside the loop: its sums are
-    the carry's initial value, with the types (varying axes, under shard_map) the loop body gives it."""
+    rows), its shared gradients summed over the chunks. The first chunk runs outside the loop: its
+    gradients are the carry's initial value, with the types (varying axes, under shard_map) the loop
+    body gives it."""
     first_rows, first_sums = fn(jax.tree.map(lambda x: x[0], xs))
 
     def step(total: Any, chunk: Any) -> tuple[Any, Any]:
         per_row, sums = fn(chunk)
-        return jax.tree.map(jnp.add, total, sums), per_row
+        return tuple(_accumulate(t, part) for t, part in zip(total, sums, strict=True)), per_row
 
-    sums, rest = jax.lax.scan(step, first_sums, jax.tree.map(lambda x: x[1:], xs))
+    sums, rest = jax.lax.scan(step, _evaluated(first_sums), jax.tree.map(lambda x: x[1:], xs))
     per_row = jax.tree.map(lambda f, r: _merge(jnp.concatenate([f[None], r]), n), first_rows, rest)
     return per_row, sums
 
@@ -101,11 +132,9 @@ def _rows_in_chunks(
         def chunked_bwd(residuals: Any, g: jax.Array) -> tuple[Any, Any]:
             rows, shared, saved = residuals
 
-            def backward(chunk: Any) -> tuple[Any, Any]:
-                row_grads, shared_grads = chunks.backward(chunk[0], shared, chunk[1], chunk[2])
-                return row_grads, _evaluated(shared_grads)
-
-            return _scan_chunks(backward, (split(*rows), *split(saved, g)), n)
+            return _scan_chunks(
+                lambda c: chunks.backward(c[0], shared, c[1], c[2]), (split(*rows), *split(saved, g)), n
+            )
 
         chunked.defvjp(chunked_fwd, chunked_bwd)
         return chunked(rows, shared)
@@ -117,7 +146,7 @@ def _rows_in_chunks(
     def weighted_fwd(rows: Any, shared: Any, w: jax.Array) -> tuple[jax.Array, Any]:
         def fused(chunk: Any) -> tuple[Any, Any]:
             values, row_grads, shared_grads = chunks.forward_and_backward(chunk[0], shared, chunk[1])
-            return (values, row_grads), _evaluated(shared_grads)
+            return (values, row_grads), shared_grads
 
         (values, row_grads), shared_grads = _scan_chunks(fused, (split(*rows), *split(w)), n)
         return jnp.sum(w * values), (values, row_grads, shared_grads)
