@@ -115,7 +115,7 @@ def box_iou(b: Backend, pred: Array, target: Array, *, eps: float = 1e-7, reduct
         The loss in [0, 1]; 1 for disjoint boxes (no gradient pulls them together:
         use :func:`box_giou` or :func:`box_diou` for that).
 
-    With ``eps=1e-6`` and ``"mean"`` the ``iou_loss`` of seed document 002;
+    With ``eps=1e-6`` and ``"mean"`` study-hub's ``iou_loss`` (eunsu-park/study-hub, lesson 24 "Loss Functions");
     the IoU term of torchvision's ``generalized_box_iou_loss``.
     """
     g, _ = _prepare(b, pred, target, eps)

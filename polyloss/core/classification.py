@@ -334,8 +334,9 @@ def focal(
     Returns:
         The loss; per sample with ``reduction="none"``.
 
-    With ``alpha=1.0`` it is the ``FocalLoss`` of seed document 000 (SFT loss
-    functions); with ``alpha=0.25`` the ``FocalLoss`` of seed document 002
+    With ``alpha=1.0`` it is the ``FocalLoss`` of the guide "SFT: Comprehensive
+    Loss Functions for Better Model Training" (``sft_loss_function.md``); with
+    ``alpha=0.25`` study-hub's ``FocalLoss`` (eunsu-park/study-hub, lesson 24 "Loss Functions")
     (both: ``alpha * (1 - exp(-CE))**gamma * CE``). Lin et al., *Focal Loss for
     Dense Object Detection*, 2017.
     """

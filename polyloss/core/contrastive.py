@@ -140,7 +140,7 @@ def nt_xent(b: Backend, z1: Array, z2: Array, *, temperature: float = 0.5, reduc
         The loss; per anchor with ``reduction="none"``. With ``N = 1`` each
         anchor's only candidate is its positive: the loss is 0.
 
-    Numerically the ``InfoNCELoss`` class of seed document 002 once its labels
+    Numerically study-hub's ``InfoNCELoss`` class (eunsu-park/study-hub, lesson 24 "Loss Functions") once its labels
     account for the removed diagonal (``N + i - 1`` for the first N rows; as
     printed it raises ``IndexError``), and ``optax.losses.ntxent`` with labels
     pairing the two views (except for rows shorter than about 1.5e-8, which

@@ -166,8 +166,9 @@ def distillation(
     Returns:
         The loss; per sample with ``reduction="none"``.
 
-    With ``reduction="mean"`` it is exactly the ``distillation_step`` loss of seed
-    document 000 (SFT loss functions): ``KLDivLoss(reduction="batchmean")`` of the
+    With ``reduction="mean"`` it is exactly the ``distillation_step`` loss of the
+    guide "SFT: Comprehensive Loss Functions for Better Model Training"
+    (``sft_loss_function.md``): ``KLDivLoss(reduction="batchmean")`` of the
     log-softmaxed student against the softmaxed teacher times ``T * T * alpha``,
     plus ``CrossEntropyLoss()`` times ``1 - alpha``. Hinton, Vinyals, Dean,
     *Distilling the Knowledge in a Neural Network*, 2015.

@@ -92,7 +92,7 @@ def asymmetric_mse(
     Returns:
         The loss. Continuous, with a continuous gradient (0 at zero error).
 
-    The ``AsymmetricMSELoss`` of seed document 002.
+    Study-hub's ``AsymmetricMSELoss`` (eunsu-park/study-hub, lesson 24 "Loss Functions").
     """
     _check_pair(b, pred, target, weight)
     over_penalty = check_nonnegative("over_penalty", over_penalty)
