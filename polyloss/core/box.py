@@ -141,6 +141,14 @@ def box_giou(b: Backend, pred: Array, target: Array, *, eps: float = 1e-7, reduc
 
     Equals ``torchvision.ops.generalized_box_iou_loss`` (whose default
     reduction is ``"none"``).
+
+    Examples:
+        >>> import numpy as np
+        >>> import polyloss.numpy as pl
+        >>> pred = np.array([[0.0, 0.0, 2.0, 2.0]])
+        >>> target = np.array([[1.0, 1.0, 3.0, 3.0]])
+        >>> round(float(pl.box_giou(pred, target)), 6)  # 1 - (1/7 - 2/9) = 68/63
+        1.079365
     """
     g, eps = _prepare(b, pred, target, eps)
     xp = b.xp

@@ -89,6 +89,14 @@ def infonce(
 
     The definition of the ``info-nce-pytorch`` package (``info_nce(query,
     positive_key, negative_keys, negative_mode="unpaired"/"paired")``).
+
+    Examples:
+        >>> import numpy as np
+        >>> import polyloss.numpy as pl
+        >>> query = np.array([[1.0, 0.0], [0.0, 1.0]])
+        >>> key = np.array([[0.8, 0.6], [0.6, 0.8]])
+        >>> round(float(pl.infonce(query, key, temperature=0.1)), 6)  # log(1 + exp(-2))
+        0.126928
     """
     xp = b.xp
     _check_views(xp, "query", query, "key", key)

@@ -88,6 +88,14 @@ def kl_div(
     torch's ``reduction="mean"`` divides by the number of elements instead and
     is not copied. Unlike torch, a zero target probability with ``log_q = -inf``
     gives 0, not NaN. The gradient with respect to ``p`` is 0 where ``p == 0``.
+
+    Examples:
+        >>> import numpy as np
+        >>> import polyloss.numpy as pl
+        >>> log_q = np.log(np.array([[0.7, 0.2, 0.1], [0.3, 0.4, 0.3]]))
+        >>> p = np.array([[0.5, 0.25, 0.25], [0.3, 0.4, 0.3]])
+        >>> round(float(pl.kl_div(log_q, p)), 6)  # the mean over the 2 samples
+        0.058311
     """
     xp = b.xp
     axis = _check_pair(xp, "log_q", log_q, "p", p, axis)

@@ -180,6 +180,15 @@ def triplet(
     With ``squared=False`` equals ``torch.nn.functional.triplet_margin_loss(anchor,
     positive, negative, margin=margin, p=p, eps=eps, swap=swap)``; with
     ``squared=True`` study-hub's ``TripletLoss`` (eunsu-park/study-hub, lesson 24 "Loss Functions").
+
+    Examples:
+        >>> import numpy as np
+        >>> import polyloss.numpy as pl
+        >>> anchor = np.array([[0.0, 0.0], [1.0, 1.0]])
+        >>> positive = np.array([[0.0, 1.0], [1.0, 2.0]])
+        >>> negative = np.array([[1.0, 0.0], [3.0, 1.0]])
+        >>> round(float(pl.triplet(anchor, positive, negative, margin=1.0)), 6)
+        0.5
     """
     xp = b.xp
     for name, x in (("anchor", anchor), ("positive", positive), ("negative", negative)):

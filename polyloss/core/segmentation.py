@@ -151,6 +151,14 @@ def dice(
     With probabilities it is study-hub's ``DiceLoss`` (eunsu-park/study-hub, lesson 24 "Loss Functions"); with logits
     and class indices, ``axis=1`` and ``reduction="mean"`` its
     ``MultiClassDiceLoss`` (the mean of the per-class losses).
+
+    Examples:
+        >>> import numpy as np
+        >>> import polyloss.numpy as pl
+        >>> pred = np.array([0.9, 0.8, 0.1, 0.2])
+        >>> target = np.array([1.0, 1.0, 0.0, 0.0])
+        >>> round(float(pl.dice(pred, target)), 6)  # 1 - (2 * 1.7 + 1) / (2.0 + 2.0 + 1)
+        0.12
     """
     smooth = check_nonnegative("smooth", smooth)
     o = _overlap(b, pred, target, axis, per_sample)

@@ -56,7 +56,7 @@ def _docstring(fn: Callable[..., object]) -> str:
         return doc
     body, _, tail = examples.partition("\n\n\n")
     code = inspect.cleandoc(body)
-    rendered = f"{head}\n\nExamples:\n\n```pycon\n{code}\n```"
+    rendered = f"{head.rstrip()}\n\nExamples:\n\n```pycon\n{code}\n```"
     return f"{rendered}\n\n{tail}" if tail else rendered
 
 
