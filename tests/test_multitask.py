@@ -1,8 +1,8 @@
 """Identities and edge behaviour of the multi-task losses and curriculum weights, on numpy, torch and jax.
 
 Each test compares polyloss with an independent computation: a NumPy formula
-written here (seed document 002's ``MultiTaskLoss`` and ``CurriculumLoss``
-weights) or a closed-form gradient. Gradients come from torch autograd and
+written here (the ``MultiTaskLoss`` and ``CurriculumLoss`` weights of
+eunsu-park/study-hub, lesson 24) or a closed-form gradient. Gradients come from torch autograd and
 ``jax.grad``.
 """
 
@@ -25,7 +25,7 @@ REDUCTIONS = ("mean", "sum", "none")
 
 
 def test_uncertainty_weighting_with_zero_log_vars_is_the_plain_sum(backend):
-    losses = np.array([2.5, 0.8, 1.2])  # the seed's example
+    losses = np.array([2.5, 0.8, 1.2])  # study-hub's example
     m = namespace(backend)
     out = m.uncertainty_weighting(backend.asarray(losses), backend.asarray(np.zeros(3)))  # default reduction "sum"
     close(out, 4.5)
@@ -52,7 +52,7 @@ def test_uncertainty_weighting_gradients(backend):
 
 
 def test_uncertainty_weighting_log_vars_as_a_torch_parameter_learn_log_losses():
-    """The seed's usage: log_vars an nn.Parameter trained by Adam; it converges to log L."""
+    """Study-hub's usage: log_vars an nn.Parameter trained by Adam; it converges to log L."""
     losses = torch.tensor([2.5, 0.8, 1.2], dtype=torch.float64)
     log_vars = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
     optimizer = torch.optim.Adam([log_vars], lr=0.05)
@@ -71,8 +71,8 @@ def test_uncertainty_weighting_rejects_mismatched_shapes(backend):
 # --------------------------------------------------------------------------- curriculum
 
 
-def seed_weights(difficulty: np.ndarray, progress: float) -> np.ndarray:
-    """seed 002's CurriculumLoss weights, in float64."""
+def study_hub_weights(difficulty: np.ndarray, progress: float) -> np.ndarray:
+    """Study-hub's CurriculumLoss weights, in float64."""
     weights = (difficulty <= progress).astype(np.float64)
     return weights / (weights.sum() + 1e-6) * weights.size
 
@@ -81,16 +81,16 @@ DIFFICULTY = np.array([0.1, 0.45, 0.7, 0.0, 0.95, 0.3])
 
 
 @pytest.mark.parametrize("progress", [0.0, 0.2, 0.5, 0.999, 1.0])
-def test_curriculum_weights_equal_the_seed_formula(backend, progress):
+def test_curriculum_weights_equal_study_hubs_formula(backend, progress):
     m = namespace(backend)
     out = to_numpy(m.curriculum_weights(backend.asarray(DIFFICULTY), progress=progress))
-    close(out, seed_weights(DIFFICULTY, progress))
+    close(out, study_hub_weights(DIFFICULTY, progress))
     kept = DIFFICULTY <= progress
     close(out.sum(), 6 * kept.sum() / (kept.sum() + 1e-6))  # the kept weights sum to (almost) N
     assert np.all(out[~kept] == 0.0)
     if backend.name == "jax":
         jitted = jax.jit(lambda d: pj.curriculum_weights(d, progress=progress))
-        close(jitted(jnp.asarray(DIFFICULTY)), seed_weights(DIFFICULTY, progress))
+        close(jitted(jnp.asarray(DIFFICULTY)), study_hub_weights(DIFFICULTY, progress))
 
 
 def test_curriculum_weights_none_kept_are_all_zero(backend):
@@ -104,7 +104,7 @@ def test_curriculum_weights_none_kept_are_all_zero(backend):
 def test_curriculum_weights_keep_float32(backend):
     out = namespace(backend).curriculum_weights(backend.asarray(DIFFICULTY, "float32"), progress=0.5)
     assert str(out.dtype).endswith("float32")
-    close(out, seed_weights(DIFFICULTY, 0.5), rtol=1e-6)
+    close(out, study_hub_weights(DIFFICULTY, 0.5), rtol=1e-6)
 
 
 def test_curriculum_weighs_the_per_sample_losses(backend):
@@ -112,9 +112,9 @@ def test_curriculum_weighs_the_per_sample_losses(backend):
     losses = rng.uniform(0.0, 3.0, size=6)
     m = namespace(backend)
     for progress in (0.0, 0.5, 1.0):
-        w = seed_weights(DIFFICULTY, progress)
+        w = study_hub_weights(DIFFICULTY, progress)
         a = (backend.asarray(losses), backend.asarray(DIFFICULTY))
-        close(m.curriculum(*a, progress=progress), np.sum(w * losses))  # default reduction "sum", as the seed
+        close(m.curriculum(*a, progress=progress), np.sum(w * losses))  # default reduction "sum", as study-hub's
         close(m.curriculum(*a, progress=progress, reduction="mean"), np.mean(w * losses))
         close(m.curriculum(*a, progress=progress, reduction="none"), w * losses)
 
@@ -127,7 +127,7 @@ def test_curriculum_gradient_is_the_weights(backend):
     _, (g_losses, g_difficulty) = backend.value_and_grad(
         fn, [backend.asarray(losses), backend.asarray(DIFFICULTY)], (0, 1)
     )
-    close(g_losses, seed_weights(DIFFICULTY, 0.5))
+    close(g_losses, study_hub_weights(DIFFICULTY, 0.5))
     close(g_difficulty, np.zeros(6), atol=0.0)  # piecewise constant in the difficulty
 
 

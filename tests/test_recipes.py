@@ -1,6 +1,7 @@
-"""The recipes of docs/recipes.md, executed and compared with the seed classes they replace.
+"""The recipes of docs/recipes.md, executed and compared with the classes they replace.
 
-The seed classes are re-typed here (torch), so each recipe is checked against
+The original classes (the SFT guide sft_loss_function.md, eunsu-park/study-hub lesson 24,
+the "Loss Functions" interview-prep overview) are re-typed here (torch), so each recipe is checked against
 independent code, values and gradients, in torch and (translated by swapping
 the import) in JAX.
 """
@@ -36,10 +37,10 @@ def _recipe(name: str, framework: str):
     return scope[name]
 
 
-# -- the seed classes, re-typed --------------------------------------------------------
+# -- the original classes, re-typed --------------------------------------------------------
 
 
-class SeedFocalLoss(nn.Module):  # seed 000
+class SftGuideFocalLoss(nn.Module):  # the SFT guide (sft_loss_function.md)
     def __init__(self, alpha=1, gamma=2, reduction="mean"):
         super().__init__()
         self.alpha, self.gamma, self.reduction = alpha, gamma, reduction
@@ -51,10 +52,10 @@ class SeedFocalLoss(nn.Module):  # seed 000
         return F_loss.mean()
 
 
-class SeedCompositeLoss(nn.Module):  # seed 000
+class SftGuideCompositeLoss(nn.Module):  # the SFT guide (sft_loss_function.md)
     def __init__(self, alpha=1, gamma=2, cls_weight=1.0, bbox_weight=1.0):
         super().__init__()
-        self.focal_loss = SeedFocalLoss(alpha, gamma, reduction="mean")
+        self.focal_loss = SftGuideFocalLoss(alpha, gamma, reduction="mean")
         self.cls_weight, self.bbox_weight = cls_weight, bbox_weight
 
     def forward(self, cls_preds, cls_targets, bbox_preds, bbox_targets):
@@ -63,7 +64,7 @@ class SeedCompositeLoss(nn.Module):  # seed 000
         return self.cls_weight * cls_loss + self.bbox_weight * bbox_loss
 
 
-class SeedMultiTaskLoss(nn.Module):  # seed 000
+class SftGuideMultiTaskLoss(nn.Module):  # the SFT guide (sft_loss_function.md)
     def __init__(self, cls_weight=1.0, reg_weight=1.0, aux_weight=1.0):
         super().__init__()
         self.cls_weight, self.reg_weight, self.aux_weight = cls_weight, reg_weight, aux_weight
@@ -75,7 +76,7 @@ class SeedMultiTaskLoss(nn.Module):  # seed 000
         return self.cls_weight * cls_loss + self.reg_weight * reg_loss + self.aux_weight * aux_loss
 
 
-class SeedUncertaintyLoss(nn.Module):  # seed 002, section 7.1
+class StudyHubMultiTaskLoss(nn.Module):  # study-hub (eunsu-park/study-hub), lesson 24, section 7.1
     def __init__(self, num_tasks):
         super().__init__()
         self.log_vars = nn.Parameter(torch.zeros(num_tasks, dtype=torch.float64))
@@ -88,7 +89,7 @@ class SeedUncertaintyLoss(nn.Module):  # seed 002, section 7.1
         return total_loss
 
 
-class SeedCustomLoss(nn.Module):  # seed 004
+class InterviewPrepCustomLoss(nn.Module):  # the "Loss Functions" interview-prep overview
     def __init__(self, weight=1.0):
         super().__init__()
         self.weight = weight
@@ -138,61 +139,61 @@ def test_every_block_is_exercised():
     assert names == ["composite_loss", "multi_task_loss", "learned_multi_task_loss", "mse_plus_l1"]
 
 
-# -- the recipes against the seeds ---------------------------------------------------------------
+# -- the recipes against the originals ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize("framework", ["torch", "jax"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_composite_loss_equals_seed_000(env, framework, seed):
+def test_composite_loss_equals_sft_guide(env, framework, seed):
     arrays = {k: _inputs(seed)[k] for k in ("cls_preds", "cls_targets", "bbox_preds", "bbox_targets")}
     params = {"alpha": 0.5, "gamma": 2.0, "cls_weight": 1.5, "bbox_weight": 0.7}
-    seed_loss = SeedCompositeLoss(**params)
+    original = SftGuideCompositeLoss(**params)
     recipe = _recipe("composite_loss", framework)
     for wrt in ("cls_preds", "bbox_preds"):
-        expected = _value_and_grad(TORCH, seed_loss, arrays, wrt)
+        expected = _value_and_grad(TORCH, original, arrays, wrt)
         got = _value_and_grad(HARNESSES[framework], lambda **a: recipe(**a, **params), arrays, wrt)
         _close(got[0], expected[0])
         _close(got[1], expected[1])
 
 
 @pytest.mark.parametrize("framework", ["torch", "jax"])
-def test_multi_task_loss_equals_seed_000(env, framework):
+def test_multi_task_loss_equals_sft_guide(env, framework):
     arrays = _inputs(2)
     arrays.pop("bbox_preds"), arrays.pop("bbox_targets")
     params = {"cls_weight": 1.0, "reg_weight": 0.3, "aux_weight": 2.0}
-    seed_loss = SeedMultiTaskLoss(**params)
+    original = SftGuideMultiTaskLoss(**params)
     recipe = _recipe("multi_task_loss", framework)
     for wrt in ("cls_preds", "reg_preds", "aux_preds"):
-        expected = _value_and_grad(TORCH, seed_loss, arrays, wrt)
+        expected = _value_and_grad(TORCH, original, arrays, wrt)
         got = _value_and_grad(HARNESSES[framework], lambda **a: recipe(**a, **params), arrays, wrt)
         _close(got[0], expected[0])
         _close(got[1], expected[1])
 
 
-def test_learned_multi_task_loss_equals_seed_002(env):
+def test_learned_multi_task_loss_equals_study_hub(env):
     arrays = _inputs(3)
     log_vars = np.array([0.3, -0.2])
-    seed_loss = SeedUncertaintyLoss(2)
+    original = StudyHubMultiTaskLoss(2)
     with torch.no_grad():
-        seed_loss.log_vars.copy_(torch.tensor(log_vars))
+        original.log_vars.copy_(torch.tensor(log_vars))
     losses = [
         F.cross_entropy(torch.tensor(arrays["cls_preds"]), torch.tensor(arrays["cls_targets"])),
         F.mse_loss(torch.tensor(arrays["reg_preds"]), torch.tensor(arrays["reg_targets"])),
     ]
-    expected = seed_loss(losses)
+    expected = original(losses)
     expected.backward()
     recipe = _recipe("learned_multi_task_loss", "jax")
     args = [jnp.asarray(arrays[k]) for k in ("cls_preds", "cls_targets", "reg_preds", "reg_targets")]
     value, grad = jax.value_and_grad(recipe)(jnp.asarray(log_vars), *args)
     _close(float(value), expected.item())
-    _close(np.asarray(grad), seed_loss.log_vars.grad.numpy())
+    _close(np.asarray(grad), original.log_vars.grad.numpy())
 
 
 @pytest.mark.parametrize("framework", ["torch", "jax"])
-def test_mse_plus_l1_equals_seed_004(env, framework):
+def test_mse_plus_l1_equals_interview_prep(env, framework):
     rng = np.random.default_rng(4)
     arrays = {"pred": rng.normal(size=(5, 3)), "target": rng.normal(size=(5, 3))}
-    expected = _value_and_grad(TORCH, SeedCustomLoss(weight=0.4), arrays, "pred")
+    expected = _value_and_grad(TORCH, InterviewPrepCustomLoss(weight=0.4), arrays, "pred")
     recipe = _recipe("mse_plus_l1", framework)
     got = _value_and_grad(HARNESSES[framework], lambda **a: recipe(**a, weight=0.4), arrays, "pred")
     _close(got[0], expected[0])

@@ -142,6 +142,26 @@ def test_family_docs_are_generated_from_the_code(family):
     assert page.read_text() == family_page(family), "run `python -m polyloss docs` and commit docs/losses"
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_signature_in_the_family_docs_is_valid_python(family):
+    lines = family_page(family).splitlines()  # the committed page is this one (test above)
+    names = [name for name, fn in {**CORE_LOSSES, **CORE_HELPERS}.items() if fn.family == family]
+    signatures = [lines[i + 3] for i, line in enumerate(lines) if line.startswith("## `")]
+    assert len(signatures) == len(names) > 0
+    for name, signature in zip(names, signatures, strict=True):
+        tree = ast.parse(f"def {signature}: ...")
+        function = tree.body[0]
+        assert isinstance(function, ast.FunctionDef) and function.name == name, signature
+        parameters = list(inspect.signature({**CORE_LOSSES, **CORE_HELPERS}[name]).parameters.values())[1:]
+        arguments = function.args
+        documented = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+        assert [a.arg for a in documented] == [p.name for p in parameters], signature
+        defaults = [*arguments.defaults, *arguments.kw_defaults]
+        expected = [p.default for p in parameters if p.default is not inspect.Parameter.empty]
+        assert [ast.literal_eval(d) for d in defaults if d is not None] == expected, signature
+        assert all(a.annotation is not None and not isinstance(a.annotation, ast.Constant) for a in documented)
+
+
 def test_readme_commands_are_those_of_ci():
     root = Path(__file__).parents[1]
     readme, ci = (root / "README.md").read_text(), (root / ".ci" / "run").read_text()

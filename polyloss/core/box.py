@@ -115,7 +115,7 @@ def box_iou(b: Backend, pred: Array, target: Array, *, eps: float = 1e-7, reduct
         The loss in [0, 1]; 1 for disjoint boxes (no gradient pulls them together:
         use :func:`box_giou` or :func:`box_diou` for that).
 
-    With ``eps=1e-6`` and ``"mean"`` the ``iou_loss`` of seed document 002;
+    With ``eps=1e-6`` and ``"mean"`` study-hub's ``iou_loss`` (eunsu-park/study-hub, lesson 24 "Loss Functions");
     the IoU term of torchvision's ``generalized_box_iou_loss``.
     """
     g, _ = _prepare(b, pred, target, eps)
@@ -141,6 +141,14 @@ def box_giou(b: Backend, pred: Array, target: Array, *, eps: float = 1e-7, reduc
 
     Equals ``torchvision.ops.generalized_box_iou_loss`` (whose default
     reduction is ``"none"``).
+
+    Examples:
+        >>> import numpy as np
+        >>> import polyloss.numpy as pl
+        >>> pred = np.array([[0.0, 0.0, 2.0, 2.0]])
+        >>> target = np.array([[1.0, 1.0, 3.0, 3.0]])
+        >>> round(float(pl.box_giou(pred, target)), 6)  # 1 - (1/7 - 2/9) = 68/63
+        1.079365
     """
     g, eps = _prepare(b, pred, target, eps)
     xp = b.xp

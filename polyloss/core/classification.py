@@ -189,6 +189,16 @@ def cross_entropy(
     Shift-invariant: adding a constant to every logit changes nothing beyond
     the rounding of the shifted logits themselves (log-softmax, not
     logsumexp minus the target logit, which cancels catastrophically).
+
+    Examples:
+        >>> import numpy as np
+        >>> import polyloss.numpy as pl
+        >>> logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]])
+        >>> labels = np.array([0, 1])
+        >>> round(float(pl.cross_entropy(logits, labels)), 6)
+        0.31854
+        >>> round(float(pl.cross_entropy(logits, labels, label_smoothing=0.1)), 6)
+        0.436873
     """
     xp = b.xp
     check_floating(xp, "logits", logits)
@@ -579,10 +589,21 @@ def focal(
     Returns:
         The loss; per sample with ``reduction="none"``.
 
-    With ``alpha=1.0`` it is the ``FocalLoss`` of seed document 000 (SFT loss
-    functions); with ``alpha=0.25`` the ``FocalLoss`` of seed document 002
+    With ``alpha=1.0`` it is the ``FocalLoss`` of the guide "SFT: Comprehensive
+    Loss Functions for Better Model Training" (``sft_loss_function.md``); with
+    ``alpha=0.25`` study-hub's ``FocalLoss`` (eunsu-park/study-hub, lesson 24 "Loss Functions")
     (both: ``alpha * (1 - exp(-CE))**gamma * CE``). Lin et al., *Focal Loss for
     Dense Object Detection*, 2017.
+
+    Examples:
+        >>> import numpy as np
+        >>> import polyloss.numpy as pl
+        >>> logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]])
+        >>> labels = np.array([0, 1])
+        >>> round(float(pl.focal(logits, labels, gamma=2.0)), 6)
+        0.028539
+        >>> round(float(pl.focal(logits, labels, gamma=0.0)), 6)  # gamma 0: cross-entropy
+        0.31854
     """
     xp = b.xp
     check_floating(xp, "logits", logits)
@@ -682,6 +703,16 @@ def bce_with_logits(
     Matches ``torch.nn.functional.binary_cross_entropy_with_logits(logits, target,
     weight=weight, pos_weight=pos_weight)`` and ``optax.losses.sigmoid_binary_cross_entropy``
     followed by the mean.
+
+    Examples:
+        >>> import numpy as np
+        >>> import polyloss.numpy as pl
+        >>> logits = np.array([1.0, -2.0, 0.5])
+        >>> target = np.array([1.0, 0.0, 1.0])
+        >>> round(float(pl.bce_with_logits(logits, target)), 6)
+        0.304756
+        >>> round(float(pl.bce_with_logits(logits, target, pos_weight=np.full(3, 2.0))), 6)
+        0.567202
     """
     xp = b.xp
     check_floating(xp, "logits", logits)

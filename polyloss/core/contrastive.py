@@ -89,6 +89,14 @@ def infonce(
 
     The definition of the ``info-nce-pytorch`` package (``info_nce(query,
     positive_key, negative_keys, negative_mode="unpaired"/"paired")``).
+
+    Examples:
+        >>> import numpy as np
+        >>> import polyloss.numpy as pl
+        >>> query = np.array([[1.0, 0.0], [0.0, 1.0]])
+        >>> key = np.array([[0.8, 0.6], [0.6, 0.8]])
+        >>> round(float(pl.infonce(query, key, temperature=0.1)), 6)  # log(1 + exp(-2))
+        0.126928
     """
     xp = b.xp
     _check_views(xp, "query", query, "key", key)
@@ -140,7 +148,7 @@ def nt_xent(b: Backend, z1: Array, z2: Array, *, temperature: float = 0.5, reduc
         The loss; per anchor with ``reduction="none"``. With ``N = 1`` each
         anchor's only candidate is its positive: the loss is 0.
 
-    Numerically the ``InfoNCELoss`` class of seed document 002 once its labels
+    Numerically study-hub's ``InfoNCELoss`` class (eunsu-park/study-hub, lesson 24 "Loss Functions") once its labels
     account for the removed diagonal (``N + i - 1`` for the first N rows; as
     printed it raises ``IndexError``), and ``optax.losses.ntxent`` with labels
     pairing the two views (except for rows shorter than about 1.5e-8, which

@@ -88,6 +88,14 @@ def kl_div(
     torch's ``reduction="mean"`` divides by the number of elements instead and
     is not copied. Unlike torch, a zero target probability with ``log_q = -inf``
     gives 0, not NaN. The gradient with respect to ``p`` is 0 where ``p == 0``.
+
+    Examples:
+        >>> import numpy as np
+        >>> import polyloss.numpy as pl
+        >>> log_q = np.log(np.array([[0.7, 0.2, 0.1], [0.3, 0.4, 0.3]]))
+        >>> p = np.array([[0.5, 0.25, 0.25], [0.3, 0.4, 0.3]])
+        >>> round(float(pl.kl_div(log_q, p)), 6)  # the mean over the 2 samples
+        0.058311
     """
     xp = b.xp
     axis = _check_pair(xp, "log_q", log_q, "p", p, axis)
@@ -166,8 +174,9 @@ def distillation(
     Returns:
         The loss; per sample with ``reduction="none"``.
 
-    With ``reduction="mean"`` it is exactly the ``distillation_step`` loss of seed
-    document 000 (SFT loss functions): ``KLDivLoss(reduction="batchmean")`` of the
+    With ``reduction="mean"`` it is exactly the ``distillation_step`` loss of the
+    guide "SFT: Comprehensive Loss Functions for Better Model Training"
+    (``sft_loss_function.md``): ``KLDivLoss(reduction="batchmean")`` of the
     log-softmaxed student against the softmaxed teacher times ``T * T * alpha``,
     plus ``CrossEntropyLoss()`` times ``1 - alpha``. Hinton, Vinyals, Dean,
     *Distilling the Knowledge in a Neural Network*, 2015.

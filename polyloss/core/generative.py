@@ -61,7 +61,7 @@ def gan_discriminator(b: Backend, real_logits: Array, fake_logits: Array, *, red
     Returns:
         The loss.
 
-    The ``gan_loss_discriminator`` of seed document 002 (two
+    Study-hub's ``gan_loss_discriminator`` (eunsu-park/study-hub, lesson 24 "Loss Functions") (two
     ``binary_cross_entropy_with_logits`` means).
     """
     xp = b.xp
@@ -88,7 +88,8 @@ def gan_generator(b: Backend, fake_logits: Array, *, non_saturating: bool = True
     Returns:
         The loss (negative for the minimax form).
 
-    The non-saturating form is the ``gan_loss_generator`` of seed document 002.
+    The non-saturating form is study-hub's ``gan_loss_generator``
+    (eunsu-park/study-hub, lesson 24 "Loss Functions"); Goodfellow et al., 2014.
     """
     xp = b.xp
     _check_scores(xp, fake_logits=fake_logits)
@@ -111,7 +112,7 @@ def wgan_critic(b: Backend, real_scores: Array, fake_scores: Array, *, reduction
     Returns:
         The loss; add :func:`gradient_penalty` for WGAN-GP.
 
-    The ``wgan_loss_discriminator`` of seed document 002.
+    Study-hub's ``wgan_loss_discriminator`` (eunsu-park/study-hub, lesson 24 "Loss Functions").
     """
     xp = b.xp
     _check_scores(xp, real_scores=real_scores, fake_scores=fake_scores)
@@ -131,7 +132,8 @@ def wgan_generator(b: Backend, fake_scores: Array, *, reduction: str = "mean") -
     Returns:
         The loss.
 
-    The ``wgan_loss_generator`` of seed document 002.
+    Study-hub's ``wgan_loss_generator`` (eunsu-park/study-hub, lesson 24 "Loss Functions");
+    Arjovsky et al., *Wasserstein GAN*, 2017.
     """
     xp = b.xp
     _check_scores(xp, fake_scores=fake_scores)
@@ -270,7 +272,8 @@ def vae_kl(b: Backend, mu: Array, logvar: Array, *, axis: int = -1, reduction: s
         The divergence (>= 0). Very large ``logvar`` overflows ``exp`` to
         ``inf`` (float32 above about 88.7): the divergence is that large.
 
-    The KL term of seed document 002's ``vae_loss`` (which sums it).
+    The KL term of study-hub's ``vae_loss`` (eunsu-park/study-hub, lesson 24 "Loss Functions"),
+    which sums it.
     Kingma & Welling, *Auto-Encoding Variational Bayes*, 2014.
     """
     xp = b.xp
@@ -308,14 +311,15 @@ def vae(
         logvar: posterior log-variances ``(N, L)``.
         beta: weight of the KL term, >= 0 (default 1; Higgins et al. 2017 for > 1).
         recon_loss: ``"bce"`` or ``"mse"``.
-        reduction: ``"sum"`` (the default here, as the seed and the VAE paper
+        reduction: ``"sum"`` (the default here, as study-hub's ``vae_loss`` and the VAE paper
             sum over the batch: the one exception to ``"mean"``), ``"mean"``
             (over samples) or ``"none"`` (per sample).
 
     Returns:
         The loss.
 
-    The ``vae_loss`` of seed document 002 with ``recon_loss="bce"``.
+    Study-hub's ``vae_loss`` (eunsu-park/study-hub, lesson 24 "Loss Functions") with
+    ``recon_loss="bce"``. Kingma & Welling, *Auto-Encoding Variational Bayes*, 2014.
     """
     xp = b.xp
     _check_scores(xp, recon=recon, x=x, mu=mu, logvar=logvar)
@@ -366,7 +370,7 @@ def perceptual(
 
     Returns:
         The loss. With the default weights and ``"mean"`` it is the
-        ``PerceptualLoss`` of seed document 002: the average over layers of
+        ``PerceptualLoss`` of study-hub (eunsu-park/study-hub, lesson 24 "Loss Functions"): the average over layers of
         ``F.mse_loss(F_l(pred), F_l(target))``.
     """
     xp = b.xp

@@ -122,8 +122,9 @@ def contrastive(
         The loss; per pair with ``reduction="none"``. Identical pairs have a
         finite gradient (``d^2`` is differentiated directly, never through ``sqrt``).
 
-    The ``ContrastiveLoss`` of seed document 002 and ``contrastive_loss`` of seed
-    document 004 (both built on ``F.pairwise_distance``, so with its ``eps``).
+    Study-hub's ``ContrastiveLoss`` (eunsu-park/study-hub, lesson 24 "Loss Functions") and the
+    ``contrastive_loss`` of the "Loss Functions" interview-prep overview (both
+    built on ``F.pairwise_distance``, so with its ``eps``).
     """
     xp = b.xp
     _check_rows(xp, "x1", x1)
@@ -178,7 +179,16 @@ def triplet(
 
     With ``squared=False`` equals ``torch.nn.functional.triplet_margin_loss(anchor,
     positive, negative, margin=margin, p=p, eps=eps, swap=swap)``; with
-    ``squared=True`` the ``TripletLoss`` of seed document 002.
+    ``squared=True`` study-hub's ``TripletLoss`` (eunsu-park/study-hub, lesson 24 "Loss Functions").
+
+    Examples:
+        >>> import numpy as np
+        >>> import polyloss.numpy as pl
+        >>> anchor = np.array([[0.0, 0.0], [1.0, 1.0]])
+        >>> positive = np.array([[0.0, 1.0], [1.0, 2.0]])
+        >>> negative = np.array([[1.0, 0.0], [3.0, 1.0]])
+        >>> round(float(pl.triplet(anchor, positive, negative, margin=1.0)), 6)
+        0.5
     """
     xp = b.xp
     for name, x in (("anchor", anchor), ("positive", positive), ("negative", negative)):
@@ -248,7 +258,7 @@ def triplet_mined(
     Returns:
         The loss; per anchor with ``reduction="none"``.
 
-    ``batch_hard`` is the ``OnlineTripletLoss`` of seed document 002 (Hermans
+    ``batch_hard`` is study-hub's ``OnlineTripletLoss`` (eunsu-park/study-hub, lesson 24 "Loss Functions") (Hermans
     et al., *In Defense of the Triplet Loss*, 2017); ``semi_hard`` is TensorFlow
     Addons' ``triplet_semihard_loss`` except that anchors without a negative
     contribute nothing (TFA gives them ``m + d_ap``) and an empty batch gives 0

@@ -12,7 +12,7 @@ from polyloss.core._reduce import reduce
 from polyloss.core._registry import helper, loss
 from polyloss.core._typing import Array, Backend
 
-_CURRICULUM_EPS = 1e-6  # the seed's guard on the weight sum
+_CURRICULUM_EPS = 1e-6  # study-hub's CurriculumLoss guard on the weight sum
 
 
 @loss("multitask")
@@ -33,7 +33,7 @@ def uncertainty_weighting(b: Backend, losses: Array, log_vars: Array, *, reducti
     Returns:
         The weighted total.
 
-    The ``MultiTaskLoss`` of seed document 002 (section 7.1).
+    Study-hub's ``MultiTaskLoss`` (eunsu-park/study-hub, lesson 24 "Loss Functions", section 7.1).
     """
     xp = b.xp
     check_floating(xp, "losses", losses)
@@ -59,7 +59,7 @@ def curriculum_weights(b: Backend, difficulty: Array, *, progress: float) -> Arr
     Returns:
         The weights, ``difficulty``'s shape and dtype.
 
-    The weights of seed document 002's ``CurriculumLoss`` (section 7.2).
+    The weights of study-hub's ``CurriculumLoss`` (eunsu-park/study-hub, lesson 24 "Loss Functions", section 7.2).
     """
     xp = b.xp
     check_floating(xp, "difficulty", difficulty)
@@ -78,13 +78,13 @@ def curriculum(b: Backend, losses: Array, difficulty: Array, *, progress: float,
         losses: per-sample losses :math:`L_i`, ``(N,)`` (a loss with ``reduction="none"``).
         difficulty: :math:`d_i` per sample, same shape.
         progress: :math:`p` in [0, 1], e.g. ``epoch / total_epochs``.
-        reduction: ``"sum"`` (the default here, as the seed), ``"mean"`` or
+        reduction: ``"sum"`` (the default here, as study-hub's), ``"mean"`` or
             ``"none"`` (the weighted per-sample losses).
 
     Returns:
         The weighted loss.
 
-    The ``CurriculumLoss`` of seed document 002 (section 7.2).
+    Study-hub's ``CurriculumLoss`` (eunsu-park/study-hub, lesson 24 "Loss Functions", section 7.2).
     """
     xp = b.xp
     check_floating(xp, "losses", losses)

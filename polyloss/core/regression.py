@@ -92,7 +92,7 @@ def asymmetric_mse(
     Returns:
         The loss. Continuous, with a continuous gradient (0 at zero error).
 
-    The ``AsymmetricMSELoss`` of seed document 002.
+    Study-hub's ``AsymmetricMSELoss`` (eunsu-park/study-hub, lesson 24 "Loss Functions").
     """
     _check_pair(b, pred, target, weight)
     over_penalty = check_nonnegative("over_penalty", over_penalty)
@@ -155,6 +155,16 @@ def huber(
     ``optax.losses.huber_loss(pred, target, delta)`` followed by the mean.
     Deliberate difference: with ``weight`` and ``"mean"`` polyloss divides by
     sum(w), like ``F.mse_loss(weight=)``; ``F.huber_loss(weight=)`` divides by N.
+
+    Examples:
+        >>> import numpy as np
+        >>> import polyloss.numpy as pl
+        >>> pred = np.array([0.0, 2.0, 5.0])
+        >>> target = np.array([0.5, 0.0, 1.0])
+        >>> round(float(pl.huber(pred, target)), 6)
+        1.708333
+        >>> round(float(pl.huber(pred, target, delta=2.0)), 6)
+        2.708333
     """
     _check_pair(b, pred, target, weight)
     delta = check_positive("delta", delta)

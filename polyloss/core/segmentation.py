@@ -4,11 +4,11 @@ Two input forms, chosen by the target's dtype:
 
 * **probabilities**: ``pred`` in [0, 1] and a floating ``target`` of the same
   shape (a binary mask, or soft labels). Every element is pooled into one
-  score (the ``DiceLoss`` of seed document 002);
+  score (study-hub's ``DiceLoss``, eunsu-park/study-hub lesson 24);
 * **logits and class indices**: ``pred`` holds logits with classes on ``axis``
   and ``target`` integer labels (``pred``'s shape without ``axis``). ``pred``
   is softmaxed over ``axis``, the labels one-hot encoded, and each class gets
-  its own score (the ``MultiClassDiceLoss`` of seed document 002).
+  its own score (study-hub's ``MultiClassDiceLoss``).
 
 With ``per_sample=True`` the scores are computed per sample (axis 0 is the
 batch) instead of over the whole batch. ``reduction="none"`` returns the
@@ -148,9 +148,17 @@ def dice(
     Returns:
         The loss in [0, 1]; 0 for an empty prediction of an empty mask.
 
-    With probabilities it is the ``DiceLoss`` of seed document 002; with logits
+    With probabilities it is study-hub's ``DiceLoss`` (eunsu-park/study-hub, lesson 24 "Loss Functions"); with logits
     and class indices, ``axis=1`` and ``reduction="mean"`` its
     ``MultiClassDiceLoss`` (the mean of the per-class losses).
+
+    Examples:
+        >>> import numpy as np
+        >>> import polyloss.numpy as pl
+        >>> pred = np.array([0.9, 0.8, 0.1, 0.2])
+        >>> target = np.array([1.0, 1.0, 0.0, 0.0])
+        >>> round(float(pl.dice(pred, target)), 6)  # 1 - (2 * 1.7 + 1) / (2.0 + 2.0 + 1)
+        0.12
     """
     smooth = check_nonnegative("smooth", smooth)
     o = _overlap(b, pred, target, axis, per_sample)
@@ -190,7 +198,7 @@ def tversky(
     Returns:
         The loss in [0, 1]; 0 for an empty prediction of an empty mask.
 
-    The ``TverskyLoss`` exercise of seed document 002.
+    The ``TverskyLoss`` exercise of study-hub (eunsu-park/study-hub, lesson 24 "Loss Functions").
     """
     alpha = check_nonnegative("alpha", alpha)
     beta = check_nonnegative("beta", beta)
@@ -356,8 +364,9 @@ def dice_ce(
     Returns:
         The scalar loss.
 
-    With ``axis=1`` and the default weights, the ``CombinedLoss`` of seed
-    document 002 (``nn.CrossEntropyLoss()`` plus its ``MultiClassDiceLoss``).
+    With ``axis=1`` and the default weights, study-hub's ``CombinedLoss``
+    (eunsu-park/study-hub, lesson 24 "Loss Functions"): ``nn.CrossEntropyLoss()``
+    plus its ``MultiClassDiceLoss``.
     """
     ce_weight = check_nonnegative("ce_weight", ce_weight)
     dice_weight = check_nonnegative("dice_weight", dice_weight)

@@ -8,10 +8,56 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable
 from pathlib import Path
 
 from polyloss.core import CORE_HELPERS, CORE_LOSSES, FAMILIES
 from polyloss.verify.specs import SPECS
+
+
+class _Source:
+    """Prints as the given source text: an annotation or a default, unquoted in a signature."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _default_source(value: object) -> str:
+    """A default as Python source, strings in double quotes (``"mean"``)."""
+    if isinstance(value, str) and '"' not in value and "\\" not in value:
+        return f'"{value}"'
+    return repr(value)
+
+
+def signature_line(name: str, fn: Callable[..., object]) -> str:
+    """``name(arrays, *, hyper=default, ...)``: valid Python once prefixed with ``def`` and suffixed with
+    ``: ...``. The backend parameter is dropped; the annotations are shown as written (they are strings
+    under ``from __future__ import annotations``), the defaults as literals."""
+    params = []
+    for param in list(inspect.signature(fn).parameters.values())[1:]:
+        annotation = param.annotation
+        if annotation is not inspect.Parameter.empty:
+            annotation = _Source(annotation if isinstance(annotation, str) else inspect.formatannotation(annotation))
+        default = param.default
+        if default is not inspect.Parameter.empty:
+            default = _Source(_default_source(default))
+        params.append(param.replace(annotation=annotation, default=default))
+    return f"{name}{inspect.Signature(params)}"
+
+
+def _docstring(fn: Callable[..., object]) -> str:
+    """The docstring, its ``Examples:`` doctest (if any) in a ``pycon`` block so that it renders as code."""
+    doc = inspect.cleandoc(fn.__doc__ or "")
+    head, marker, examples = doc.partition("\nExamples:\n")
+    if not marker:
+        return doc
+    body, _, tail = examples.partition("\n\n\n")
+    code = inspect.cleandoc(body)
+    rendered = f"{head.rstrip()}\n\nExamples:\n\n```pycon\n{code}\n```"
+    return f"{rendered}\n\n{tail}" if tail else rendered
 
 
 def family_page(family: str) -> str:
@@ -28,10 +74,8 @@ def family_page(family: str) -> str:
     for name, fn in {**CORE_LOSSES, **CORE_HELPERS}.items():
         if fn.family != family:
             continue
-        params = list(inspect.signature(fn).parameters.values())[1:]
-        signature = inspect.Signature(params).replace(return_annotation=inspect.Signature.empty)
-        lines += [f"## `{name}`", "", "```python", f"{name}{signature}".replace("'", ""), "```", ""]
-        lines += [inspect.cleandoc(fn.__doc__ or ""), ""]
+        lines += [f"## `{name}`", "", "```python", signature_line(name, fn), "```", ""]
+        lines += [_docstring(fn), ""]
         if name in CORE_HELPERS:
             lines += ["A helper, not a loss: its backends are compared in the test-suite, not by `verify`.", ""]
             continue

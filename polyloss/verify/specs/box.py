@@ -10,7 +10,7 @@ overlap width or height is near 0.
 References: torchvision's ``generalized_box_iou_loss``, ``distance_box_iou_loss``
 and ``complete_box_iou_loss`` (with their helper ``_loss_inter_union``) and
 detectron2's ``ciou_loss``, re-typed in torch (torchvision is not a dependency);
-seed document 002's ``iou_loss`` and ``giou_loss`` (eps 1e-6, mean only); and a
+study-hub's (eunsu-park/study-hub, lesson 24) ``iou_loss`` and ``giou_loss`` (eps 1e-6, mean only); and a
 slow per-box NumPy loop of the papers' formulas. optax 0.2.8 has no box loss.
 """
 
@@ -325,10 +325,10 @@ def _torchvision(name: str, fn, eps_only_default: bool = False) -> Reference:
     return Reference(name, "torch", ref)
 
 
-# -- seed document 002 (re-typed) --------------------------------------------------------
+# -- study-hub, lesson 24 (re-typed) --------------------------------------------------------
 
 
-def seed_iou_loss(m, pred_boxes, target_boxes):
+def study_hub_iou_loss(m, pred_boxes, target_boxes):
     torch = m.torch
     # Intersection coordinates
     x1_inter = torch.max(pred_boxes[:, 0], target_boxes[:, 0])
@@ -346,7 +346,7 @@ def seed_iou_loss(m, pred_boxes, target_boxes):
     return 1 - iou.mean()
 
 
-def seed_giou_loss(m, pred_boxes, target_boxes):
+def study_hub_giou_loss(m, pred_boxes, target_boxes):
     torch = m.torch
     # Intersection
     x1_inter = torch.max(pred_boxes[:, 0], target_boxes[:, 0])
@@ -371,17 +371,17 @@ def seed_giou_loss(m, pred_boxes, target_boxes):
     return 1 - giou.mean()
 
 
-def _seed(name: str, fn) -> Reference:
+def _study_hub(name: str, fn) -> Reference:
     def ref(m, a, p, r):
         if p.get("eps", TORCHVISION_EPS) != 1e-6:
-            raise NotApplicable("the seed code hard-codes eps=1e-6")
+            raise NotApplicable("the original code hard-codes eps=1e-6")
         if r != "mean":
-            raise NotApplicable("the seed function returns the mean only")
+            raise NotApplicable("the original function returns the mean only")
         if a["pred"].ndim != 2:
-            raise NotApplicable("the seed function takes (N, 4) boxes")
+            raise NotApplicable("the original function takes (N, 4) boxes")
         return fn(m, a["pred"], a["target"])
 
-    return Reference(f"seed 002 {name} (re-typed)", "torch", ref)
+    return Reference(f"study-hub {name} (re-typed)", "torch", ref)
 
 
 # -- a slow per-box loop of the papers' formulas ---------------------------------------------
@@ -429,7 +429,7 @@ register(
         name="box_iou",
         variants=VARIANTS,
         differentiable=("pred", "target"),
-        references=(_seed("iou_loss", seed_iou_loss), _numpy_loop("box_iou")),
+        references=(_study_hub("iou_loss", study_hub_iou_loss), _numpy_loop("box_iou")),
         notes="torchvision has no plain IoU loss (its IoU term is the first term of the GIoU/DIoU references).",
         layout=Layout(("pred", "target")),
         half_precision=_box_half_precision("box_iou", "mixed,shape=(n,2,4),eps=0.0"),
@@ -444,7 +444,7 @@ register(
         differentiable=("pred", "target"),
         references=(
             _torchvision("torchvision.ops.generalized_box_iou_loss (re-typed)", tv_generalized_box_iou_loss),
-            _seed("giou_loss", seed_giou_loss),
+            _study_hub("giou_loss", study_hub_giou_loss),
             _numpy_loop("box_giou"),
         ),
         layout=Layout(("pred", "target")),

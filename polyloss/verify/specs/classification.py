@@ -604,17 +604,18 @@ register(
 # -- focal ----------------------------------------------------------------------
 
 
-def _seed_focal(seed: str):
-    """The FocalLoss class of a seed document, re-typed (both seeds share the formula)."""
+def _retyped_focal(source: str):
+    """The FocalLoss class of the SFT guide (sft_loss_function.md) or of study-hub
+    (eunsu-park/study-hub, lesson 24), re-typed: both share the formula."""
 
     def ref(m, a, p, r):
         if "alpha" in a:
-            raise NotApplicable("the seed class takes a scalar alpha")
+            raise NotApplicable("the original class takes a scalar alpha")
         alpha = p.get("alpha")
         if alpha is None:
-            alpha = 1.0  # seed 000's default; seed 002 defaults to 0.25 and is called with alpha set
+            alpha = 1.0  # the SFT guide's default; study-hub's defaults to 0.25 and is called with alpha set
         if not isinstance(alpha, float) or p.get("ignore_index") is not None or p.get("axis", -1) != -1:
-            raise NotApplicable("the seed class takes a scalar alpha and (N, C) logits, no ignore_index")
+            raise NotApplicable("the original class takes a scalar alpha and (N, C) logits, no ignore_index")
         ce_loss = m.F.cross_entropy(a["logits"], a["target"], reduction="none")
         pt = m.torch.exp(-ce_loss)
         focal_loss = alpha * (1 - pt) ** p.get("gamma", 2.0) * ce_loss
@@ -622,7 +623,7 @@ def _seed_focal(seed: str):
             return focal_loss.mean()
         return focal_loss.sum() if r == "sum" else focal_loss
 
-    return Reference(f"seed {seed} FocalLoss (re-typed)", "torch", ref)
+    return Reference(f"{source} FocalLoss (re-typed)", "torch", ref)
 
 
 def _numpy_focal_loop(m, a, p, r):
@@ -662,8 +663,8 @@ register(
         ),
         differentiable=("logits",),
         references=(
-            _seed_focal("000"),
-            _seed_focal("002"),
+            _retyped_focal("SFT guide"),
+            _retyped_focal("study-hub"),
             Reference("focal loop (per-class alpha, ignore_index)", "numpy", _numpy_focal_loop, grads=False),
         ),
         layout=Layout(("logits", "target"), shared=("alpha",)),

@@ -2,7 +2,7 @@
 
 Every loss contrasts the rows of an (N, D) batch of embeddings with each other.
 The torch references re-type the upstream code (the ``info-nce-pytorch``
-package, open_clip's ``ClipLoss`` / ``SigLipLoss``, seed 002's ``InfoNCELoss``
+package, open_clip's ``ClipLoss`` / ``SigLipLoss``, study-hub's (eunsu-park/study-hub, lesson 24) ``InfoNCELoss``
 with its label bug fixed); the JAX references build the same logits and hand
 them to optax (``optax.losses.ntxent`` takes the embeddings themselves).
 """
@@ -283,8 +283,8 @@ def _views(rng, n, *, collinear=False):
     return {"z1": z1, "z2": z2}
 
 
-def _seed_002_infonce(m, a, p, r):
-    """Seed 002's ``InfoNCELoss.forward`` re-typed, with its labels fixed.
+def _study_hub_infonce(m, a, p, r):
+    """Study-hub's ``InfoNCELoss.forward`` re-typed, with its labels fixed.
 
     As printed, the labels ``arange(N) + N`` index the (2N, 2N - 1) matrix left after
     removing the diagonal: for the first N rows the positive sits at column
@@ -300,7 +300,7 @@ def _seed_002_infonce(m, a, p, r):
     similarity_matrix = torch.mm(representations, representations.T)
     labels = torch.cat(
         [
-            torch.arange(batch_size) + batch_size - 1,  # fixed: the seed has `+ batch_size`
+            torch.arange(batch_size) + batch_size - 1,  # fixed: the original has `+ batch_size`
             torch.arange(batch_size),
         ],
         dim=0,
@@ -339,7 +339,7 @@ register(
         ),
         differentiable=("z1", "z2"),
         references=(
-            Reference("seed 002 InfoNCELoss (re-typed, labels fixed)", "torch", _seed_002_infonce),
+            Reference("study-hub InfoNCELoss (re-typed, labels fixed)", "torch", _study_hub_infonce),
             Reference("optax.losses.ntxent", "jax", _optax_ntxent),
         ),
         notes=(

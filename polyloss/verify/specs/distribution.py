@@ -316,10 +316,10 @@ def _distillation_arrays(rng, n, *, target=True, shape=None, axis=-1):
     return arrays
 
 
-def _seed_distillation(m, a, p, r):
-    """seed 000's ``distillation_step`` loss, re-typed (KLDivLoss(batchmean) * T*T, CrossEntropyLoss)."""
+def _sft_guide_distillation(m, a, p, r):
+    """the SFT guide's ``distillation_step`` loss, re-typed (KLDivLoss(batchmean) * T*T, CrossEntropyLoss)."""
     if p.get("axis", -1) not in (1, -1) or a["student_logits"].ndim != 2:
-        raise NotApplicable("the seed distils (N, C) logits along dim=1 only")
+        raise NotApplicable("the original distils (N, C) logits along dim=1 only")
     nn, F = m.torch.nn, m.F
     T, alpha = p.get("temperature", 3.0), p.get("alpha", 0.1)
     student_output, teacher_output = a["student_logits"], a["teacher_logits"].detach()
@@ -374,15 +374,15 @@ register(
         ),
         differentiable=("student_logits",),
         references=(
-            Reference("seed 000 distillation_step loss (re-typed)", "torch", _seed_distillation),
+            Reference("SFT guide distillation_step loss (re-typed)", "torch", _sft_guide_distillation),
             Reference(
                 "optax.losses.kl_divergence + softmax_cross_entropy_with_integer_labels", "jax", _optax_distillation
             ),
         ),
         notes=(
             "Per sample: alpha T^2 KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) CE(student, target); "
-            "'mean' is seed 000's distillation_step loss (KLDivLoss(batchmean) * T*T, CrossEntropyLoss()). Without a "
-            "target the loss is T^2 KL alone (alpha unused). The teacher's gradient is stopped."
+            "'mean' is the SFT guide's distillation_step loss (KLDivLoss(batchmean) * T*T, CrossEntropyLoss()). "
+            "Without a target the loss is T^2 KL alone (alpha unused). The teacher's gradient is stopped."
         ),
         layout=Layout(("student_logits", "teacher_logits", "target")),
         half_precision=HalfPrecision(variants=("T=0.5,axis=1,(N,C,L),target",)),

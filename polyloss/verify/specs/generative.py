@@ -1,6 +1,6 @@
 """Specs of the generative losses (see ``polyloss/core/generative.py``).
 
-The torch references re-type seed document 002's GAN functions, ``vae_loss``
+The torch references re-type study-hub's (eunsu-park/study-hub, lesson 24) GAN functions, ``vae_loss``
 and ``PerceptualLoss`` (section 6), the hinge losses of SAGAN/BigGAN from
 their formula, and the WGAN-GP ``compute_gradient_penalty`` of PyTorch-GAN
 (``torch.autograd.grad(create_graph=True)``); the JAX references hand the
@@ -182,8 +182,9 @@ _GAN_PAIR_VARIANTS = (
 )
 
 
-def _seed_gan_discriminator(m, a, p, r):
-    """seed 002's gan_loss_discriminator; its two BCE means become sums or per-sample terms for the other reductions."""
+def _study_hub_gan_discriminator(m, a, p, r):
+    """study-hub's gan_loss_discriminator; its two BCE means become sums or per-sample terms for the other
+    reductions."""
     real_output, fake_output = a["real_logits"], a["fake_logits"]
     real_loss = m.F.binary_cross_entropy_with_logits(real_output, m.torch.ones_like(real_output), reduction=r)
     fake_loss = m.F.binary_cross_entropy_with_logits(fake_output, m.torch.zeros_like(fake_output), reduction=r)
@@ -202,10 +203,10 @@ register(
         variants=_GAN_PAIR_VARIANTS,
         differentiable=("real_logits", "fake_logits"),
         references=(
-            Reference("seed 002 gan_loss_discriminator (re-typed)", "torch", _seed_gan_discriminator),
+            Reference("study-hub gan_loss_discriminator (re-typed)", "torch", _study_hub_gan_discriminator),
             Reference("optax.losses.sigmoid_binary_cross_entropy (ones / zeros)", "jax", _optax_gan_discriminator),
         ),
-        notes="the seed returns two BCE means added; 'sum' adds the two sums, 'none' the per-sample terms.",
+        notes="study-hub's function returns two BCE means added; 'sum' adds the two sums, 'none' the per-sample terms.",
         layout=Layout(("real_logits", "fake_logits")),
         half_precision=HalfPrecision(variants=("saturated |logit|~30",)),
         edge_cases=EDGES.of("gan_discriminator"),
@@ -218,10 +219,10 @@ def _gan_fake(rng, n, *, shape=None, saturated=False):
     return {"fake_logits": _saturated(rng, shape) if saturated else normal(rng, shape, 2.0)}
 
 
-def _seed_gan_generator(m, a, p, r):
-    """seed 002's gan_loss_generator (non-saturating; the seed has no minimax form)."""
+def _study_hub_gan_generator(m, a, p, r):
+    """study-hub's gan_loss_generator (non-saturating; it has no minimax form)."""
     if not p.get("non_saturating", True):
-        raise NotApplicable("seed 002's gan_loss_generator is the non-saturating form")
+        raise NotApplicable("study-hub's gan_loss_generator is the non-saturating form")
     fake_output = a["fake_logits"]
     return m.F.binary_cross_entropy_with_logits(fake_output, m.torch.ones_like(fake_output), reduction=r)
 
@@ -257,7 +258,7 @@ register(
         ),
         differentiable=("fake_logits",),
         references=(
-            Reference("seed 002 gan_loss_generator (re-typed)", "torch", _seed_gan_generator),
+            Reference("study-hub gan_loss_generator (re-typed)", "torch", _study_hub_gan_generator),
             Reference("log(1 - sigmoid(d)) as F.logsigmoid(-d)", "torch", _torch_minimax_generator),
             Reference("optax.losses.sigmoid_binary_cross_entropy", "jax", _optax_gan_generator),
         ),
@@ -276,8 +277,8 @@ def _wgan_pair(rng, n, *, shape=None):
     return {"real_scores": normal(rng, shape, 3.0), "fake_scores": normal(rng, shape, 3.0)}
 
 
-def _seed_wgan_critic(m, a, p, r):
-    """seed 002's wgan_loss_discriminator, -(mean(real) - mean(fake)); torch.mean becomes sum / identity."""
+def _study_hub_wgan_critic(m, a, p, r):
+    """study-hub's wgan_loss_discriminator, -(mean(real) - mean(fake)); torch.mean becomes sum / identity."""
     real_output, fake_output = a["real_scores"], a["fake_scores"]
     if r == "none":
         return -(real_output - fake_output)
@@ -294,7 +295,7 @@ register(
             _variant("(N,)", lambda rng, n: _wgan_pair(rng, n, shape=(n,))),
         ),
         differentiable=("real_scores", "fake_scores"),
-        references=(Reference("seed 002 wgan_loss_discriminator (re-typed)", "torch", _seed_wgan_critic),),
+        references=(Reference("study-hub wgan_loss_discriminator (re-typed)", "torch", _study_hub_wgan_critic),),
         second_order=False,  # linear
         layout=Layout(("real_scores", "fake_scores")),
         edge_cases=EDGES.of("wgan_critic"),
@@ -302,8 +303,8 @@ register(
 )
 
 
-def _seed_wgan_generator(m, a, p, r):
-    """seed 002's wgan_loss_generator, -mean(fake); torch.mean becomes sum / identity."""
+def _study_hub_wgan_generator(m, a, p, r):
+    """study-hub's wgan_loss_generator, -mean(fake); torch.mean becomes sum / identity."""
     return -_torch_reduce(m, a["fake_scores"], r)
 
 
@@ -315,7 +316,7 @@ register(
             _variant("(N,)", lambda rng, n: {"fake_scores": normal(rng, (n,), 3.0)}),
         ),
         differentiable=("fake_scores",),
-        references=(Reference("seed 002 wgan_loss_generator (re-typed)", "torch", _seed_wgan_generator),),
+        references=(Reference("study-hub wgan_loss_generator (re-typed)", "torch", _study_hub_wgan_generator),),
         second_order=False,  # linear
         layout=Layout(("fake_scores",)),
         edge_cases=EDGES.of("wgan_generator"),
@@ -487,17 +488,17 @@ def _latent(rng, shape):
     return {"mu": normal(rng, shape), "logvar": rng.uniform(-2.5, 2.5, size=shape)}
 
 
-def _seed_kl(m, mu, logvar, dim):
-    """seed 002's KL term, -0.5 * sum(1 + logvar - mu^2 - exp(logvar)), summed over ``dim``."""
+def _study_hub_kl(m, mu, logvar, dim):
+    """study-hub's KL term, -0.5 * sum(1 + logvar - mu^2 - exp(logvar)), summed over ``dim``."""
     return -0.5 * m.torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=dim)
 
 
-def _seed_vae_kl(m, a, p, r):
-    """seed 002's vae_loss KL term: its full sum for "sum"; per sample (over the latent axis) otherwise."""
+def _study_hub_vae_kl(m, a, p, r):
+    """study-hub's vae_loss KL term: its full sum for "sum"; per sample (over the latent axis) otherwise."""
     mu, logvar = a["mu"], a["logvar"]
     if r == "sum":
         return -0.5 * m.torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
-    return _torch_reduce(m, _seed_kl(m, mu, logvar, p.get("axis", -1)), r)
+    return _torch_reduce(m, _study_hub_kl(m, mu, logvar, p.get("axis", -1)), r)
 
 
 def _numpy_kl_loop(m, a, p, r):
@@ -524,7 +525,7 @@ register(
         ),
         differentiable=("mu", "logvar"),
         references=(
-            Reference("seed 002 vae_loss KL term (re-typed)", "torch", _seed_vae_kl),
+            Reference("study-hub vae_loss KL term (re-typed)", "torch", _study_hub_vae_kl),
             Reference("closed-form KL loop", "numpy", _numpy_kl_loop, grads=False),
         ),
         layout=_vae_kl_layout,
@@ -544,8 +545,8 @@ def _vae_arrays(rng, n, *, target="soft", recon="probs", shape=(P,)):
     return {"recon": recon_values, "x": x, **_latent(rng, (n, L))}
 
 
-def _seed_vae(m, a, p, r):
-    """seed 002's vae_loss: binary_cross_entropy(reduction='sum') + beta * KL; its comment's MSE for
+def _study_hub_vae(m, a, p, r):
+    """study-hub's vae_loss: binary_cross_entropy(reduction='sum') + beta * KL; its comment's MSE for
     recon_loss='mse'. Per sample (summed over each sample's elements) for "none" and "mean"."""
     F, torch = m.F, m.torch
     recon_x, x, mu, logvar, beta = a["recon"], a["x"], a["mu"], a["logvar"], p.get("beta", 1.0)
@@ -554,7 +555,7 @@ def _seed_vae(m, a, p, r):
         recon_loss = recon_fn(recon_x, x, reduction="sum")
         kl_div = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
         return recon_loss + beta * kl_div
-    per_sample = recon_fn(recon_x, x, reduction="none").flatten(1).sum(1) + beta * _seed_kl(m, mu, logvar, 1)
+    per_sample = recon_fn(recon_x, x, reduction="none").flatten(1).sum(1) + beta * _study_hub_kl(m, mu, logvar, 1)
     return _torch_reduce(m, per_sample, r)
 
 
@@ -574,8 +575,8 @@ register(
             ),
         ),
         differentiable=("recon", "mu", "logvar"),  # not x: finite differences would leave [0, 1] at binary targets
-        references=(Reference("seed 002 vae_loss (re-typed)", "torch", _seed_vae),),
-        notes="default reduction 'sum', as the seed; 'mean' and 'none' are per sample.",
+        references=(Reference("study-hub vae_loss (re-typed)", "torch", _study_hub_vae),),
+        notes="default reduction 'sum', as study-hub's; 'mean' and 'none' are per sample.",
         layout=Layout(("recon", "x", "mu", "logvar")),
         half_precision=HalfPrecision(
             zero_cases=(
@@ -607,8 +608,8 @@ def _images(rng, n, shape=(3, 2)):
     return {"pred": target + normal(rng, (n, *shape), 0.5), "target": target}
 
 
-def _seed_perceptual(m, a, p, r):
-    """seed 002's PerceptualLoss.forward with the case's feature maps: the mean over layers of
+def _study_hub_perceptual(m, a, p, r):
+    """study-hub's PerceptualLoss.forward with the case's feature maps: the mean over layers of
     F.mse_loss (layer_weights replace 1/L); per-sample means for "none" and "sum"."""
     F = m.F
     features = p["features"]
@@ -634,7 +635,9 @@ register(
             ),
         ),
         differentiable=("pred", "target"),
-        references=(Reference("seed 002 PerceptualLoss (re-typed, the case's features)", "torch", _seed_perceptual),),
+        references=(
+            Reference("study-hub PerceptualLoss (re-typed, the case's features)", "torch", _study_hub_perceptual),
+        ),
         layout=Layout(("pred", "target")),  # the feature maps act per sample (in params),
         edge_cases=EDGES.of("perceptual"),
     )

@@ -213,14 +213,15 @@ def _contrastive_arrays(rng, n, *, margin=1.0, eps=1e-6, identical=False, **_):
     return {"x1": x1, "x2": x2, "similar": similar}
 
 
-def _seed_contrastive(seed: str, mean_only: bool) -> Reference:
-    """Seed 002's ContrastiveLoss class / seed 004's contrastive_loss, re-typed (same formula)."""
+def _retyped_contrastive(study_hub: bool, mean_only: bool) -> Reference:
+    """Study-hub's ContrastiveLoss class (eunsu-park/study-hub, lesson 24) or the contrastive_loss of the
+    "Loss Functions" interview-prep overview, re-typed (same formula)."""
 
     def ref(m, a, p, r):
         if p.get("eps", 1e-6) != 1e-6:
-            raise NotApplicable("the seed code calls pairwise_distance with its default eps=1e-6")
+            raise NotApplicable("the original code calls pairwise_distance with its default eps=1e-6")
         if mean_only and r != "mean":
-            raise NotApplicable("the seed function returns the mean only")
+            raise NotApplicable("the original function returns the mean only")
         margin, label = p.get("margin", 1.0), a["similar"]
         euclidean_distance = m.F.pairwise_distance(a["x1"], a["x2"])
         loss = label * m.torch.pow(euclidean_distance, 2) + (1 - label) * m.torch.pow(
@@ -228,8 +229,8 @@ def _seed_contrastive(seed: str, mean_only: bool) -> Reference:
         )
         return reduce_reference(m.torch, loss, r)
 
-    name = "ContrastiveLoss" if seed == "002" else "contrastive_loss"
-    return Reference(f"seed {seed} {name} (re-typed)", "torch", ref)
+    name = "study-hub ContrastiveLoss" if study_hub else "interview-prep overview contrastive_loss"
+    return Reference(f"{name} (re-typed)", "torch", ref)
 
 
 def _numpy_contrastive(m, a, p, r):
@@ -254,8 +255,8 @@ register(
         ),
         differentiable=("x1", "x2"),
         references=(
-            _seed_contrastive("002", mean_only=False),
-            _seed_contrastive("004", mean_only=True),
+            _retyped_contrastive(study_hub=True, mean_only=False),
+            _retyped_contrastive(study_hub=False, mean_only=True),
             Reference("contrastive loop", "numpy", _numpy_contrastive, grads=False),
         ),
         notes="identical pairs are generated similar only: for a dissimilar identical pair d = sqrt(D) * eps = 2e-6 is "
@@ -316,10 +317,10 @@ def _torch_triplet(m, a, p, r):
     )
 
 
-def _seed002_triplet(m, a, p, r):
-    """Seed 002's TripletLoss class, re-typed (squared Euclidean distances, no eps)."""
+def _study_hub_triplet(m, a, p, r):
+    """Study-hub's TripletLoss class, re-typed (squared Euclidean distances, no eps)."""
     if not p.get("squared", False) or p.get("swap", False):
-        raise NotApplicable("the seed class uses squared distances without swap")
+        raise NotApplicable("the original class uses squared distances without swap")
     anchor, positive, negative = a["anchor"], a["positive"], a["negative"]
     distance_positive = (anchor - positive).pow(2).sum(1)
     distance_negative = (anchor - negative).pow(2).sum(1)
@@ -327,12 +328,13 @@ def _seed002_triplet(m, a, p, r):
     return reduce_reference(m.torch, losses, r)
 
 
-def _seed004_triplet(m, a, p, r):
-    """Seed 004's triplet_loss, re-typed (pairwise_distance defaults: p=2, eps=1e-6; mean only)."""
+def _interview_prep_triplet(m, a, p, r):
+    """The triplet_loss of the "Loss Functions" interview-prep overview, re-typed (pairwise_distance
+    defaults: p=2, eps=1e-6; mean only)."""
     if p.get("squared", False) or p.get("swap", False) or p.get("p", 2.0) != 2.0 or p.get("eps", 1e-6) != 1e-6:
-        raise NotApplicable("the seed function uses pairwise_distance's defaults, no swap")
+        raise NotApplicable("the original function uses pairwise_distance's defaults, no swap")
     if r != "mean":
-        raise NotApplicable("the seed function returns the mean only")
+        raise NotApplicable("the original function returns the mean only")
     pos_dist = m.F.pairwise_distance(a["anchor"], a["positive"])
     neg_dist = m.F.pairwise_distance(a["anchor"], a["negative"])
     return m.torch.clamp(pos_dist - neg_dist + p.get("margin", 1.0), min=0.0).mean()
@@ -368,8 +370,8 @@ register(
         differentiable=("anchor", "positive", "negative"),
         references=(
             Reference("torch.nn.functional.triplet_margin_loss", "torch", _torch_triplet),
-            Reference("seed 002 TripletLoss (re-typed)", "torch", _seed002_triplet),
-            Reference("seed 004 triplet_loss (re-typed)", "torch", _seed004_triplet),
+            Reference("study-hub TripletLoss (re-typed)", "torch", _study_hub_triplet),
+            Reference("interview-prep overview triplet_loss (re-typed)", "torch", _interview_prep_triplet),
             Reference("triplet loop", "numpy", _numpy_triplet, grads=False),
         ),
         layout=Layout(("anchor", "positive", "negative")),
@@ -450,15 +452,15 @@ def _mined_variant(mining, kind="classes", **params):
     return Variant(name, lambda rng, n: Case(_mined_arrays(rng, n, kind=kind, **params), {"mining": mining, **params}))
 
 
-def _seed002_online_triplet(m, a, p, r):
-    """Seed 002's OnlineTripletLoss (batch-hard), re-typed; "sum"/"none" from its per-anchor terms."""
+def _study_hub_online_triplet(m, a, p, r):
+    """Study-hub's OnlineTripletLoss (batch-hard), re-typed; "sum"/"none" from its per-anchor terms."""
     if p.get("mining", "batch_hard") != "batch_hard" or p.get("squared", False):
-        raise NotApplicable("the seed class mines the hardest positive and negative on Euclidean distances")
+        raise NotApplicable("the original class mines the hardest positive and negative on Euclidean distances")
     torch, embeddings, labels_ = m.torch, a["embeddings"], a["labels"]
     margin = p.get("margin", 1.0)
     pairwise_dist = torch.cdist(embeddings, embeddings, p=2)
     batch_size = embeddings.size(0)
-    zero = embeddings.sum() * 0.0  # the seed's `0`, kept on the autograd graph for the empty case
+    zero = embeddings.sum() * 0.0  # the original's `0`, kept on the autograd graph for the empty case
     triplet_loss, num_triplets, per_anchor = zero, 0, [zero] * batch_size
     for i in range(batch_size):
         pos_mask = labels_ == labels_[i]
@@ -589,7 +591,7 @@ register(
         ),
         differentiable=("embeddings",),
         references=(
-            Reference("seed 002 OnlineTripletLoss (re-typed)", "torch", _seed002_online_triplet),
+            Reference("study-hub OnlineTripletLoss (re-typed)", "torch", _study_hub_online_triplet),
             Reference(
                 "tfa.losses.triplet_semihard_loss (re-typed, polyloss's empty-set rules)",
                 "numpy",

@@ -1,8 +1,8 @@
 """Specs of the multi-task and curriculum losses (see ``polyloss/core/multitask.py``).
 
-The torch references re-type seed document 002's ``MultiTaskLoss`` and
+The torch references re-type study-hub's (eunsu-park/study-hub, lesson 24) ``MultiTaskLoss`` and
 ``CurriculumLoss`` (section 7); the per-sample losses the curriculum weighs
-are the case's ``losses`` array (the seed's ``base_criterion`` output). The
+are the case's ``losses`` array (the original's ``base_criterion`` output). The
 public helper ``curriculum_weights`` has no spec: it is tested in
 ``tests/test_multitask.py``.
 """
@@ -65,8 +65,8 @@ def _tasks(rng, n, *, shape=None):
     return {"losses": rng.uniform(0.05, 3.0, size=shape), "log_vars": rng.uniform(-2.0, 2.0, size=shape)}
 
 
-def _seed_multitask(m, a, p, r):
-    """seed 002's MultiTaskLoss.forward with log_vars given: a loop over the tasks; per task for "none",
+def _study_hub_multitask(m, a, p, r):
+    """study-hub's MultiTaskLoss.forward with log_vars given: a loop over the tasks; per task for "none",
     the total divided by the number of tasks for "mean"."""
     torch = m.torch
     losses, log_vars = a["losses"].reshape(-1), a["log_vars"].reshape(-1)
@@ -89,7 +89,7 @@ register(
             _variant("(T,2)", lambda rng, n: _tasks(rng, n, shape=(n + 1, 2))),
         ),
         differentiable=("losses", "log_vars"),
-        references=(Reference("seed 002 MultiTaskLoss (re-typed)", "torch", _seed_multitask),),
+        references=(Reference("study-hub MultiTaskLoss (re-typed)", "torch", _study_hub_multitask),),
         notes="default reduction 'sum' (the paper's total).",
         layout=Layout(("losses", "log_vars")),  # the "batch" is the tasks,
         edge_cases=EDGES.of("uncertainty_weighting"),
@@ -111,8 +111,8 @@ def _curriculum_arrays(rng, n, progress):
     return {"losses": rng.uniform(0.0, 3.0, size=(n,)), "difficulty": _difficulties(rng, n, progress)}
 
 
-def _seed_curriculum(m, a, p, r):
-    """seed 002's CurriculumLoss.forward with losses = base_criterion(pred, target) given; the seed's
+def _study_hub_curriculum(m, a, p, r):
+    """study-hub's CurriculumLoss.forward with losses = base_criterion(pred, target) given; the original's
     .float() cast of the weights kept in the inputs' dtype (float64)."""
     losses, difficulty = a["losses"], a["difficulty"]
     threshold = p["progress"]  # progress = current_epoch / total_epochs
@@ -133,9 +133,9 @@ register(
             for progress in (0.5, 0.2, 1.0, 0.0)
         ),
         differentiable=("losses",),
-        references=(Reference("seed 002 CurriculumLoss (re-typed)", "torch", _seed_curriculum),),
+        references=(Reference("study-hub CurriculumLoss (re-typed)", "torch", _study_hub_curriculum),),
         second_order=False,  # linear in losses
-        notes="default reduction 'sum', as the seed; the weights are constant in the difficulty (no gradient).",
+        notes="default reduction 'sum', as study-hub's; the weights are constant in the difficulty (no gradient).",
         layout=Layout(
             ("losses", "difficulty"), coupled="weights N [d_i <= p] / sum_j [d_j <= p]: normalised over the batch"
         ),

@@ -369,8 +369,8 @@ register(
 )
 
 
-def _seed_asymmetric_mse(m, a, p, r):
-    """seed 002's AsymmetricMSELoss.forward (its loss.mean() becomes sum / identity; a weight, as mse's, gives
+def _study_hub_asymmetric_mse(m, a, p, r):
+    """study-hub's AsymmetricMSELoss.forward (its loss.mean() becomes sum / identity; a weight, as mse's, gives
     sum(w * l) / sum(w) for "mean")."""
     error = a["pred"] - a["target"]
     over_penalty = p.get("over_penalty", 2.0)
@@ -388,7 +388,7 @@ register(
         variants=(_pair(), _pair(over_penalty=0.5), _pair(over_penalty=1.0), _pair(weighted=True, over_penalty=3.0)),
         differentiable=("pred", "target"),
         references=(
-            Reference("seed 002 AsymmetricMSELoss (re-typed)", "torch", _seed_asymmetric_mse),
+            Reference("study-hub AsymmetricMSELoss (re-typed)", "torch", _study_hub_asymmetric_mse),
             _numpy_loop(
                 "asymmetric squared error loop",
                 lambda y, t, p: (p.get("over_penalty", 2.0) if y > t else 1.0) * (y - t) ** 2,

@@ -3,7 +3,7 @@
 Two input forms: probabilities with a floating mask of the same shape (pooled,
 or per sample), and logits with classes on ``axis`` plus integer labels
 (softmax, one-hot, one score per class). The torch references re-type the
-upstream code: seed 002's ``DiceLoss`` / ``MultiClassDiceLoss`` /
+upstream code: study-hub's (eunsu-park/study-hub, lesson 24) ``DiceLoss`` / ``MultiClassDiceLoss`` /
 ``CombinedLoss``, segmentation_models_pytorch's ``soft_*_score`` losses, the
 widely copied "Loss Function Library" ``TverskyLoss`` / ``FocalTverskyLoss``
 (Kaggle, bigironsphere) and MONAI's ``GeneralizedDiceLoss``; the NumPy loops
@@ -132,7 +132,7 @@ def _variant(name: str, make_arrays, **params: object) -> Variant:
 
 
 def _probabilities(rng, n, *, soft=False, empty_first=False):
-    """pred in [0.02, 0.98], a binary (or soft) mask; (N, 1, 2, 3) as the seed's binary (N, 1, H, W)."""
+    """pred in [0.02, 0.98], a binary (or soft) mask; (N, 1, 2, 3) as the original's binary (N, 1, H, W)."""
     shape = (n, 1, 2, 3)
     pred = rng.uniform(0.02, 0.98, size=shape)
     target = rng.uniform(0.0, 1.0, size=shape) if soft else binary(rng, shape)
@@ -261,18 +261,18 @@ def _per_sample_or_pooled(m, a, p, r, pooled):
 # --------------------------------------------------------------------------- dice
 
 
-def _seed_dice(m, a, p, r):
-    """Seed 002's ``DiceLoss`` (probabilities) and ``MultiClassDiceLoss`` (logits), re-typed.
+def _study_hub_dice(m, a, p, r):
+    """Study-hub's ``DiceLoss`` (probabilities) and ``MultiClassDiceLoss`` (logits), re-typed.
 
-    The seed returns the mean over classes; "sum" and "none" extend it with the
+    The original returns the mean over classes; "sum" and "none" extend it with the
     same per-class terms (their sum, their vector). It pools the whole batch.
     """
     torch = m.torch
     if p.get("per_sample", False):
-        raise NotApplicable("the seed's Dice pools the whole batch")
+        raise NotApplicable("the original Dice pools the whole batch")
     smooth = p.get("smooth", 1.0)
     if not _integer(m, a["target"]):
-        pred_flat = a["pred"].reshape(-1)  # the seed's .view(-1)
+        pred_flat = a["pred"].reshape(-1)  # the original's .view(-1)
         target_flat = a["target"].reshape(-1)
         intersection = (pred_flat * target_flat).sum()
         dice_score = (2.0 * intersection + smooth) / (pred_flat.sum() + target_flat.sum() + smooth)
@@ -280,7 +280,7 @@ def _seed_dice(m, a, p, r):
     pred, target = _channels_first(m, a, p)
     num_classes = pred.size(1)
     pred_softmax = torch.softmax(pred, dim=1)
-    target_one_hot = torch.movedim(m.F.one_hot(target, num_classes), -1, 1).to(pred.dtype)  # the seed's permute
+    target_one_hot = torch.movedim(m.F.one_hot(target, num_classes), -1, 1).to(pred.dtype)  # the original's permute
     losses = []
     for c in range(num_classes):
         pred_c = pred_softmax[:, c]
@@ -289,7 +289,7 @@ def _seed_dice(m, a, p, r):
         dice = (2.0 * intersection + smooth) / (pred_c.sum() + target_c.sum() + smooth)
         losses.append(1 - dice)
     if r == "mean":
-        return sum(losses) / num_classes  # the seed's total_loss / num_classes
+        return sum(losses) / num_classes  # the original's total_loss / num_classes
     return torch.stack(losses).sum() if r == "sum" else torch.stack(losses)
 
 
@@ -405,7 +405,7 @@ register(
         ),
         differentiable=("pred",),
         references=(
-            Reference("seed 002 DiceLoss / MultiClassDiceLoss (re-typed)", "torch", _seed_dice),
+            Reference("study-hub DiceLoss / MultiClassDiceLoss (re-typed)", "torch", _study_hub_dice),
             _smp("dice"),
             Reference("dice loop", "numpy", _np_loop(_np_dice), grads=False),
         ),
@@ -660,8 +660,8 @@ register(
 # --------------------------------------------------------------------------- dice_ce
 
 
-def _seed_combined(m, a, p, r):
-    """Seed 002's ``CombinedLoss`` (``nn.CrossEntropyLoss()`` + ``MultiClassDiceLoss``), re-typed,
+def _study_hub_combined(m, a, p, r):
+    """Study-hub's ``CombinedLoss`` (``nn.CrossEntropyLoss()`` + ``MultiClassDiceLoss``), re-typed,
     with its weights and Dice smoothing as parameters; "sum" sums both terms (pixels, classes)."""
     torch = m.torch
     pred, target = _channels_first(m, a, p)
@@ -696,7 +696,7 @@ register(
             _variant("axis=1,class absent,smooth=0", lambda rng, n: _logits(rng, n, absent="all"), axis=1, smooth=0.0),
         ),
         differentiable=("pred",),
-        references=(Reference("seed 002 CombinedLoss (re-typed)", "torch", _seed_combined),),
+        references=(Reference("study-hub CombinedLoss (re-typed)", "torch", _study_hub_combined),),
         layout=Layout(
             ("pred", "target"), none=None, coupled="CE over every pixel plus Dice pooled over the batch; no 'none'"
         ),
