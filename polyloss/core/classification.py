@@ -447,6 +447,17 @@ def linear_cross_entropy(
     it has, ``torch.nn.functional.linear_cross_entropy`` (torch >= 2.13). In a torch
     model, ``F.cross_entropy(lm_head(h), y)`` becomes
     ``polyloss.torch.linear_cross_entropy(h, lm_head.weight, y, bias=lm_head.bias)``.
+
+    Examples:
+        >>> import numpy as np
+        >>> import polyloss.numpy as pl
+        >>> hidden = np.eye(2)  # so that the logits are weight.T: those of cross_entropy's example
+        >>> weight = np.array([[2.0, 0.5], [1.0, 2.5], [0.1, 0.3]])
+        >>> labels = np.array([0, 1])
+        >>> round(float(pl.linear_cross_entropy(hidden, weight, labels)), 6)
+        0.31854
+        >>> round(float(pl.linear_cross_entropy(hidden, weight, labels, chunk_size=1)), 6)
+        0.31854
     """
     xp = b.xp
     check_floating(xp, "hidden", hidden)
