@@ -186,6 +186,17 @@ def _edge_cases() -> EdgeCorpus:
         Finite((1 + 1e4) ** 2),
         dtypes=("float64",),
     )
+    NO_ROWS, NO_LABELS = np.zeros((0, 5)), np.zeros(0, dtype=np.int64)
+    for loss, first in (("cross_entropy", "logits"), ("nll", "log_probs"), ("focal", "logits"), ("poly1", "logits")):
+        edges.empty_batch(loss, {first: NO_ROWS, "target": NO_LABELS}, (0,))
+    for loss, first in (
+        ("bce", "probs"),
+        ("bce_with_logits", "logits"),
+        ("sigmoid_focal", "logits"),
+        ("hinge", "scores"),
+        ("squared_hinge", "scores"),
+    ):
+        edges.empty_batch(loss, {first: np.zeros((0, 3)), "target": np.zeros((0, 3))}, (0, 3))
     return edges
 
 
