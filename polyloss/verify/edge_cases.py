@@ -1,6 +1,7 @@
 """The edge-case corpus (each spec's ``edge_cases``, collected by ``specs/edges.py``) run: each case
 on every backend and dtype it lists, eagerly and under jax.jit and torch.compile, against its
-stated outcome."""
+stated outcome: the value (and its shape, where stated: an empty batch's ``"none"``) and the
+gradients, which always have their input's shape."""
 
 from __future__ import annotations
 
