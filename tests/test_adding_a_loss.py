@@ -57,6 +57,7 @@ def test_the_worked_example_needs_no_other_file(tmp_path):
     for test in [
         f"tests/test_structure.py::test_public_signature_conventions[{NAME}]",
         "tests/test_structure.py::test_every_loss_has_a_spec_and_every_spec_a_loss",
+        f"tests/test_structure.py::test_every_loss_states_the_empty_batch_policy[{NAME}]",
         f"tests/test_conformance.py::test_float64_values_equal_numpy[{NAME}-torch]",
         f"tests/test_conformance.py::test_gradients_match_finite_differences[{NAME}-jax]",
         f"tests/test_conformance.py::test_matches_upstream_reference[{NAME}-log1p loop]",
@@ -66,4 +67,6 @@ def test_the_worked_example_needs_no_other_file(tmp_path):
     ]:
         assert test in passed, f"{test} did not pass:\n{output[-3000:]}"
     assert any(f"test_edge_case[{NAME}-" in test for test in passed), output[-3000:]
+    # more runs than the doc's two value cases have (9 each: 7 eager, jit, compile): its empty-batch cases ran
+    assert sum(f"test_edge_case[{NAME}-" in test for test in passed) > 2 * 9, output[-3000:]
     assert any(f"test_half_inputs_compute_in_float32[{NAME}" in test for test in passed), output[-3000:]

@@ -11,7 +11,7 @@ import pytest
 from polyloss.core import CORE_LOSSES
 from polyloss.verify import edge_cases
 from polyloss.verify.specs import SPECS
-from polyloss.verify.specs.edges import EDGE_CASES, EdgeCorpus, Finite, Infinite, Raises, cases_by_loss
+from polyloss.verify.specs.edges import EDGE_CASES, EMPTY_BATCH, EdgeCorpus, Finite, Infinite, Raises, cases_by_loss
 
 RUNS = [(i, *run) for i, edge in enumerate(EDGE_CASES) for run in edge_cases.edge_runs(edge)]
 
@@ -78,6 +78,7 @@ def test_the_corpus_covers_the_required_regions():
         "logvar at +90",
         "logvar at -90",
         "zero target probabilities",
+        "box_iou: empty batch, mean",
     ]
     missing = [r for r in required if r not in names]
     assert not missing, missing
@@ -87,7 +88,7 @@ def test_the_corpus_covers_the_required_regions():
     assert kinds == {Finite, Infinite, Raises}
 
 
-@pytest.mark.parametrize("wrong", ["value", "inf", "raises", "zero-grad"])
+@pytest.mark.parametrize("wrong", ["value", "inf", "raises", "zero-grad", "shape"])
 def test_a_wrong_stated_outcome_fails(env, wrong):
     """The runner can fail: the same inputs with a wrong expectation are reported as failures."""
     if wrong == "value":
@@ -99,9 +100,12 @@ def test_a_wrong_stated_outcome_fails(env, wrong):
     elif wrong == "raises":
         edge = next(e for e in EDGE_CASES if isinstance(e.expect, Finite))
         edge = dataclasses.replace(edge, expect=Raises(ValueError, "anything"))
-    else:
+    elif wrong == "zero-grad":
         edge = next(e for e in EDGE_CASES if e.loss == "cross_entropy" and "one row ignored" in e.name)
         edge = dataclasses.replace(edge, expect=Finite(grad="zero"))
+    else:  # an empty "none" stated with a shape it does not have
+        edge = next(e for e in EDGE_CASES if e.loss == "box_iou" and e.name == f"{EMPTY_BATCH}, none")
+        edge = dataclasses.replace(edge, expect=Finite(grad="zero", shape=(0, 4)))
     outcome = edge_cases.check_edge_case(edge, env, "torch", "float64")
     assert outcome.status == "fail", (edge.name, outcome)
 

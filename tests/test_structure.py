@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import polyloss.jax
@@ -16,6 +17,7 @@ import polyloss.torch
 from polyloss.core import CORE_HELPERS, CORE_LOSSES, FAMILIES
 from polyloss.verify.docs import family_page
 from polyloss.verify.specs import SPECS
+from polyloss.verify.specs.edges import EMPTY_BATCH, Finite, no_empty_batch_reasons
 
 PACKAGE = Path(polyloss.numpy.__file__).parent
 FRAMEWORKS = {"torch", "jax", "jaxlib", "optax", "torchvision", "flax"}
@@ -114,6 +116,30 @@ def test_every_loss_has_a_spec_and_every_spec_a_loss():
         assert spec.family in FAMILIES
         assert spec.variants, name
         assert spec.differentiable, name
+
+
+@pytest.mark.parametrize("name", sorted(CORE_LOSSES))
+def test_every_loss_states_the_empty_batch_policy(name):
+    """One empty-batch edge case per reduction (docs/index.md's policy), or a stated reason why the loss
+    has no batch: a new loss cannot forget the batch of zero samples."""
+    spec = SPECS[name]
+    cases = [e for e in spec.edge_cases if e.name.startswith(EMPTY_BATCH)]
+    reason = no_empty_batch_reasons().get(name)
+    if reason is not None:
+        assert not cases and reason.strip(), f"{name}: a reason and empty-batch cases"
+        return
+    assert sorted(e.reduction for e in cases) == sorted(spec.reductions), f"{name}: one case per reduction"
+    for e in cases:
+        assert any(0 in np.shape(a) for a in e.arrays.values()), f"{name}: {e.name} has no empty input"
+        assert isinstance(e.expect, Finite) and e.expect.grad == "zero", f"{name}: {e.name}"
+        if e.reduction == "none":
+            assert e.expect.shape is not None and 0 in e.expect.shape, f"{name}: {e.name}"
+        else:
+            assert e.expect.value == 0.0 and e.expect.shape == (), f"{name}: {e.name}"
+
+
+def test_declared_empty_batch_exceptions_are_losses():
+    assert set(no_empty_batch_reasons()) <= set(SPECS)
 
 
 @pytest.mark.parametrize("name", sorted(CORE_LOSSES))

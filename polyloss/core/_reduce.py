@@ -19,16 +19,40 @@ def reduce(xp: Any, loss: Array, reduction: str, normalizer: Array | None = None
     """Apply ``reduction`` to the unreduced ``loss``.
 
     ``"mean"`` divides the sum by ``normalizer`` when given (a weight sum); a
-    zero normaliser (every sample ignored or zero-weighted) gives 0, not NaN.
+    zero normaliser (every sample ignored or zero-weighted) gives 0, not NaN, and so
+    does the mean of an empty batch (see :func:`mean`).
     """
     if reduction == "none":
         return loss
     if reduction == "mean" and normalizer is None:
-        return xp.mean(loss)
+        return mean(xp, loss)
     total = xp.sum(loss)
     if reduction == "sum":
         return total
     return safe_divide(xp, total, normalizer)
+
+
+def is_empty(x: Array) -> bool:
+    """Whether ``x`` has no elements: decided on its static shape, never on its values, so it holds
+    under jax.jit and torch.compile alike."""
+    return math.prod(x.shape) == 0
+
+
+def mean(xp: Any, x: Array) -> Array:
+    """The mean of ``x``, and 0 (with an empty gradient) for an empty ``x``: the empty-batch policy
+    (``xp.mean`` of nothing is NaN with a warning)."""
+    return xp.sum(x) if is_empty(x) else xp.mean(x)
+
+
+def softmax_cross_entropy(
+    b: Backend, logits: Array, index: Array, axis: int, reduction: str = "none", valid: Array | None = None
+) -> Array:
+    """``b.softmax_cross_entropy`` under the empty-batch policy: with no sample (``index`` empty) the
+    per-sample losses are the empty array and ``"mean"`` is 0 (the frameworks' max over an empty
+    class axis raises, and their mean of nothing is NaN)."""
+    if is_empty(index):
+        return reduce(b.xp, b.xp.sum(logits, axis=axis), reduction)
+    return b.softmax_cross_entropy(logits, index, axis, reduction, valid=valid)
 
 
 def safe_divide(xp: Any, numerator: Array, denominator: Array, default: float = 0.0) -> Array:

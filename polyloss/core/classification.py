@@ -34,7 +34,16 @@ from polyloss.core._checks import (
     guard_traced_labels,
     is_integer,
 )
-from polyloss.core._reduce import along_axis, clamped_bce, reduce, relu, safe_divide, safe_pow, zero_times
+from polyloss.core._reduce import (
+    along_axis,
+    clamped_bce,
+    reduce,
+    relu,
+    safe_divide,
+    safe_pow,
+    softmax_cross_entropy,
+    zero_times,
+)
 from polyloss.core._registry import loss
 from polyloss.core._typing import Array, Backend, RowGrads, SharedGrads, TransposedProduct
 
@@ -65,7 +74,7 @@ def _mask_ignored_rows(b: Backend, x: Array, target: Array, axis: int, ignore_in
 
 
 def _nll_of_logits(b: Backend, logits: Array, index: Array, axis: int) -> Array:
-    return b.softmax_cross_entropy(logits, index, axis)
+    return softmax_cross_entropy(b, logits, index, axis)
 
 
 def _nll_of_log_probs(b: Backend, log_probs: Array, index: Array, axis: int) -> Array:
@@ -117,7 +126,7 @@ def fused_cross_entropy(b: Backend, logits: Array, target: Array, axis: int, red
     """The plain cross-entropy of validated class indices: the backend's fused kernel,
     reduction included (NaN for out-of-range traced labels)."""
     index, valid = guard_traced_labels(b, target, logits.shape[axis])
-    return b.softmax_cross_entropy(logits, index, axis, reduction, valid=valid)
+    return softmax_cross_entropy(b, logits, index, axis, reduction, valid=valid)
 
 
 def _bce_terms(b: Backend, logits: Array, target: Array, pos_weight: Array | None) -> Array:

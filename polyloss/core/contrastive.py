@@ -22,7 +22,7 @@ from polyloss.core._checks import (
     check_positive,
     check_same_shape,
 )
-from polyloss.core._reduce import l2_normalize, reduce
+from polyloss.core._reduce import l2_normalize, reduce, softmax_cross_entropy
 from polyloss.core._registry import loss
 from polyloss.core._typing import Array, Backend
 
@@ -107,7 +107,7 @@ def infonce(
         query, key = _normalized(xp, normalize, query, key)
         logits = _similarities(xp, query, key) / temperature
         index = xp.arange(n, device=b.device(query))
-        return b.softmax_cross_entropy(logits, index, 1, reduction)
+        return softmax_cross_entropy(b, logits, index, 1, reduction)
 
     check_floating(xp, "negatives", negatives)
     shared = negatives.ndim == 2 and negatives.shape[1] == dim
@@ -122,7 +122,7 @@ def infonce(
         negative = xp.squeeze(xp.matmul(query[:, None, :], xp.matrix_transpose(negatives)), axis=1)
     logits = xp.concat([positive, negative], axis=1) / temperature
     index = xp.zeros(n, dtype=xp.int64, device=b.device(query))
-    return b.softmax_cross_entropy(logits, index, 1, reduction)
+    return softmax_cross_entropy(b, logits, index, 1, reduction)
 
 
 @loss("contrastive")
@@ -164,7 +164,7 @@ def nt_xent(b: Backend, z1: Array, z2: Array, *, temperature: float = 0.5, reduc
     logits = xp.where(self_pair, -math.inf, _similarities(xp, z, z) / temperature)
     half = xp.arange(n, device=b.device(z))
     index = xp.concat([half + n, half])
-    return b.softmax_cross_entropy(logits, index, 1, reduction)
+    return softmax_cross_entropy(b, logits, index, 1, reduction)
 
 
 @loss("contrastive")
@@ -206,8 +206,8 @@ def clip(
     image_emb, text_emb = _normalized(xp, check_bool("normalize", normalize), image_emb, text_emb)
     logits = logit_scale * _similarities(xp, image_emb, text_emb)
     index = xp.arange(image_emb.shape[0], device=b.device(image_emb))
-    per_image = b.softmax_cross_entropy(logits, index, 1)
-    per_text = b.softmax_cross_entropy(logits, index, 0)
+    per_image = softmax_cross_entropy(b, logits, index, 1)
+    per_text = softmax_cross_entropy(b, logits, index, 0)
     return reduce(xp, 0.5 * (per_image + per_text), reduction)
 
 

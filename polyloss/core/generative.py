@@ -9,6 +9,7 @@ reduced on its own and the two are added), and must have the same shape for
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -177,13 +178,18 @@ def hinge_generator(b: Backend, fake_logits: Array, *, reduction: str = "mean") 
     return reduce(xp, -fake_logits, reduction)
 
 
+def _flat(xp: Any, x: Array) -> Array:
+    """``x`` as (batch, features): the feature size is stated, since -1 is ambiguous in an empty batch."""
+    return xp.reshape(x, (x.shape[0], math.prod(x.shape[1:])))
+
+
 def _per_sample_sum(xp: Any, x: Array) -> Array:
     """Sum over every axis but the first (the batch)."""
-    return xp.sum(xp.reshape(x, (x.shape[0], -1)), axis=1)
+    return xp.sum(_flat(xp, x), axis=1)
 
 
 def _per_sample_mean(xp: Any, x: Array) -> Array:
-    return xp.mean(xp.reshape(x, (x.shape[0], -1)), axis=1)
+    return xp.mean(_flat(xp, x), axis=1)
 
 
 @loss("generative", needs_autodiff=True)
@@ -246,7 +252,7 @@ def gradient_penalty(
         epsilon = xp.reshape(interpolation, broadcast)
     mixed = epsilon * real + (1.0 - epsilon) * fake
     gradient = b.grad_of_sum(critic, mixed)
-    norm = safe_norm(xp, xp.reshape(gradient, (real.shape[0], -1)), axis=1)
+    norm = safe_norm(xp, _flat(xp, gradient), axis=1)
     return reduce(xp, weight * (norm - 1.0) ** 2, reduction)
 
 

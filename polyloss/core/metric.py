@@ -29,7 +29,7 @@ from polyloss.core._checks import (
     guard_traced_labels,
     is_integer,
 )
-from polyloss.core._reduce import l2_normalize, reduce, relu, safe_abs, safe_pow, safe_sqrt
+from polyloss.core._reduce import l2_normalize, reduce, relu, safe_abs, safe_pow, safe_sqrt, softmax_cross_entropy
 from polyloss.core._registry import loss
 from polyloss.core._typing import Array, Backend
 
@@ -281,6 +281,8 @@ def triplet_mined(
     positive = same & ~xp.eye(n, dtype=xp.bool, device=b.device(embeddings))
     negative = ~same
     has_negative = xp.any(negative, axis=1)
+    if n == 0:  # no anchor: the empty batch (a max or min over no sample has no value)
+        return reduce(xp, xp.sum(distance, axis=1), reduction)
 
     if mining == "batch_hard":
         valid = xp.any(positive, axis=1) & has_negative
@@ -419,7 +421,7 @@ def _margin_cross_entropy(
     """Cross-entropy of ``scale`` times the cosines, ``target_logit`` in place of each sample's class."""
     xp = b.xp
     logits = scale * xp.where(_target_mask(b, index, cosine.shape[1]), target_logit, cosine)
-    return b.softmax_cross_entropy(logits, index, 1, reduction, valid=valid)
+    return softmax_cross_entropy(b, logits, index, 1, reduction, valid=valid)
 
 
 @loss("metric")

@@ -3,6 +3,10 @@
 These take losses already computed (one per task, or one per sample) and
 return their weighted combination, so they compose with any loss of the
 catalogue (``reduction="none"`` for per-sample losses).
+
+``curriculum`` follows the empty-batch policy of every loss (no sample: ``"mean"`` and
+``"sum"`` 0, ``"none"`` empty); ``uncertainty_weighting`` has no batch axis (its inputs are
+one per task), so the policy does not apply to it.
 """
 
 from __future__ import annotations

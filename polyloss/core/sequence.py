@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from polyloss.core._checks import check_bool, check_floating, check_ndim, check_shape, is_integer
-from polyloss.core._reduce import reduce, safe_logaddexp
+from polyloss.core._reduce import mean, reduce, safe_logaddexp
 from polyloss.core._registry import loss
 from polyloss.core._typing import Array, Backend
 
@@ -177,5 +177,5 @@ def ctc(
         per_sample = xp.where(per_sample == math.inf, 0.0, per_sample)
     if reduction == "mean":
         lengths = xp.astype(xp.clip(target_lengths, 1, None), per_sample.dtype)
-        return xp.mean(per_sample / lengths)
+        return mean(xp, per_sample / lengths)
     return reduce(xp, per_sample, reduction)

@@ -1,6 +1,7 @@
 """The edge-case corpus (each spec's ``edge_cases``, collected by ``specs/edges.py``) run: each case
 on every backend and dtype it lists, eagerly and under jax.jit and torch.compile, against its
-stated outcome."""
+stated outcome: the value (and its shape, where stated: an empty batch's ``"none"``) and the
+gradients, which always have their input's shape."""
 
 from __future__ import annotations
 
@@ -124,12 +125,22 @@ def check_edge_case(
             results.append(
                 Comparison(bool(np.all(np.isfinite(value))), float("inf"), f"expected a finite loss, got {value!r}")
             )
+            if edge.expect.shape is not None:
+                results.append(
+                    Comparison(
+                        value.shape == edge.expect.shape,
+                        float("inf"),
+                        f"expected a loss of shape {edge.expect.shape}, got {value.shape}",
+                    )
+                )
             if expected is not None:
                 rtol, atol = (edge.expect.rtol, 1e-12) if dtype == "float64" else EDGE_TOLERANCES[dtype]
                 results.append(compare(value, np.asarray(expected, dtype=np.float64), rtol, atol))
         grad_rule = edge.expect.grad
         for name, g in zip([names[i] for i in argnums], grads, strict=False):
             g = np.asarray(g, dtype=np.float64)
+            shape = np.shape(edge.arrays[name])
+            results.append(Comparison(g.shape == shape, float("inf"), f"d/d{name} has shape {g.shape}, not {shape}"))
             if grad_rule in ("finite", "zero"):
                 results.append(
                     Comparison(bool(np.all(np.isfinite(g))), float("inf"), f"d/d{name} is not finite: {g!r}")

@@ -64,6 +64,8 @@ def _edge_cases() -> EdgeCorpus:
         Finite(1.0, grad="zero"),
         params={"eps": 0.0},
     )
+    for loss in ("box_iou", "box_giou", "box_diou", "box_ciou"):  # an image without boxes
+        edges.empty_batch(loss, {"pred": np.zeros((0, 4)), "target": np.zeros((0, 4))}, (0,))
     return edges
 
 

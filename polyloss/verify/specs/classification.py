@@ -215,6 +215,20 @@ def _edge_cases() -> EdgeCorpus:
         Finite(lambda a: math.log1p(math.exp(-30.0) + math.exp(-60.0))),
         params={"softcap": 30.0},
     )
+    NO_ROWS, NO_LABELS = np.zeros((0, 5)), np.zeros(0, dtype=np.int64)
+    for loss, first in (("cross_entropy", "logits"), ("nll", "log_probs"), ("focal", "logits"), ("poly1", "logits")):
+        edges.empty_batch(loss, {first: NO_ROWS, "target": NO_LABELS}, (0,))
+    for loss, first in (
+        ("bce", "probs"),
+        ("bce_with_logits", "logits"),
+        ("sigmoid_focal", "logits"),
+        ("hinge", "scores"),
+        ("squared_hinge", "scores"),
+    ):
+        edges.empty_batch(loss, {first: np.zeros((0, 3)), "target": np.zeros((0, 3))}, (0, 3))
+    edges.empty_batch(
+        "linear_cross_entropy", {"hidden": np.zeros((0, 2)), "weight": lce_weight, "target": NO_LABELS}, (0,)
+    )
     return edges
 
 

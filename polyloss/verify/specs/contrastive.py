@@ -100,6 +100,16 @@ def _edge_cases() -> EdgeCorpus:
         Finite(),
         params={"logit_scale": 100.0},
     )
+    NO_ROWS = np.zeros((0, 4))
+    edges.empty_batch("infonce", {"query": NO_ROWS, "key": NO_ROWS}, (0,))
+    edges.empty_batch("nt_xent", {"z1": NO_ROWS, "z2": NO_ROWS}, (0,))
+    # the shared scale and bias get a gradient of exactly 0
+    edges.empty_batch("clip", {"image_emb": NO_ROWS, "text_emb": NO_ROWS, "logit_scale": f64(10.0)}, (0,))
+    edges.empty_batch(
+        "siglip",
+        {"image_emb": NO_ROWS, "text_emb": NO_ROWS, "logit_scale": f64(10.0), "logit_bias": f64(-10.0)},
+        (0,),
+    )
     return edges
 
 

@@ -71,6 +71,14 @@ def _edge_cases() -> EdgeCorpus:
         {"student_logits": f64([[1e4, -1e4]]), "teacher_logits": f64([[1e4, -1e4]]), "target": i64([0])},
         Finite(0.0),
     )
+    NO_ROWS = np.zeros((0, 5))
+    edges.empty_batch("kl_div", {"log_q": NO_ROWS, "p": NO_ROWS}, (0,))
+    edges.empty_batch("js_div", {"log_p": NO_ROWS, "log_q": NO_ROWS}, (0,))
+    edges.empty_batch(
+        "distillation",
+        {"student_logits": NO_ROWS, "teacher_logits": NO_ROWS, "target": np.zeros(0, dtype=np.int64)},
+        (0,),
+    )
     return edges
 
 

@@ -17,13 +17,20 @@ in float32; ``python -m polyloss verify`` reports the coverage per loss. An outc
 * :class:`Infinite`: ``+inf`` where the mathematics is infinite (documented in
   the loss' docstring), with gradients that are finite (no NaN);
 * :class:`Raises`: a named exception whose message matches.
+
+Every loss states the empty-batch policy (``docs/index.md``) as cases of its own:
+:func:`empty_batch` (or :meth:`EdgeCorpus.empty_batch`) gives one case per reduction,
+``"mean"`` and ``"sum"`` 0 and ``"none"`` an empty array of a stated shape, with
+gradients of the inputs' (empty) shapes that are exactly 0; a loss whose inputs have
+no batch axis says why instead (:meth:`EdgeCorpus.no_empty_batch`). A structural test
+requires one or the other of every loss.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -36,6 +43,7 @@ class Finite:
     value: float | Callable[[dict[str, np.ndarray]], float] | None = None  # stated, or from the rounded inputs
     rtol: float = 1e-12  # float64; lower precisions use the dtype's own (see ``conformance``)
     grad: str = "finite"  # "finite", "zero" or "any"
+    shape: tuple[int, ...] | None = None  # the loss's shape, when stated (an empty "none")
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,33 @@ def edge(name: str, arrays: dict[str, Any], expect: Outcome, **options: Any) -> 
     return EdgeCase("", name, dict(arrays), expect, **options)
 
 
+#: the name of every empty-batch case starts with this
+EMPTY_BATCH = "empty batch"
+
+
+def empty_batch(
+    arrays: dict[str, Any],
+    none_shape: tuple[int, ...],
+    *,
+    reductions: tuple[str, ...] = ("mean", "sum", "none"),
+    **options: Any,
+) -> tuple[EdgeCase, ...]:
+    """The empty-batch policy as cases of the spec they are given to, one per reduction: ``arrays``
+    a batch of zero samples; ``"mean"`` and ``"sum"`` are 0, ``"none"`` is finite (vacuously) with
+    shape ``none_shape``; the gradients have the inputs' shapes and are exactly 0 (vacuously for the
+    empty inputs, really for shared ones such as a scale)."""
+    return tuple(
+        edge(
+            f"{EMPTY_BATCH}, {reduction}",
+            arrays,
+            Finite(None, grad="zero", shape=none_shape) if reduction == "none" else Finite(0.0, grad="zero", shape=()),
+            reduction=reduction,
+            **options,
+        )
+        for reduction in reductions
+    )
+
+
 class EdgeCorpus:
     """The edge cases a family's spec module states, by loss, before its registrations take them
     (``edge_cases=EDGES.of(name)``). Every corpus is kept, so a test can check that no case is left
@@ -78,10 +113,19 @@ class EdgeCorpus:
 
     def __init__(self) -> None:
         self.cases: list[EdgeCase] = []
+        self.no_empty: dict[str, str] = {}
         EdgeCorpus.ALL.append(self)
 
     def case(self, loss: str, name: str, arrays: dict[str, Any], expect: Outcome, **options: Any) -> None:
         self.cases.append(EdgeCase(loss, name, dict(arrays), expect, **options))
+
+    def empty_batch(self, loss: str, arrays: dict[str, Any], none_shape: tuple[int, ...], **options: Any) -> None:
+        """:func:`empty_batch`'s cases for ``loss``."""
+        self.cases.extend(replace(e, loss=loss) for e in empty_batch(arrays, none_shape, **options))
+
+    def no_empty_batch(self, loss: str, reason: str) -> None:
+        """``loss`` has no empty-batch case: ``reason`` says why (its inputs have no batch axis)."""
+        self.no_empty[loss] = reason
 
     def of(self, loss: str) -> tuple[EdgeCase, ...]:
         return tuple(edge for edge in self.cases if edge.loss == loss)
@@ -133,6 +177,11 @@ def cases_by_loss() -> dict[str, list[EdgeCase]]:
     for edge in collected():
         out.setdefault(edge.loss, []).append(edge)
     return out
+
+
+def no_empty_batch_reasons() -> dict[str, str]:
+    """The losses without an empty-batch case, each with its stated reason."""
+    return {loss: reason for corpus in EdgeCorpus.ALL for loss, reason in corpus.no_empty.items()}
 
 
 def __getattr__(name: str) -> Any:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from polyloss.verify.specs import (
     Case,
     HalfPrecision,
@@ -31,7 +33,16 @@ from polyloss.verify.specs import (
     register,
 )
 from polyloss.verify.specs._gen import away_from_kinks, binary, normal, set_to
-from polyloss.verify.specs.edges import SATURATED, EdgeCorpus, Finite, Infinite, Raises, f64, softplus
+from polyloss.verify.specs.edges import (
+    SATURATED,
+    EdgeCorpus,
+    Finite,
+    Infinite,
+    Raises,
+    empty_batch,
+    f64,
+    softplus,
+)
 
 # --------------------------------------------------------------------------- edge cases
 
@@ -127,6 +138,22 @@ def _edge_cases() -> EdgeCorpus:
         {"real": f64([[1.0, 0.0]]), "fake": f64([[0.0, 0.0]]), "interpolation": f64([1.5])},
         Raises(ValueError, r"interpolation must contain probabilities in \[0, 1\]"),
         params={"critic": lambda x: x[..., 0]},
+    )
+    NO_SCORES = np.zeros((0, 1))
+    for loss, inputs in (
+        ("gan_discriminator", ("real_logits", "fake_logits")),
+        ("gan_generator", ("fake_logits",)),
+        ("wgan_critic", ("real_scores", "fake_scores")),
+        ("wgan_generator", ("fake_scores",)),
+        ("hinge_discriminator", ("real_logits", "fake_logits")),
+        ("hinge_generator", ("fake_logits",)),
+    ):
+        edges.empty_batch(loss, dict.fromkeys(inputs, NO_SCORES), (0, 1))
+    edges.empty_batch("vae_kl", {"mu": np.zeros((0, 3)), "logvar": np.zeros((0, 3))}, (0,))
+    edges.empty_batch(
+        "vae",
+        {"recon": np.zeros((0, 4)), "x": np.zeros((0, 4)), "mu": np.zeros((0, 3)), "logvar": np.zeros((0, 3))},
+        (0,),
     )
     return edges
 
@@ -476,7 +503,15 @@ register(
                 ),
             ),
         ),
-        edge_cases=EDGES.of("gradient_penalty"),
+        edge_cases=(
+            *EDGES.of("gradient_penalty"),
+            # the critic is defined below the corpus, so its empty batch is stated here
+            *empty_batch(
+                {"real": np.zeros((0, 3)), "fake": np.zeros((0, 3)), "interpolation": np.zeros(0)},
+                (0,),
+                params={"critic": _smooth_critic},
+            ),
+        ),
     )
 )
 
@@ -639,6 +674,11 @@ register(
             Reference("study-hub PerceptualLoss (re-typed, the case's features)", "torch", _study_hub_perceptual),
         ),
         layout=Layout(("pred", "target")),  # the feature maps act per sample (in params),
-        edge_cases=EDGES.of("perceptual"),
+        edge_cases=(
+            *EDGES.of("perceptual"),
+            *empty_batch(
+                {"pred": np.zeros((0, 3, 2)), "target": np.zeros((0, 3, 2))}, (0,), params={"features": _two_layers}
+            ),
+        ),
     )
 )

@@ -134,6 +134,16 @@ def _edge_cases() -> EdgeCorpus:
         {"embeddings": f64([[2.0, 0.0]]), "class_weights": W, "labels": i64([3])},
         Raises(ValueError, r"class index 3"),
     )
+    NO_ROWS = np.zeros((0, 3))
+    edges.empty_batch("contrastive", {"x1": NO_ROWS, "x2": NO_ROWS, "similar": np.zeros(0)}, (0,))
+    edges.empty_batch("triplet", {"anchor": NO_ROWS, "positive": NO_ROWS, "negative": NO_ROWS}, (0,))
+    edges.empty_batch("triplet_mined", {"embeddings": NO_ROWS, "labels": np.zeros(0, dtype=np.int64)}, (0,))
+    edges.empty_batch("cosine_embedding", {"x1": NO_ROWS, "x2": NO_ROWS, "target": np.zeros(0)}, (0,))
+    edges.empty_batch("margin_ranking", {"x1": np.zeros(0), "x2": np.zeros(0), "target": np.zeros(0)}, (0,))
+    for loss in ("arcface", "cosface"):  # the class weights get a gradient of exactly 0
+        edges.empty_batch(
+            loss, {"embeddings": np.zeros((0, 2)), "class_weights": W, "labels": np.zeros(0, dtype=np.int64)}, (0,)
+        )
     return edges
 
 

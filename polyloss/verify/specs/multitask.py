@@ -47,6 +47,11 @@ def _edge_cases() -> EdgeCorpus:
         params={"progress": 0.0},
         reduction="sum",
     )
+    edges.no_empty_batch(
+        "uncertainty_weighting",
+        "its inputs are one loss and one log-variance per task, not per sample: there is no batch axis",
+    )
+    edges.empty_batch("curriculum", {"losses": np.zeros(0), "difficulty": np.zeros(0)}, (0,), params={"progress": 0.5})
     return edges
 
 

@@ -126,6 +126,11 @@ def _edge_cases() -> EdgeCorpus:
         Finite((2.0 * 1.0 + 1.0) / 2),
         params={"over_penalty": 2.0},
     )
+    for loss in ("mse", "asymmetric_mse", "mae", "huber", "smooth_l1", "log_cosh", "quantile", "poisson_nll"):
+        edges.empty_batch(loss, {"pred": np.zeros((0, 3)), "target": np.zeros((0, 3))}, (0, 3))
+    edges.empty_batch(
+        "gaussian_nll", {"pred": np.zeros((0, 3)), "target": np.zeros((0, 3)), "var": np.zeros((0, 3))}, (0, 3)
+    )
     return edges
 
 

@@ -89,6 +89,22 @@ def _edge_cases() -> EdgeCorpus:
         {"pred": f64([[[100.0, -100.0], [-100.0, 100.0]]]), "target": i64([[0, 1]])},
         Finite(lambda a: 0.5 * (1 - 1.0)),
     )
+    for loss in ("dice", "tversky", "jaccard", "focal_tversky"):  # one loss per (no) sample
+        edges.empty_batch(
+            loss, {"pred": np.zeros((0, 2, 2)), "target": np.zeros((0, 2, 2))}, (0,), params={"per_sample": True}
+        )
+    edges.empty_batch(
+        "generalized_dice",
+        {"pred": np.zeros((0, 2, 3)), "target": np.zeros((0, 2), dtype=np.int64)},
+        (0,),
+        params={"per_sample": True},
+    )
+    edges.empty_batch(
+        "dice_ce",
+        {"pred": np.zeros((0, 2, 3)), "target": np.zeros((0, 2), dtype=np.int64)},
+        (),
+        reductions=("mean", "sum"),  # no "none"
+    )
     return edges
 
 

@@ -90,6 +90,16 @@ def _edge_cases() -> EdgeCorpus:
         Finite(2 * math.log(3.0)),
         reduction="sum",
     )
+    edges.empty_batch(
+        "ctc",
+        {
+            "log_probs": np.zeros((0, 2, 3)),
+            "targets": np.zeros((0, 3), dtype=np.int64),
+            "input_lengths": np.zeros(0, dtype=np.int64),
+            "target_lengths": np.zeros(0, dtype=np.int64),
+        },
+        (0,),
+    )
     return edges
 
 
