@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import polyloss.jax
@@ -113,7 +114,14 @@ def test_every_loss_has_a_spec_and_every_spec_a_loss():
         assert spec.family == CORE_LOSSES[name].family
         assert spec.family in FAMILIES
         assert spec.variants, name
-        assert spec.differentiable, name
+        for input_name, reason in spec.not_differentiable.items():  # a stated reason for each exclusion
+            assert reason.strip(), (name, input_name)
+        case = spec.variants[0].make(np.random.default_rng(0), 3)
+        assert spec.differentiable_in(case), name
+        inputs = {n for v in spec.variants for n in v.make(np.random.default_rng(0), 3).arrays}
+        assert set(spec.not_differentiable) <= inputs, (name, set(spec.not_differentiable) - inputs)
+        for reference in spec.references:
+            assert set(reference.grads_of or ()) <= inputs, (name, reference.name)
 
 
 @pytest.mark.parametrize("name", sorted(CORE_LOSSES))

@@ -101,11 +101,8 @@ def check_edge_case(
                     return Outcome(label, backend_name, "pass")
                 return Outcome(label, backend_name, "fail", float("inf"), f"message {str(error)!r} does not match")
             return Outcome(label, backend_name, "fail", float("inf"), f"no {edge.expect.error.__name__} raised")
-        argnums = [
-            i
-            for i, (n, v) in enumerate(edge.arrays.items())
-            if n in spec.differentiable and np.issubdtype(v.dtype, np.floating)
-        ]
+        differentiable = spec.differentiable_in(case)
+        argnums = [i for i, n in enumerate(names) if n in differentiable]
         if harness.has_autodiff and argnums:
             value, grads = harness.value_and_grad(f, arrays, argnums)
         else:

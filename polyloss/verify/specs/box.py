@@ -428,7 +428,6 @@ register(
     LossSpec(
         name="box_iou",
         variants=VARIANTS,
-        differentiable=("pred", "target"),
         references=(_seed("iou_loss", seed_iou_loss), _numpy_loop("box_iou")),
         notes="torchvision has no plain IoU loss (its IoU term is the first term of the GIoU/DIoU references).",
         layout=Layout(("pred", "target")),
@@ -441,7 +440,6 @@ register(
     LossSpec(
         name="box_giou",
         variants=VARIANTS,
-        differentiable=("pred", "target"),
         references=(
             _torchvision("torchvision.ops.generalized_box_iou_loss (re-typed)", tv_generalized_box_iou_loss),
             _seed("giou_loss", seed_giou_loss),
@@ -457,7 +455,6 @@ register(
     LossSpec(
         name="box_diou",
         variants=VARIANTS,
-        differentiable=("pred", "target"),
         references=(
             _torchvision("torchvision.ops.distance_box_iou_loss (re-typed)", tv_distance_box_iou_loss),
             _numpy_loop("box_diou"),
@@ -472,7 +469,6 @@ register(
     LossSpec(
         name="box_ciou",
         variants=VARIANTS,
-        differentiable=("pred", "target"),
         references=(
             _torchvision(
                 "torchvision.ops.complete_box_iou_loss (re-typed)", tv_complete_box_iou_loss, eps_only_default=True

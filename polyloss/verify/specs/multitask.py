@@ -88,7 +88,6 @@ register(
             _variant("(T,)", _tasks),
             _variant("(T,2)", lambda rng, n: _tasks(rng, n, shape=(n + 1, 2))),
         ),
-        differentiable=("losses", "log_vars"),
         references=(Reference("seed 002 MultiTaskLoss (re-typed)", "torch", _seed_multitask),),
         notes="default reduction 'sum' (the paper's total).",
         layout=Layout(("losses", "log_vars")),  # the "batch" is the tasks,
@@ -132,7 +131,6 @@ register(
             )
             for progress in (0.5, 0.2, 1.0, 0.0)
         ),
-        differentiable=("losses",),
         references=(Reference("seed 002 CurriculumLoss (re-typed)", "torch", _seed_curriculum),),
         second_order=False,  # linear in losses
         notes="default reduction 'sum', as the seed; the weights are constant in the difficulty (no gradient).",
