@@ -35,6 +35,8 @@ normalising and cosine losses have gradient exactly 0 (``ZeroCase.zero_row_gradi
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -134,7 +136,7 @@ def _rounded(backend, case: Case, dtype: str) -> Case:
         name: backend.to_numpy(backend.asarray(v, dtype)).astype(np.float64) if _is_float(v) else v
         for name, v in case.arrays.items()
     }
-    return Case(arrays, case.params)
+    return dataclasses.replace(case, arrays=arrays)
 
 
 def _dtype_name(x) -> str:
@@ -428,7 +430,7 @@ def _zero_case(loss: str, zero: ZeroCase) -> Case:
     arrays = {k: v.copy() for k, v in case.arrays.items()}
     for edit in zero.edits:
         edit(arrays)
-    return Case(arrays, {**case.params, **zero.params})
+    return dataclasses.replace(case, arrays=arrays, params={**case.params, **zero.params})
 
 
 @pytest.mark.parametrize("backend_name,dtype", CONFIGS, ids=CONFIG_IDS)
