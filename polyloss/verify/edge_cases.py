@@ -125,9 +125,12 @@ def check_edge_case(
                 rtol, atol = (edge.expect.rtol, 1e-12) if dtype == "float64" else EDGE_TOLERANCES[dtype]
                 results.append(compare(value, np.asarray(expected, dtype=np.float64), rtol, atol))
         grad_rule = edge.expect.grad
+        infinite_slope = edge.expect.infinite_slope if isinstance(edge.expect, Infinite) else ()
         for name, g in zip([names[i] for i in argnums], grads, strict=False):
             g = np.asarray(g, dtype=np.float64)
-            if grad_rule in ("finite", "zero"):
+            if name in infinite_slope:
+                results.append(Comparison(not bool(np.isnan(g).any()), float("inf"), f"d/d{name} has NaN: {g!r}"))
+            elif grad_rule in ("finite", "zero"):
                 results.append(
                     Comparison(bool(np.all(np.isfinite(g))), float("inf"), f"d/d{name} is not finite: {g!r}")
                 )

@@ -154,7 +154,12 @@ def _edge_cases() -> EdgeCorpus:
         {"logits": f64([INF, -INF]), "target": f64([1.0, 0.0])},
         Finite(0.0, grad="zero"),
     )
-    edges.case("bce_with_logits", "logit at +inf, target 0", {"logits": f64([INF]), "target": f64([0.0])}, Infinite())
+    edges.case(
+        "bce_with_logits",
+        "logit at +inf, target 0",
+        {"logits": f64([INF]), "target": f64([0.0])},
+        Infinite(infinite_slope=("target",)),  # d/dt = softplus(-x) - softplus(x) = -inf
+    )
     edges.case(
         "bce",
         "probabilities exactly 0 and 1 (log clamped at -100)",

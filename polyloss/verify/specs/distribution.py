@@ -38,7 +38,7 @@ def _edge_cases() -> EdgeCorpus:
         "kl_div",
         "target mass where q is 0: infinite",
         {"log_q": f64([[0.0, -INF]]), "p": f64([[0.5, 0.5]])},
-        Infinite(),
+        Infinite(infinite_slope=("p",)),  # d/dp = log p + 1 - log q = +inf where q is 0
     )
     edges.case(
         "kl_div",
