@@ -174,3 +174,23 @@ def test_helper_conventions(name):
     assert name not in SPECS and name not in CORE_LOSSES
     doc = fn.__doc__ or ""
     assert ".. math::" in doc and "Args:" in doc and "Returns:" in doc, name
+
+
+def test_every_floating_input_is_differentiated_unless_excluded_with_a_reason():
+    """Targets, soft masks and weights are differentiated by default; an exclusion (spec-wide or of a
+    variant) names an input of the cases it applies to and states a reason."""
+    from polyloss.verify.cases import make_cases
+
+    for name, spec in SPECS.items():
+        for index, variant in enumerate(spec.variants):
+            (case,) = make_cases(spec, index, 0, 2)
+            floating = {n for n, a in case.arrays.items() if np.issubdtype(a.dtype, np.floating)}
+            assert set(variant.not_differentiable) <= floating, (name, variant.name)
+            assert all(reason.strip() for reason in variant.not_differentiable.values()), (name, variant.name)
+            excluded = set(spec.not_differentiable) | set(variant.not_differentiable)
+            assert set(spec.differentiable_in(case)) == floating - excluded, (name, variant.name)
+    # the target gradients issue 11 is about are checked
+    for name in ("cross_entropy", "poly1", "bce_with_logits", "bce", "mse", "kl_div", "dice"):
+        spec = SPECS[name]
+        checked = {n for i in range(len(spec.variants)) for n in spec.differentiable_in(make_cases(spec, i, 0, 2)[0])}
+        assert {"target", "p"} & checked, (name, checked)
