@@ -103,7 +103,7 @@ def evaluate(
     spec = SPECS[name]
     backend = env.harnesses[backend_name]
     names = list(arrays)
-    argnums = [i for i, n in enumerate(names) if n in spec.differentiable]
+    argnums = cases.argnums(spec, Case(arrays, params))
     converted = cases.convert(backend, Case(arrays, params), "float64")
     if not backend.has_autodiff:
         grad_reductions = ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -116,11 +117,26 @@ SINGULAR = [
         ([0.0, 1.0], [0.0, 2.0 / math.e]),
     ),
     (
-        "zero_times(0, +-inf)",
+        "xlogy(0, y > 0): d/dx is log y",
+        lambda b, x, y: safe.xlogy(b.xp, x, y),
+        ([0.0, 0.0], [math.e, 1.0]),
+        [0.0, 0.0],
+        ([1.0, 0.0], [0.0, 0.0]),
+    ),
+    (
+        "zero_times(0, +-inf or nan)",
         lambda b, c, v: safe.zero_times(b.xp, c, v),
-        ([0.0, 0.0, 2.0], [INF, -INF, 3.0]),
-        [0.0, 0.0, 6.0],
-        ([0.0, 0.0, 3.0], [0.0, 0.0, 2.0]),
+        ([0.0, 0.0, 0.0, 2.0], [INF, -INF, math.nan, 3.0]),
+        [0.0, 0.0, 0.0, 6.0],
+        ([0.0, 0.0, 0.0, 3.0], [0.0, 0.0, 0.0, 2.0]),
+    ),
+    # the coefficient's derivative survives at coefficient == 0 wherever the value is finite
+    (
+        "zero_times(0, finite): d/dcoefficient is the value",
+        lambda b, c, v: safe.zero_times(b.xp, c, v),
+        ([0.0, 0.0, 0.0, -2.0], [-3.0, 0.0, 5.0, 3.0]),
+        [0.0, 0.0, 0.0, -6.0],
+        ([-3.0, 0.0, 5.0, 3.0], [0.0, 0.0, 0.0, -2.0]),
     ),
     (
         "safe_divide(x, 0)",
@@ -171,6 +187,90 @@ def test_safe_primitive_gradient_at_its_singular_point(harness, name, f, args, v
     for g, expected in zip(got, grads, strict=True):
         assert np.all(np.isfinite(g)), (name, g)
         np.testing.assert_allclose(g, expected, rtol=1e-12, atol=1e-15)
+
+
+# (name, f(b, *args), args away from the singular points): every argument's derivative (first and
+# second order) against central finite differences
+REGULAR = [
+    ("safe_sqrt", lambda b, x: safe.safe_sqrt(b.xp, x), ([0.3, 4.0],)),
+    ("safe_norm", lambda b, x: safe.safe_norm(b.xp, x), ([[0.5, -1.0], [3.0, 4.0]],)),
+    ("safe_pow(x, 1.5)", lambda b, x: safe.safe_pow(b.xp, x, 1.5), ([0.2, 4.0],)),
+    ("safe_pow(x, 0.5)", lambda b, x: safe.safe_pow(b.xp, x, 0.5), ([0.2, 4.0],)),
+    ("xlogy", lambda b, x, y: safe.xlogy(b.xp, x, y), ([0.5, -2.0], [0.3, 2.0])),
+    ("zero_times", lambda b, c, v: safe.zero_times(b.xp, c, v), ([0.5, -2.0, 1e-3], [-0.7, 3.0, 2.0])),
+    ("safe_divide", lambda b, n, d: safe.safe_divide(b.xp, n, d), ([1.0, -0.5], [0.4, -2.0])),
+    ("safe_logaddexp", lambda b, x, y: safe.safe_logaddexp(b, x, y), ([-1.0, 0.5], [0.3, -30.0])),
+    ("safe_atan2", lambda b, y, x: safe.safe_atan2(b.xp, y, x), ([0.4, -1.0], [1.5, -0.3])),
+    ("clamped_log", lambda b, p: safe.clamped_log(b.xp, p), ([0.1, 0.9],)),
+    ("clamped_bce", lambda b, p, t: safe.clamped_bce(b.xp, p, t), ([0.2, 0.7], [0.0, 1.0])),
+    ("relu", lambda b, x: safe.relu(b.xp, x), ([0.5, -1.0],)),
+    ("safe_abs", lambda b, x: safe.safe_abs(b.xp, x), ([0.5, -1.0],)),
+    ("l2_normalize", lambda b, x: safe.l2_normalize(b.xp, x), ([[0.5, -1.0], [3.0, 4.0]],)),
+]
+
+
+@pytest.mark.parametrize("harness", [TORCH, JAX], ids=lambda b: b.name)
+@pytest.mark.parametrize("name,f,args", REGULAR, ids=[s[0] for s in REGULAR])
+def test_safe_primitive_derivative_in_every_argument(harness, name, f, args):
+    arrays = [harness.asarray(np.asarray(a), "float64") for a in args]
+    with harness.scope():
+        harness.check_finite_differences(lambda *xs: f(harness.backend, *xs), arrays, list(range(len(arrays))), 2)
+
+
+@pytest.mark.parametrize("harness", [TORCH, JAX], ids=lambda b: b.name)
+def test_binary_losses_target_gradient_at_exact_0_and_1(harness):
+    """d/dt of the probability-target cross-entropy, poly1 and bce_with_logits at target entries of exactly
+    0 and 1, against the closed forms (d/dt_c CE = -log p_c; d/dt BCE = softplus(-x) - softplus(x) = -x)."""
+    from polyloss.verify.cases import bound
+    from polyloss.verify.specs import SPECS
+
+    logits = np.array([[0.3, -1.2, 2.0], [1.0, 0.5, -0.4]])
+    target = np.array([[0.0, 0.0, 1.0], [0.25, 0.0, 0.75]])
+    log_p = logits - np.log(np.sum(np.exp(logits), axis=1, keepdims=True))
+    epsilon = 0.7
+    closed = {
+        "cross_entropy": -log_p,
+        # poly1: CE - eps * sum_c t_c (p_c - 1)
+        "poly1": -log_p - epsilon * np.expm1(log_p),
+    }
+    for name, expected in closed.items():
+        loss = bound(SPECS[name], harness)
+        params = {"epsilon": epsilon} if name == "poly1" else {}
+        arrays = [harness.asarray(logits, "float64"), harness.asarray(target, "float64")]
+        with harness.scope():
+            _, (g,) = harness.value_and_grad(functools.partial(loss, reduction="sum", **params), arrays, [1])
+        np.testing.assert_allclose(g, expected, rtol=1e-12, atol=1e-15, err_msg=name)
+    x = np.array([[0.3, -1.2, 2.0], [1.0, 0.5, -0.4]])
+    t = np.array([[0.0, 1.0, 1.0], [0.0, 0.5, 0.0]])
+    loss = bound(SPECS["bce_with_logits"], harness)
+    arrays = [harness.asarray(x, "float64"), harness.asarray(t, "float64")]
+    with harness.scope():
+        _, (g,) = harness.value_and_grad(lambda a, b: loss(a, b, reduction="sum"), arrays, [1])
+    np.testing.assert_allclose(g, -x, rtol=1e-12, atol=1e-15)
+
+
+def test_target_gradient_at_exact_0_and_1_matches_torch_autograd():
+    """The same target gradients as torch.nn.functional's autograd (cross_entropy with probabilities,
+    binary_cross_entropy_with_logits), which differentiates in the target."""
+    import torch.nn.functional as F
+
+    from polyloss import torch as pt
+
+    logits = torch.tensor([[0.3, -1.2, 2.0], [1.0, 0.5, -0.4]], dtype=torch.float64)
+    for target in ([[0.0, 0.0, 1.0], [0.25, 0.0, 0.75]], [[0.0, 1.0, 1.0], [0.0, 0.5, 0.0]]):
+        ours_t = torch.tensor(target, dtype=torch.float64, requires_grad=True)
+        theirs_t = torch.tensor(target, dtype=torch.float64, requires_grad=True)
+        if sum(map(sum, target)) == 2.0:  # rows sum to one: probability targets
+            pt.cross_entropy(logits, ours_t, reduction="sum").backward()
+            F.cross_entropy(logits, theirs_t, reduction="sum").backward()
+            assert ours_t.grad is not None and theirs_t.grad is not None
+            torch.testing.assert_close(ours_t.grad, theirs_t.grad, rtol=1e-12, atol=1e-15)
+        ours_t.grad = theirs_t.grad = None
+        pt.bce_with_logits(logits, ours_t, reduction="sum").backward()
+        F.binary_cross_entropy_with_logits(logits, theirs_t, reduction="sum").backward()
+        assert ours_t.grad is not None and theirs_t.grad is not None
+        torch.testing.assert_close(ours_t.grad, theirs_t.grad, rtol=1e-12, atol=1e-15)
+        assert torch.count_nonzero(ours_t.grad) == ours_t.grad.numel()
 
 
 def test_no_loss_re_implements_a_guard():

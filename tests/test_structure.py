@@ -115,7 +115,14 @@ def test_every_loss_has_a_spec_and_every_spec_a_loss():
         assert spec.family == CORE_LOSSES[name].family
         assert spec.family in FAMILIES
         assert spec.variants, name
-        assert spec.differentiable, name
+        for input_name, reason in spec.not_differentiable.items():  # a stated reason for each exclusion
+            assert reason.strip(), (name, input_name)
+        case = spec.variants[0].make(np.random.default_rng(0), 3)
+        assert spec.differentiable_in(case), name
+        inputs = {n for v in spec.variants for n in v.make(np.random.default_rng(0), 3).arrays}
+        assert set(spec.not_differentiable) <= inputs, (name, set(spec.not_differentiable) - inputs)
+        for reference in spec.references:
+            assert set(reference.grads_of or ()) <= inputs, (name, reference.name)
 
 
 @pytest.mark.parametrize("name", sorted(CORE_LOSSES))
@@ -212,3 +219,23 @@ def test_helper_conventions(name):
     assert name not in SPECS and name not in CORE_LOSSES
     doc = fn.__doc__ or ""
     assert ".. math::" in doc and "Args:" in doc and "Returns:" in doc, name
+
+
+def test_every_floating_input_is_differentiated_unless_excluded_with_a_reason():
+    """Targets, soft masks and weights are differentiated by default; an exclusion (spec-wide or of a
+    variant) names an input of the cases it applies to and states a reason."""
+    from polyloss.verify.cases import make_cases
+
+    for name, spec in SPECS.items():
+        for index, variant in enumerate(spec.variants):
+            (case,) = make_cases(spec, index, 0, 2)
+            floating = {n for n, a in case.arrays.items() if np.issubdtype(a.dtype, np.floating)}
+            assert set(variant.not_differentiable) <= floating, (name, variant.name)
+            assert all(reason.strip() for reason in variant.not_differentiable.values()), (name, variant.name)
+            excluded = set(spec.not_differentiable) | set(variant.not_differentiable)
+            assert set(spec.differentiable_in(case)) == floating - excluded, (name, variant.name)
+    # the target gradients issue 11 is about are checked
+    for name in ("cross_entropy", "poly1", "bce_with_logits", "bce", "mse", "kl_div", "dice"):
+        spec = SPECS[name]
+        checked = {n for i in range(len(spec.variants)) for n in spec.differentiable_in(make_cases(spec, i, 0, 2)[0])}
+        assert {"target", "p"} & checked, (name, checked)

@@ -62,10 +62,16 @@ def safe_divide(xp: Any, numerator: Array, denominator: Array, default: float = 
 
 
 def zero_times(xp: Any, coefficient: Array, value: Array) -> Array:
-    """coefficient * value, and exactly 0 (with zero gradients) where coefficient == 0,
-    even where value is infinite or NaN: the ``0 * log 0 = 0`` convention."""
-    zero = coefficient == 0
-    return xp.where(zero, 0.0, coefficient * xp.where(zero, 0.0, value))
+    """coefficient * value, and exactly 0 where coefficient == 0 and value is infinite or NaN:
+    the ``0 * log 0 = 0`` convention.
+
+    Wherever value is finite this is the plain product, in value and in both derivatives (the
+    derivative with respect to the coefficient is ``value`` at coefficient == 0 too: a target
+    entry of exactly 0 still has its gradient). Only at the guarded entries are both derivatives
+    0 (double where: the product never sees the infinite value, so no ``0 * inf = NaN``).
+    """
+    guarded = (coefficient == 0) & ~xp.isfinite(value)
+    return xp.where(guarded, 0.0, coefficient * xp.where(guarded, 0.0, value))
 
 
 def relu(xp: Any, x: Array) -> Array:
@@ -127,9 +133,14 @@ def l2_normalize(xp: Any, x: Array, axis: int = -1) -> Array:
 
 
 def xlogy(xp: Any, x: Array, y: Array) -> Array:
-    """x * log(y) with 0 * log(anything) = 0, for y >= 0: finite value and gradient where x == 0."""
-    nonzero = x != 0
-    return xp.where(nonzero, x * xp.log(xp.where(nonzero, y, 1.0)), 0.0)
+    """x * log(y) with 0 * log 0 = 0, for y >= 0.
+
+    Exact in value and both derivatives wherever log y is finite (d/dx = log y at x == 0 too);
+    at x == y == 0 the value is 0 with zero gradients (the subgradient of x log x at 0, whose
+    derivative is -inf); where x != 0 and y == 0 it is x * (-inf), as the maths says.
+    """
+    singular = (x == 0) & (y == 0)
+    return xp.where(singular, 0.0, x * xp.log(xp.where(singular, 1.0, y)))
 
 
 def safe_logaddexp(b: Backend, *terms: Array) -> Array:

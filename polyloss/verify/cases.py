@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,9 @@ _TRANSFORMED: dict[tuple[Any, ...], Callable[..., Any]] = {}
 def make_cases(spec: LossSpec, variant_index: int, seed: int, n: int, count: int = 1) -> list[Case]:
     """``count`` cases of one variant with batch size ``n`` (same shapes), reproducible from ``seed``."""
     rng = np.random.default_rng([seed, variant_index])
-    return [spec.variants[variant_index].make(rng, n) for _ in range(count)]
+    variant = spec.variants[variant_index]
+    held = tuple(variant.not_differentiable)
+    return [replace(variant.make(rng, n), not_differentiable=held) for _ in range(count)]
 
 
 def bound(spec: LossSpec, harness: Harness) -> Callable[..., Any]:
@@ -79,9 +82,11 @@ def convert(harness: Harness, case: Case, float_dtype: str) -> list[Any]:
     return out
 
 
-def argnums(spec: LossSpec, case: Case) -> list[int]:
-    """The positions (in the case's order) of the inputs the spec declares differentiable."""
-    return [i for i, name in enumerate(case.arrays) if name in spec.differentiable]
+def argnums(spec: LossSpec, case: Case, names: Sequence[str] | None = None) -> list[int]:
+    """The positions (in the case's order) of the differentiable inputs of ``case``
+    (:meth:`LossSpec.differentiable_in`), or of those among ``names``."""
+    wanted = spec.differentiable_in(case) if names is None else names
+    return [i for i, name in enumerate(case.arrays) if name in wanted]
 
 
 def cotangent(shape: tuple[int, ...]) -> np.ndarray | None:

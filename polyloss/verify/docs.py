@@ -87,6 +87,22 @@ def family_page(family: str) -> str:
             f"- `{ref.name}` ({ref.framework}{', values and gradients' if ref.grads else ', values'})"
             for ref in spec.references
         ] or ["- (no upstream reference: backends and finite differences only)"]
+        lines += [
+            f"- `{ref.name}`: gradients with respect to {', '.join(f'`{n}`' for n in ref.grads_of)} only"
+            for ref in spec.references
+            if ref.grads and ref.grads_of is not None
+        ]
+        held = [(f"`{name}`", reason) for name, reason in spec.not_differentiable.items()]
+        held += [
+            (f"`{name}` in case `{v.name}`", reason)
+            for v in spec.variants
+            for name, reason in v.not_differentiable.items()
+        ]
+        if held:
+            lines += ["", "Gradients are checked with respect to every floating input except:", ""]
+            lines += [f"- {what}: {reason}" for what, reason in held]
+        else:
+            lines += ["", "Gradients are checked with respect to every floating input."]
         lines += ["", "Cases: " + "; ".join(f"`{v.name}`" for v in spec.variants) + ".", ""]
         if spec.notes:
             lines += [f"Note: {spec.notes}", ""]

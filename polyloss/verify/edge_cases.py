@@ -102,11 +102,8 @@ def check_edge_case(
                     return Outcome(label, backend_name, "pass")
                 return Outcome(label, backend_name, "fail", float("inf"), f"message {str(error)!r} does not match")
             return Outcome(label, backend_name, "fail", float("inf"), f"no {edge.expect.error.__name__} raised")
-        argnums = [
-            i
-            for i, (n, v) in enumerate(edge.arrays.items())
-            if n in spec.differentiable and np.issubdtype(v.dtype, np.floating)
-        ]
+        differentiable = spec.differentiable_in(case)
+        argnums = [i for i, n in enumerate(names) if n in differentiable]
         if harness.has_autodiff and argnums:
             value, grads = harness.value_and_grad(f, arrays, argnums)
         else:
@@ -137,11 +134,14 @@ def check_edge_case(
                 rtol, atol = (edge.expect.rtol, 1e-12) if dtype == "float64" else EDGE_TOLERANCES[dtype]
                 results.append(compare(value, np.asarray(expected, dtype=np.float64), rtol, atol))
         grad_rule = edge.expect.grad
+        infinite_slope = edge.expect.infinite_slope if isinstance(edge.expect, Infinite) else ()
         for name, g in zip([names[i] for i in argnums], grads, strict=False):
             g = np.asarray(g, dtype=np.float64)
             shape = np.shape(edge.arrays[name])
             results.append(Comparison(g.shape == shape, float("inf"), f"d/d{name} has shape {g.shape}, not {shape}"))
-            if grad_rule in ("finite", "zero"):
+            if name in infinite_slope:
+                results.append(Comparison(not bool(np.isnan(g).any()), float("inf"), f"d/d{name} has NaN: {g!r}"))
+            elif grad_rule in ("finite", "zero"):
                 results.append(
                     Comparison(bool(np.all(np.isfinite(g))), float("inf"), f"d/d{name} is not finite: {g!r}")
                 )

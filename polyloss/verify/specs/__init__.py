@@ -1,7 +1,7 @@
 """Declarative specs: one per loss, from which every conformance check derives.
 
 A :class:`LossSpec` names the core loss, its input generators (variants), which
-inputs are differentiable, its upstream references and its tolerances. The
+floating inputs are not differentiable (and why; every other one is), its upstream references and its tolerances. The
 checks in :mod:`polyloss.verify.conformance` (run by the test-suite and by
 ``python -m polyloss verify``) read nothing else. Specs import no framework:
 reference callables receive the framework modules as their first argument.
@@ -31,6 +31,8 @@ class Case:
 
     arrays: dict[str, np.ndarray]
     params: dict[str, Any] = field(default_factory=dict)
+    # floating inputs whose gradients this case does not check: its variant's ``not_differentiable``
+    not_differentiable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,13 @@ class Variant:
 
     name: str
     make: Callable[[np.random.Generator, int], Case]
+    # floating inputs whose gradients are not checked in this variant's cases, each with the
+    # mathematical reason (an input drawn at a point where the loss has no derivative in it)
+    not_differentiable: dict[str, str] = field(default_factory=dict)
+
+    def excluding(self, **reasons: str) -> Variant:
+        """This variant with the inputs ``reasons`` names not differentiated, for those reasons."""
+        return replace(self, not_differentiable={**self.not_differentiable, **reasons})
 
 
 @dataclass(frozen=True)
@@ -49,13 +58,22 @@ class Reference:
     (``m.torch``, ``m.F`` for torch; ``m.jax``, ``m.jnp``, ``m.optax`` for jax;
     ``m.np`` for numpy), the case's arrays converted to that framework in
     float64, and returns the loss or raises :class:`NotApplicable`. Gradients
-    are compared too when the framework has autodiff and ``grads`` is true.
+    are compared too when the framework has autodiff and ``grads`` is true:
+    those of every differentiable input, or of ``grads_of`` only where the
+    upstream function cannot differentiate in the others (torch's ``nll_loss``
+    in its class weights); torch and JAX against each other and against finite
+    differences still cover every differentiable input.
     """
 
     name: str
     framework: str
     fn: Callable[[Any, Arrays, dict[str, Any], str], Any]
     grads: bool = True
+    grads_of: tuple[str, ...] | None = None  # None: every differentiable input
+
+    def compares_gradient_of(self, name: str) -> bool:
+        """Whether this reference's gradient with respect to input ``name`` is compared."""
+        return self.grads and (self.grads_of is None or name in self.grads_of)
 
 
 @dataclass(frozen=True)
@@ -139,6 +157,18 @@ class HalfPrecision:
     rounding_factor: float = DEFAULT_ROUNDING_FACTOR
 
 
+#: the reason a {0, 1}-valued floating input (a binary mask or pair label) is not differentiated
+ENDPOINTS_OF_0_1 = (
+    "a binary input, every entry exactly 0 or 1: the ends of the [0, 1] range the loss accepts, where only "
+    "one-sided derivatives exist (the soft variants check it)"
+)
+#: the reason a {-1, 1} label is not differentiated
+SIGN_LABEL = (
+    "a label in {-1, 1}: the loss is defined at those two values only (any other value is rejected), so it "
+    "has no derivative in it"
+)
+
+
 DEFAULT_TOLERANCES = {
     # (rtol, atol): |a - b| <= atol + rtol * |b|
     "float64": (1e-10, 1e-12),
@@ -150,8 +180,10 @@ DEFAULT_TOLERANCES = {
 class LossSpec:
     name: str
     variants: tuple[Variant, ...]
-    differentiable: tuple[str, ...]
     references: tuple[Reference, ...] = ()
+    # floating inputs whose gradients are not checked, each with the mathematical reason (printed on
+    # the docs page); every other floating input of a case is differentiable (differentiable_in)
+    not_differentiable: dict[str, str] = field(default_factory=dict)
     tolerances: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
     second_order: bool = True  # twice differentiable away from kinks: also check second derivatives
     # False where the gradient is deliberately not that of the value (a coefficient held
@@ -170,6 +202,17 @@ class LossSpec:
     half_precision: HalfPrecision = field(default_factory=HalfPrecision)
     # singular and extreme inputs with their asserted outcomes (polyloss.verify.specs.edges)
     edge_cases: tuple[EdgeCase, ...] = ()
+
+    def differentiable_in(self, case: Case) -> tuple[str, ...]:
+        """The inputs of ``case`` whose gradients are checked: every floating array but the
+        :attr:`not_differentiable` ones (the spec's and the case's variant's), in the case's order."""
+        return tuple(
+            name
+            for name, value in case.arrays.items()
+            if np.issubdtype(value.dtype, np.floating)
+            and name not in self.not_differentiable
+            and name not in case.not_differentiable
+        )
 
     def layout_of(self, case: Case) -> Layout:
         """The layout of ``case``; every input is either per sample or shared."""
@@ -238,6 +281,8 @@ from polyloss.verify.specs import (  # noqa: E402
 __all__ = [
     "DEFAULT_ROUNDING_FACTOR",
     "ELEMENT_MEAN",
+    "ENDPOINTS_OF_0_1",
+    "SIGN_LABEL",
     "SPECS",
     "Case",
     "Edit",

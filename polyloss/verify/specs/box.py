@@ -430,7 +430,6 @@ register(
     LossSpec(
         name="box_iou",
         variants=VARIANTS,
-        differentiable=("pred", "target"),
         references=(_study_hub("iou_loss", study_hub_iou_loss), _numpy_loop("box_iou")),
         notes="torchvision has no plain IoU loss (its IoU term is the first term of the GIoU/DIoU references).",
         layout=Layout(("pred", "target")),
@@ -443,7 +442,6 @@ register(
     LossSpec(
         name="box_giou",
         variants=VARIANTS,
-        differentiable=("pred", "target"),
         references=(
             _torchvision("torchvision.ops.generalized_box_iou_loss (re-typed)", tv_generalized_box_iou_loss),
             _study_hub("giou_loss", study_hub_giou_loss),
@@ -459,7 +457,6 @@ register(
     LossSpec(
         name="box_diou",
         variants=VARIANTS,
-        differentiable=("pred", "target"),
         references=(
             _torchvision("torchvision.ops.distance_box_iou_loss (re-typed)", tv_distance_box_iou_loss),
             _numpy_loop("box_diou"),
@@ -474,7 +471,6 @@ register(
     LossSpec(
         name="box_ciou",
         variants=VARIANTS,
-        differentiable=("pred", "target"),
         references=(
             _torchvision(
                 "torchvision.ops.complete_box_iou_loss (re-typed)", tv_complete_box_iou_loss, eps_only_default=True

@@ -154,7 +154,12 @@ def _edge_cases() -> EdgeCorpus:
         {"logits": f64([INF, -INF]), "target": f64([1.0, 0.0])},
         Finite(0.0, grad="zero"),
     )
-    edges.case("bce_with_logits", "logit at +inf, target 0", {"logits": f64([INF]), "target": f64([0.0])}, Infinite())
+    edges.case(
+        "bce_with_logits",
+        "logit at +inf, target 0",
+        {"logits": f64([INF]), "target": f64([0.0])},
+        Infinite(infinite_slope=("target",)),  # d/dt = softplus(-x) - softplus(x) = -inf
+    )
     edges.case(
         "bce",
         "probabilities exactly 0 and 1 (log clamped at -100)",
@@ -374,9 +379,11 @@ register(
             _variant("axis=1,(N,C,L)", lambda rng, n: _int_targets(rng, n, shape=(n, 4, 3), axis=1), axis=1),
             _variant("z_loss=0.01", _int_targets, z_loss=0.01),
         ),
-        differentiable=("logits",),
         references=(
-            Reference("torch.nn.functional.cross_entropy", "torch", _torch_cross_entropy),
+            # torch's nll_loss kernel (class indices) has no derivative in the class weights
+            Reference(
+                "torch.nn.functional.cross_entropy", "torch", _torch_cross_entropy, grads_of=("logits", "target")
+            ),
             Reference("optax.losses.softmax_cross_entropy[_with_integer_labels]", "jax", _optax_cross_entropy),
             Reference("z-loss loop", "numpy", _numpy_z_loss, grads=False),
         ),
@@ -547,9 +554,13 @@ register(
             _lce_variant("(N,2,H) hidden,chunk_size=1", {"chunk_size": 1}, tokens_per_sample=2),
             _lce_variant("chunk_size=64 (one chunk)", {"chunk_size": 64}, bias=True),
         ),
-        differentiable=("hidden", "weight", "bias", "class_weight", "sample_weight"),
         references=(
-            Reference("torch.nn.functional.linear_cross_entropy", "torch", _torch_linear_cross_entropy),
+            Reference(
+                "torch.nn.functional.linear_cross_entropy",
+                "torch",
+                _torch_linear_cross_entropy,
+                grads_of=("hidden", "weight", "bias"),  # torch has no derivative in the class weights
+            ),
             Reference(
                 "optax.losses.softmax_cross_entropy_with_integer_labels of x @ W.T", "jax", _optax_linear_cross_entropy
             ),
@@ -604,8 +615,8 @@ register(
             _variant("weight,ignore_index=2", lambda rng, n: _nll_arrays(rng, n, weight=True), ignore_index=2),
             _variant("axis=1,(N,C,L)", lambda rng, n: _nll_arrays(rng, n, shape=(n, 4, 3), axis=1), axis=1),
         ),
-        differentiable=("log_probs",),
-        references=(Reference("torch.nn.functional.nll_loss", "torch", _torch_nll),),
+        # torch's nll_loss has no derivative in the class weights
+        references=(Reference("torch.nn.functional.nll_loss", "torch", _torch_nll, grads_of=("log_probs",)),),
         second_order=False,  # linear in log_probs
         layout=Layout(("log_probs", "target"), shared=("weight",)),
         mean=Mean("sum of weight[y_i] over non-ignored samples", _class_weight_sum("weight")),
@@ -675,7 +686,6 @@ register(
                 "gamma=1,ignore_index=-1", lambda rng, n: _int_targets(rng, n, ignore=-1), gamma=1.0, ignore_index=-1
             ),
         ),
-        differentiable=("logits",),
         references=(
             _retyped_focal("SFT guide"),
             _retyped_focal("study-hub"),
@@ -719,8 +729,10 @@ register(
             _variant("soft targets", _bce_arrays),
             _variant("hard targets,weight", lambda rng, n: _bce_arrays(rng, n, weight=True, hard=True)),
         ),
-        differentiable=("probs",),
-        references=(Reference("torch.nn.functional.binary_cross_entropy", "torch", _torch_bce),),
+        # torch's binary_cross_entropy has no derivative in the weight
+        references=(
+            Reference("torch.nn.functional.binary_cross_entropy", "torch", _torch_bce, grads_of=("probs", "target")),
+        ),
         layout=Layout(("probs", "target", "weight")),  # weight is elementwise
         unit_weights=("weight",),
         half_precision=HalfPrecision(
@@ -776,9 +788,14 @@ register(
             _variant("label_smoothing=0.1", _logit_arrays, label_smoothing=0.1),
             _variant("logits=+-1000", _saturated_logits),
         ),
-        differentiable=("logits",),
         references=(
-            Reference("torch.nn.functional.binary_cross_entropy_with_logits", "torch", _torch_bce_logits),
+            # torch's binary_cross_entropy_with_logits has no derivative in weight and pos_weight
+            Reference(
+                "torch.nn.functional.binary_cross_entropy_with_logits",
+                "torch",
+                _torch_bce_logits,
+                grads_of=("logits", "target"),
+            ),
             Reference("optax.losses.sigmoid_binary_cross_entropy", "jax", _optax_bce_logits),
         ),
         layout=_bce_with_logits_layout,
@@ -818,10 +835,11 @@ register(
             _variant("gamma=0.5,alpha=None", _logit_arrays, gamma=0.5, alpha=None),
             _variant("gamma=0,alpha=0.75", _logit_arrays, gamma=0.0, alpha=0.75),
         ),
-        differentiable=("logits",),
         references=(
             Reference("torchvision.ops.sigmoid_focal_loss (re-typed)", "torch", _torchvision_sigmoid_focal),
-            Reference("optax.losses.sigmoid_focal_loss", "jax", _optax_sigmoid_focal),
+            # optax forms 1 - p_t with logsumexp(b=[1 - labels, labels]), whose derivative in a zero
+            # scale b is dropped: its label gradient at labels of exactly 0 or 1 is not that of its value
+            Reference("optax.losses.sigmoid_focal_loss", "jax", _optax_sigmoid_focal, grads_of=("logits",)),
         ),
         layout=Layout(("logits", "target")),
         half_precision=HalfPrecision(
@@ -855,7 +873,6 @@ register(
             _variant("one-hot,epsilon=2", _one_hot_arrays, epsilon=2.0),
             _variant("probabilities,epsilon=-1", _soft_targets, epsilon=-1.0),
         ),
-        differentiable=("logits",),
         references=(Reference("optax.losses.poly_loss_cross_entropy", "jax", _optax_poly1),),
         layout=Layout(("logits", "target")),
         edge_cases=EDGES.of("poly1"),
@@ -896,13 +913,18 @@ _HINGE_VARIANTS = (
     _variant("targets in {-1,1}", _hinge_arrays),
     _variant("targets in {0,1}", lambda rng, n: _hinge_arrays(rng, n, zero_one=True)),
 )
+#: the hinge losses' target is a class label, read as {-1, 1}: the loss is defined at those two values only
+_HINGE_LABELS = {
+    "target": "a label in {-1, 1} (or {0, 1}): the loss is defined at those two values only, so it has no "
+    "derivative in it (any other value is rejected)"
+}
 
 register(
     LossSpec(
         name="hinge",
         variants=_HINGE_VARIANTS,
-        differentiable=("scores",),
         references=(_keras_hinge(False), Reference("optax.losses.hinge_loss", "jax", _optax_hinge)),
+        not_differentiable=_HINGE_LABELS,
         second_order=False,
         layout=Layout(("scores", "target")),
         edge_cases=EDGES.of("hinge"),
@@ -913,8 +935,8 @@ register(
     LossSpec(
         name="squared_hinge",
         variants=_HINGE_VARIANTS,
-        differentiable=("scores",),
         references=(_keras_hinge(True),),
+        not_differentiable=_HINGE_LABELS,
         layout=Layout(("scores", "target")),
         edge_cases=EDGES.of("squared_hinge"),
     )

@@ -262,7 +262,6 @@ register(
             ),
             _variant("collinear (key = c * query)", lambda rng, n: _infonce_arrays(rng, n, collinear=True)),
         ),
-        differentiable=("query", "key", "negatives"),
         references=(
             Reference("info-nce-pytorch info_nce (re-typed)", "torch", _torch_infonce),
             Reference("optax.losses.softmax_cross_entropy_with_integer_labels", "jax", _optax_infonce),
@@ -347,7 +346,6 @@ register(
             _variant("temperature=0.01", _views, temperature=0.01),
             _variant("collinear views (z2 = c * z1)", lambda rng, n: _views(rng, n, collinear=True)),
         ),
-        differentiable=("z1", "z2"),
         references=(
             Reference("study-hub InfoNCELoss (re-typed, labels fixed)", "torch", _study_hub_infonce),
             Reference("optax.losses.ntxent", "jax", _optax_ntxent),
@@ -430,7 +428,6 @@ register(
             _variant("logit_scale=10.0 (float param)", _pairs, logit_scale=10.0),
             _variant("N=1", lambda rng, n: _pairs(rng, 1, logit_scale=np.asarray(rng.uniform(5.0, 20.0)))),
         ),
-        differentiable=("image_emb", "text_emb", "logit_scale"),
         references=(
             Reference("open_clip ClipLoss (re-typed)", "torch", _open_clip_loss),
             Reference("optax.losses.softmax_cross_entropy_with_integer_labels", "jax", _optax_clip),
@@ -507,7 +504,6 @@ register(
                 ),
             ),
         ),
-        differentiable=("image_emb", "text_emb", "logit_scale", "logit_bias"),
         references=(
             Reference("open_clip SigLipLoss (re-typed)", "torch", _open_clip_siglip),
             Reference("optax.losses.sigmoid_binary_cross_entropy", "jax", _optax_siglip),

@@ -15,7 +15,9 @@ in float32; ``python -m polyloss verify`` reports the coverage per loss. An outc
   dtype-rounded inputs, never by polyloss), with finite gradients, or exactly
   zero gradients with ``grad="zero"``;
 * :class:`Infinite`: ``+inf`` where the mathematics is infinite (documented in
-  the loss' docstring), with gradients that are finite (no NaN);
+  the loss' docstring), with gradients that are finite (no NaN), except those of the
+  inputs it names in ``infinite_slope`` (the coefficient of the infinite term), which
+  may be infinite as the maths says, never NaN;
 * :class:`Raises`: a named exception whose message matches.
 
 Every loss states the empty-batch policy (``docs/index.md``) as cases of its own:
@@ -49,6 +51,9 @@ class Finite:
 @dataclass(frozen=True)
 class Infinite:
     grad: str = "finite"
+    # inputs that multiply the infinite term (a target, a probability): their derivative is infinite
+    # too, and is asserted +-inf or finite, never NaN
+    infinite_slope: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from polyloss.verify.specs import (
+    ENDPOINTS_OF_0_1,
     Case,
     HalfPrecision,
     Layout,
@@ -228,7 +229,6 @@ register(
     LossSpec(
         name="gan_discriminator",
         variants=_GAN_PAIR_VARIANTS,
-        differentiable=("real_logits", "fake_logits"),
         references=(
             Reference("study-hub gan_loss_discriminator (re-typed)", "torch", _study_hub_gan_discriminator),
             Reference("optax.losses.sigmoid_binary_cross_entropy (ones / zeros)", "jax", _optax_gan_discriminator),
@@ -283,7 +283,6 @@ register(
                 "minimax,saturated |logit|~30", lambda rng, n: _gan_fake(rng, n, saturated=True), non_saturating=False
             ),
         ),
-        differentiable=("fake_logits",),
         references=(
             Reference("study-hub gan_loss_generator (re-typed)", "torch", _study_hub_gan_generator),
             Reference("log(1 - sigmoid(d)) as F.logsigmoid(-d)", "torch", _torch_minimax_generator),
@@ -321,7 +320,6 @@ register(
             _variant("(N,1)", _wgan_pair),
             _variant("(N,)", lambda rng, n: _wgan_pair(rng, n, shape=(n,))),
         ),
-        differentiable=("real_scores", "fake_scores"),
         references=(Reference("study-hub wgan_loss_discriminator (re-typed)", "torch", _study_hub_wgan_critic),),
         second_order=False,  # linear
         layout=Layout(("real_scores", "fake_scores")),
@@ -342,7 +340,6 @@ register(
             _variant("(N,1)", lambda rng, n: {"fake_scores": normal(rng, (n, 1), 3.0)}),
             _variant("(N,)", lambda rng, n: {"fake_scores": normal(rng, (n,), 3.0)}),
         ),
-        differentiable=("fake_scores",),
         references=(Reference("study-hub wgan_loss_generator (re-typed)", "torch", _study_hub_wgan_generator),),
         second_order=False,  # linear
         layout=Layout(("fake_scores",)),
@@ -377,7 +374,6 @@ register(
                 lambda rng, n: {"real_logits": _hinge_logits(rng, (n,)), "fake_logits": _hinge_logits(rng, (n,))},
             ),
         ),
-        differentiable=("real_logits", "fake_logits"),
         references=(
             Reference("hinge formula with F.relu (BigGAN loss_hinge_dis)", "torch", _torch_hinge_discriminator),
         ),
@@ -400,7 +396,6 @@ register(
             _variant("(N,1)", lambda rng, n: {"fake_logits": normal(rng, (n, 1), 2.0)}),
             _variant("(N,)", lambda rng, n: {"fake_logits": normal(rng, (n,), 2.0)}),
         ),
-        differentiable=("fake_logits",),
         references=(Reference("hinge formula (BigGAN loss_hinge_gen)", "torch", _torch_hinge_generator),),
         second_order=False,  # linear
         layout=Layout(("fake_logits",)),
@@ -479,7 +474,6 @@ register(
                 weight=2.5,
             ),
         ),
-        differentiable=("real", "fake"),
         references=(
             Reference(
                 "PyTorch-GAN compute_gradient_penalty (re-typed, autograd.grad create_graph)",
@@ -558,7 +552,6 @@ register(
             _variant("axis=0,(L,N)", lambda rng, n: _latent(rng, (L, n)), axis=0),
             _variant("(N,2,L)", lambda rng, n: _latent(rng, (n, 2, L))),
         ),
-        differentiable=("mu", "logvar"),
         references=(
             Reference("study-hub vae_loss KL term (re-typed)", "torch", _study_hub_vae_kl),
             Reference("closed-form KL loop", "numpy", _numpy_kl_loop, grads=False),
@@ -599,7 +592,7 @@ register(
         name="vae",
         variants=(
             _variant("bce,soft x", _vae_arrays),
-            _variant("bce,binary x", lambda rng, n: _vae_arrays(rng, n, target="binary")),
+            _variant("bce,binary x", lambda rng, n: _vae_arrays(rng, n, target="binary")).excluding(x=ENDPOINTS_OF_0_1),
             _variant("bce,(N,2,2) images,beta=4", lambda rng, n: _vae_arrays(rng, n, shape=(2, 2)), beta=4.0),
             _variant("mse", lambda rng, n: _vae_arrays(rng, n, target="real", recon="real"), recon_loss="mse"),
             _variant(
@@ -609,7 +602,6 @@ register(
                 beta=0.5,
             ),
         ),
-        differentiable=("recon", "mu", "logvar"),  # not x: finite differences would leave [0, 1] at binary targets
         references=(Reference("study-hub vae_loss (re-typed)", "torch", _study_hub_vae),),
         notes="default reduction 'sum', as study-hub's; 'mean' and 'none' are per sample.",
         layout=Layout(("recon", "x", "mu", "logvar")),
@@ -669,7 +661,6 @@ register(
                 "identity features,(N,3,2,2)", lambda rng, n: _images(rng, n, (3, 2, 2)), features=_identity_features
             ),
         ),
-        differentiable=("pred", "target"),
         references=(
             Reference("study-hub PerceptualLoss (re-typed, the case's features)", "torch", _study_hub_perceptual),
         ),

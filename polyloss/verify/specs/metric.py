@@ -15,6 +15,8 @@ import math
 import numpy as np
 
 from polyloss.verify.specs import (
+    ENDPOINTS_OF_0_1,
+    SIGN_LABEL,
     Case,
     HalfPrecision,
     Layout,
@@ -205,11 +207,12 @@ def _draw(rng: np.random.Generator, draw, ok):
 # -- contrastive --------------------------------------------------------------------
 
 
-def _contrastive_arrays(rng, n, *, margin=1.0, eps=1e-6, identical=False, **_):
+def _contrastive_arrays(rng, n, *, margin=1.0, eps=1e-6, identical=False, soft=False, **_):
+    """``soft``: pair labels in (0.1, 0.9) (a soft similarity, differentiated), else 0 or 1."""
     x1 = normal(rng, (n, D))
     if identical:  # d = ||eps||_2 = sqrt(D) * eps > 0: a finite gradient, similar pairs only (see notes)
         return {"x1": x1, "x2": x1.copy(), "similar": np.ones(n)}
-    similar = binary(rng, (n,))
+    similar = rng.uniform(0.1, 0.9, size=(n,)) if soft else binary(rng, (n,))
     x2 = np.stack(
         [
             _draw(
@@ -258,12 +261,14 @@ register(
     LossSpec(
         name="contrastive",
         variants=(
-            _variant("random pairs", _contrastive_arrays),
-            _variant("identical pairs,similar", lambda rng, n, **k: _contrastive_arrays(rng, n, identical=True)),
-            _variant("margin=2", _contrastive_arrays, margin=2.0),
-            _variant("eps=0", _contrastive_arrays, eps=0.0),
+            _variant("random pairs", _contrastive_arrays).excluding(similar=ENDPOINTS_OF_0_1),
+            _variant(
+                "identical pairs,similar", lambda rng, n, **k: _contrastive_arrays(rng, n, identical=True)
+            ).excluding(similar=ENDPOINTS_OF_0_1),
+            _variant("margin=2", _contrastive_arrays, margin=2.0).excluding(similar=ENDPOINTS_OF_0_1),
+            _variant("eps=0", _contrastive_arrays, eps=0.0).excluding(similar=ENDPOINTS_OF_0_1),
+            _variant("soft similar", lambda rng, n, **k: _contrastive_arrays(rng, n, soft=True)),
         ),
-        differentiable=("x1", "x2"),
         references=(
             _retyped_contrastive(study_hub=True, mean_only=False),
             _retyped_contrastive(study_hub=False, mean_only=True),
@@ -377,7 +382,6 @@ register(
             _variant("margin=0.2", _triplet_arrays, margin=0.2),
             _variant("squared,swap,margin=2", _triplet_arrays, squared=True, swap=True, margin=2.0),
         ),
-        differentiable=("anchor", "positive", "negative"),
         references=(
             Reference("torch.nn.functional.triplet_margin_loss", "torch", _torch_triplet),
             Reference("study-hub TripletLoss (re-typed)", "torch", _study_hub_triplet),
@@ -599,7 +603,6 @@ register(
             _mined_variant("semi_hard", "all same labels"),
             _mined_variant("semi_hard", "all distinct labels"),
         ),
-        differentiable=("embeddings",),
         references=(
             Reference("study-hub OnlineTripletLoss (re-typed)", "torch", _study_hub_online_triplet),
             Reference(
@@ -691,7 +694,7 @@ register(
                 "zero vectors,margin=0.99", lambda rng, n, **k: _cosine_arrays(rng, n, zero=True, **k), margin=0.99
             ),
         ),
-        differentiable=("x1", "x2"),
+        not_differentiable={"target": SIGN_LABEL},
         references=(
             Reference("torch.nn.functional.cosine_embedding_loss", "torch", _torch_cosine_embedding),
             Reference("cosine embedding loop", "numpy", _numpy_cosine_embedding, grads=False),
@@ -738,7 +741,7 @@ register(
             _variant("default", _ranking_arrays),
             _variant("margin=0.5", _ranking_arrays, margin=0.5),
         ),
-        differentiable=("x1", "x2"),
+        not_differentiable={"target": SIGN_LABEL},
         references=(Reference("torch.nn.functional.margin_ranking_loss", "torch", _torch_margin_ranking),),
         second_order=False,  # piecewise linear
         layout=Layout(("x1", "x2", "target")),
@@ -861,7 +864,6 @@ register(
             _arc_variant("target cosine below cos(pi - m)", True, below=True),
             _arc_variant("near class weight,scale=16", True, near=True, scale=16.0),
         ),
-        differentiable=("embeddings", "class_weights"),
         references=(
             Reference("arcface-pytorch ArcMarginProduct + F.cross_entropy (re-typed)", "torch", _arc_margin_product),
             _margin_loop(arc=True),
@@ -887,7 +889,6 @@ register(
             _arc_variant("scale=30,margin=0.2", False, scale=30.0, margin=0.2),
             _arc_variant("near class weight,scale=16", False, near=True, scale=16.0),
         ),
-        differentiable=("embeddings", "class_weights"),
         references=(
             Reference("arcface-pytorch AddMarginProduct + F.cross_entropy (re-typed)", "torch", _add_margin_product),
             _margin_loop(arc=False),

@@ -93,7 +93,6 @@ register(
             _variant("(T,)", _tasks),
             _variant("(T,2)", lambda rng, n: _tasks(rng, n, shape=(n + 1, 2))),
         ),
-        differentiable=("losses", "log_vars"),
         references=(Reference("study-hub MultiTaskLoss (re-typed)", "torch", _study_hub_multitask),),
         notes="default reduction 'sum' (the paper's total).",
         layout=Layout(("losses", "log_vars")),  # the "batch" is the tasks,
@@ -137,7 +136,6 @@ register(
             )
             for progress in (0.5, 0.2, 1.0, 0.0)
         ),
-        differentiable=("losses",),
         references=(Reference("study-hub CurriculumLoss (re-typed)", "torch", _study_hub_curriculum),),
         second_order=False,  # linear in losses
         notes="default reduction 'sum', as study-hub's; the weights are constant in the difficulty (no gradient).",

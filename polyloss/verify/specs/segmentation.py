@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from polyloss.verify.specs import (
+    ENDPOINTS_OF_0_1,
     Case,
     Evaluate,
     HalfPrecision,
@@ -141,7 +142,12 @@ SPATIAL = (2, 2)  # (H, W): small, the second-order finite differences grow with
 
 
 def _variant(name: str, make_arrays, **params: object) -> Variant:
-    return Variant(name, lambda rng, n: Case(make_arrays(rng, n), dict(params)))
+    """A variant; its target is not differentiated where it is a binary mask (floating, all 0 or 1)."""
+    variant = Variant(name, lambda rng, n: Case(make_arrays(rng, n), dict(params)))
+    target = make_arrays(np.random.default_rng(0), 2)["target"]
+    if np.issubdtype(target.dtype, np.floating) and np.isin(target, (0.0, 1.0)).all():
+        variant = variant.excluding(target=ENDPOINTS_OF_0_1)
+    return variant
 
 
 # --------------------------------------------------------------------------- generators
@@ -419,7 +425,6 @@ register(
                 smooth=0.0,
             ),
         ),
-        differentiable=("pred",),
         references=(
             Reference("study-hub DiceLoss / MultiClassDiceLoss (re-typed)", "torch", _study_hub_dice),
             _smp("dice"),
@@ -477,7 +482,6 @@ register(
                 beta=0.6,
             ),
         ),
-        differentiable=("pred",),
         references=(
             _loss_library(focal=False),
             _smp("tversky"),
@@ -520,7 +524,6 @@ register(
                 beta=0.3,
             ),
         ),
-        differentiable=("pred",),
         references=(
             _loss_library(focal=True),
             Reference("focal tversky loop ((1 - TI)^gamma)", "numpy", _np_loop(_np_focal_tversky), grads=False),
@@ -557,7 +560,6 @@ register(
                 per_sample=True,
             ),
         ),
-        differentiable=("pred",),
         references=(
             _smp("jaccard"),
             Reference("jaccard loop", "numpy", _np_loop(_np_jaccard), grads=False),
@@ -660,7 +662,6 @@ register(
             ),
             _variant("axis=-1,smooth=1", lambda rng, n: _logits(rng, n, axis=-1, classes=2), smooth=1.0),
         ),
-        differentiable=("pred",),
         references=(
             Reference("MONAI GeneralizedDiceLoss (re-typed)", "torch", _monai_generalized_dice),
             Reference("generalized dice loop", "numpy", _np_generalized_dice, grads=False),
@@ -711,7 +712,6 @@ register(
             ),
             _variant("axis=1,class absent,smooth=0", lambda rng, n: _logits(rng, n, absent="all"), axis=1, smooth=0.0),
         ),
-        differentiable=("pred",),
         references=(Reference("study-hub CombinedLoss (re-typed)", "torch", _study_hub_combined),),
         layout=Layout(
             ("pred", "target"), none=None, coupled="CE over every pixel plus Dice pooled over the batch; no 'none'"

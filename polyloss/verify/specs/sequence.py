@@ -289,7 +289,6 @@ register(
             ),
             _variant("T=8,C=5", frames=8, classes=5, width=3),
         ),
-        differentiable=("log_probs",),
         references=(
             Reference("torch.nn.functional.ctc_loss (softmax term removed)", "torch", _torch_ctc),
             Reference("optax.losses.ctc_loss (softmax term removed)", "jax", _optax_ctc),
