@@ -580,6 +580,7 @@ register(
             _lce_weight_sum,
         ),
         unit_weights=("class_weight", "sample_weight"),
+        weight_is_not_a_weight="the output layer's weight matrix (V, H) that makes the logits, not a loss weight",
         edge_cases=EDGES.of("linear_cross_entropy"),
     )
 )
