@@ -16,6 +16,9 @@ from typing import Any
 from polyloss.core import CORE_HELPERS, CORE_LOSSES
 
 _SCALARS = (str, bool, int, float, type(None))
+# callables (a critic, a feature extractor), random keys/generators, weight lists and the devices of a
+# distributed loss (a process group, a mesh axis name) go to the core as they are; it validates them
+_PASSED_AS_THEY_ARE = ("Callable", "Sequence", "Any", "ProcessGroup", "AxisName")
 _NAMESPACE_FOR_MODULE = {
     "torch": "polyloss.torch",
     "jax": "polyloss.jax",
@@ -41,9 +44,7 @@ def bind(core_fn: Callable[..., Any], backend: Any) -> Callable[..., Any]:
     signature = inspect.signature(core_fn)
     params = list(signature.parameters.values())[1:]
     positional = tuple(p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    # callables (a critic, a feature extractor), random keys/generators and weight lists go to the
-    # core as they are; it validates them
-    passthrough = {p.name for p in params if str(p.annotation).startswith(("Callable", "Sequence", "Any"))}
+    passthrough = {p.name for p in params if str(p.annotation).startswith(_PASSED_AS_THEY_ARE)}
     qualname = f"polyloss.{backend.name}.{core_fn.__name__}"
     is_array = backend.is_array
     compute_dtype = backend.compute_dtype

@@ -15,7 +15,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from polyloss.core._typing import RowChunks
+from polyloss.core._typing import AxisName, Devices, ProcessGroup, RowChunks
 
 Array = Any
 
@@ -152,6 +152,16 @@ class ArrayAPIBackend:
     def device(self, x: Array) -> Any:
         """The device of ``x``, for arrays created next to it (also works on jax tracers)."""
         return array_api_compat.device(x)
+
+    def devices(self, group: ProcessGroup, axis_name: AxisName) -> Devices | None:
+        """One device: ``group`` and ``axis_name`` must be ``None`` (no collectives here)."""
+        for name, value in (("group", group), ("axis_name", axis_name)):
+            if value is not None:
+                raise ValueError(
+                    f"{name} must be None in polyloss.{self.name}, which computes on one device "
+                    f"(group is for polyloss.torch, axis_name for polyloss.jax), got {value!r}"
+                )
+        return None
 
     def rows_in_chunks(
         self,

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from polyloss.backends.base import ArrayAPIBackend
-from polyloss.core._typing import Backend, RowChunks, SharedGrads, TransposedProduct
+from polyloss.core._typing import AxisName, Backend, Devices, ProcessGroup, RowChunks, SharedGrads, TransposedProduct
 
 
 def _split(x: jax.Array, chunks: int, size: int) -> jax.Array:
@@ -160,6 +160,28 @@ def _rows_in_chunks(
     return weighted(rows, shared, row_weights)
 
 
+class _MeshAxisDevices:
+    """The devices along a mesh axis bound by ``shard_map``/``pmap`` (:class:`polyloss.core._typing.Devices`):
+    JAX's collectives, whose transposes JAX's autodiff already knows."""
+
+    def __init__(self, axis_name: Any, size: int) -> None:
+        self.axis_name = axis_name
+        self.size = size
+        self._ring = [(i, (i + 1) % size) for i in range(size)]
+
+    def rank(self) -> jax.Array:
+        return jax.lax.axis_index(self.axis_name)
+
+    def all_gather(self, x: jax.Array) -> jax.Array:
+        return jax.lax.all_gather(x, self.axis_name, axis=0, tiled=True)
+
+    def sum(self, x: jax.Array) -> jax.Array:
+        return jax.lax.psum(x, self.axis_name)
+
+    def shift(self, x: jax.Array) -> jax.Array:
+        return jax.lax.ppermute(x, self.axis_name, perm=self._ring)
+
+
 class JaxBackend(ArrayAPIBackend):
     has_autodiff = True
 
@@ -217,6 +239,23 @@ class JaxBackend(ArrayAPIBackend):
 
     def grad_of_sum(self, fn: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
         return jax.grad(lambda v: jnp.sum(fn(v)))(x)
+
+    def devices(self, group: ProcessGroup, axis_name: AxisName) -> Devices | None:
+        if group is not None:
+            raise ValueError(
+                "group is a torch.distributed process group (polyloss.torch); in polyloss.jax pass "
+                f"axis_name=, a mesh axis bound by shard_map or pmap, got group={group!r}"
+            )
+        if axis_name is None:
+            return None
+        try:
+            size = jax.lax.axis_size(axis_name)
+        except NameError:
+            raise ValueError(
+                f"axis_name={axis_name!r} is not bound here: call the loss inside jax.shard_map (or pmap) "
+                "over a mesh with that axis (or pass axis_name=None for one device)"
+            ) from None
+        return _MeshAxisDevices(axis_name, size)
 
     def rows_in_chunks(
         self,

@@ -10,11 +10,21 @@ from typing import Any
 
 import array_api_compat.torch as xp
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from polyloss.backends.base import ArrayAPIBackend
-from polyloss.core._typing import Backend, RowChunks, RowGrads, SharedGrads, TransposedProduct
+from polyloss.core._typing import (
+    AxisName,
+    Backend,
+    Devices,
+    ProcessGroup,
+    RowChunks,
+    RowGrads,
+    SharedGrads,
+    TransposedProduct,
+)
 
 _is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 
@@ -151,6 +161,87 @@ class _ChunkedWeightedSum(torch.autograd.Function):
         return (None, None, None, values * g, *scaled)
 
 
+# -- collectives (torch.distributed): autograd functions whose backward is the forward's transpose
+
+
+class _AllGather(torch.autograd.Function):
+    """Concatenate every rank's rows; backward: each rank's slice gets the sum of every rank's
+    gradient for it (an all-reduce then a slice: gloo has no reduce-scatter)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, group: Any) -> torch.Tensor:
+        ctx.group, ctx.rank, ctx.rows = group, dist.get_rank(group), x.shape[0]
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size(group))]
+        dist.all_gather(parts, x.contiguous(), group=group)
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None]:
+        total = g.contiguous().clone()
+        dist.all_reduce(total, group=ctx.group)
+        return total[ctx.rank * ctx.rows : (ctx.rank + 1) * ctx.rows], None
+
+
+class _SumAcross(torch.autograd.Function):
+    """Sum over the ranks; backward: the identity (each rank's value is its own part of the sum)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, group: Any) -> torch.Tensor:
+        total = x.clone()
+        dist.all_reduce(total, group=group)
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return g, None
+
+
+def _send_receive(x: torch.Tensor, group: Any, to: int, source: int) -> torch.Tensor:
+    received = torch.empty_like(x)
+    ops = [
+        dist.P2POp(dist.isend, x.contiguous(), group=group, group_peer=to),
+        dist.P2POp(dist.irecv, received, group=group, group_peer=source),
+    ]
+    for request in dist.batch_isend_irecv(ops):
+        request.wait()
+    return received
+
+
+class _Shift(torch.autograd.Function):
+    """The previous rank's ``x`` (one ring step); backward: the gradient goes back to it."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, group: Any) -> torch.Tensor:
+        rank, size = dist.get_rank(group), dist.get_world_size(group)
+        ctx.group, ctx.next, ctx.previous = group, (rank + 1) % size, (rank - 1) % size
+        return _send_receive(x, group, to=ctx.next, source=ctx.previous)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return _send_receive(g, ctx.group, to=ctx.previous, source=ctx.next), None
+
+
+class _ProcessGroupDevices:
+    """The ranks of a ``torch.distributed`` process group (:class:`polyloss.core._typing.Devices`)."""
+
+    def __init__(self, group: Any) -> None:
+        self.group = group
+        self.size = dist.get_world_size(group)
+        self._rank = dist.get_rank(group)
+
+    def rank(self) -> int:
+        return self._rank
+
+    def all_gather(self, x: torch.Tensor) -> torch.Tensor:
+        return _AllGather.apply(x, self.group)
+
+    def sum(self, x: torch.Tensor) -> torch.Tensor:
+        return _SumAcross.apply(x, self.group)
+
+    def shift(self, x: torch.Tensor) -> torch.Tensor:
+        return _Shift.apply(x, self.group)
+
+
 class TorchBackend(ArrayAPIBackend):
     has_autodiff = True
 
@@ -240,6 +331,25 @@ class TorchBackend(ArrayAPIBackend):
 
     def device(self, x: torch.Tensor) -> torch.device:
         return x.device  # array_api_compat.device's type probing warns under dynamo
+
+    def devices(self, group: ProcessGroup, axis_name: AxisName) -> Devices | None:
+        if axis_name is not None:
+            raise ValueError(
+                "axis_name names a JAX mesh axis (polyloss.jax inside shard_map); in polyloss.torch pass "
+                f"group=, a torch.distributed process group, got axis_name={axis_name!r}"
+            )
+        if group is None:
+            return None
+        if not (dist.is_available() and dist.is_initialized()):
+            raise ValueError(
+                f"group={group!r} needs torch.distributed initialised: call "
+                "torch.distributed.init_process_group first (or pass group=None for one device)"
+            )
+        if not isinstance(group, dist.ProcessGroup):
+            raise TypeError(
+                f"group must be a torch.distributed ProcessGroup (e.g. torch.distributed.group.WORLD), got {group!r}"
+            )
+        return _ProcessGroupDevices(group)
 
     def rows_in_chunks(
         self,

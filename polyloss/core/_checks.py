@@ -31,6 +31,13 @@ def check_reduction(reduction: Any, allowed: tuple[str, ...] = REDUCTIONS, becau
         raise ValueError(f"reduction must be {_one_of(allowed)}{why}, got {reduction!r}")
 
 
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """``value`` is one of the string ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be {_one_of(choices)}, got {value!r}")
+    return str(value)
+
+
 def _number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a Python float, got {type(value).__name__} {value!r}")

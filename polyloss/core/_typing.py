@@ -17,6 +17,13 @@ from typing import Any, NamedTuple, Protocol, TypeAlias
 #: role of a value in a signature, and the backend checks the type at the binding.
 Array: TypeAlias = Any
 
+#: A ``torch.distributed`` process group (``ProcessGroup``, ``torch.distributed.group.WORLD``): the
+#: devices a torch loss's batch is spread over. Core never imports torch, so it cannot name the class.
+ProcessGroup: TypeAlias = Any
+
+#: A JAX mesh axis name (or a tuple of them) bound by ``shard_map`` or ``pmap``.
+AxisName: TypeAlias = Any
+
 
 class Backend(Protocol):
     """The primitive set core maths calls, bound once per framework.
@@ -90,6 +97,12 @@ class Backend(Protocol):
         """The device of ``x``, for arrays created next to it."""
         ...
 
+    def devices(self, group: ProcessGroup, axis_name: AxisName) -> Devices | None:
+        """The devices a distributed loss's batch is spread over: ``group`` in torch, ``axis_name``
+        in JAX; ``None`` when both are ``None`` (one device). Raises ``ValueError`` naming the
+        parameter when the other framework's is given or the group/axis is not set up."""
+        ...
+
     def rows_in_chunks(
         self,
         chunks: RowChunks,
@@ -108,6 +121,37 @@ class Backend(Protocol):
         ``row_weights`` as the cotangent) and scaled by the scalar cotangent after, as
         Liger-Kernel's fused linear cross-entropy does; ``row_weights``' own gradient is the values.
         """
+        ...
+
+
+class Devices(Protocol):
+    """The devices a loss's batch is spread over, one shard of equal size each (``Backend.devices``).
+
+    Every device calls the loss on its local shard; the global batch is the shards concatenated in
+    rank order. The collectives' gradients are the transposes of what they compute, so the gradient
+    each device gets for its shard is that shard's slice of the global loss's gradient.
+    """
+
+    #: How many devices (a Python int).
+    size: int
+
+    def rank(self) -> Array | int:
+        """This device's position, 0 ... size - 1 (a traced integer under JAX)."""
+        ...
+
+    def all_gather(self, x: Array) -> Array:
+        """Every device's ``x`` concatenated along axis 0 in rank order. Gradient: each device's
+        slice receives the sum, over the devices, of the gradients of their copies of it."""
+        ...
+
+    def sum(self, x: Array) -> Array:
+        """``x`` summed over the devices. Gradient: each device's ``x`` receives the output's
+        gradient unchanged (``x`` is its own part of the total)."""
+        ...
+
+    def shift(self, x: Array) -> Array:
+        """The previous device's ``x`` (rank - 1, cyclically): one step of a ring exchange. Gradient:
+        sent back to the device it came from."""
         ...
 
 

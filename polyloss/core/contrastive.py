@@ -7,6 +7,18 @@ similarities are cosines. A zero row stays 0 with gradient 0 (``F.normalize``'s
 slope there is 1e12, an artefact of its floor). Each loss is a
 softmax (or sigmoid) cross-entropy per anchor, through the backend's fused
 kernel; ``reduction="none"`` gives one value per anchor.
+
+Distributed: with ``group`` (a ``torch.distributed`` process group, in ``polyloss.torch``) or
+``axis_name`` (a mesh axis bound by ``shard_map``/``pmap``, in ``polyloss.jax``), each device passes
+its local shard of the batch (``n`` rows, the same ``n`` on every device) and the negatives are the
+whole global batch of ``size * n`` rows: the shards concatenated in rank order. ``"mean"`` and
+``"sum"`` return the global batch's loss on every device, ``"none"`` this device's per-sample
+losses; the gradient each device gets for its shard (and its part of a replicated ``logit_scale``'s,
+summed over devices by the framework) is its slice of the single-device gradient of the global
+batch. Each device forms only its ``n x (size * n)`` block of logits (open_clip's ``local_loss``),
+never the global matrix; SigLIP passes the text shards around a ring instead (``exchange="ring"``,
+Zhai et al. 2023, section 3.3), so that no device holds more than its own shard and one neighbour's
+at a time in the forward pass.
 """
 
 from __future__ import annotations
@@ -16,15 +28,17 @@ from typing import Any
 
 from polyloss.core._checks import (
     check_bool,
+    check_choice,
     check_finite,
     check_floating,
     check_ndim,
     check_positive,
     check_same_shape,
 )
-from polyloss.core._reduce import l2_normalize, reduce, softmax_cross_entropy
+from polyloss.core._devices import devices_of, reduce_across
+from polyloss.core._reduce import l2_normalize, softmax_cross_entropy
 from polyloss.core._registry import loss
-from polyloss.core._typing import Array, Backend
+from polyloss.core._typing import Array, AxisName, Backend, Devices, ProcessGroup
 
 
 def _check_views(xp: Any, name_a: str, a: Array, name_b: str, b: Array) -> None:
@@ -52,6 +66,12 @@ def _normalized(xp: Any, normalize: bool, *arrays: Array) -> tuple[Array, ...]:
     return tuple(l2_normalize(xp, x) for x in arrays) if normalize else arrays
 
 
+def _global_rows(b: Backend, devices: Devices, like: Array) -> Array:
+    """The global indices of this device's rows: ``rank * n + arange(n)``."""
+    n = like.shape[0]
+    return devices.rank() * n + b.xp.arange(n, device=b.device(like))
+
+
 @loss("contrastive")
 def infonce(
     b: Backend,
@@ -61,6 +81,8 @@ def infonce(
     negatives: Array | None = None,
     temperature: float = 0.1,
     normalize: bool = True,
+    group: ProcessGroup = None,
+    axis_name: AxisName = None,
     reduction: str = "mean",
 ) -> Array:
     r"""InfoNCE: pick each query's positive key out of the negatives (van den Oord et al., 2018).
@@ -82,7 +104,13 @@ def infonce(
         negatives: ``None``, ``(M, D)`` or ``(N, M, D)``.
         temperature: :math:`\tau > 0` (default 0.1).
         normalize: use cosine similarities (default True).
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per query).
+        group: a ``torch.distributed`` process group (``polyloss.torch``): the devices the
+            batch is spread over, every device's keys the negatives of every query
+            (``negatives=None`` only); ``None`` (default) for one device.
+        axis_name: a mesh axis name bound by ``shard_map`` or ``pmap`` (``polyloss.jax``),
+            the same for JAX; ``None`` (default) for one device.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per query; this device's queries
+            when distributed).
 
     Returns:
         The loss; per query with ``reduction="none"``.
@@ -103,12 +131,15 @@ def infonce(
     temperature = check_positive("temperature", temperature)
     normalize = check_bool("normalize", normalize)
     n, dim = query.shape
+    devices = devices_of(b, group, axis_name)
     if negatives is None:
         query, key = _normalized(xp, normalize, query, key)
-        logits = _similarities(xp, query, key) / temperature
-        index = xp.arange(n, device=b.device(query))
-        return softmax_cross_entropy(b, logits, index, 1, reduction)
+        logits = _similarities(xp, query, devices.all_gather(key)) / temperature
+        per_query = softmax_cross_entropy(b, logits, _global_rows(b, devices, query), 1)
+        return reduce_across(xp, devices, per_query, reduction, n)
 
+    if devices.size > 1:
+        raise ValueError("negatives must be None with group or axis_name: every device's keys are the negatives")
     check_floating(xp, "negatives", negatives)
     shared = negatives.ndim == 2 and negatives.shape[1] == dim
     per_query = negatives.ndim == 3 and negatives.shape[0] == n and negatives.shape[2] == dim
@@ -126,7 +157,16 @@ def infonce(
 
 
 @loss("contrastive")
-def nt_xent(b: Backend, z1: Array, z2: Array, *, temperature: float = 0.5, reduction: str = "mean") -> Array:
+def nt_xent(
+    b: Backend,
+    z1: Array,
+    z2: Array,
+    *,
+    temperature: float = 0.5,
+    group: ProcessGroup = None,
+    axis_name: AxisName = None,
+    reduction: str = "mean",
+) -> Array:
     r"""NT-Xent, SimCLR's normalized temperature-scaled cross-entropy over 2N views.
 
     With :math:`z = [\hat z_1; \hat z_2]` (``(2N, D)``, rows normalised) and
@@ -142,7 +182,12 @@ def nt_xent(b: Backend, z1: Array, z2: Array, *, temperature: float = 0.5, reduc
         z1: ``(N, D)`` embeddings of the first view.
         z2: ``(N, D)`` embeddings of the second view.
         temperature: :math:`\tau > 0` (default 0.5).
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``(2N,)``, the rows of ``z``).
+        group: a ``torch.distributed`` process group (``polyloss.torch``): the devices the
+            batch is spread over; ``None`` (default) for one device.
+        axis_name: a mesh axis name bound by ``shard_map`` or ``pmap`` (``polyloss.jax``),
+            the same for JAX; ``None`` (default) for one device.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``(2N,)``, the rows of ``z``;
+            distributed, ``(2n,)``: this device's rows of ``z1``, then of ``z2``).
 
     Returns:
         The loss; per anchor with ``reduction="none"``. With ``N = 1`` each
@@ -158,13 +203,17 @@ def nt_xent(b: Backend, z1: Array, z2: Array, *, temperature: float = 0.5, reduc
     xp = b.xp
     _check_views(xp, "z1", z1, "z2", z2)
     temperature = check_positive("temperature", temperature)
-    n = z1.shape[0]
-    z = xp.concat(_normalized(xp, True, z1, z2), axis=0)
-    self_pair = xp.eye(2 * n, dtype=xp.bool, device=b.device(z))
-    logits = xp.where(self_pair, -math.inf, _similarities(xp, z, z) / temperature)
-    half = xp.arange(n, device=b.device(z))
-    index = xp.concat([half + n, half])
-    return softmax_cross_entropy(b, logits, index, 1, reduction)
+    devices = devices_of(b, group, axis_name)
+    z1, z2 = _normalized(xp, True, z1, z2)
+    n, total = z1.shape[0], z1.shape[0] * devices.size
+    anchors = xp.concat([z1, z2], axis=0)
+    candidates = xp.concat([devices.all_gather(z1), devices.all_gather(z2)], axis=0)
+    rows = _global_rows(b, devices, z1)
+    own = xp.concat([rows, rows + total])
+    self_pair = xp.arange(2 * total, device=b.device(z1))[None, :] == own[:, None]
+    logits = xp.where(self_pair, -math.inf, _similarities(xp, anchors, candidates) / temperature)
+    per_anchor = softmax_cross_entropy(b, logits, xp.concat([rows + total, rows]), 1)
+    return reduce_across(xp, devices, per_anchor, reduction, 2 * n)
 
 
 @loss("contrastive")
@@ -175,6 +224,8 @@ def clip(
     *,
     logit_scale: float | Array,
     normalize: bool = True,
+    group: ProcessGroup = None,
+    axis_name: AxisName = None,
     reduction: str = "mean",
 ) -> Array:
     r"""CLIP's symmetric contrastive loss (Radford et al., 2021).
@@ -191,24 +242,38 @@ def clip(
             array (learnable; its gradient flows).
         normalize: normalise the embeddings first (default True; open_clip's
             models normalise before the loss).
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per pair).
+        group: a ``torch.distributed`` process group (``polyloss.torch``): the devices the
+            batch is spread over; ``None`` (default) for one device.
+        axis_name: a mesh axis name bound by ``shard_map`` or ``pmap`` (``polyloss.jax``),
+            the same for JAX; ``None`` (default) for one device.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per pair; this device's pairs when
+            distributed).
 
     Returns:
         The loss; per pair with ``reduction="none"``.
 
     open_clip's single-process ``ClipLoss`` on the embeddings its models
     return (already normalised, so ``normalize=True`` changes nothing there);
-    with ``normalize=False``, ``ClipLoss`` on whatever is passed.
+    with ``normalize=False``, ``ClipLoss`` on whatever is passed. Distributed, open_clip's
+    ``ClipLoss(local_loss=True, gather_with_grad=True)``: each device's images against every
+    text, and its texts against every image.
     """
     xp = b.xp
     _check_views(xp, "image_emb", image_emb, "text_emb", text_emb)
     logit_scale = _check_scalar(xp, "logit_scale", logit_scale, positive=True)
+    devices = devices_of(b, group, axis_name)
     image_emb, text_emb = _normalized(xp, check_bool("normalize", normalize), image_emb, text_emb)
-    logits = logit_scale * _similarities(xp, image_emb, text_emb)
-    index = xp.arange(image_emb.shape[0], device=b.device(image_emb))
-    per_image = softmax_cross_entropy(b, logits, index, 1)
-    per_text = softmax_cross_entropy(b, logits, index, 0)
-    return reduce(xp, 0.5 * (per_image + per_text), reduction)
+    index = _global_rows(b, devices, image_emb)
+    if devices.size == 1:  # one product: the texts' logits are its columns
+        logits = logit_scale * _similarities(xp, image_emb, text_emb)
+        per_image = softmax_cross_entropy(b, logits, index, 1)
+        per_text = softmax_cross_entropy(b, logits, index, 0)
+    else:
+        per_image_logits = logit_scale * _similarities(xp, image_emb, devices.all_gather(text_emb))
+        per_text_logits = logit_scale * _similarities(xp, text_emb, devices.all_gather(image_emb))
+        per_image = softmax_cross_entropy(b, per_image_logits, index, 1)
+        per_text = softmax_cross_entropy(b, per_text_logits, index, 1)
+    return reduce_across(xp, devices, 0.5 * (per_image + per_text), reduction, image_emb.shape[0])
 
 
 @loss("contrastive")
@@ -220,6 +285,9 @@ def siglip(
     logit_scale: float | Array,
     logit_bias: float | Array,
     normalize: bool = True,
+    group: ProcessGroup = None,
+    axis_name: AxisName = None,
+    exchange: str = "ring",
     reduction: str = "mean",
 ) -> Array:
     r"""SigLIP's pairwise sigmoid loss (Zhai et al., 2023).
@@ -238,22 +306,50 @@ def siglip(
             float > 0 or a 0-d array (learnable).
         logit_bias: :math:`b`, a float or a 0-d array (learnable; SigLIP starts at -10).
         normalize: normalise the embeddings first (default True).
+        group: a ``torch.distributed`` process group (``polyloss.torch``): the devices the
+            batch is spread over; ``None`` (default) for one device.
+        axis_name: a mesh axis name bound by ``shard_map`` or ``pmap`` (``polyloss.jax``),
+            the same for JAX; ``None`` (default) for one device.
+        exchange: how the devices see each other's texts: ``"ring"`` (default: each device
+            passes its text shard to the next, ``size - 1`` times; the forward pass holds
+            two shards) or ``"all_gather"`` (every text at once, one collective).
         reduction: ``"mean"`` (the sum over all pairs divided by N, as SigLIP),
-            ``"sum"`` or ``"none"`` (per image: its row's sum).
+            ``"sum"`` or ``"none"`` (per image: its row's sum; this device's images when
+            distributed).
 
     Returns:
         The loss; per image with ``reduction="none"``.
 
     open_clip's single-process ``SigLipLoss`` on the normalised embeddings its
-    models return; with ``normalize=False``, ``SigLipLoss`` on whatever is passed.
+    models return; with ``normalize=False``, ``SigLipLoss`` on whatever is passed. Distributed,
+    open_clip's ``SigLipLoss`` with its neighbour exchange (``exchange="ring"``, or its
+    ``dist_impl="gather"`` for ``"all_gather"``).
     """
     xp = b.xp
     _check_views(xp, "image_emb", image_emb, "text_emb", text_emb)
     logit_scale = _check_scalar(xp, "logit_scale", logit_scale, positive=True)
     logit_bias = _check_scalar(xp, "logit_bias", logit_bias, positive=False)
+    exchange = check_choice("exchange", exchange, ("ring", "all_gather"))
+    devices = devices_of(b, group, axis_name)
     image_emb, text_emb = _normalized(xp, check_bool("normalize", normalize), image_emb, text_emb)
-    logits = logit_scale * _similarities(xp, image_emb, text_emb) + logit_bias
-    matching = xp.eye(image_emb.shape[0], dtype=xp.bool, device=b.device(image_emb))
+
+    def negative_pairs(texts: Array) -> Array:
+        # -log sigmoid(-L) = softplus(L), summed over the texts
+        return xp.sum(b.softplus(logit_scale * _similarities(xp, image_emb, texts) + logit_bias), axis=1)
+
+    rows = _global_rows(b, devices, image_emb)
+    if exchange == "all_gather" and devices.size > 1:
+        texts = devices.all_gather(text_emb)
+        columns = xp.arange(texts.shape[0], device=b.device(texts))
+        matching = columns[None, :] == rows[:, None]
+    else:  # this device's own texts first: the only block with matching pairs
+        texts = text_emb
+        matching = xp.eye(image_emb.shape[0], dtype=xp.bool, device=b.device(image_emb))
+    logits = logit_scale * _similarities(xp, image_emb, texts) + logit_bias
     # -log sigmoid(z L) = softplus(-z L)
     per_image = xp.sum(b.softplus(xp.where(matching, -logits, logits)), axis=1)
-    return reduce(xp, per_image, reduction)
+    if exchange == "ring":
+        for _ in range(devices.size - 1):
+            texts = devices.shift(texts)
+            per_image = per_image + negative_pairs(texts)
+    return reduce_across(xp, devices, per_image, reduction, image_emb.shape[0])
