@@ -53,7 +53,7 @@ def main(out: Path) -> None:
     assert len(jax.devices()) >= max(JAX_WORLDS), jax.devices()
     for world in JAX_WORLDS:
         mesh = Mesh(np.array(jax.devices()[:world]), (AXIS,))
-        per_rank: list[dict[str, np.ndarray]] = [{} for _ in range(world)]
+        per_rank: list[dict[str, Any]] = [{} for _ in range(world)]
         for case in CASES:
             for reduction in REDUCTIONS:
                 value_fn, outside_fn, inside_fn = _functions(mesh, case, reduction)

@@ -30,10 +30,9 @@ from distributed_cases import (
     global_batch,
     key,
 )
+from helpers import MODULES
 
-import polyloss.jax as pj
-import polyloss.numpy as pn
-import polyloss.torch as pt
+pt, pj, pn = MODULES["torch"], MODULES["jax"], MODULES["numpy"]
 
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
