@@ -11,6 +11,7 @@ and gradients are the single-device ``polyloss.torch`` loss on the concatenated 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -153,3 +154,34 @@ def test_siglip_exchange_is_ring_or_all_gather() -> None:
     x = torch.randn(2, 3)
     with pytest.raises(ValueError, match=r"exchange must be 'ring' or 'all_gather', got 'ppermute'"):
         pt.siglip(x, x, logit_scale=1.0, logit_bias=0.0, exchange="ppermute")
+
+
+# --------------------------------------------------------------------------- the docs page's examples
+
+DOCS_BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "distributed.md").read_text(), flags=re.S)
+
+
+@pytest.mark.parametrize(
+    "framework,printed",
+    [
+        ("torch", r"global-batch CLIP loss after 3 steps on 2 ranks: \d+\.\d{4}"),
+        ("jax", r"global-batch SigLIP loss after 3 steps on 4 devices: \d+\.\d{4}"),
+    ],
+)
+def test_the_docs_examples_run_and_match_one_device(tmp_path: Path, framework: str, printed: str) -> None:
+    """docs/distributed.md's complete scripts, run as a user would (each asserts, on its first step,
+    that its loss and gradients are those of one device on the whole batch)."""
+    (block,) = [b for b in DOCS_BLOCKS if f"import polyloss.{framework} as pl" in b]
+    script = tmp_path / f"{framework}_example.py"
+    script.write_text(block)
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=WORKER_TIMEOUT_S,
+    )
+    report = f"stdout:\n{result.stdout[-2000:]}\nstderr:\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, report
+    assert re.search(printed, result.stdout), report
