@@ -15,7 +15,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from polyloss.core._typing import AxisName, Devices, ProcessGroup, RowChunks
+from polyloss.core._typing import AxisName, Devices, ProcessGroup, RingBlocks, RowChunks
 
 Array = Any
 
@@ -162,6 +162,16 @@ class ArrayAPIBackend:
                     f"(group is for polyloss.torch, axis_name for polyloss.jax), got {value!r}"
                 )
         return None
+
+    def ring_sum(
+        self, blocks: RingBlocks, devices: Devices, local: tuple[Array, ...], visiting: tuple[Array, ...]
+    ) -> Array:
+        """The ring's values (no autodiff here); see the protocol."""
+        values = blocks.forward(local, visiting, True)
+        for _ in range(devices.size - 1):
+            visiting = tuple(devices.shift(x) for x in visiting)
+            values = values + blocks.forward(local, visiting, False)
+        return values
 
     def rows_in_chunks(
         self,

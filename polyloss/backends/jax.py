@@ -13,7 +13,16 @@ import jax
 import jax.numpy as jnp
 
 from polyloss.backends.base import ArrayAPIBackend
-from polyloss.core._typing import AxisName, Backend, Devices, ProcessGroup, RowChunks, SharedGrads, TransposedProduct
+from polyloss.core._typing import (
+    AxisName,
+    Backend,
+    Devices,
+    ProcessGroup,
+    RingBlocks,
+    RowChunks,
+    SharedGrads,
+    TransposedProduct,
+)
 
 
 def _split(x: jax.Array, chunks: int, size: int) -> jax.Array:
@@ -160,6 +169,52 @@ def _rows_in_chunks(
     return weighted(rows, shared, row_weights)
 
 
+def _ring_sum(
+    blocks: RingBlocks, devices: Devices, local: tuple[jax.Array, ...], visiting: tuple[jax.Array, ...]
+) -> jax.Array:
+    axis_name = getattr(devices, "axis_name", ())
+    axes = frozenset(axis_name if isinstance(axis_name, tuple) else (axis_name,))
+    axes = axes.union(*(_varying_axes(x) for x in (*local, *visiting)))
+    # every input varying: the cotangents have the inputs' types, and JAX's transpose of the cast
+    # sums a replicated hyper-parameter's gradient over the devices
+    local = tuple(_as_varying(x, axes) for x in local)
+    visiting = tuple(_as_varying(x, axes) for x in visiting)
+    shift = partial(jax.tree.map, devices.shift)
+
+    def values_of(local: Any, visiting: Any) -> jax.Array:
+        def step(_: int, carry: Any) -> Any:
+            values, visiting = carry
+            visiting = shift(visiting)
+            return values + blocks.forward(local, visiting, False), visiting
+
+        first = blocks.forward(local, visiting, True)
+        return jax.lax.fori_loop(1, devices.size, step, (first, visiting))[0]
+
+    @jax.custom_vjp
+    def ring(local: Any, visiting: Any) -> jax.Array:
+        return values_of(local, visiting)
+
+    def ring_fwd(local: Any, visiting: Any) -> tuple[jax.Array, Any]:
+        return values_of(local, visiting), (local, visiting)
+
+    def ring_bwd(residuals: Any, g: jax.Array) -> tuple[Any, Any]:
+        local, visiting = residuals
+
+        def step(_: int, carry: Any) -> Any:
+            local_grads, visiting, travelling = carry
+            visiting, travelling = shift(visiting), shift(travelling)
+            more_local, more_visiting = blocks.backward(local, visiting, False, g)
+            add = partial(jax.tree.map, jnp.add)
+            return add(local_grads, more_local), visiting, add(travelling, more_visiting)
+
+        local_grads, travelling = blocks.backward(local, visiting, True, g)
+        local_grads, _, travelling = jax.lax.fori_loop(1, devices.size, step, (local_grads, visiting, travelling))
+        return local_grads, shift(travelling)  # each block's gradient, home
+
+    ring.defvjp(ring_fwd, ring_bwd)
+    return ring(local, visiting)
+
+
 class _MeshAxisDevices:
     """The devices along a mesh axis bound by ``shard_map``/``pmap`` (:class:`polyloss.core._typing.Devices`):
     JAX's collectives, whose transposes JAX's autodiff already knows."""
@@ -256,6 +311,12 @@ class JaxBackend(ArrayAPIBackend):
                 "over a mesh with that axis (or pass axis_name=None for one device)"
             ) from None
         return _MeshAxisDevices(axis_name, size)
+
+    def ring_sum(
+        self, blocks: RingBlocks, devices: Devices, local: tuple[jax.Array, ...], visiting: tuple[jax.Array, ...]
+    ) -> jax.Array:
+        # custom_vjp: the backward pass recomputes each block as it passes (lax.fori_loop: one body)
+        return _ring_sum(blocks, devices, local, visiting)
 
     def rows_in_chunks(
         self,

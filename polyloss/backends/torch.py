@@ -20,6 +20,7 @@ from polyloss.core._typing import (
     Backend,
     Devices,
     ProcessGroup,
+    RingBlocks,
     RowChunks,
     RowGrads,
     SharedGrads,
@@ -221,6 +222,40 @@ class _Shift(torch.autograd.Function):
         return _send_receive(g, ctx.group, to=ctx.previous, source=ctx.next), None
 
 
+class _RingSum(torch.autograd.Function):
+    """``Backend.ring_sum``: the forward pass keeps no visiting block; the backward pass passes them
+    around again and sends each block's accumulated gradient home."""
+
+    @staticmethod
+    def forward(blocks: RingBlocks, devices: Devices, n_local: int, *arrays: torch.Tensor) -> torch.Tensor:
+        local, visiting = arrays[:n_local], arrays[n_local:]
+        values = blocks.forward(local, visiting, True)
+        for _ in range(devices.size - 1):
+            visiting = tuple(devices.shift(x) for x in visiting)
+            values = values + blocks.forward(local, visiting, False)
+        return values
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        ctx.blocks, ctx.devices, ctx.n_local = inputs[:3]
+        ctx.save_for_backward(*inputs[3:])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
+        arrays, shift = ctx.saved_tensors, ctx.devices.shift
+        local, visiting = arrays[: ctx.n_local], arrays[ctx.n_local :]
+        local_grads, travelling = ctx.blocks.backward(local, visiting, True, g)
+        for _ in range(ctx.devices.size - 1):
+            visiting = tuple(shift(x) for x in visiting)
+            travelling = tuple(shift(t) for t in travelling)
+            more_local, more_visiting = ctx.blocks.backward(local, visiting, False, g)
+            local_grads = tuple(a + b for a, b in zip(local_grads, more_local, strict=True))
+            travelling = tuple(a + b for a, b in zip(travelling, more_visiting, strict=True))
+        home = tuple(shift(t) for t in travelling) if ctx.devices.size > 1 else travelling
+        return (None, None, None, *local_grads, *home)
+
+
 class _ProcessGroupDevices:
     """The ranks of a ``torch.distributed`` process group (:class:`polyloss.core._typing.Devices`)."""
 
@@ -350,6 +385,11 @@ class TorchBackend(ArrayAPIBackend):
                 f"group must be a torch.distributed ProcessGroup (e.g. torch.distributed.group.WORLD), got {group!r}"
             )
         return _ProcessGroupDevices(group)
+
+    def ring_sum(self, blocks: RingBlocks, devices: Devices, local: Chunk, visiting: Chunk) -> torch.Tensor:
+        if not (torch.is_grad_enabled() and any(x.requires_grad for x in (*local, *visiting))):
+            return super().ring_sum(blocks, devices, local, visiting)
+        return _RingSum.apply(blocks, devices, len(local), *local, *visiting)
 
     def rows_in_chunks(
         self,

@@ -103,6 +103,16 @@ class Backend(Protocol):
         parameter when the other framework's is given or the group/axis is not set up."""
         ...
 
+    def ring_sum(
+        self, blocks: RingBlocks, devices: Devices, local: tuple[Array, ...], visiting: tuple[Array, ...]
+    ) -> Array:
+        """The ``(n,)`` per-row sum, over the ``devices.size`` blocks of ``visiting`` (this device's
+        own first, then each previous device's, passed along by ``devices.shift``), of
+        ``blocks.forward(local, block, own)``. The backward pass passes the blocks around again,
+        recomputing each one's gradients (``blocks.backward``), and sends each block's gradient,
+        accumulated on the way, home with it: two blocks in memory at a time, whatever the size."""
+        ...
+
     def rows_in_chunks(
         self,
         chunks: RowChunks,
@@ -152,6 +162,26 @@ class Devices(Protocol):
     def shift(self, x: Array) -> Array:
         """The previous device's ``x`` (rank - 1, cyclically): one step of a ring exchange. Gradient:
         sent back to the device it came from."""
+        ...
+
+
+class RingBlocks(Protocol):
+    """A per-row loss summed over blocks that travel around the devices (``Backend.ring_sum``).
+
+    ``local`` arrays stay on this device (its rows, hyper-parameters given as 0-d arrays);
+    ``visiting`` arrays are one device's block, passed from device to device. ``own`` is True for
+    this device's own block (the first), the only one holding its rows' positives.
+    """
+
+    def forward(self, local: tuple[Array, ...], visiting: tuple[Array, ...], own: bool) -> Array:
+        """The ``(n,)`` per-row values against one visiting block."""
+        ...
+
+    def backward(
+        self, local: tuple[Array, ...], visiting: tuple[Array, ...], own: bool, cotangent: Array
+    ) -> tuple[tuple[Array, ...], tuple[Array, ...]]:
+        """The gradients of ``sum(cotangent * forward(local, visiting, own))`` with respect to every
+        local and every visiting array."""
         ...
 
 

@@ -72,6 +72,45 @@ def _global_rows(b: Backend, devices: Devices, like: Array) -> Array:
     return devices.rank() * n + b.xp.arange(n, device=b.device(like))
 
 
+class _SigLipBlocks:
+    """SigLIP's per-image loss against one visiting text shard, and its gradient
+    (:class:`polyloss.core._typing.RingBlocks`): ``local = (images, scale, bias)``,
+    ``visiting = (texts,)``; only this device's own shard holds the matching pairs (its diagonal)."""
+
+    def __init__(self, b: Backend) -> None:
+        self.b = b
+
+    def _signed_logits(self, local: tuple[Array, ...], texts: Array, own: bool) -> tuple[Array, Array, Array]:
+        """(``z L`` with ``z = -1`` on the matching pairs, ``z``, the similarities)."""
+        xp = self.b.xp
+        images, scale, bias = local
+        similarities = _similarities(xp, images, texts)
+        logits = scale * similarities + bias
+        if not own:
+            return logits, xp.ones_like(logits), similarities
+        matching = xp.eye(images.shape[0], texts.shape[0], dtype=xp.bool, device=self.b.device(images))
+        sign = xp.where(matching, -xp.ones_like(logits), xp.ones_like(logits))
+        return sign * logits, sign, similarities
+
+    def forward(self, local: tuple[Array, ...], visiting: tuple[Array, ...], own: bool) -> Array:
+        # -log sigmoid(z L) = softplus(-z L); the sign here is -z
+        signed, _, _ = self._signed_logits(local, visiting[0], own)
+        return self.b.xp.sum(self.b.softplus(signed), axis=1)
+
+    def backward(
+        self, local: tuple[Array, ...], visiting: tuple[Array, ...], own: bool, cotangent: Array
+    ) -> tuple[tuple[Array, ...], tuple[Array, ...]]:
+        xp = self.b.xp
+        images, scale, _ = local
+        (texts,) = visiting
+        signed, sign, similarities = self._signed_logits(local, texts, own)
+        # d softplus(s L) / dL = s sigmoid(s L), times each image's cotangent
+        d_logits = cotangent[:, None] * sign * self.b.sigmoid(signed)
+        grad_images = scale * xp.matmul(d_logits, texts)
+        grad_texts = scale * xp.matmul(xp.matrix_transpose(d_logits), images)
+        return (grad_images, xp.sum(d_logits * similarities), xp.sum(d_logits)), (grad_texts,)
+
+
 @loss("contrastive")
 def infonce(
     b: Backend,
@@ -333,23 +372,21 @@ def siglip(
     devices = devices_of(b, group, axis_name)
     image_emb, text_emb = _normalized(xp, check_bool("normalize", normalize), image_emb, text_emb)
 
-    def negative_pairs(texts: Array) -> Array:
-        # -log sigmoid(-L) = softplus(L), summed over the texts
-        return xp.sum(b.softplus(logit_scale * _similarities(xp, image_emb, texts) + logit_bias), axis=1)
-
-    rows = _global_rows(b, devices, image_emb)
-    if exchange == "all_gather" and devices.size > 1:
+    if exchange == "ring" and devices.size > 1:
+        local = tuple(
+            v if hasattr(v, "shape") else xp.asarray(v, dtype=image_emb.dtype, device=b.device(image_emb))
+            for v in (logit_scale, logit_bias)
+        )
+        per_image = b.ring_sum(_SigLipBlocks(b), devices, (image_emb, *local), (text_emb,))
+        return reduce_across(xp, devices, per_image, reduction, image_emb.shape[0])
+    if devices.size > 1:  # all_gather: every text at once; the matching pairs at this device's rows
         texts = devices.all_gather(text_emb)
         columns = xp.arange(texts.shape[0], device=b.device(texts))
-        matching = columns[None, :] == rows[:, None]
-    else:  # this device's own texts first: the only block with matching pairs
+        matching = columns[None, :] == _global_rows(b, devices, image_emb)[:, None]
+    else:
         texts = text_emb
         matching = xp.eye(image_emb.shape[0], dtype=xp.bool, device=b.device(image_emb))
     logits = logit_scale * _similarities(xp, image_emb, texts) + logit_bias
     # -log sigmoid(z L) = softplus(-z L)
     per_image = xp.sum(b.softplus(xp.where(matching, -logits, logits)), axis=1)
-    if exchange == "ring":
-        for _ in range(devices.size - 1):
-            texts = devices.shift(texts)
-            per_image = per_image + negative_pairs(texts)
     return reduce_across(xp, devices, per_image, reduction, image_emb.shape[0])
