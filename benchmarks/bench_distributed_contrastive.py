@@ -181,6 +181,7 @@ def _torch_rank(rank: int, world: int, port: int, local_sizes: list[int], repeat
     if rank == 0:
         with open(out, "w") as f:
             json.dump(rows, f)
+    dist.barrier()  # every rank done before the group goes away
     dist.destroy_process_group()
 
 

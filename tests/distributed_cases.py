@@ -49,7 +49,9 @@ CASES = (
         learnable={"logit_scale": 3.0, "logit_bias": -1.0},
         label="siglip-all_gather",
     ),
+    Case("clip", ("image_emb", "text_emb"), {"chunk_size": 2}, learnable={"logit_scale": 2.5}, label="clip-chunked"),
     Case("infonce", ("query", "key"), {"temperature": 0.3}),
+    Case("infonce", ("query", "key"), {"temperature": 0.3, "chunk_size": 2}, label="infonce-chunked"),
     Case("nt_xent", ("z1", "z2"), {"temperature": 0.5}),
 )
 

@@ -398,6 +398,18 @@ def _check_chunk_size(chunk_size: Any) -> None:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
 
 
+def chunked_cross_entropy(b: Backend, hidden: Array, weight: Array, index: Array, chunk_size: int | None) -> Array:
+    """Each row's cross-entropy of the logits ``hidden @ weight.T`` at the class indices ``index``
+    (already in range), ``chunk_size`` rows at a time (``None``: about 2**22 logits per chunk), through
+    :func:`linear_cross_entropy`'s primitive ``b.rows_in_chunks``: one chunk's logits in memory, never
+    all of them, in the forward and the backward pass."""
+    _check_chunk_size(chunk_size)
+    n, num_classes = hidden.shape[0], weight.shape[0]
+    size = max(1, min(n, _CHUNK_ELEMENTS // max(num_classes, 1))) if chunk_size is None else chunk_size
+    chunks = _LinearCrossEntropyChunks(b, 0.0, 0.0, None)
+    return b.rows_in_chunks(chunks, (hidden, index), (weight, None, None), size)
+
+
 @loss("classification")
 def linear_cross_entropy(
     b: Backend,

@@ -39,6 +39,7 @@ from polyloss.core._devices import devices_of, reduce_across
 from polyloss.core._reduce import l2_normalize, softmax_cross_entropy
 from polyloss.core._registry import loss
 from polyloss.core._typing import Array, AxisName, Backend, Devices, ProcessGroup
+from polyloss.core.classification import chunked_cross_entropy
 
 
 def _check_views(xp: Any, name_a: str, a: Array, name_b: str, b: Array) -> None:
@@ -64,6 +65,16 @@ def _similarities(xp: Any, a: Array, b: Array) -> Array:
 
 def _normalized(xp: Any, normalize: bool, *arrays: Array) -> tuple[Array, ...]:
     return tuple(l2_normalize(xp, x) for x in arrays) if normalize else arrays
+
+
+def _cross_entropy_rows(
+    b: Backend, rows: Array, columns: Array, index: Array, chunk_size: int | None, scale: Any
+) -> Array:
+    """Each row's cross-entropy of the logits ``scale * rows @ columns.T`` at ``index``: dense, or
+    ``chunk_size`` rows at a time (their logits recomputed in the backward pass, never stored)."""
+    if chunk_size is None:
+        return softmax_cross_entropy(b, scale * _similarities(b.xp, rows, columns), index, 1)
+    return chunked_cross_entropy(b, scale * rows, columns, index, chunk_size)
 
 
 def _global_rows(b: Backend, devices: Devices, like: Array) -> Array:
@@ -120,6 +131,7 @@ def infonce(
     negatives: Array | None = None,
     temperature: float = 0.1,
     normalize: bool = True,
+    chunk_size: int | None = None,
     group: ProcessGroup = None,
     axis_name: AxisName = None,
     reduction: str = "mean",
@@ -143,6 +155,9 @@ def infonce(
         negatives: ``None``, ``(M, D)`` or ``(N, M, D)``.
         temperature: :math:`\tau > 0` (default 0.1).
         normalize: use cosine similarities (default True).
+        chunk_size: ``None`` (default) forms the logits at once; an int computes them
+            ``chunk_size`` rows at a time, forward and backward (recomputed, never stored):
+            memory ``chunk_size x N`` logits instead of ``N x N`` (``negatives=None`` only).
         group: a ``torch.distributed`` process group (``polyloss.torch``): the devices the
             batch is spread over, every device's keys the negatives of every query
             (``negatives=None`` only); ``None`` (default) for one device.
@@ -173,10 +188,12 @@ def infonce(
     devices = devices_of(b, group, axis_name)
     if negatives is None:
         query, key = _normalized(xp, normalize, query, key)
-        logits = _similarities(xp, query, devices.all_gather(key)) / temperature
-        per_query = softmax_cross_entropy(b, logits, _global_rows(b, devices, query), 1)
+        index = _global_rows(b, devices, query)
+        per_query = _cross_entropy_rows(b, query, devices.all_gather(key), index, chunk_size, 1.0 / temperature)
         return reduce_across(xp, devices, per_query, reduction, n)
 
+    if chunk_size is not None:
+        raise ValueError(f"chunk_size must be None with explicit negatives, got {chunk_size!r}")
     if devices.size > 1:
         raise ValueError("negatives must be None with group or axis_name: every device's keys are the negatives")
     check_floating(xp, "negatives", negatives)
@@ -263,6 +280,7 @@ def clip(
     *,
     logit_scale: float | Array,
     normalize: bool = True,
+    chunk_size: int | None = None,
     group: ProcessGroup = None,
     axis_name: AxisName = None,
     reduction: str = "mean",
@@ -281,6 +299,9 @@ def clip(
             array (learnable; its gradient flows).
         normalize: normalise the embeddings first (default True; open_clip's
             models normalise before the loss).
+        chunk_size: ``None`` (default) forms the logits at once; an int computes them
+            ``chunk_size`` rows at a time, forward and backward (recomputed, never stored):
+            memory ``chunk_size x N`` logits instead of ``N x N``.
         group: a ``torch.distributed`` process group (``polyloss.torch``): the devices the
             batch is spread over; ``None`` (default) for one device.
         axis_name: a mesh axis name bound by ``shard_map`` or ``pmap`` (``polyloss.jax``),
@@ -303,15 +324,14 @@ def clip(
     devices = devices_of(b, group, axis_name)
     image_emb, text_emb = _normalized(xp, check_bool("normalize", normalize), image_emb, text_emb)
     index = _global_rows(b, devices, image_emb)
-    if devices.size == 1:  # one product: the texts' logits are its columns
+    if devices.size == 1 and chunk_size is None:  # one product: the texts' logits are its columns
         logits = logit_scale * _similarities(xp, image_emb, text_emb)
         per_image = softmax_cross_entropy(b, logits, index, 1)
         per_text = softmax_cross_entropy(b, logits, index, 0)
     else:
-        per_image_logits = logit_scale * _similarities(xp, image_emb, devices.all_gather(text_emb))
-        per_text_logits = logit_scale * _similarities(xp, text_emb, devices.all_gather(image_emb))
-        per_image = softmax_cross_entropy(b, per_image_logits, index, 1)
-        per_text = softmax_cross_entropy(b, per_text_logits, index, 1)
+        all_texts, all_images = devices.all_gather(text_emb), devices.all_gather(image_emb)
+        per_image = _cross_entropy_rows(b, image_emb, all_texts, index, chunk_size, logit_scale)
+        per_text = _cross_entropy_rows(b, text_emb, all_images, index, chunk_size, logit_scale)
     return reduce_across(xp, devices, 0.5 * (per_image + per_text), reduction, image_emb.shape[0])
 
 

@@ -261,6 +261,7 @@ register(
                 temperature=0.01,
             ),
             _variant("collinear (key = c * query)", lambda rng, n: _infonce_arrays(rng, n, collinear=True)),
+            _variant("in-batch,chunk_size=2", _infonce_arrays, chunk_size=2),
         ),
         references=(
             Reference("info-nce-pytorch info_nce (re-typed)", "torch", _torch_infonce),
@@ -427,6 +428,11 @@ register(
             ),
             _variant("logit_scale=10.0 (float param)", _pairs, logit_scale=10.0),
             _variant("N=1", lambda rng, n: _pairs(rng, 1, logit_scale=np.asarray(rng.uniform(5.0, 20.0)))),
+            _variant(
+                "chunk_size=2 (array logit_scale)",
+                lambda rng, n: _pairs(rng, n, logit_scale=np.asarray(CLIP_SCALE)),
+                chunk_size=2,
+            ),
         ),
         references=(
             Reference("open_clip ClipLoss (re-typed)", "torch", _open_clip_loss),
