@@ -19,7 +19,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 sys.path.insert(0, str(Path(__file__).parent))
-from distributed_cases import CASES, CONTENTS, REDUCTIONS, TORCH_WORLDS, global_batch, key, shard
+from distributed_cases import CASES, CONTENTS, DIM, LOCAL, REDUCTIONS, TORCH_WORLDS, global_batch, key, shard
 
 
 def _free_port() -> int:
@@ -53,6 +53,13 @@ def _run(rank: int, world: int, port: int, out: str) -> None:
                 for name, param in {"0": x, "1": y, **hyper}.items():
                     assert param.grad is not None, (k, name)
                     results[f"{k}/grad/{name}"] = param.grad.numpy()
+    # local batches of different sizes: every rank gets the same clear error, none hangs or aborts
+    uneven = torch.zeros(LOCAL + (rank == 1), DIM, dtype=torch.float64)
+    try:
+        vars(pt)["clip"](uneven, uneven, logit_scale=1.0, group=dist.group.WORLD)
+        results["uneven/error"] = np.array("")
+    except ValueError as error:
+        results["uneven/error"] = np.array(str(error))
     np.savez(Path(out) / f"torch-{world}-{rank}.npz", **results)
     dist.barrier()
     dist.destroy_process_group()

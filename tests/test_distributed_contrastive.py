@@ -123,6 +123,17 @@ def test_the_workers_ran_every_case_on_every_rank(outputs: Path) -> None:
 # --------------------------------------------------------------------------- bad inputs
 
 
+@pytest.mark.parametrize("world", TORCH_WORLDS)
+def test_torch_local_batches_of_different_sizes_raise_on_every_rank(outputs: Path, world: int) -> None:
+    sizes = [LOCAL + (rank == 1) for rank in range(world)]
+    for rank in range(world):
+        message = str(np.load(outputs / f"torch-{world}-{rank}.npz")["uneven/error"])
+        assert message == (
+            "image_emb must have the same number of rows on every rank of group "
+            f"(torch.distributed's collectives need equal shapes), got {sizes} by rank"
+        )
+
+
 def test_torch_rejects_a_jax_axis_name_and_an_uninitialised_group() -> None:
     x = torch.randn(4, 3, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"axis_name names a JAX mesh axis.*pass group=.*axis_name='batch'"):

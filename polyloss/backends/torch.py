@@ -267,6 +267,20 @@ class _ProcessGroupDevices:
     def rank(self) -> int:
         return self._rank
 
+    def check_same_rows(self, name: str, x: torch.Tensor) -> None:
+        # all_gather and send/recv need equal shapes (gloo aborts the process otherwise). CPU tensors
+        # only: on an accelerator, reading the counts would synchronise the device on every call.
+        if x.device.type != "cpu":
+            return
+        counts = [torch.zeros(1, dtype=torch.int64) for _ in range(self.size)]
+        dist.all_gather(counts, torch.tensor([x.shape[0]]), group=self.group)
+        rows = [int(c) for c in counts]
+        if len(set(rows)) > 1:
+            raise ValueError(
+                f"{name} must have the same number of rows on every rank of group "
+                f"(torch.distributed's collectives need equal shapes), got {rows} by rank"
+            )
+
     def all_gather(self, x: torch.Tensor) -> torch.Tensor:
         return _AllGather.apply(x, self.group)
 

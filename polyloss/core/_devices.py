@@ -21,6 +21,9 @@ class OneDevice:
     def rank(self) -> int:
         return 0
 
+    def check_same_rows(self, name: str, x: Array) -> None:
+        return None
+
     def all_gather(self, x: Array) -> Array:
         return x
 

@@ -149,6 +149,11 @@ class Devices(Protocol):
         """This device's position, 0 ... size - 1 (a traced integer under JAX)."""
         ...
 
+    def check_same_rows(self, name: str, x: Array) -> None:
+        """Raise ``ValueError`` naming ``name`` when the devices' ``x`` have different numbers of rows,
+        where that can be known without synchronising an accelerator (a no-op elsewhere)."""
+        ...
+
     def all_gather(self, x: Array) -> Array:
         """Every device's ``x`` concatenated along axis 0 in rank order. Gradient: each device's
         slice receives the sum, over the devices, of the gradients of their copies of it."""

@@ -186,6 +186,7 @@ def infonce(
     normalize = check_bool("normalize", normalize)
     n, dim = query.shape
     devices = devices_of(b, group, axis_name)
+    devices.check_same_rows("query", query)
     if negatives is None:
         query, key = _normalized(xp, normalize, query, key)
         index = _global_rows(b, devices, query)
@@ -260,6 +261,7 @@ def nt_xent(
     _check_views(xp, "z1", z1, "z2", z2)
     temperature = check_positive("temperature", temperature)
     devices = devices_of(b, group, axis_name)
+    devices.check_same_rows("z1", z1)
     z1, z2 = _normalized(xp, True, z1, z2)
     n, total = z1.shape[0], z1.shape[0] * devices.size
     anchors = xp.concat([z1, z2], axis=0)
@@ -322,6 +324,7 @@ def clip(
     _check_views(xp, "image_emb", image_emb, "text_emb", text_emb)
     logit_scale = _check_scalar(xp, "logit_scale", logit_scale, positive=True)
     devices = devices_of(b, group, axis_name)
+    devices.check_same_rows("image_emb", image_emb)
     image_emb, text_emb = _normalized(xp, check_bool("normalize", normalize), image_emb, text_emb)
     index = _global_rows(b, devices, image_emb)
     if devices.size == 1 and chunk_size is None:  # one product: the texts' logits are its columns
@@ -390,6 +393,7 @@ def siglip(
     logit_bias = _check_scalar(xp, "logit_bias", logit_bias, positive=False)
     exchange = check_choice("exchange", exchange, ("ring", "all_gather"))
     devices = devices_of(b, group, axis_name)
+    devices.check_same_rows("image_emb", image_emb)
     image_emb, text_emb = _normalized(xp, check_bool("normalize", normalize), image_emb, text_emb)
 
     if exchange == "ring" and devices.size > 1:
