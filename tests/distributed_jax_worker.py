@@ -28,6 +28,7 @@ import polyloss.jax as pj
 
 jax.config.update("jax_enable_x64", True)
 AXIS = "batch"
+PMAP_WORLD = 4
 
 
 def _functions(mesh: Mesh, case: Any, reduction: str) -> tuple[Any, Any, Any]:
@@ -77,8 +78,33 @@ def main(out: Path) -> None:
                         saved[f"{k}/value"] = (
                             value[rank * local_values : (rank + 1) * local_values] if local_values else value
                         )
+        if world == PMAP_WORLD:
+            _pmap_gradients(world, per_rank)
         for rank, saved in enumerate(per_rank):
             np.savez(out / f"jax-{world}-{rank}.npz", **saved)
+
+
+def _pmap_gradients(world: int, per_rank: list[dict[str, Any]]) -> None:
+    """Under ``pmap`` (no varying-value types), ``psum`` transposes to a ``psum``: each device's
+    gradient of the loss is ``world`` times its slice, as with DDP, and the usual ``lax.pmean`` of a
+    pmap step's gradients gives the single-device gradient. Saved divided by ``world``, as
+    ``pmap/grad``, for ``reduction="mean"`` and random content."""
+    for case in CASES:
+        loss = getattr(pj, case.loss)
+
+        def local(x: jax.Array, y: jax.Array, hyper: dict[str, jax.Array], loss: Any = loss, case: Any = case) -> Any:
+            return loss(x, y, **case.params, **hyper, axis_name=AXIS, reduction="mean")
+
+        grads = jax.pmap(jax.grad(local, argnums=(0, 1, 2)), axis_name=AXIS, in_axes=(0, 0, None))
+        a, b = global_batch(world, "random")
+        hyper = {name: jnp.float64(v) for name, v in case.learnable.items()}
+        g0, g1, g_hyper = grads(a.reshape(world, LOCAL, -1), b.reshape(world, LOCAL, -1), hyper)
+        k = key(world, case, "random", "mean")
+        for rank, saved in enumerate(per_rank):
+            saved[f"{k}/pmap/grad/0"] = np.asarray(g0[rank]) / world
+            saved[f"{k}/pmap/grad/1"] = np.asarray(g1[rank]) / world
+            for name, g in g_hyper.items():
+                saved[f"{k}/pmap/grad/{name}"] = np.asarray(g[rank]) / world
 
 
 if __name__ == "__main__":
