@@ -238,3 +238,28 @@ def test_coincident_rows_with_valid_triplets_have_finite_gradients(mining):
         )
         assert np.all(np.isfinite(g_torch.numpy())) and np.all(np.isfinite(np.asarray(g_jax)))
         close(g_torch.numpy(), np.asarray(g_jax))
+
+
+@pytest.mark.parametrize("triplets_at_once", [36, 80])
+@pytest.mark.parametrize("mining", ("batch_all", "semi_hard"))
+def test_anchors_mined_a_few_at_a_time_equal_the_slow_loop(monkeypatch, mining, triplets_at_once):
+    """The ``(anchor, positive, negative)`` comparisons made a chunk of anchors at a time (1 and 2
+    anchors of 6 here; the default chunk holds 2**24 comparisons): values and gradients unchanged."""
+    import polyloss.core.metric as core_metric
+
+    monkeypatch.setattr(core_metric, "_TRIPLETS_AT_ONCE", triplets_at_once)
+    assert len(core_metric._anchor_chunks(6)) == 6 // (triplets_at_once // 36)
+    e, y = batch(0, "three classes")
+    for reduction in REDUCTIONS:
+        kwargs = {"margin": 1.0, "mining": mining, "squared": False, "reduction": reduction}
+        for backend in ("numpy", "torch", "jax"):
+            close(call(backend, e, y, **kwargs), slow_triplet_mined(e, list(y), **kwargs))
+    x = torch.tensor(e, requires_grad=True)
+    pt.triplet_mined(x, torch.tensor(y), mining=mining).backward()
+    grad = jax.grad(lambda v: pj.triplet_mined(v, jnp.asarray(y), mining=mining))(jnp.asarray(e))
+    monkeypatch.undo()  # one chunk: the path the conformance checks compare with finite differences
+    x_whole = torch.tensor(e, requires_grad=True)
+    pt.triplet_mined(x_whole, torch.tensor(y), mining=mining).backward()
+    assert x.grad is not None and x_whole.grad is not None
+    close(x.grad.numpy(), x_whole.grad.numpy())
+    close(np.asarray(grad), x_whole.grad.numpy())
