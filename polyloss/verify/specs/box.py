@@ -20,19 +20,10 @@ import math
 
 import numpy as np
 
-from polyloss.verify.specs import (
-    Case,
-    HalfPrecision,
-    Layout,
-    LossSpec,
-    NotApplicable,
-    Reference,
-    Variant,
-    ZeroCase,
-    reduce_reference,
-    register,
-)
+from polyloss.verify.specs import register
 from polyloss.verify.specs.edges import EdgeCorpus, Finite, Raises, f64
+from polyloss.verify.specs.record import Case, HalfPrecision, Layout, LossSpec, Variant, ZeroCase
+from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
 
 # --------------------------------------------------------------------------- edge cases
 

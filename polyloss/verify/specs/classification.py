@@ -7,19 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from polyloss.verify.specs import (
-    Case,
-    HalfPrecision,
-    Layout,
-    LossSpec,
-    Mean,
-    NotApplicable,
-    Reference,
-    Variant,
-    ZeroCase,
-    reduce_reference,
-    register,
-)
+from polyloss.verify.specs import register
 from polyloss.verify.specs._gen import away_from_kinks, binary, labels, log_softmax, normal, probabilities, set_to
 from polyloss.verify.specs.edges import (
     INF,
@@ -34,6 +22,8 @@ from polyloss.verify.specs.edges import (
     i64,
     softplus,
 )
+from polyloss.verify.specs.record import Case, HalfPrecision, Layout, LossSpec, Mean, Variant, ZeroCase
+from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
 
 # --------------------------------------------------------------------------- edge cases
 

@@ -13,21 +13,11 @@ import math
 
 import numpy as np
 
-from polyloss.verify.specs import (
-    DEFAULT_TOLERANCES,
-    Case,
-    HalfPrecision,
-    Layout,
-    LossSpec,
-    NotApplicable,
-    Reference,
-    Variant,
-    ZeroCase,
-    reduce_reference,
-    register,
-)
+from polyloss.verify.specs import register
 from polyloss.verify.specs._gen import normal, set_to
 from polyloss.verify.specs.edges import EdgeCorpus, Finite, ce, f64, fmean, softplus
+from polyloss.verify.specs.record import DEFAULT_TOLERANCES, Case, HalfPrecision, Layout, LossSpec, Variant, ZeroCase
+from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
 
 # --------------------------------------------------------------------------- edge cases
 

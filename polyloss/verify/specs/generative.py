@@ -20,19 +20,7 @@ import math
 
 import numpy as np
 
-from polyloss.verify.specs import (
-    ENDPOINTS_OF_0_1,
-    Case,
-    HalfPrecision,
-    Layout,
-    LossSpec,
-    NotApplicable,
-    Reference,
-    Variant,
-    ZeroCase,
-    reduce_reference,
-    register,
-)
+from polyloss.verify.specs import ENDPOINTS_OF_0_1, register
 from polyloss.verify.specs._gen import away_from_kinks, binary, normal, set_to
 from polyloss.verify.specs.edges import (
     SATURATED,
@@ -44,6 +32,8 @@ from polyloss.verify.specs.edges import (
     f64,
     softplus,
 )
+from polyloss.verify.specs.record import Case, HalfPrecision, Layout, LossSpec, Variant, ZeroCase
+from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
 
 # --------------------------------------------------------------------------- edge cases
 

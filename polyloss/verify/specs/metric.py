@@ -14,23 +14,11 @@ import math
 
 import numpy as np
 
-from polyloss.verify.specs import (
-    ENDPOINTS_OF_0_1,
-    SIGN_LABEL,
-    Case,
-    HalfPrecision,
-    Layout,
-    LossSpec,
-    Mean,
-    NotApplicable,
-    Reference,
-    Variant,
-    ZeroCase,
-    reduce_reference,
-    register,
-)
+from polyloss.verify.specs import ENDPOINTS_OF_0_1, SIGN_LABEL, register
 from polyloss.verify.specs._gen import away_from_kinks, binary, copy_of, labels, normal, set_to
 from polyloss.verify.specs.edges import EdgeCorpus, Finite, Raises, f64, i64
+from polyloss.verify.specs.record import Case, HalfPrecision, Layout, LossSpec, Mean, Variant, ZeroCase
+from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
 
 # --------------------------------------------------------------------------- edge cases
 

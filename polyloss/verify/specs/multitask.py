@@ -11,19 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from polyloss.verify.specs import (
-    Case,
-    HalfPrecision,
-    Layout,
-    LossSpec,
-    Reference,
-    Variant,
-    ZeroCase,
-    reduce_reference,
-    register,
-)
+from polyloss.verify.specs import register
 from polyloss.verify.specs._gen import set_to
 from polyloss.verify.specs.edges import EdgeCorpus, Finite, f64
+from polyloss.verify.specs.record import Case, HalfPrecision, Layout, LossSpec, Variant, ZeroCase
+from polyloss.verify.specs.references import Reference, reduce_reference
 
 # --------------------------------------------------------------------------- edge cases
 

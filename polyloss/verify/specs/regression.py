@@ -6,21 +6,11 @@ import math
 
 import numpy as np
 
-from polyloss.verify.specs import (
-    Case,
-    HalfPrecision,
-    Layout,
-    LossSpec,
-    Mean,
-    NotApplicable,
-    Reference,
-    Variant,
-    ZeroCase,
-    reduce_reference,
-    register,
-)
+from polyloss.verify.specs import register
 from polyloss.verify.specs._gen import away_from_kinks, normal, set_to
 from polyloss.verify.specs.edges import EdgeCorpus, Finite, f64
+from polyloss.verify.specs.record import Case, HalfPrecision, Layout, LossSpec, Mean, Variant, ZeroCase
+from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
 
 # --------------------------------------------------------------------------- edge cases
 

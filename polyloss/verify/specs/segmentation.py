@@ -17,23 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from polyloss.verify.specs import (
-    ENDPOINTS_OF_0_1,
-    Case,
-    Evaluate,
-    HalfPrecision,
-    Layout,
-    LossSpec,
-    Mean,
-    NotApplicable,
-    Reference,
-    Variant,
-    ZeroCase,
-    reduce_reference,
-    register,
-)
+from polyloss.verify.specs import ENDPOINTS_OF_0_1, register
 from polyloss.verify.specs._gen import binary, labels, normal, set_to
 from polyloss.verify.specs.edges import EdgeCorpus, Finite, Raises, f64, i64
+from polyloss.verify.specs.record import Case, Evaluate, HalfPrecision, Layout, LossSpec, Mean, Variant, ZeroCase
+from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
 
 # --------------------------------------------------------------------------- edge cases
 

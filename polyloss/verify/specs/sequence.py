@@ -19,21 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from polyloss.verify.specs import (
-    Case,
-    Evaluate,
-    HalfPrecision,
-    Layout,
-    LossSpec,
-    Mean,
-    NotApplicable,
-    Reference,
-    Variant,
-    reduce_reference,
-    register,
-)
+from polyloss.verify.specs import register
 from polyloss.verify.specs._gen import log_softmax, normal
 from polyloss.verify.specs.edges import EdgeCorpus, Finite, Infinite, Raises, i64
+from polyloss.verify.specs.record import Case, Evaluate, HalfPrecision, Layout, LossSpec, Mean, Variant
+from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
 
 # --------------------------------------------------------------------------- edge cases
 
