@@ -2,7 +2,8 @@
 
 ``bind(core_fn, backend)`` returns the public function: same name, docstring
 and signature minus the backend argument. Per call it only checks that array
-arguments belong to the backend's framework and lifts float16/bfloat16 to
+arguments belong to the backend's framework (converting what the framework's
+own functions take: NumPy arrays in JAX) and lifts float16/bfloat16 to
 float32; there is no namespace detection on the hot path.
 """
 
@@ -47,6 +48,7 @@ def bind(core_fn: Callable[..., Any], backend: Any) -> Callable[..., Any]:
     passthrough = {p.name for p in params if str(p.annotation).startswith(_PASSED_AS_THEY_ARE)}
     qualname = f"polyloss.{backend.name}.{core_fn.__name__}"
     is_array = backend.is_array
+    converted = backend.converted
     compute_dtype = backend.compute_dtype
 
     def prepare(name: str, value: Any) -> Any:
@@ -54,6 +56,9 @@ def bind(core_fn: Callable[..., Any], backend: Any) -> Callable[..., Any]:
             return value
         if is_array(value):
             return compute_dtype(value)
+        as_array = converted(value)
+        if as_array is not None:
+            return compute_dtype(as_array)
         # positional parameters are arrays (an optional one, defaulting to None, may be None)
         if (name in positional and value is not None) or not isinstance(value, _SCALARS):
             raise _type_error(qualname, backend, name, value)

@@ -16,6 +16,7 @@ import warnings
 from contextlib import contextmanager
 from typing import Any
 
+import jax
 import numpy as np
 import pytest
 import torch
@@ -115,11 +116,22 @@ def test_spec_case_is_accepted(backend, name):
 
 # --------------------------------------------------------------------------- foreign arrays
 
-FOREIGN = [(backend, source) for backend in BACKENDS for source in BACKENDS if source != backend]
+# polyloss.jax takes NumPy arrays, as jax.numpy does (test_jax_takes_numpy_arrays_as_jax_numpy_does)
+ACCEPTED = {("jax", "numpy")}
+FOREIGN = [(b, s) for b in BACKENDS for s in BACKENDS if s != b and (b, s) not in ACCEPTED]
 
 
 def foreign(names) -> list[tuple[str, str, str]]:
-    return [(b, s, n) for b, n in pairs(names) for s in BACKENDS if s != b]
+    return [(b, s, n) for b, n in pairs(names) for s in BACKENDS if s != b and (b, s) not in ACCEPTED]
+
+
+@pytest.mark.parametrize("name", [n for b, n in pairs(NAMES) if b == "jax"])
+def test_jax_takes_numpy_arrays_as_jax_numpy_does(name):
+    """Every input of the spec case as a NumPy array (positional and keyword arrays alike): the
+    same loss as with jax arrays."""
+    from_numpy = call("jax", name, convert=dict.fromkeys(CASES[name].arrays, "numpy"))
+    assert isinstance(from_numpy, jax.Array)
+    np.testing.assert_allclose(np.asarray(from_numpy), np.asarray(call("jax", name)), rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize("backend,source,name", foreign(NAMES), ids=[f"{n}-{s}-to-{b}" for b, s, n in foreign(NAMES)])

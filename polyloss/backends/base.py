@@ -46,6 +46,11 @@ class ArrayAPIBackend:
     def is_array(self, x: Any) -> bool:
         return isinstance(x, self.array_types)
 
+    def converted(self, x: Any) -> Array | None:
+        """``x`` as this backend's array where its framework's own functions would take it (JAX:
+        NumPy arrays), else None. Never a Python scalar: keyword scalars are hyper-parameters."""
+        return None
+
     def compute_dtype(self, x: Array) -> Array:
         """float16/bfloat16 are computed in float32; other dtypes unchanged."""
         if x.dtype in self._half:

@@ -11,6 +11,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from polyloss.backends.base import ArrayAPIBackend
 from polyloss.core._typing import (
@@ -249,6 +250,10 @@ class JaxBackend(ArrayAPIBackend):
         self._half = (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16))
 
     # -- input handling --------------------------------------------------------
+    def converted(self, x: Any) -> jax.Array | None:
+        # what jax.numpy takes (optax too): NumPy arrays, converted where a jax.Array is expected
+        return jnp.asarray(x) if isinstance(x, (np.ndarray, np.generic)) else None
+
     def compute_dtype(self, x: jax.Array) -> jax.Array:
         return x.astype(jnp.float32) if x.dtype in self._half else x
 
