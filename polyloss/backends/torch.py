@@ -162,6 +162,12 @@ class _ChunkedWeightedSum(torch.autograd.Function):
         return (None, None, None, values * g, *scaled)
 
 
+def _int64(index: torch.Tensor) -> torch.Tensor:
+    """Class indices as int64, the dtype torch's kernels take (labels of every integer dtype work,
+    as in NumPy and JAX; int32 is what those frameworks make by default)."""
+    return index if index.dtype == torch.int64 else index.long()
+
+
 # -- collectives (torch.distributed): autograd functions whose backward is the forward's transpose
 
 
@@ -351,12 +357,12 @@ class TorchBackend(ArrayAPIBackend):
             # output split it, 1.4x slower at 4096x1000).
             nan_if_bad = torch.where(valid, 0.0, float("nan")).to(logits.dtype)
             logits = logits + nan_if_bad.unsqueeze(class_dim)
-        return F.cross_entropy(logits, index, reduction=reduction)
+        return F.cross_entropy(logits, _int64(index), reduction=reduction)
 
     def take_along_axis(self, x: torch.Tensor, indices: torch.Tensor, axis: int) -> torch.Tensor:
         # gather, not take_along_dim: the latter broadcasts and wraps negative indices (slower, and
         # silent); indices here are already in range.
-        return torch.gather(x, axis, indices)
+        return torch.gather(x, axis, _int64(indices))
 
     def stop_gradient(self, x: torch.Tensor) -> torch.Tensor:
         return x.detach()

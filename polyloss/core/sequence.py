@@ -156,8 +156,9 @@ def ctc(
     invalid = xp.any(in_target & ((labels < 0) | (labels >= num_classes) | (labels == blank)), axis=1)
     invalid = invalid | (input_lengths < 1) | (input_lengths > frames) | (target_lengths < 0) | (target_lengths > width)
     labels = xp.where(in_target, xp.clip(labels, 0, num_classes - 1), blank)  # (N, L): blanks interleaved
-    # a state may be entered from two back when it is a label differing from the label before
-    two_back = xp.concat([xp.full((n, 2), -1, dtype=labels.dtype, device=device), labels[:, :-2]], axis=1)
+    # a state may be entered from two back when it is a label differing from the label before; the
+    # first two states have no state two back (their own labels stand in: never "differing")
+    two_back = xp.concat([labels[:, :2], labels[:, :-2]], axis=1)
     skip = in_target & (labels != two_back) & (position[None, :] >= 2)
 
     emissions = b.take_along_axis(log_probs, xp.broadcast_to(labels[:, None, :], (n, frames, states)), 2)  # (N, T, L)

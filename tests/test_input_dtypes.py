@@ -1,0 +1,53 @@
+"""Class labels and other integer inputs of every integer dtype, on every backend: the same loss as
+with int64 (what torch's kernels take; int32 is NumPy's and JAX's default on many platforms), never a
+framework-internal error. Driven by the specs: every loss with an integer input, its first variant."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+import pytest
+from helpers import BACKENDS, HARNESSES, MODULES, close, to_numpy
+
+from polyloss.core import CORE_LOSSES
+from polyloss.verify.specs import SPECS
+
+INTEGER_DTYPES = ("int8", "int16", "int32", "int64", "uint8")  # torch has few uint16 kernels
+
+
+def _integer_case(name: str) -> tuple[dict[str, np.ndarray], dict[str, Any], list[str]]:
+    case = SPECS[name].variants[0].make(np.random.default_rng(0), 4)
+    arrays = {k: np.asarray(v) for k, v in case.arrays.items()}
+    return arrays, dict(case.params), [k for k, v in arrays.items() if v.dtype.kind in "iu"]
+
+
+INTEGER_LOSSES = [n for n in sorted(SPECS) if n in CORE_LOSSES and _integer_case(n)[2]]
+
+
+def _call(backend: str, name: str, arrays: dict[str, np.ndarray], params: dict[str, Any]) -> Any:
+    harness = HARNESSES[backend]
+    signature = list(inspect.signature(CORE_LOSSES[name]).parameters.values())[1:]
+    positional = [p.name for p in signature if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    converted = {k: harness.asarray(v) for k, v in arrays.items()}
+    args = [converted[p] for p in positional if p in converted]
+    kwargs = {k: v for k, v in converted.items() if k not in positional}
+    return getattr(MODULES[backend], name)(*args, **kwargs, **params)
+
+
+def test_the_sweep_covers_the_label_losses():
+    assert {"cross_entropy", "nll", "focal", "ctc", "linear_cross_entropy", "triplet_mined"} <= set(INTEGER_LOSSES)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", INTEGER_LOSSES)
+def test_every_integer_dtype_gives_the_int64_loss(backend, name):
+    arrays, params, integers = _integer_case(name)
+    expected = to_numpy(_call(backend, name, arrays, params))
+    for dtype in INTEGER_DTYPES:
+        info = np.iinfo(dtype)
+        if any(arrays[k].size and (arrays[k].min() < info.min or arrays[k].max() > info.max) for k in integers):
+            continue  # the case's values do not fit this dtype (a negative ignore_index in uint8)
+        cast = {k: (v.astype(dtype) if k in integers else v) for k, v in arrays.items()}
+        close(to_numpy(_call(backend, name, cast, params)), expected)
