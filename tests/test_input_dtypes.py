@@ -5,6 +5,7 @@ framework-internal error. Driven by the specs: every loss with an integer input,
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any
 
 import numpy as np
@@ -51,3 +52,40 @@ def test_every_integer_dtype_gives_the_int64_loss(backend, name):
             continue  # the case's values do not fit this dtype (a negative ignore_index in uint8)
         cast = {k: (v.astype(dtype) if k in integers else v) for k, v in arrays.items()}
         close(to_numpy(_call(backend, name, cast, params)), expected)
+
+
+def _binary_case(name: str) -> tuple[dict[str, np.ndarray], dict[str, Any], list[str]] | None:
+    """The first variant of ``name`` with a floating input holding only 0s and 1s (a mask or label)."""
+    for variant in SPECS[name].variants:
+        case = variant.make(np.random.default_rng(0), 4)
+        arrays = {k: np.asarray(v) for k, v in case.arrays.items()}
+        binary = [k for k, v in arrays.items() if v.dtype.kind == "f" and v.size and set(np.unique(v)) <= {0.0, 1.0}]
+        if binary:
+            return arrays, dict(case.params), binary
+    return None
+
+
+BINARY_LOSSES = [n for n in sorted(SPECS) if n in CORE_LOSSES and _binary_case(n) is not None]
+
+
+def test_the_bool_sweep_covers_the_binary_losses():
+    assert {"bce", "bce_with_logits", "sigmoid_focal", "dice", "tversky", "jaccard"} <= set(BINARY_LOSSES)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", BINARY_LOSSES)
+def test_bool_binary_inputs_are_read_as_0_and_1_or_refused_by_name(backend, name):
+    """A 0/1 input given as bool: the loss of its 0.0/1.0 float copy, or (probability targets,
+    data) a TypeError naming the input; never an error from inside the framework."""
+    found = _binary_case(name)
+    assert found is not None
+    arrays, params, binary = found
+    expected = to_numpy(_call(backend, name, arrays, params))
+    as_bool = {k: (v.astype(bool) if k in binary else v) for k, v in arrays.items()}
+    try:
+        got = _call(backend, name, as_bool, params)
+    except TypeError as error:
+        assert re.match(rf"({'|'.join(binary)}) must have a real floating dtype, got (torch\.)?bool", str(error))
+        assert name not in {"bce", "bce_with_logits", "sigmoid_focal", "dice", "tversky", "jaccard"}, error
+        return
+    close(to_numpy(got), expected)

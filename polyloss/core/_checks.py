@@ -127,6 +127,12 @@ def check_floating(xp: Any, name: str, x: Array) -> None:
         raise TypeError(f"{name} must have a real floating dtype, got {x.dtype}")
 
 
+def as_binary_target(xp: Any, target: Array, like: Array) -> Array:
+    """A binary target given as ``bool`` read as 0/1 in ``like``'s dtype (masks and labels are often
+    boolean); any other target unchanged."""
+    return xp.astype(target, like.dtype) if target.dtype == xp.bool else target
+
+
 def is_integer(xp: Any, x: Array) -> bool:
     return xp.isdtype(x.dtype, "integral")
 

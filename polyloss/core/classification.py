@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from polyloss.core._checks import (
+    as_binary_target,
     check_axis,
     check_finite,
     check_floating,
@@ -688,6 +689,7 @@ def bce(b: Backend, probs: Array, target: Array, *, weight: Array | None = None,
     xp = b.xp
     check_floating(xp, "probs", probs)
     check_same_shape("probs", probs, "target", target)
+    target = as_binary_target(xp, target, probs)
     if weight is not None:
         check_same_shape("probs", probs, "weight", weight)
     check_unit_interval(b, "probs", probs)
@@ -749,6 +751,7 @@ def bce_with_logits(
     xp = b.xp
     check_floating(xp, "logits", logits)
     check_same_shape("logits", logits, "target", target)
+    target = as_binary_target(xp, target, logits)
     if weight is not None:
         check_same_shape("logits", logits, "weight", weight)
     if pos_weight is not None and tuple(pos_weight.shape) != tuple(logits.shape):
@@ -804,6 +807,7 @@ def sigmoid_focal(
     xp = b.xp
     check_floating(xp, "logits", logits)
     check_same_shape("logits", logits, "target", target)
+    target = as_binary_target(xp, target, logits)
     gamma = check_nonnegative("gamma", gamma)
     if alpha is not None:
         alpha = check_interval("alpha", alpha, 0.0, 1.0)

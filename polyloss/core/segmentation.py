@@ -30,6 +30,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from polyloss.core._checks import (
+    as_binary_target,
     check_axis,
     check_bool,
     check_floating,
@@ -86,6 +87,7 @@ def _overlap(
     elif labels_only:
         raise TypeError(f"target must hold integer class indices (pred holds logits), got dtype {target.dtype}")
     else:
+        target = as_binary_target(xp, target, pred)
         check_floating(xp, "target", target)
         check_same_shape("pred", pred, "target", target)
         check_unit_interval(b, "pred", pred)
