@@ -13,6 +13,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+import jax
 import numpy as np
 import pytest
 import torch
@@ -253,3 +254,22 @@ def test_torch_and_jax_gradients_agree_on_tied_coordinates(eps):
         for gt, gj in zip(torch_grads, jax_grads, strict=True):
             assert np.isfinite(gt).all()
             close(gt, gj, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["box_iou", "box_giou", "box_diou", "box_ciou"])
+def test_integer_boxes_are_promoted_as_torchvision_does(name):
+    """Pixel boxes as integers: the loss of their float copies, in the framework's default floating
+    dtype (torch float32; NumPy float64; JAX float64 here, under jax_enable_x64), or in the other
+    input's dtype when one is floating."""
+    pred = np.array([[0, 0, 10, 10], [2, 3, 8, 9]])
+    target = np.array([[1, 1, 11, 12], [0, 0, 5, 5]])
+    defaults = {"numpy": "float64", "torch": "float32", "jax": str(jax.numpy.asarray(0.0).dtype)}
+    for harness in (NUMPY, TORCH, JAX):
+        fn = getattr(namespace(harness), name)
+        as_float = to_numpy(fn(harness.asarray(pred.astype(np.float64)), harness.asarray(target.astype(np.float64))))
+        from_ints = fn(harness.asarray(pred), harness.asarray(target))
+        assert str(from_ints.dtype).removeprefix("torch.") == defaults[harness.name], (harness.name, from_ints.dtype)
+        close(to_numpy(from_ints), as_float, rtol=1e-6, atol=1e-7)
+        mixed = fn(harness.asarray(pred.astype(np.float64)), harness.asarray(target))
+        assert str(mixed.dtype).removeprefix("torch.") == "float64", (harness.name, mixed.dtype)
+        close(to_numpy(mixed), as_float)

@@ -2,7 +2,9 @@
 
 One loss per box pair (``reduction="none"`` gives the boxes' shape without
 the last axis). Boxes must satisfy ``x1 <= x2`` and ``y1 <= y2``; inverted
-boxes raise ``ValueError`` in eager mode (under tracing nothing is checked).
+boxes raise ``ValueError`` in eager mode (under tracing nothing is checked). Integer (pixel)
+boxes are promoted as torchvision promotes them: to the other input's floating dtype, or to the
+framework's default floating dtype (float32 in torch and JAX, float64 in NumPy).
 ``eps`` is torchvision's: added to the union (and to the enclosing box's area
 or squared diagonal), so zero-area and non-overlapping boxes give finite
 values and gradients. The coordinates' ``max``/``min`` split the gradient
@@ -14,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from polyloss.core._checks import check_floating, check_nonnegative, check_same_shape
+from polyloss.core._checks import check_floating, check_nonnegative, check_same_shape, is_integer
 from polyloss.core._reduce import reduce, relu, safe_atan2, safe_divide
 from polyloss.core._registry import loss
 from polyloss.core._typing import Array, Backend
@@ -55,8 +57,24 @@ def _unpack(boxes: Array) -> _Boxes:
     return _Boxes(boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3])
 
 
+def _floating_boxes(b: Backend, pred: Array, target: Array) -> tuple[Array, Array]:
+    """Integer (pixel) boxes promoted as torchvision's box losses do: to the other input's floating
+    dtype, or to the framework's default floating dtype when both are integers (float32 in torch and
+    JAX, float64 in NumPy and under ``jax_enable_x64``)."""
+    xp = b.xp
+    if is_integer(xp, pred) and is_integer(xp, target):
+        default = xp.asarray(0.0, device=b.device(pred)).dtype
+        return xp.astype(pred, default), xp.astype(target, default)
+    if is_integer(xp, pred):
+        return xp.astype(pred, target.dtype), target
+    if is_integer(xp, target):
+        return pred, xp.astype(target, pred.dtype)
+    return pred, target
+
+
 def _geometry(b: Backend, pred: Array, target: Array, eps: float) -> _Geometry:
     xp = b.xp
+    pred, target = _floating_boxes(b, pred, target)
     check_floating(xp, "pred", pred)
     check_floating(xp, "target", target)
     check_same_shape("pred", pred, "target", target)
