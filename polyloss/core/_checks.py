@@ -90,6 +90,15 @@ def check_same_shape(name_a: str, a: Array, name_b: str, b: Array) -> None:
         )
 
 
+def check_broadcasts(name: str, x: Array, to_name: str, to: Array) -> None:
+    """``x`` broadcasts to ``to``'s shape without growing it (a weight, as torch broadcasts its loss
+    weights); predictions and targets never broadcast (``check_same_shape``)."""
+    shape, target = tuple(x.shape), tuple(to.shape)
+    trailing = target[len(target) - len(shape) :] if len(shape) <= len(target) else None
+    if trailing is None or any(a not in (1, b) for a, b in zip(shape, trailing, strict=True)):
+        raise ValueError(f"{name} of shape {shape} does not broadcast to {to_name}'s shape {target}")
+
+
 def check_shape(name: str, x: Array, shape: tuple[int, ...]) -> None:
     if tuple(x.shape) != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(x.shape)}")

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 from polyloss.core._checks import (
     as_binary_target,
     check_axis,
+    check_broadcasts,
     check_finite,
     check_floating,
     check_interval,
@@ -676,7 +677,7 @@ def bce(b: Backend, probs: Array, target: Array, *, weight: Array | None = None,
         probs: probabilities in [0, 1]; values outside raise ``ValueError``
             in eager mode (under jit they give NaN).
         target: targets in [0, 1], same shape as ``probs``.
-        weight: optional elementwise weights, same shape as ``probs``.
+        weight: optional elementwise weights, broadcasting to ``probs`` (as torch's).
         reduction: ``"mean"`` (of ``w * l``, divided by the number of
             elements, as torch), ``"sum"`` or ``"none"`` (per element).
 
@@ -691,7 +692,7 @@ def bce(b: Backend, probs: Array, target: Array, *, weight: Array | None = None,
     check_same_shape("probs", probs, "target", target)
     target = as_binary_target(xp, target, probs)
     if weight is not None:
-        check_same_shape("probs", probs, "weight", weight)
+        check_broadcasts("weight", weight, "probs", probs)
     check_unit_interval(b, "probs", probs)
     elementwise = clamped_bce(xp, probs, target)
     if weight is not None:
@@ -723,9 +724,9 @@ def bce_with_logits(
     Args:
         logits: unnormalised scores, any shape.
         target: targets in [0, 1], same shape as ``logits``.
-        weight: optional elementwise weights, same shape as ``logits``.
-        pos_weight: optional weight of positive examples, shape ``(C,)`` for
-            the last axis or the logits' shape.
+        weight: optional elementwise weights, broadcasting to ``logits`` (as torch's).
+        pos_weight: optional weight of positive examples, broadcasting to ``logits``:
+            ``()``, ``(1,)`` or ``(C,)`` along the class (last) axis, as torch's.
         label_smoothing: :math:`\varepsilon` in [0, 1]: targets move towards 1/2
             (torch has no such argument).
         reduction: ``"mean"`` (of ``w * l`` over all elements, as torch),
@@ -753,11 +754,9 @@ def bce_with_logits(
     check_same_shape("logits", logits, "target", target)
     target = as_binary_target(xp, target, logits)
     if weight is not None:
-        check_same_shape("logits", logits, "weight", weight)
-    if pos_weight is not None and tuple(pos_weight.shape) != tuple(logits.shape):
-        if logits.ndim == 0:
-            raise ValueError(f"pos_weight must have shape (), got {tuple(pos_weight.shape)}")
-        _check_class_vector("pos_weight", pos_weight, logits.shape[-1])
+        check_broadcasts("weight", weight, "logits", logits)
+    if pos_weight is not None:  # (), (1,), (C,) or anything broadcasting along the class axis, as torch
+        check_broadcasts("pos_weight", pos_weight, "logits", logits)
     label_smoothing = check_interval("label_smoothing", label_smoothing, 0.0, 1.0)
     if label_smoothing > 0.0:
         target = target * (1.0 - label_smoothing) + 0.5 * label_smoothing

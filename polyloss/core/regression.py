@@ -12,6 +12,7 @@ from typing import Any
 
 from polyloss.core._checks import (
     check_bool,
+    check_broadcasts,
     check_floating,
     check_interval,
     check_nonnegative,
@@ -31,13 +32,15 @@ def _check_pair(b: Backend, pred: Array, target: Array, weight: Array | None) ->
     check_floating(b.xp, "pred", pred)
     check_same_shape("pred", pred, "target", target)
     if weight is not None:
-        check_same_shape("pred", pred, "weight", weight)
+        check_broadcasts("weight", weight, "pred", pred)
 
 
 def _weighted_reduce(xp: Any, elementwise: Array, weight: Array | None, reduction: str) -> Array:
-    """``"mean"`` with a weight is sum(w * loss) / sum(w) (0 when every weight is 0)."""
+    """``"mean"`` with a weight is sum(w * loss) / sum(w) over the weight broadcast to the loss's
+    shape (0 when every weight is 0)."""
     if weight is None:
         return reduce(xp, elementwise, reduction)
+    weight = xp.broadcast_to(weight, tuple(elementwise.shape))
     return reduce(xp, elementwise * weight, reduction, normalizer=xp.sum(weight))
 
 
@@ -50,7 +53,7 @@ def mse(b: Backend, pred: Array, target: Array, *, weight: Array | None = None, 
     Args:
         pred: predictions, any shape, floating.
         target: targets, same shape as ``pred`` (never broadcast).
-        weight: optional elementwise weights, same shape as ``pred``.
+        weight: optional elementwise weights, broadcasting to ``pred``.
         reduction: ``"mean"`` (default; with ``weight``: sum(w * l) / sum(w)),
             ``"sum"`` or ``"none"`` (per element, ``pred``'s shape).
 
@@ -85,7 +88,7 @@ def asymmetric_mse(
         target: targets, same shape as ``pred``.
         over_penalty: :math:`k \ge 0`, the factor on positive errors (default 2;
             1 gives :func:`mse`, below 1 penalises underestimates more).
-        weight: optional elementwise weights, same shape as ``pred``.
+        weight: optional elementwise weights, broadcasting to ``pred``.
         reduction: ``"mean"`` (with ``weight``: sum(w * l) / sum(w)), ``"sum"``
             or ``"none"`` (per element).
 
@@ -112,7 +115,7 @@ def mae(b: Backend, pred: Array, target: Array, *, weight: Array | None = None, 
     Args:
         pred: predictions, any shape, floating.
         target: targets, same shape as ``pred``.
-        weight: optional elementwise weights, same shape as ``pred``.
+        weight: optional elementwise weights, broadcasting to ``pred``.
         reduction: ``"mean"`` (with ``weight``: sum(w * l) / sum(w)), ``"sum"`` or ``"none"``.
 
     Returns:
@@ -145,7 +148,7 @@ def huber(
         pred: predictions, any shape, floating.
         target: targets, same shape as ``pred``.
         delta: threshold between the quadratic and linear parts, > 0 (default 1.0).
-        weight: optional elementwise weights, same shape as ``pred``.
+        weight: optional elementwise weights, broadcasting to ``pred``.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
 
     Returns:
@@ -197,7 +200,7 @@ def smooth_l1(
         pred: predictions, any shape, floating.
         target: targets, same shape as ``pred``.
         beta: threshold, >= 0 (default 1.0).
-        weight: optional elementwise weights, same shape as ``pred``.
+        weight: optional elementwise weights, broadcasting to ``pred``.
         reduction: ``"mean"`` (with ``weight``: sum(w * l) / sum(w)), ``"sum"`` or ``"none"``.
 
     Returns:
@@ -229,7 +232,7 @@ def log_cosh(b: Backend, pred: Array, target: Array, *, weight: Array | None = N
     Args:
         pred: predictions, any shape, floating.
         target: targets, same shape as ``pred``.
-        weight: optional elementwise weights, same shape as ``pred``.
+        weight: optional elementwise weights, broadcasting to ``pred``.
         reduction: ``"mean"`` (with ``weight``: sum(w * l) / sum(w)), ``"sum"`` or ``"none"``.
 
     Returns:
@@ -264,7 +267,7 @@ def quantile(
         pred: predictions, any shape, floating.
         target: targets, same shape as ``pred``.
         q: the quantile, in [0, 1] (default 0.5).
-        weight: optional elementwise weights, same shape as ``pred``.
+        weight: optional elementwise weights, broadcasting to ``pred``.
         reduction: ``"mean"`` (with ``weight``: sum(w * l) / sum(w)), ``"sum"`` or ``"none"``.
 
     Returns:
