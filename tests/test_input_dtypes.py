@@ -89,3 +89,16 @@ def test_bool_binary_inputs_are_read_as_0_and_1_or_refused_by_name(backend, name
         assert name not in {"bce", "bce_with_logits", "sigmoid_focal", "dice", "tversky", "jaccard"}, error
         return
     close(to_numpy(got), expected)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["cross_entropy", "poly1", "nll", "focal", "dice", "linear_cross_entropy"])
+def test_float_class_indices_are_refused_with_the_cast_to_make(backend, name):
+    """Class indices stored as floats (shape (N,) for (N, C) logits): a TypeError saying they must be
+    integers and how to cast them, not a shape error."""
+    h = HARNESSES[backend]
+    scores = h.asarray(np.random.default_rng(0).uniform(size=(4, 3)))
+    indices = h.asarray(np.array([0.0, 1.0, 2.0, 1.0]))
+    args = (scores, h.asarray(np.ones((5, 3))), indices) if name == "linear_cross_entropy" else (scores, indices)
+    with pytest.raises(TypeError, match=r"class indices.*(cast them: target\.long\(\) in torch, .*jnp\.int32)"):
+        getattr(MODULES[backend], name)(*args)

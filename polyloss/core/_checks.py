@@ -114,6 +114,21 @@ def check_axis(name: str, x: Array, axis: Any) -> int:
     return axis % ndim
 
 
+#: how to make class indices integers, in each framework
+CAST_HINT = " (cast them: target.long() in torch, target.astype(int) in NumPy, target.astype(jnp.int32) in JAX)"
+
+
+def check_not_float_indices(name: str, logits_name: str, logits: Array, target: Array, axis: int) -> None:
+    """A floating ``target`` shaped like class indices (the logits' shape without ``axis``), given where
+    probabilities (the logits' shape) are expected: class indices stored as floats, not a shape error."""
+    indices_shape = tuple(s for i, s in enumerate(logits.shape) if i != axis % max(logits.ndim, 1))
+    if logits.ndim > 0 and tuple(target.shape) == indices_shape:
+        raise TypeError(
+            f"{name} of shape {indices_shape} holds class indices for {logits_name} of shape "
+            f"{tuple(logits.shape)}, but class indices must be integers, got dtype {target.dtype}{CAST_HINT}"
+        )
+
+
 def check_class_target(logits: Array, target: Array, axis: int) -> None:
     """Class indices have the logits' shape without the class ``axis``."""
     expected = tuple(s for i, s in enumerate(logits.shape) if i != axis)
@@ -183,7 +198,7 @@ def class_labels(
     (``logits.shape[axis]`` by default) or ``ignore_index``, in eager mode.
     """
     if not is_integer(b.xp, labels):
-        raise TypeError(f"{name} must hold integer class indices, got dtype {labels.dtype}")
+        raise TypeError(f"{name} must hold integer class indices, got dtype {labels.dtype}{CAST_HINT}")
     if logits is not None:
         check_class_target(logits, labels, axis)
         num_classes = logits.shape[axis] if num_classes is None else num_classes

@@ -28,6 +28,7 @@ from polyloss.core._checks import (
     check_floating,
     check_interval,
     check_nonnegative,
+    check_not_float_indices,
     check_positive,
     check_same_shape,
     check_shape,
@@ -258,6 +259,7 @@ def _cross_entropy_soft(
     reduction: str,
 ) -> Array:
     xp = b.xp
+    check_not_float_indices("target", "logits", logits, target, axis)
     check_floating(xp, "target", target)
     check_same_shape("logits", logits, "target", target)
     if ignore_index is not None:
@@ -858,6 +860,7 @@ def poly1(
         nll = _pick(b, logits, target, axis, None, _nll_of_logits).nll
         per_sample = nll - epsilon * xp.expm1(-nll)
     else:
+        check_not_float_indices("target", "logits", logits, target, axis)
         check_floating(xp, "target", target)
         check_same_shape("logits", logits, "target", target)
         log_probs = b.log_softmax(logits, axis)

@@ -30,11 +30,13 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from polyloss.core._checks import (
+    CAST_HINT,
     as_binary_target,
     check_axis,
     check_bool,
     check_floating,
     check_nonnegative,
+    check_not_float_indices,
     check_positive,
     check_same_shape,
     check_unit_interval,
@@ -85,9 +87,12 @@ def _overlap(
         probs, onehot = _class_probabilities(b, pred, target, axis, per_sample)
         summed = tuple(range(1 if per_sample else 0, probs.ndim - 1))  # keep the class axis
     elif labels_only:
-        raise TypeError(f"target must hold integer class indices (pred holds logits), got dtype {target.dtype}")
+        raise TypeError(
+            f"target must hold integer class indices (pred holds logits), got dtype {target.dtype}{CAST_HINT}"
+        )
     else:
         target = as_binary_target(xp, target, pred)
+        check_not_float_indices("target", "pred", pred, target, axis)
         check_floating(xp, "target", target)
         check_same_shape("pred", pred, "target", target)
         check_unit_interval(b, "pred", pred)
