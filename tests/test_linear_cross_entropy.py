@@ -232,3 +232,19 @@ def test_bad_input_names_the_parameter_and_the_value(backend, change, error, mes
         MODULES[backend.name].linear_cross_entropy(
             arrays["hidden"], arrays["weight"], arrays["target"], bias=arrays["bias"], **options
         )
+
+
+def test_torch_second_derivatives_of_the_chunked_values_are_right():
+    """The recomputing backward (``reduction="none"``, and ``clip``/``infonce`` with ``chunk_size``) is
+    differentiated again correctly: its per-row log-sum-exp, saved without a graph by the forward pass,
+    is recomputed under a double backward (``gradgradcheck`` against finite differences)."""
+    torch.manual_seed(0)
+    h = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(7, 4, dtype=torch.float64, requires_grad=True)
+    y = torch.randint(0, 7, (6,))
+    assert torch.autograd.gradgradcheck(
+        lambda h, w: pt.linear_cross_entropy(h, w, y, chunk_size=4, reduction="none"), (h, w)
+    )
+    a, b = torch.randn(5, 4, dtype=torch.float64, requires_grad=True), torch.randn(5, 4, dtype=torch.float64)
+    b.requires_grad_(True)
+    assert torch.autograd.gradgradcheck(lambda a, b: pt.clip(a, b, logit_scale=3.0, chunk_size=2), (a, b))

@@ -78,7 +78,8 @@ class _Accumulated:
 
 class _ChunkedValues(torch.autograd.Function):
     """Per-row values chunk by chunk; the backward pass recomputes each chunk (twice
-    differentiable: the backward is torch code on the saved inputs)."""
+    differentiable: the backward is torch code on the saved inputs, and under a double backward
+    it recomputes the per-row statistic too, which the forward pass saved without its graph)."""
 
     generate_vmap_rule = True  # torch.func.vmap runs forward and backward per sample
 
@@ -101,9 +102,11 @@ class _ChunkedValues(torch.autograd.Function):
         *arrays, saved = ctx.saved_tensors
         rows, shared = tuple(arrays[:n_rows]), tuple(arrays[n_rows:])
         grads = _Accumulated(len(rows), len(shared))
+        differentiated = torch.is_grad_enabled()  # create_graph: this backward is itself differentiated
         for start in _starts(rows[0].shape[0], size):
-            end = start + size
-            grads.add(*chunks.backward(_chunk(rows, start, size), shared, saved[start:end], g[start:end]))
+            end, chunk = start + size, _chunk(rows, start, size)
+            statistic = chunks.forward(chunk, shared)[1] if differentiated else saved[start:end]
+            grads.add(*chunks.backward(chunk, shared, statistic, g[start:end]))
         row_grads, shared_grads = grads.result()
         return (None, None, None, *row_grads, *shared_grads)
 
