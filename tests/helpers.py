@@ -6,6 +6,8 @@ parametrises it indirectly: ``@pytest.mark.parametrize("backend", AUTODIFF, indi
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -31,8 +33,10 @@ __all__ = [
     "NUMPY",
     "STRICT",
     "TORCH",
+    "assert_python_succeeds",
     "close",
     "namespace",
+    "run_python",
     "to_numpy",
 ]
 
@@ -60,3 +64,15 @@ def to_numpy(x: Any) -> np.ndarray:
 def close(actual: Any, expected: Any, rtol: float = 1e-12, atol: float = 1e-14) -> None:
     """``actual`` (any framework's array) equals ``expected`` within ``rtol``/``atol``, in float64."""
     np.testing.assert_allclose(to_numpy(actual), np.asarray(expected, dtype=np.float64), rtol=rtol, atol=atol)
+
+
+def run_python(code: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``code`` in a fresh interpreter, its output captured, killed after 5 minutes."""
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def assert_python_succeeds(code: str) -> subprocess.CompletedProcess[str]:
+    """:func:`run_python`, which must exit with status 0 (its output is the failure message)."""
+    result = run_python(code)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
+
+from helpers import run_python
 
 from polyloss.verify.specs import SPECS
 
@@ -15,7 +16,7 @@ def _run(*args: str, hide: str | None = None) -> subprocess.CompletedProcess:
     hiding = f"sys.modules[{hide!r}] = None; " if hide else ""
     code = f"import sys; {hiding}from polyloss.__main__ import main; sys.exit(main(sys.argv[1:]))"
     env = {**os.environ, "COLUMNS": "250"}
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env)
+    return run_python(code, *args, env=env)
 
 
 def test_list_prints_every_loss_and_its_references():

@@ -47,35 +47,35 @@ VALUE_PAIRS = [
 ]
 
 
-@pytest.mark.parametrize("name,backend", VALUE_PAIRS)
-@settings(max_examples=EXAMPLES)
-@given(data=st.data())
-def test_float64_values_equal_numpy(env, name, backend, data):
-    spec = SPECS[name]
-    (case,), note = _draw(spec, data)
-    _assert(checks.check_values(spec, case, env, backend), note)
-
-
-@pytest.mark.parametrize("backend", ["torch", "jax"])
-@pytest.mark.parametrize("name", SPEC_NAMES)
-@settings(max_examples=EXAMPLES)
-@given(data=st.data())
-def test_float32_within_tolerance(env, name, backend, data):
-    spec = SPECS[name]
-    (case,), note = _draw(spec, data)
-    _assert(checks.check_float32(spec, case, env, backend), note)
-
-
-@pytest.mark.parametrize("name", SPEC_NAMES)
-@settings(max_examples=EXAMPLES)
-@given(data=st.data())
-def test_torch_and_jax_gradients_agree(env, name, data):
-    spec = SPECS[name]
-    (case,), note = _draw(spec, data)
-    _assert(checks.check_gradients(spec, case, env), note)
-
-
 FD_SPEC_NAMES = [name for name in SPEC_NAMES if SPECS[name].finite_differences]
+
+#: the one-case checks (and vmap's three cases) as (check, backend, loss): "grad" compares torch
+#: with jax, "jit" jax's jit with its eager run
+MATRIX = [
+    *[("value", backend, name) for name, backend in VALUE_PAIRS],
+    *[("float32", backend, name) for backend in ("torch", "jax") for name in SPEC_NAMES],
+    *[("grad", "torch~jax", name) for name in SPEC_NAMES],
+    *[("fd", backend, name) for backend in ("torch", "jax") for name in FD_SPEC_NAMES],
+    *[("vmap", backend, name) for backend in ("jax", "torch") for name in SPEC_NAMES],
+]
+CHECKS = {
+    "value": lambda spec, cases, env, backend: checks.check_values(spec, cases[0], env, backend),
+    "float32": lambda spec, cases, env, backend: checks.check_float32(spec, cases[0], env, backend),
+    "grad": lambda spec, cases, env, backend: checks.check_gradients(spec, cases[0], env),
+    "fd": lambda spec, cases, env, backend: checks.check_finite_differences(spec, cases[0], env, backend),
+    "vmap": lambda spec, cases, env, backend: checks.check_vmap(spec, cases, env, backend),
+}
+
+
+@pytest.mark.parametrize("check,backend,name", MATRIX)
+@settings(max_examples=EXAMPLES)
+@given(data=st.data())
+def test_conformance(env, check, backend, name, data):
+    """float64 values equal polyloss.numpy's (jax's for autodiff losses), float32 within tolerance,
+    torch and jax gradients agree, gradients match finite differences, vmap equals a loop."""
+    spec = SPECS[name]
+    cases, note = _draw(spec, data, count=3 if check == "vmap" else 1)
+    _assert(CHECKS[check](spec, cases, env, backend), note)
 
 
 def test_losses_without_finite_differences_have_a_gradient_reference():
@@ -85,16 +85,6 @@ def test_losses_without_finite_differences_have_a_gradient_reference():
         assert spec.notes and any(r.grads and r.framework != "numpy" for r in spec.references), name
 
 
-@pytest.mark.parametrize("backend", ["torch", "jax"])
-@pytest.mark.parametrize("name", FD_SPEC_NAMES)
-@settings(max_examples=EXAMPLES)
-@given(data=st.data())
-def test_gradients_match_finite_differences(env, name, backend, data):
-    spec = SPECS[name]
-    (case,), note = _draw(spec, data)
-    _assert(checks.check_finite_differences(spec, case, env, backend), note)
-
-
 @pytest.mark.parametrize("name", SPEC_NAMES)
 @settings(max_examples=JIT_EXAMPLES)
 @given(data=st.data())
@@ -102,16 +92,6 @@ def test_jax_jit_equals_eager(env, name, data):
     spec = SPECS[name]
     (case,), note = _draw(spec, data)
     _assert(checks.check_jit(spec, case, env), note)
-
-
-@pytest.mark.parametrize("backend", ["jax", "torch"])
-@pytest.mark.parametrize("name", SPEC_NAMES)
-@settings(max_examples=EXAMPLES)
-@given(data=st.data())
-def test_vmap_equals_loop(env, name, backend, data):
-    spec = SPECS[name]
-    cases, note = _draw(spec, data, count=3)
-    _assert(checks.check_vmap(spec, cases, env, backend), note)
 
 
 @pytest.mark.parametrize("name", SPEC_NAMES)

@@ -10,6 +10,8 @@ live here (the spec cases keep real and fake the same shape for ``"none"``).
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,6 +22,7 @@ from helpers import AUTODIFF, close, namespace, to_numpy
 import polyloss.jax as pj
 import polyloss.numpy as pn
 import polyloss.torch as pt
+from polyloss.verify.specs.generative import _torch_compute_gradient_penalty
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -156,24 +159,6 @@ def _critic(x):
     return (x**3 * 0.5 + x).sum(-1) + (x[..., 0] * x[..., 1]) ** 2
 
 
-def compute_gradient_penalty(D, real_samples, fake_samples, alpha, lambda_gp=10.0):
-    """PyTorch-GAN's WGAN-GP compute_gradient_penalty, re-typed with a given alpha, times lambda_gp."""
-    alpha = alpha.reshape((real_samples.size(0),) + (1,) * (real_samples.dim() - 1))
-    interpolates = (alpha * real_samples + ((1 - alpha) * fake_samples)).requires_grad_(True)
-    d_interpolates = D(interpolates)
-    fake = torch.ones(d_interpolates.size(), dtype=d_interpolates.dtype)
-    gradients = torch.autograd.grad(
-        outputs=d_interpolates,
-        inputs=interpolates,
-        grad_outputs=fake,
-        create_graph=True,
-        retain_graph=True,
-        only_inputs=True,
-    )[0]
-    gradients = gradients.view(gradients.size(0), -1)
-    return lambda_gp * ((gradients.norm(2, dim=1) - 1) ** 2).mean()
-
-
 def _gp_inputs(n=4, shape=(3,), seed=0):
     rng = np.random.default_rng(seed)
     return rng.normal(size=(n, *shape)), rng.normal(size=(n, *shape)), rng.uniform(0.05, 0.95, size=(n,))
@@ -192,7 +177,11 @@ def test_gradient_penalty_trains_the_critic_parameters(critic_kind):
 
     ours = pt.gradient_penalty(critic, real, fake, interpolation=eps)
     ours_grads = torch.autograd.grad(ours, params, allow_unused=True, materialize_grads=True)
-    expected = compute_gradient_penalty(critic, real, fake, eps)
+    # the spec's re-typing of PyTorch-GAN's compute_gradient_penalty, per-sample terms averaged
+    modules = SimpleNamespace(torch=torch)
+    expected = _torch_compute_gradient_penalty(
+        modules, {"real": real, "fake": fake, "interpolation": eps}, {"critic": critic}, "mean"
+    )
     expected_grads = torch.autograd.grad(expected, params, allow_unused=True, materialize_grads=True)
     close(ours, expected.item())
     for g, e in zip(ours_grads, expected_grads, strict=True):

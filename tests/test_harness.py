@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+from helpers import assert_python_succeeds
 
 from polyloss.verify.harness.base import NotSupported
 from polyloss.verify.harness.jax import HARNESS as JAX
@@ -57,5 +55,4 @@ def test_scopes_set_process_state_for_the_run_only():
         "assert before[0] is False and before != inside, before  # JAX's default: float32\n"
         "assert state() == before, (before, state())\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_python_succeeds(code)

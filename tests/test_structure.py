@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import ast
 import inspect
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import assert_python_succeeds, run_python
 
 import polyloss.jax
 import polyloss.numpy
@@ -59,8 +58,7 @@ def test_import_polyloss_imports_neither_torch_nor_jax():
         "import sys, polyloss, polyloss.core, polyloss.verify.specs, polyloss.numpy, polyloss.verify.checks;"
         "bad = sorted(m for m in ('torch', 'jax', 'optax') if m in sys.modules); print(bad); sys.exit(bool(bad))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_python_succeeds(code)
 
 
 @pytest.mark.parametrize("namespace", ["numpy", "torch", "jax"])
@@ -72,8 +70,7 @@ def test_namespaces_import_nothing_of_the_proof(namespace):
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('optax', 'hypothesis', 'rich') "
         "or m == 'polyloss.verify' or m.startswith('polyloss.verify.')); print(bad); sys.exit(bool(bad))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_python_succeeds(code)
 
 
 def test_public_api_leaves_jax_float64_mode_alone():
@@ -88,14 +85,13 @@ def test_public_api_leaves_jax_float64_mode_alone():
         "after = jax.config.read('jax_enable_x64')\n"
         "sys.exit(f'jax_enable_x64: {before} after import and a loss, {after} after a check' if before or after else 0)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_python_succeeds(code)
 
 
 def test_framework_namespaces_import_their_framework_only():
     for name, other in (("torch", "jax"), ("jax", "torch")):
         code = f"import sys, polyloss.{name}; assert '{name}' in sys.modules; sys.exit('{other}' in sys.modules)"
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        result = run_python(code)
         assert result.returncode == 0, f"polyloss.{name} imported {other}: {result.stderr}"
 
 

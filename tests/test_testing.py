@@ -9,8 +9,6 @@ checked against polyloss.numpy.ctc only: JAX's eager ctc gradient costs about 6 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -18,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from helpers import assert_python_succeeds, run_python
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -75,8 +74,7 @@ def test_import_loads_no_framework_and_no_hypothesis():
         "import sys, polyloss.testing; bad = [m for m in ('torch', 'jax', 'optax', 'hypothesis') "
         "if m in sys.modules]; print(bad); sys.exit(bool(bad))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_python_succeeds(code)
 
 
 def test_strategies_without_hypothesis_name_the_extra():
@@ -84,7 +82,7 @@ def test_strategies_without_hypothesis_name_the_extra():
         "import sys; sys.modules['hypothesis'] = None; import polyloss.testing as t\n"
         "try:\n    t.boxes()\nexcept ImportError as e:\n    print(e); sys.exit(0)\nsys.exit(1)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = run_python(code)
     assert result.returncode == 0 and 'pip install "polyloss[test]"' in result.stdout, result.stdout + result.stderr
 
 

@@ -33,29 +33,24 @@ def _t(x: np.ndarray) -> torch.Tensor:
     return torch.tensor(x, dtype=torch.float64)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("shape", list(WEIGHTS))
-def test_bce_weights_broadcast_as_torch(backend, shape):
-    h, pl = HARNESSES[backend], MODULES[backend]
-    w = WEIGHTS[shape]
-    for reduction in REDUCTIONS:
-        expected = F.binary_cross_entropy(_t(PROBS), _t(TARGET), weight=_t(w), reduction=reduction)
-        got = pl.bce(h.asarray(PROBS), h.asarray(TARGET), weight=h.asarray(w), reduction=reduction)
-        close(to_numpy(got), expected.numpy())
-        expected = F.binary_cross_entropy_with_logits(_t(LOGITS), _t(TARGET), weight=_t(w), reduction=reduction)
-        got = pl.bce_with_logits(h.asarray(LOGITS), h.asarray(TARGET), weight=h.asarray(w), reduction=reduction)
-        close(to_numpy(got), expected.numpy())
+#: (loss, its input, keyword, shape of the keyword's array): ``pos_weight`` as in
+#: ``BCEWithLogitsLoss(pos_weight=torch.tensor([3.0]))``, one of the commonest lines in torch code
+BCE_WEIGHTS = [
+    *[(loss, "weight", shape) for loss in ("bce", "bce_with_logits") for shape in WEIGHTS],
+    *[("bce_with_logits", "pos_weight", shape) for shape in POS_WEIGHTS],
+]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("shape", list(POS_WEIGHTS))
-def test_pos_weight_broadcasts_along_the_class_axis_as_torch(backend, shape):
-    """``BCEWithLogitsLoss(pos_weight=torch.tensor([3.0]))``, one of the commonest lines in torch code."""
+@pytest.mark.parametrize(("loss", "keyword", "shape"), BCE_WEIGHTS)
+def test_bce_weights_broadcast_as_torch(backend, loss, keyword, shape):
     h, pl = HARNESSES[backend], MODULES[backend]
-    p = POS_WEIGHTS[shape]
+    w = (WEIGHTS if keyword == "weight" else POS_WEIGHTS)[shape]
+    x = PROBS if loss == "bce" else LOGITS
+    torch_fn = F.binary_cross_entropy if loss == "bce" else F.binary_cross_entropy_with_logits
     for reduction in REDUCTIONS:
-        expected = F.binary_cross_entropy_with_logits(_t(LOGITS), _t(TARGET), pos_weight=_t(p), reduction=reduction)
-        got = pl.bce_with_logits(h.asarray(LOGITS), h.asarray(TARGET), pos_weight=h.asarray(p), reduction=reduction)
+        expected = torch_fn(_t(x), _t(TARGET), reduction=reduction, **{keyword: _t(w)})
+        got = getattr(pl, loss)(h.asarray(x), h.asarray(TARGET), reduction=reduction, **{keyword: h.asarray(w)})
         close(to_numpy(got), expected.numpy())
 
 

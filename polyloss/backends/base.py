@@ -22,6 +22,13 @@ Array = Any
 _HALF_PRECISION = ("float16", "bfloat16")
 
 
+#: what each device keyword names, for the error a backend without it raises
+_DEVICE_KEYWORDS = {
+    "group": "group is a torch.distributed process group, for polyloss.torch",
+    "axis_name": "axis_name names a JAX mesh axis bound by shard_map or pmap, for polyloss.jax",
+}
+
+
 class ArrayAPIBackend:
     """Primitive set written against the array API standard alone.
 
@@ -158,15 +165,27 @@ class ArrayAPIBackend:
         """The device of ``x``, for arrays created next to it (also works on jax tracers)."""
         return array_api_compat.device(x)
 
+    #: the keyword of the loss functions naming this framework's devices: "group" (a
+    #: torch.distributed process group) or "axis_name" (a JAX mesh axis); None: one device only
+    devices_keyword: str | None = None
+
     def devices(self, group: ProcessGroup, axis_name: AxisName) -> Devices | None:
-        """One device: ``group`` and ``axis_name`` must be ``None`` (no collectives here)."""
-        for name, value in (("group", group), ("axis_name", axis_name)):
-            if value is not None:
+        """The devices that ``group`` or ``axis_name`` (whichever is this framework's) name, None
+        for one device; the other keyword must be None."""
+        given = {"group": group, "axis_name": axis_name}
+        for name, value in given.items():
+            if name != self.devices_keyword and value is not None:
+                where = f"; in polyloss.{self.name} pass {self.devices_keyword}=" if self.devices_keyword else ""
                 raise ValueError(
-                    f"{name} must be None in polyloss.{self.name}, which computes on one device "
-                    f"(group is for polyloss.torch, axis_name for polyloss.jax), got {value!r}"
+                    f"{name} must be None in polyloss.{self.name}: {_DEVICE_KEYWORDS[name]}{where}, "
+                    f"got {name}={value!r}"
                 )
-        return None
+        own = None if self.devices_keyword is None else given[self.devices_keyword]
+        return None if own is None else self.named_devices(own)
+
+    def named_devices(self, devices: Any) -> Devices:
+        """The devices named by ``devices`` (not None), for a backend with a ``devices_keyword``."""
+        raise NotImplementedError(f"polyloss.{self.name} computes on one device")
 
     def ring_sum(
         self, blocks: RingBlocks, devices: Devices, local: tuple[Array, ...], visiting: tuple[Array, ...]

@@ -15,10 +15,8 @@ import numpy as np
 
 from polyloss.backends.base import ArrayAPIBackend
 from polyloss.core._typing import (
-    AxisName,
     Backend,
     Devices,
-    ProcessGroup,
     RingBlocks,
     RowChunks,
     SharedGrads,
@@ -303,14 +301,9 @@ class JaxBackend(ArrayAPIBackend):
     def grad_of_sum(self, fn: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
         return jax.grad(lambda v: jnp.sum(fn(v)))(x)
 
-    def devices(self, group: ProcessGroup, axis_name: AxisName) -> Devices | None:
-        if group is not None:
-            raise ValueError(
-                "group is a torch.distributed process group (polyloss.torch); in polyloss.jax pass "
-                f"axis_name=, a mesh axis bound by shard_map or pmap, got group={group!r}"
-            )
-        if axis_name is None:
-            return None
+    devices_keyword = "axis_name"
+
+    def named_devices(self, axis_name: Any) -> Devices:
         try:
             size = jax.lax.axis_size(axis_name)
         except NameError:

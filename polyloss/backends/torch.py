@@ -16,10 +16,8 @@ from torch.autograd.function import once_differentiable
 
 from polyloss.backends.base import ArrayAPIBackend
 from polyloss.core._typing import (
-    AxisName,
     Backend,
     Devices,
-    ProcessGroup,
     RingBlocks,
     RowChunks,
     RowGrads,
@@ -390,14 +388,9 @@ class TorchBackend(ArrayAPIBackend):
     def device(self, x: torch.Tensor) -> torch.device:
         return x.device  # array_api_compat.device's type probing warns under dynamo
 
-    def devices(self, group: ProcessGroup, axis_name: AxisName) -> Devices | None:
-        if axis_name is not None:
-            raise ValueError(
-                "axis_name names a JAX mesh axis (polyloss.jax inside shard_map); in polyloss.torch pass "
-                f"group=, a torch.distributed process group, got axis_name={axis_name!r}"
-            )
-        if group is None:
-            return None
+    devices_keyword = "group"
+
+    def named_devices(self, group: Any) -> Devices:
         if not (dist.is_available() and dist.is_initialized()):
             raise ValueError(
                 f"group={group!r} needs torch.distributed initialised: call "

@@ -290,93 +290,64 @@ def _agree(
     """Values of every pair in ``value_pairs`` (expected, actual), gradients of ``grad_pair``,
     inside the harnesses' scope (JAX's float64 mode on, restored after)."""
     with _environment().scope():
-        return _agree_in_scope(
-            title,
-            sides,
-            arrays,
-            argnums=argnums,
+        converted = [_convert(s.harness, arrays, dtype) for s in sides]
+        outputs = [s.fn(*c) for s, c in zip(sides, converted, strict=True)]
+        values = [s.harness.to_numpy(out) for s, out in zip(sides, outputs, strict=True)]
+        findings = []
+        for i, j in value_pairs:
+            findings.append(_finding("value", sides[i].name, values[i], sides[j].name, values[j], rtol, atol))
+            dtypes = (_dtype_name(outputs[i]), _dtype_name(outputs[j]))
+            if dtypes[0] != dtypes[1]:
+                findings.append(
+                    _Finding(
+                        "output dtype",
+                        sides[i].name,
+                        sides[j].name,
+                        False,
+                        np.inf,
+                        0.0,
+                        (f"  {sides[i].name} returned {dtypes[0]}, {sides[j].name} {dtypes[1]}",),
+                    )
+                )
+        grads: dict[str, dict[str, np.ndarray]] = {}
+        footnotes = []
+        i, j = grad_pair
+        shape = values[i].shape
+        if argnums and values[i].shape == values[j].shape:
+            weights = _weights(cotangent, shape)
+            footnotes.append(_weights_note(cotangent, shape))
+            for k in (i, j):
+                _, gs = sides[k].harness.value_and_grad(sides[k].fn, converted[k], argnums, weights)
+                grads[sides[k].name] = {
+                    names[n] if names else f"input {n}": np.asarray(g, dtype=np.float64)
+                    for n, g in zip(argnums, gs, strict=True)
+                }
+            for n in argnums:
+                key = names[n] if names else f"input {n}"
+                findings.append(
+                    _finding(
+                        f"gradient w.r.t. {_input_label(names, n)}",
+                        sides[i].name,
+                        grads[sides[i].name][key],
+                        sides[j].name,
+                        grads[sides[j].name][key],
+                        rtol,
+                        atol,
+                    )
+                )
+        elif argnums:
+            footnotes.append("Gradients were not compared: the outputs' shapes differ.")
+        if not all(f.ok for f in findings):
+            raise AssertionError(_report(title, findings, dtype, rtol, atol, footnotes))
+        return Agreement(
             dtype=dtype,
             rtol=rtol,
             atol=atol,
-            cotangent=cotangent,
-            names=names,
-            value_pairs=value_pairs,
-            grad_pair=grad_pair,
+            values={s.name: np.asarray(v, dtype=np.float64) for s, v in zip(sides, values, strict=True)},
+            grads=grads,
+            abs_errors={f"{f.label} ({f.actual_side} vs {f.expected_side})": f.abs_error for f in findings},
+            ratios={f"{f.label} ({f.actual_side} vs {f.expected_side})": f.ratio for f in findings},
         )
-
-
-def _agree_in_scope(
-    title: str,
-    sides: Sequence[_Side],
-    arrays: Sequence[np.ndarray],
-    *,
-    argnums: Sequence[int],
-    dtype: str,
-    rtol: float,
-    atol: float,
-    cotangent: Any,
-    names: Sequence[str] | None,
-    value_pairs: Sequence[tuple[int, int]],
-    grad_pair: tuple[int, int],
-) -> Agreement:
-    converted = [_convert(s.harness, arrays, dtype) for s in sides]
-    outputs = [s.fn(*c) for s, c in zip(sides, converted, strict=True)]
-    values = [s.harness.to_numpy(out) for s, out in zip(sides, outputs, strict=True)]
-    findings = []
-    for i, j in value_pairs:
-        findings.append(_finding("value", sides[i].name, values[i], sides[j].name, values[j], rtol, atol))
-        dtypes = (_dtype_name(outputs[i]), _dtype_name(outputs[j]))
-        if dtypes[0] != dtypes[1]:
-            findings.append(
-                _Finding(
-                    "output dtype",
-                    sides[i].name,
-                    sides[j].name,
-                    False,
-                    np.inf,
-                    0.0,
-                    (f"  {sides[i].name} returned {dtypes[0]}, {sides[j].name} {dtypes[1]}",),
-                )
-            )
-    grads: dict[str, dict[str, np.ndarray]] = {}
-    footnotes = []
-    i, j = grad_pair
-    shape = values[i].shape
-    if argnums and values[i].shape == values[j].shape:
-        weights = _weights(cotangent, shape)
-        footnotes.append(_weights_note(cotangent, shape))
-        for k in (i, j):
-            _, gs = sides[k].harness.value_and_grad(sides[k].fn, converted[k], argnums, weights)
-            grads[sides[k].name] = {
-                names[n] if names else f"input {n}": np.asarray(g, dtype=np.float64)
-                for n, g in zip(argnums, gs, strict=True)
-            }
-        for n in argnums:
-            key = names[n] if names else f"input {n}"
-            findings.append(
-                _finding(
-                    f"gradient w.r.t. {_input_label(names, n)}",
-                    sides[i].name,
-                    grads[sides[i].name][key],
-                    sides[j].name,
-                    grads[sides[j].name][key],
-                    rtol,
-                    atol,
-                )
-            )
-    elif argnums:
-        footnotes.append("Gradients were not compared: the outputs' shapes differ.")
-    if not all(f.ok for f in findings):
-        raise AssertionError(_report(title, findings, dtype, rtol, atol, footnotes))
-    return Agreement(
-        dtype=dtype,
-        rtol=rtol,
-        atol=atol,
-        values={s.name: np.asarray(v, dtype=np.float64) for s, v in zip(sides, values, strict=True)},
-        grads=grads,
-        abs_errors={f"{f.label} ({f.actual_side} vs {f.expected_side})": f.abs_error for f in findings},
-        ratios={f"{f.label} ({f.actual_side} vs {f.expected_side})": f.ratio for f in findings},
-    )
 
 
 # --------------------------------------------------------------------------- the checks

@@ -65,21 +65,29 @@ def grads(
     return harness.value_and_grad(f, arrays, argnums(spec, case, names), weights)
 
 
+def _values_in(dtype: str, spec: LossSpec, case: Case, env: Environment, backend_name: str) -> list[Comparison]:
+    """One backend's values in ``dtype`` against the float64 reference, every reduction (and the
+    loss's dtype: ``dtype``'s)."""
+    expected = numpy_values(spec, case, env)
+    harness = env.harnesses[backend_name]
+    arrays = convert(harness, case, dtype)
+    rtol, atol = spec.tolerances[dtype]
+    results = []
+    for r in spec.reductions:
+        out = closure(spec, harness, list(case.arrays), case.params, r)(*arrays)
+        results.append(compare(harness.to_numpy(out), expected[r], rtol, atol))
+        if str(out.dtype).rsplit(".", 1)[-1] != dtype:
+            results.append(Comparison(False, float("inf"), f"loss dtype {out.dtype}, expected {dtype}"))
+    return results
+
+
 def check_values(spec: LossSpec, case: Case, env: Environment, backend_name: str) -> Outcome:
     """float64 values of one backend == polyloss.numpy (jax for autodiff losses), every reduction."""
 
     def body() -> Outcome:
         if spec.core().needs_autodiff and backend_name in ("array_api_strict", value_baseline(spec)):
             raise NotApplicable(f"{spec.name} needs autodiff: torch is compared with jax")
-        expected = numpy_values(spec, case, env)
-        harness = env.harnesses[backend_name]
-        arrays = convert(harness, case, "float64")
-        rtol, atol = spec.tolerances["float64"]
-        results = []
-        for r in spec.reductions:
-            got = harness.to_numpy(closure(spec, harness, list(case.arrays), case.params, r)(*arrays))
-            results.append(compare(got, expected[r], rtol, atol))
-        return fold("value", backend_name, results)
+        return fold("value", backend_name, _values_in("float64", spec, case, env, backend_name))
 
     return run_check("value", backend_name, env, body)
 
@@ -88,17 +96,7 @@ def check_float32(spec: LossSpec, case: Case, env: Environment, backend_name: st
     """float32 values within float32 tolerance of the float64 reference."""
 
     def body() -> Outcome:
-        expected = numpy_values(spec, case, env)
-        harness = env.harnesses[backend_name]
-        arrays = convert(harness, case, "float32")
-        rtol, atol = spec.tolerances["float32"]
-        results = []
-        for r in spec.reductions:
-            out = closure(spec, harness, list(case.arrays), case.params, r)(*arrays)
-            results.append(compare(harness.to_numpy(out), expected[r], rtol, atol))
-            if str(out.dtype).rsplit(".", 1)[-1] != "float32":
-                results.append(Comparison(False, float("inf"), f"loss dtype {out.dtype}, expected float32"))
-        return fold("float32", backend_name, results)
+        return fold("float32", backend_name, _values_in("float32", spec, case, env, backend_name))
 
     return run_check("float32", backend_name, env, body)
 

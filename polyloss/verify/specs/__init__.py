@@ -9,8 +9,10 @@ reference callables receive the framework modules as their first argument.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import replace
 
+from polyloss.core import FAMILIES
 from polyloss.verify.specs.record import (
     DEFAULT_ROUNDING_FACTOR,
     DEFAULT_TOLERANCES,
@@ -56,19 +58,9 @@ def register(spec: LossSpec) -> LossSpec:
     return spec
 
 
-# registers the specs
-from polyloss.verify.specs import (  # noqa: E402
-    box,
-    classification,
-    contrastive,
-    distribution,
-    generative,
-    metric,
-    multitask,
-    regression,
-    segmentation,
-    sequence,
-)
+# registers the specs: one module per core family, named as the family
+for _family in FAMILIES:
+    importlib.import_module(f"polyloss.verify.specs.{_family}")
 
 __all__ = [
     "DEFAULT_ROUNDING_FACTOR",
@@ -90,16 +82,6 @@ __all__ = [
     "Reference",
     "Variant",
     "ZeroCase",
-    "box",
-    "classification",
-    "contrastive",
-    "distribution",
-    "generative",
-    "metric",
-    "multitask",
     "reduce_reference",
     "register",
-    "regression",
-    "segmentation",
-    "sequence",
 ]

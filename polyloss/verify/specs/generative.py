@@ -168,6 +168,14 @@ def _variant(name: str, make_arrays, **params: object) -> Variant:
     return Variant(name, lambda rng, n: Case(make_arrays(rng, n), dict(params)))
 
 
+def _score_shapes(make_arrays) -> tuple[Variant, Variant]:
+    """Variants "(N,1)" and "(N,)" of ``make_arrays(rng, shape)``: a critic's scores as a column or flat."""
+    return (
+        _variant("(N,1)", lambda rng, n: make_arrays(rng, (n, 1))),
+        _variant("(N,)", lambda rng, n: make_arrays(rng, (n,))),
+    )
+
+
 def _torch_reduce(m, out, r):
     return reduce_reference(m.torch, out, r)
 
@@ -288,8 +296,7 @@ register(
 # -- WGAN (Arjovsky et al.) -------------------------------------------------------
 
 
-def _wgan_pair(rng, n, *, shape=None):
-    shape = shape or (n, 1)
+def _wgan_pair(rng, shape):
     return {"real_scores": normal(rng, shape, 3.0), "fake_scores": normal(rng, shape, 3.0)}
 
 
@@ -306,10 +313,7 @@ def _study_hub_wgan_critic(m, a, p, r):
 register(
     LossSpec(
         name="wgan_critic",
-        variants=(
-            _variant("(N,1)", _wgan_pair),
-            _variant("(N,)", lambda rng, n: _wgan_pair(rng, n, shape=(n,))),
-        ),
+        variants=_score_shapes(_wgan_pair),
         references=(Reference("study-hub wgan_loss_discriminator (re-typed)", "torch", _study_hub_wgan_critic),),
         second_order=False,  # linear
         layout=Layout(("real_scores", "fake_scores")),
@@ -326,10 +330,7 @@ def _study_hub_wgan_generator(m, a, p, r):
 register(
     LossSpec(
         name="wgan_generator",
-        variants=(
-            _variant("(N,1)", lambda rng, n: {"fake_scores": normal(rng, (n, 1), 3.0)}),
-            _variant("(N,)", lambda rng, n: {"fake_scores": normal(rng, (n,), 3.0)}),
-        ),
+        variants=_score_shapes(lambda rng, shape: {"fake_scores": normal(rng, shape, 3.0)}),
         references=(Reference("study-hub wgan_loss_generator (re-typed)", "torch", _study_hub_wgan_generator),),
         second_order=False,  # linear
         layout=Layout(("fake_scores",)),
@@ -354,15 +355,8 @@ def _torch_hinge_discriminator(m, a, p, r):
 register(
     LossSpec(
         name="hinge_discriminator",
-        variants=(
-            _variant(
-                "(N,1)",
-                lambda rng, n: {"real_logits": _hinge_logits(rng, (n, 1)), "fake_logits": _hinge_logits(rng, (n, 1))},
-            ),
-            _variant(
-                "(N,)",
-                lambda rng, n: {"real_logits": _hinge_logits(rng, (n,)), "fake_logits": _hinge_logits(rng, (n,))},
-            ),
+        variants=_score_shapes(
+            lambda rng, shape: {"real_logits": _hinge_logits(rng, shape), "fake_logits": _hinge_logits(rng, shape)}
         ),
         references=(
             Reference("hinge formula with F.relu (BigGAN loss_hinge_dis)", "torch", _torch_hinge_discriminator),
@@ -382,10 +376,7 @@ def _torch_hinge_generator(m, a, p, r):
 register(
     LossSpec(
         name="hinge_generator",
-        variants=(
-            _variant("(N,1)", lambda rng, n: {"fake_logits": normal(rng, (n, 1), 2.0)}),
-            _variant("(N,)", lambda rng, n: {"fake_logits": normal(rng, (n,), 2.0)}),
-        ),
+        variants=_score_shapes(lambda rng, shape: {"fake_logits": normal(rng, shape, 2.0)}),
         references=(Reference("hinge formula (BigGAN loss_hinge_gen)", "torch", _torch_hinge_generator),),
         second_order=False,  # linear
         layout=Layout(("fake_logits",)),
