@@ -160,7 +160,8 @@ SINGULAR = [
         ([0.0, 0.0], [0.0, -1.0]),
     ),
     ("clamped_log(0)", lambda b, p: safe.clamped_log(b.xp, p), ([0.0, 1.0],), [-100.0, 0.0], ([0.0, 1.0],)),
-    ("relu at 0", lambda b, x: safe.relu(b.xp, x), ([0.0, 2.0, -1.0],), [0.0, 2.0, 0.0], ([0.0, 1.0, 0.0],)),
+    ("relu at 0", lambda b, x: b.relu(x), ([0.0, 2.0, -1.0, -INF],), [0.0, 2.0, 0.0, 0.0], ([0.0, 1.0, 0.0, 0.0],)),
+    ("abs at 0", lambda b, x: b.abs(x), ([0.0, 2.0, -1.0],), [0.0, 2.0, 1.0], ([0.0, 1.0, -1.0],)),
     # gradient 0 at the zero vector (F.normalize: 1e12, the floor's slope); below the floor, F.normalize's x / 1e-12
     (
         "l2_normalize of the zero vector",
@@ -177,6 +178,14 @@ SINGULAR = [
 def test_safe_primitive_value_at_its_singular_point(harness, name, f, args, value, grads):
     out = harness.to_numpy(f(harness.backend, *(harness.asarray(np.asarray(a), "float64") for a in args)))
     np.testing.assert_allclose(out, value, rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("harness", ALL, ids=lambda b: b.name)
+@pytest.mark.parametrize("primitive", ["relu", "abs", "softplus"])
+def test_primitive_propagates_nan(harness, primitive):
+    """A NaN input is never hidden behind a finite number (torch's relu and abs keep it too)."""
+    out = harness.to_numpy(getattr(harness.backend, primitive)(harness.asarray(np.array([np.nan, 1.0]), "float64")))
+    assert np.isnan(out[0]) and np.isfinite(out[1]), out
 
 
 @pytest.mark.parametrize("harness", [TORCH, JAX], ids=lambda b: b.name)
@@ -203,8 +212,8 @@ REGULAR = [
     ("safe_atan2", lambda b, y, x: safe.safe_atan2(b.xp, y, x), ([0.4, -1.0], [1.5, -0.3])),
     ("clamped_log", lambda b, p: safe.clamped_log(b.xp, p), ([0.1, 0.9],)),
     ("clamped_bce", lambda b, p, t: safe.clamped_bce(b.xp, p, t), ([0.2, 0.7], [0.0, 1.0])),
-    ("relu", lambda b, x: safe.relu(b.xp, x), ([0.5, -1.0],)),
-    ("safe_abs", lambda b, x: safe.safe_abs(b.xp, x), ([0.5, -1.0],)),
+    ("relu", lambda b, x: b.relu(x), ([0.5, -1.0],)),
+    ("abs", lambda b, x: b.abs(x), ([0.5, -1.0],)),
     ("l2_normalize", lambda b, x: safe.l2_normalize(b.xp, x), ([[0.5, -1.0], [3.0, 4.0]],)),
 ]
 

@@ -10,6 +10,7 @@ native, fused kernels. Core maths calls ``b.xp`` and these primitives, nothing e
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import array_api_compat
@@ -108,6 +109,18 @@ class ArrayAPIBackend:
         x_pos = xp.where(positive, x, 0.0)
         x_neg = xp.where(positive, 0.0, x)
         return xp.where(positive, x_pos + xp.log1p(xp.exp(-x_pos)), xp.log1p(xp.exp(x_neg)))
+
+    def relu(self, x: Array) -> Array:
+        # x <= 0 is False for NaN, which stays NaN; the derivative at 0 is the 0 branch's
+        xp = self.xp
+        return xp.where(x <= 0, 0.0, x)
+
+    def abs(self, x: Array) -> Array:
+        return self.relu(x) + self.relu(-x)
+
+    def fused(self, kernel: str, composed: Callable[..., Array], *arrays: Array, **params: Any) -> Array:
+        """The array-API definition (no fused kernels here); see the protocol."""
+        return composed(self, *arrays, **params)
 
     def sigmoid(self, x: Array) -> Array:
         xp = self.xp

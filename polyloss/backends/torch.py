@@ -298,6 +298,36 @@ class _ProcessGroupDevices:
         return _Shift.apply(x, self.group)
 
 
+def _traced(x: torch.Tensor) -> bool:
+    """No concrete values: under torch.compile, torch.func transforms or on the meta device."""
+    return torch.compiler.is_compiling() or _is_functorch_wrapped(x) or x.is_meta
+
+
+def _bce_with_logits(
+    logits: torch.Tensor, target: torch.Tensor, pos_weight: torch.Tensor | None
+) -> torch.Tensor | None:
+    """torch's kernel, where it computes polyloss's definition: finite logits (at +-inf it gives
+    NaN where the definition gives 0 or inf, a value only an eager CPU tensor can be asked for
+    without a device synchronisation) and a pos_weight that needs no gradient (torch has none)."""
+    if logits.device.type != "cpu" or _traced(logits) or bool(torch.isinf(logits).any()):
+        return None
+    if pos_weight is not None and pos_weight.requires_grad:
+        return None
+    return F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight, reduction="none")
+
+
+#: torch's fused kernels for the elementwise definitions that core passes to ``fused`` (one kernel
+#: each way instead of several array-API passes), ``reduction="none"`` (the core reduces); None
+#: where the kernel would not compute the definition for these arguments
+_FUSED: dict[str, Callable[..., torch.Tensor | None]] = {
+    "bce_with_logits": _bce_with_logits,
+    "squared_error": lambda pred, target: F.mse_loss(pred, target, reduction="none"),
+    "absolute_error": lambda pred, target: F.l1_loss(pred, target, reduction="none"),
+    "huber": lambda pred, target, delta: F.huber_loss(pred, target, reduction="none", delta=delta),
+    "smooth_l1": lambda pred, target, beta: F.smooth_l1_loss(pred, target, reduction="none", beta=beta),
+}
+
+
 class TorchBackend(ArrayAPIBackend):
     has_autodiff = True
 
@@ -310,7 +340,7 @@ class TorchBackend(ArrayAPIBackend):
         return x.float() if x.dtype in self._half else x
 
     def is_traced(self, x: torch.Tensor) -> bool:
-        return torch.compiler.is_compiling() or _is_functorch_wrapped(x) or x.is_meta
+        return _traced(x)
 
     def host_values(self, x: torch.Tensor) -> list[Any]:
         return x.detach().reshape(-1).tolist()
@@ -333,9 +363,22 @@ class TorchBackend(ArrayAPIBackend):
     def logsumexp(self, x: torch.Tensor, axis: int) -> torch.Tensor:
         return torch.logsumexp(x, dim=axis)
 
-    # softplus: the array-API primitive of the base class. Not F.softplus, which returns
-    # x itself above 20 (off by up to 2e-9, seen in float64 parity), nor torch.logaddexp,
-    # whose second derivative is NaN at -1000.
+    def softplus(self, x: torch.Tensor) -> torch.Tensor:
+        # one kernel each way, exact (log_sigmoid is min(x, 0) - log1p(exp(-|x|))), twice
+        # differentiable. Not F.softplus, which returns x itself above 20 (off by up to 2e-9 in
+        # float64), nor torch.logaddexp, whose second derivative is NaN at -1000.
+        return -F.logsigmoid(-x)
+
+    def relu(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x)  # derivative 0 at 0; torch.where is ~15x slower than relu on CPU
+
+    def abs(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.abs(x)  # derivative sign(x): 0 at 0
+
+    def fused(self, kernel: str, composed: Callable[..., Any], *arrays: Any, **params: Any) -> torch.Tensor:
+        native = _FUSED.get(kernel)
+        out = None if native is None else native(*arrays, **params)
+        return composed(self, *arrays, **params) if out is None else out
 
     def sigmoid(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(x)

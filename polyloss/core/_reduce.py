@@ -74,18 +74,6 @@ def zero_times(xp: Any, coefficient: Array, value: Array) -> Array:
     return xp.where(guarded, 0.0, coefficient * xp.where(guarded, 0.0, value))
 
 
-def relu(xp: Any, x: Array) -> Array:
-    """max(x, 0) with gradient 0 at x == 0 on every backend (``maximum`` disagrees there)."""
-    return xp.where(x > 0, x, 0.0)
-
-
-def safe_abs(xp: Any, x: Array) -> Array:
-    """|x| with gradient 0 at x == 0 on every backend (torch's l1 convention; jnp.abs gives 1),
-    written with where: array-api-compat's torch ``sign`` uses boolean-mask indexing, which
-    torch.func.vmap cannot batch."""
-    return relu(xp, x) + relu(xp, -x)
-
-
 def safe_pow(xp: Any, base: Array, exponent: float) -> Array:
     """base ** exponent for base >= 0, with 0 ** 0 = 1 and a finite (zero) gradient at base == 0."""
     if exponent == 0:

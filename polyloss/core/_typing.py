@@ -65,6 +65,21 @@ class Backend(Protocol):
 
     def softplus(self, x: Array) -> Array: ...
 
+    def relu(self, x: Array) -> Array:
+        """max(x, 0), NaN for NaN, with derivative 0 at x == 0 (as torch's ``relu``)."""
+        ...
+
+    def abs(self, x: Array) -> Array:
+        """|x|, NaN for NaN, with derivative 0 at x == 0 (as torch's ``abs``; ``jnp.abs`` gives 1)."""
+        ...
+
+    def fused(self, kernel: str, composed: Callable[..., Array], *arrays: Array, **params: Any) -> Array:
+        """``composed(self, *arrays, **params)``: the array-API definition, or the framework's own
+        kernel ``kernel`` computing the same values and derivatives (in every array) in fewer passes,
+        where the backend has one for these arguments. The conformance matrix checks the kernel
+        against the definition that numpy and JAX run."""
+        ...
+
     def sigmoid(self, x: Array) -> Array: ...
 
     def softmax_cross_entropy(

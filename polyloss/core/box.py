@@ -17,7 +17,7 @@ import math
 from typing import Any, NamedTuple
 
 from polyloss.core._checks import check_floating, check_nonnegative, check_same_shape, is_integer
-from polyloss.core._reduce import reduce, relu, safe_atan2, safe_divide
+from polyloss.core._reduce import reduce, safe_atan2, safe_divide
 from polyloss.core._registry import loss
 from polyloss.core._typing import Array, Backend
 
@@ -83,8 +83,8 @@ def _geometry(b: Backend, pred: Array, target: Array, eps: float) -> _Geometry:
     _check_ordered(b, "pred", pred)
     _check_ordered(b, "target", target)
     p, t = _unpack(pred), _unpack(target)
-    overlap_width = relu(xp, xp.minimum(p.x2, t.x2) - xp.maximum(p.x1, t.x1))
-    overlap_height = relu(xp, xp.minimum(p.y2, t.y2) - xp.maximum(p.y1, t.y1))
+    overlap_width = b.relu(xp.minimum(p.x2, t.x2) - xp.maximum(p.x1, t.x1))
+    overlap_height = b.relu(xp.minimum(p.y2, t.y2) - xp.maximum(p.y1, t.y1))
     intersection = overlap_width * overlap_height
     union = (p.x2 - p.x1) * (p.y2 - p.y1) + (t.x2 - t.x1) * (t.y2 - t.y1) - intersection
     iou = safe_divide(xp, intersection, union + eps)  # 0 for two empty boxes with eps = 0

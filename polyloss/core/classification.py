@@ -41,7 +41,6 @@ from polyloss.core._reduce import (
     along_axis,
     clamped_bce,
     reduce,
-    relu,
     safe_divide,
     safe_pow,
     softmax_cross_entropy,
@@ -133,10 +132,14 @@ def fused_cross_entropy(b: Backend, logits: Array, target: Array, axis: int, red
 
 
 def _bce_terms(b: Backend, logits: Array, target: Array, pos_weight: Array | None) -> Array:
-    """-(p_w t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))), exact at +-inf.
+    """-(p_w t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))), exact at +-inf (a backend may use
+    its fused kernel: see :func:`_bce_definition`)."""
+    return b.fused("bce_with_logits", _bce_definition, logits, target, pos_weight=pos_weight)
 
-    A zero coefficient times an infinite softplus is 0, never NaN.
-    """
+
+def _bce_definition(b: Backend, logits: Array, target: Array, *, pos_weight: Array | None) -> Array:
+    """The definition of :func:`_bce_terms`: a zero coefficient times an infinite softplus is 0,
+    never NaN."""
     xp = b.xp
     positive = target * pos_weight if pos_weight is not None else target
     negative = 1.0 - target
@@ -873,14 +876,17 @@ def _hinge_margin(b: Backend, scores: Array, target: Array) -> Array:
     xp = b.xp
     check_floating(xp, "scores", scores)
     check_same_shape("scores", scores, "target", target)
-    if not b.is_traced(target):
-        labels = set(b.host_values(target))
-        if not (labels <= {-1, 1} or labels <= {0, 1}):
-            raise ValueError(f"target must hold labels in {{-1, 1}} or in {{0, 1}}, got {sorted(labels)[:5]}")
     target = xp.astype(target, scores.dtype)
     binary = xp.all((target == 0) | (target == 1))  # keras: {0, 1} labels become {-1, 1}
-    target = xp.where(binary, 2.0 * target - 1.0, target)
-    return relu(xp, 1.0 - target * scores)
+    if b.is_traced(target):
+        return b.relu(1.0 - xp.where(binary, 2.0 * target - 1.0, target) * scores)
+    # eager: one reduction read on the host (never the labels themselves, unless they are wrong)
+    if bool(binary):
+        target = 2.0 * target - 1.0
+    elif not bool(xp.all((target == 1) | (target == -1))):
+        labels = sorted(set(b.host_values(target)))
+        raise ValueError(f"target must hold labels in {{-1, 1}} or in {{0, 1}}, got {labels[:5]}")
+    return b.relu(1.0 - target * scores)
 
 
 @loss("classification")

@@ -22,7 +22,7 @@ from polyloss.core._checks import (
     check_shape,
     check_unit_interval,
 )
-from polyloss.core._reduce import clamped_bce, reduce, relu, safe_norm
+from polyloss.core._reduce import clamped_bce, reduce, safe_norm
 from polyloss.core._registry import loss
 from polyloss.core._typing import Array, Backend
 
@@ -157,7 +157,7 @@ def hinge_discriminator(b: Backend, real_logits: Array, fake_logits: Array, *, r
     """
     xp = b.xp
     _check_scores(xp, real_logits=real_logits, fake_logits=fake_logits)
-    return _two_sided(xp, relu(xp, 1.0 - real_logits), relu(xp, 1.0 + fake_logits), reduction)
+    return _two_sided(xp, b.relu(1.0 - real_logits), b.relu(1.0 + fake_logits), reduction)
 
 
 @loss("generative")

@@ -29,7 +29,7 @@ from polyloss.core._checks import (
     guard_traced_labels,
     is_integer,
 )
-from polyloss.core._reduce import l2_normalize, reduce, relu, safe_abs, safe_pow, safe_sqrt, softmax_cross_entropy
+from polyloss.core._reduce import l2_normalize, reduce, safe_pow, safe_sqrt, softmax_cross_entropy
 from polyloss.core._registry import loss
 from polyloss.core._typing import Array, Backend
 
@@ -63,12 +63,13 @@ def _squared_distance(xp: Any, x: Array, y: Array) -> Array:
     return xp.sum(difference * difference, axis=-1)
 
 
-def _pairwise_distance(xp: Any, x: Array, y: Array, p: float, eps: float) -> Array:
+def _pairwise_distance(b: Backend, x: Array, y: Array, p: float, eps: float) -> Array:
     """``torch.nn.functional.pairwise_distance``: ||x - y + eps||_p over the last axis."""
+    xp = b.xp
     difference = x - y + eps
     if p == 2.0:
         return safe_sqrt(xp, xp.sum(difference * difference, axis=-1))
-    magnitude = safe_abs(xp, difference)
+    magnitude = b.abs(difference)
     if p == 1.0:
         return xp.sum(magnitude, axis=-1)
     return safe_pow(xp, xp.sum(safe_pow(xp, magnitude, p), axis=-1), 1.0 / p)
@@ -136,7 +137,7 @@ def contrastive(
     eps = check_nonnegative("eps", eps)
     difference = x1 - x2 + eps
     squared_distance = xp.sum(difference * difference, axis=-1)
-    short = relu(xp, margin - safe_sqrt(xp, squared_distance))
+    short = b.relu(margin - safe_sqrt(xp, squared_distance))
     return reduce(xp, similar * squared_distance + (1.0 - similar) * (short * short), reduction)
 
 
@@ -203,14 +204,14 @@ def triplet(
         raise ValueError(f"squared=True uses squared Euclidean distances and needs p=2.0, got p={p!r}")
 
     def distance(x: Array, y: Array) -> Array:
-        return _squared_distance(xp, x, y) if squared else _pairwise_distance(xp, x, y, p, eps)
+        return _squared_distance(xp, x, y) if squared else _pairwise_distance(b, x, y, p, eps)
 
     d_positive = distance(anchor, positive)
     d_negative = distance(anchor, negative)
     if swap:
         d_swap = distance(positive, negative)
         d_negative = xp.where(d_swap < d_negative, d_swap, d_negative)
-    return reduce(xp, relu(xp, d_positive - d_negative + margin), reduction)
+    return reduce(xp, b.relu(d_positive - d_negative + margin), reduction)
 
 
 #: the (anchor, positive, negative) comparisons made at once when mining: 16 M booleans
@@ -345,7 +346,7 @@ def triplet_mined(
         hardest_positive = xp.max(xp.where(positive, distance, 0.0), axis=1)
         hardest_negative = xp.min(xp.where(negative, distance, math.inf), axis=1)
         hardest_negative = xp.where(has_negative, hardest_negative, 0.0)
-        per_anchor = xp.where(valid, relu(xp, hardest_positive - hardest_negative + margin), 0.0)
+        per_anchor = xp.where(valid, b.relu(hardest_positive - hardest_negative + margin), 0.0)
         count = xp.sum(xp.astype(valid, distance.dtype))
     elif mining == "batch_all":
         # the loss is linear in the distances given which triplets are active (positive loss): count
@@ -358,7 +359,7 @@ def triplet_mined(
     else:
         chosen = b.take_along_axis(distance, _semi_hard_negatives(b, b.stop_gradient(distance), negative), 1)
         valid = positive & has_negative[:, None]
-        per_pair = xp.where(valid, relu(xp, distance - chosen + margin), 0.0)
+        per_pair = xp.where(valid, b.relu(distance - chosen + margin), 0.0)
         per_anchor = xp.sum(per_pair, axis=1)
         count = xp.sum(xp.astype(valid, distance.dtype))
     return reduce(xp, per_anchor, reduction, normalizer=count)
@@ -403,7 +404,7 @@ def cosine_embedding(
     magnitudes = (squared1 + _COSINE_EPS) * (squared2 + _COSINE_EPS)
     # with a zero vector: cosine 0 (torch's value) with gradient 0, not torch's 1/sqrt(eps) slope
     cosine = xp.where((squared1 > 0) & (squared2 > 0), xp.sum(x1 * x2, axis=-1) / xp.sqrt(magnitudes), 0.0)
-    per_pair = xp.where(target > 0, 1.0 - cosine, relu(xp, cosine - margin))
+    per_pair = xp.where(target > 0, 1.0 - cosine, b.relu(cosine - margin))
     return reduce(xp, _nan_where_invalid(xp, per_pair, valid), reduction)
 
 
@@ -435,7 +436,7 @@ def margin_ranking(
     check_same_shape("x1", x1, "target", target)
     target, valid = _sign_target(b, target, x1)
     margin = check_finite("margin", margin)
-    per_element = relu(xp, margin - target * (x1 - x2))
+    per_element = b.relu(margin - target * (x1 - x2))
     return reduce(xp, _nan_where_invalid(xp, per_element, valid), reduction)
 
 

@@ -20,7 +20,7 @@ from polyloss.core._checks import (
     check_positive,
     check_same_shape,
 )
-from polyloss.core._reduce import reduce, safe_abs
+from polyloss.core._reduce import reduce
 from polyloss.core._registry import loss
 from polyloss.core._typing import Array, Backend
 
@@ -33,6 +33,30 @@ def _check_pair(b: Backend, pred: Array, target: Array, weight: Array | None) ->
     check_same_shape("pred", pred, "target", target)
     if weight is not None:
         check_broadcasts("weight", weight, "pred", pred)
+
+
+# Elementwise definitions, passed to ``b.fused``: a backend may compute them with its own kernel.
+
+
+def _squared_error(b: Backend, pred: Array, target: Array) -> Array:
+    error = pred - target
+    return error * error
+
+
+def _absolute_error(b: Backend, pred: Array, target: Array) -> Array:
+    return b.abs(pred - target)
+
+
+def _huber(b: Backend, pred: Array, target: Array, *, delta: float) -> Array:
+    error = pred - target
+    abs_error = b.abs(error)
+    return b.xp.where(abs_error < delta, 0.5 * error * error, delta * (abs_error - 0.5 * delta))
+
+
+def _smooth_l1(b: Backend, pred: Array, target: Array, *, beta: float) -> Array:
+    error = pred - target
+    abs_error = b.abs(error)
+    return b.xp.where(abs_error < beta, 0.5 * error * error / beta, abs_error - 0.5 * beta)
 
 
 def _weighted_reduce(xp: Any, elementwise: Array, weight: Array | None, reduction: str) -> Array:
@@ -65,8 +89,7 @@ def mse(b: Backend, pred: Array, target: Array, *, weight: Array | None = None, 
     followed by the mean.
     """
     _check_pair(b, pred, target, weight)
-    error = pred - target
-    return _weighted_reduce(b.xp, error * error, weight, reduction)
+    return _weighted_reduce(b.xp, b.fused("squared_error", _squared_error, pred, target), weight, reduction)
 
 
 @loss("regression")
@@ -124,7 +147,7 @@ def mae(b: Backend, pred: Array, target: Array, *, weight: Array | None = None, 
     Matches ``torch.nn.functional.l1_loss(pred, target, weight=weight, reduction=reduction)``.
     """
     _check_pair(b, pred, target, weight)
-    return _weighted_reduce(b.xp, safe_abs(b.xp, pred - target), weight, reduction)
+    return _weighted_reduce(b.xp, b.fused("absolute_error", _absolute_error, pred, target), weight, reduction)
 
 
 @loss("regression")
@@ -171,11 +194,7 @@ def huber(
     """
     _check_pair(b, pred, target, weight)
     delta = check_positive("delta", delta)
-    xp = b.xp
-    error = pred - target
-    abs_error = safe_abs(xp, error)
-    elementwise = xp.where(abs_error < delta, 0.5 * error * error, delta * (abs_error - 0.5 * delta))
-    return _weighted_reduce(xp, elementwise, weight, reduction)
+    return _weighted_reduce(b.xp, b.fused("huber", _huber, pred, target, delta=delta), weight, reduction)
 
 
 @loss("regression")
@@ -210,14 +229,11 @@ def smooth_l1(
     """
     _check_pair(b, pred, target, weight)
     beta = check_nonnegative("beta", beta)
-    xp = b.xp
-    error = pred - target
-    abs_error = safe_abs(xp, error)
     if beta == 0.0:
-        elementwise = abs_error
+        elementwise = b.fused("absolute_error", _absolute_error, pred, target)
     else:
-        elementwise = xp.where(abs_error < beta, 0.5 * error * error / beta, abs_error - 0.5 * beta)
-    return _weighted_reduce(xp, elementwise, weight, reduction)
+        elementwise = b.fused("smooth_l1", _smooth_l1, pred, target, beta=beta)
+    return _weighted_reduce(b.xp, elementwise, weight, reduction)
 
 
 @loss("regression")
