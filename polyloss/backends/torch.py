@@ -323,7 +323,10 @@ _FUSED: dict[str, Callable[..., torch.Tensor | None]] = {
     "bce_with_logits": _bce_with_logits,
     "squared_error": lambda pred, target: F.mse_loss(pred, target, reduction="none"),
     "absolute_error": lambda pred, target: F.l1_loss(pred, target, reduction="none"),
-    "huber": lambda pred, target, delta: F.huber_loss(pred, target, reduction="none", delta=delta),
+    # torch's delta is a Python float: an array delta (a learnable one) runs the definition
+    "huber": lambda pred, target, delta: (
+        F.huber_loss(pred, target, reduction="none", delta=delta) if isinstance(delta, float) else None
+    ),
     "smooth_l1": lambda pred, target, beta: F.smooth_l1_loss(pred, target, reduction="none", beta=beta),
 }
 

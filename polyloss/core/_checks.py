@@ -9,6 +9,7 @@ backend says the array is concrete (eager mode).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from polyloss.core._typing import Array, Backend
@@ -38,41 +39,95 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
-def _number(name: str, value: Any) -> float:
+def _number(name: str, value: Any, b: Backend | None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a Python float, got {type(value).__name__} {value!r}")
+        kind = "a Python float or a 0-d floating array" if b is not None else "a Python float"
+        raise TypeError(f"{name} must be {kind}, got {type(value).__name__} {value!r}")
     if math.isnan(value):
         raise ValueError(f"{name} must not be NaN, got {value!r}")
     return float(value)
 
 
-def check_positive(name: str, value: Any) -> float:
-    v = _number(name, value)
-    if not v > 0 or math.isinf(v):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return v
+def _real(
+    b: Backend | None,
+    name: str,
+    value: Any,
+    requirement: str,
+    holds: Callable[[float], bool],
+    holds_elementwise: Callable[[Any, Array], Array],
+) -> Any:
+    """A real hyper-parameter meeting ``requirement``: a Python number (returned as a float) or, for
+    a loss that passes its backend ``b``, a 0-d floating array of that backend (a learnable
+    parameter, a traced value under ``jax.jit``), returned as is so that gradients reach it. A
+    concrete array is validated on its value (read on the host); a traced one cannot be, and an
+    invalid value makes it NaN, hence the loss NaN, rather than a silently wrong number."""
+    if b is None or not b.is_array(value):
+        v = _number(name, value, b)
+        if not holds(v):
+            raise ValueError(f"{name} must be {requirement}, got {value!r}")
+        return v
+    xp = b.xp
+    if tuple(value.shape) != ():
+        raise ValueError(f"{name} must be a Python float or a 0-d array, got an array of shape {tuple(value.shape)}")
+    check_floating(xp, name, value)
+    if b.is_traced(value):
+        return xp.where(holds_elementwise(xp, value), value, xp.nan)
+    v = float(b.stop_gradient(value))  # (detached: torch warns on float() of a tensor needing grad)
+    if math.isnan(v) or not holds(v):
+        raise ValueError(f"{name} must be {requirement}, got {v!r} (a 0-d array)")
+    return value
 
 
-def check_nonnegative(name: str, value: Any) -> float:
-    v = _number(name, value)
-    if not v >= 0 or math.isinf(v):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return v
+def is_static_zero(value: Any) -> bool:
+    """``value`` is the Python number 0: a term it scales can be skipped. An array hyper-parameter
+    is never assumed 0 (its value may change from call to call, or be traced)."""
+    return isinstance(value, (int, float)) and value == 0
 
 
-def check_interval(name: str, value: Any, low: float, high: float) -> float:
-    v = _number(name, value)
-    if not low <= v <= high:
-        raise ValueError(f"{name} must be in [{low:g}, {high:g}], got {value!r}")
-    return v
+def check_positive(name: str, value: Any, b: Backend | None = None) -> Any:
+    """``value`` > 0 and finite (see :func:`_real` for arrays, accepted when ``b`` is given)."""
+    return _real(
+        b,
+        name,
+        value,
+        "a finite number > 0",
+        lambda v: 0 < v < math.inf,
+        lambda xp, v: (v > 0) & xp.isfinite(v),
+    )
 
 
-def check_finite(name: str, value: Any, *, minimum: float = -math.inf) -> float:
-    v = _number(name, value)
-    if math.isinf(v) or v < minimum:
-        bound = f" >= {minimum:g}" if minimum > -math.inf else ""
-        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
-    return v
+def check_nonnegative(name: str, value: Any, b: Backend | None = None) -> Any:
+    return _real(
+        b,
+        name,
+        value,
+        "a finite number >= 0",
+        lambda v: 0 <= v < math.inf,
+        lambda xp, v: (v >= 0) & xp.isfinite(v),
+    )
+
+
+def check_interval(name: str, value: Any, low: float, high: float, b: Backend | None = None) -> Any:
+    return _real(
+        b,
+        name,
+        value,
+        f"in [{low:g}, {high:g}]",
+        lambda v: low <= v <= high,
+        lambda xp, v: (v >= low) & (v <= high),
+    )
+
+
+def check_finite(name: str, value: Any, *, minimum: float = -math.inf, b: Backend | None = None) -> Any:
+    bound = f" >= {minimum:g}" if minimum > -math.inf else ""
+    return _real(
+        b,
+        name,
+        value,
+        f"a finite number{bound}",
+        lambda v: minimum <= v and math.isfinite(v),
+        lambda xp, v: (v >= minimum) & xp.isfinite(v),
+    )
 
 
 def check_bool(name: str, value: Any) -> bool:

@@ -74,14 +74,19 @@ def zero_times(xp: Any, coefficient: Array, value: Array) -> Array:
     return xp.where(guarded, 0.0, coefficient * xp.where(guarded, 0.0, value))
 
 
-def safe_pow(xp: Any, base: Array, exponent: float) -> Array:
-    """base ** exponent for base >= 0, with 0 ** 0 = 1 and a finite (zero) gradient at base == 0."""
-    if exponent == 0:
-        return xp.ones_like(base)
-    if exponent == 1:
-        return base
+def safe_pow(xp: Any, base: Array, exponent: float | Array) -> Array:
+    """base ** exponent for base >= 0, with 0 ** 0 = 1 and a finite (zero) gradient at base == 0,
+    in the base and in an array exponent (a 0-d hyper-parameter)."""
+    if isinstance(exponent, (int, float)):
+        if exponent == 0:
+            return xp.ones_like(base)
+        if exponent == 1:
+            return base
+        at_zero: Any = 0.0
+    else:
+        at_zero = xp.astype(exponent == 0, base.dtype)  # 0 ** 0 = 1
     positive = base > 0
-    return xp.where(positive, xp.where(positive, base, 1.0) ** exponent, 0.0)
+    return xp.where(positive, xp.where(positive, base, 1.0) ** exponent, at_zero)
 
 
 def along_axis(xp: Any, vector: Array, axis: int, ndim: int) -> Array:

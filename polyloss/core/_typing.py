@@ -39,6 +39,10 @@ class Backend(Protocol):
     #: The array namespace, bound once and never detected per call.
     xp: Any
 
+    def is_array(self, x: Any) -> bool:
+        """True for an array of this backend (a tracer of it included)."""
+        ...
+
     # -- value-check hooks: concrete arrays only, on the host ---------------------------
     def is_traced(self, x: Array) -> bool:
         """True when ``x`` has no concrete values (jit/vmap/compile tracing)."""

@@ -36,6 +36,7 @@ from polyloss.core._checks import (
     class_labels,
     guard_traced_labels,
     is_integer,
+    is_static_zero,
 )
 from polyloss.core._reduce import (
     along_axis,
@@ -158,8 +159,8 @@ def cross_entropy(
     axis: int = -1,
     weight: Array | None = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
-    z_loss: float = 0.0,
+    label_smoothing: float | Array = 0.0,
+    z_loss: float | Array = 0.0,
     reduction: str = "mean",
 ) -> Array:
     r"""Softmax cross-entropy with class-index or probability targets.
@@ -219,8 +220,8 @@ def cross_entropy(
     check_floating(xp, "logits", logits)
     axis = check_axis("logits", logits, axis)
     _check_ignore_index(ignore_index)
-    label_smoothing = check_interval("label_smoothing", label_smoothing, 0.0, 1.0)
-    z_loss = check_nonnegative("z_loss", z_loss)
+    label_smoothing = check_interval("label_smoothing", label_smoothing, 0.0, 1.0, b)
+    z_loss = check_nonnegative("z_loss", z_loss, b)
     num_classes = logits.shape[axis]
     if weight is not None:
         _check_class_vector("weight", weight, num_classes)
@@ -229,21 +230,21 @@ def cross_entropy(
         return _cross_entropy_soft(b, logits, target, axis, weight, ignore_index, label_smoothing, z_loss, reduction)
 
     class_labels(b, "target", target, logits=logits, axis=axis, ignore_index=ignore_index)
-    if weight is None and ignore_index is None and label_smoothing == 0.0 and z_loss == 0.0:
+    if weight is None and ignore_index is None and is_static_zero(label_smoothing) and is_static_zero(z_loss):
         return fused_cross_entropy(b, logits, target, axis, reduction)
     logits = _mask_ignored_rows(b, logits, target, axis, ignore_index)
-    if label_smoothing > 0.0:  # the smoothing term needs every log-probability
+    if not is_static_zero(label_smoothing):  # the smoothing term needs every log-probability
         log_probs = b.log_softmax(logits, axis)
         picked = _pick(b, log_probs, target, axis, ignore_index, _nll_of_log_probs)
     else:
         picked = _pick(b, logits, target, axis, ignore_index, _nll_of_logits)
     class_weight = None if weight is None else _take_class_vector(xp, weight, picked.index)
     per_sample = picked.nll if class_weight is None else picked.nll * class_weight
-    if label_smoothing > 0.0:
+    if not is_static_zero(label_smoothing):
         weighted = log_probs if weight is None else log_probs * along_axis(xp, weight, axis, logits.ndim)
         smooth = -xp.sum(weighted, axis=axis)
         per_sample = (1.0 - label_smoothing) * per_sample + (label_smoothing / num_classes) * smooth
-    if z_loss > 0.0:
+    if not is_static_zero(z_loss):
         log_z = b.logsumexp(logits, axis)
         z_term = z_loss * log_z * log_z
         per_sample = per_sample + (z_term if class_weight is None else z_term * class_weight)
@@ -257,8 +258,8 @@ def _cross_entropy_soft(
     axis: int,
     weight: Array | None,
     ignore_index: int | None,
-    label_smoothing: float,
-    z_loss: float,
+    label_smoothing: float | Array,
+    z_loss: float | Array,
     reduction: str,
 ) -> Array:
     xp = b.xp
@@ -272,12 +273,14 @@ def _cross_entropy_soft(
         )
     num_classes = logits.shape[axis]
     log_probs = b.log_softmax(logits, axis)
-    coef = target if label_smoothing == 0.0 else target * (1.0 - label_smoothing) + label_smoothing / num_classes
+    coef = target
+    if not is_static_zero(label_smoothing):
+        coef = target * (1.0 - label_smoothing) + label_smoothing / num_classes
     if weight is not None:
         coef = coef * along_axis(xp, weight, axis, logits.ndim)
     # 0 * log 0 = 0: classes with zero target mass may have -inf logits.
     per_sample = -xp.sum(zero_times(xp, coef, log_probs), axis=axis)
-    if z_loss > 0.0:
+    if not is_static_zero(z_loss):
         log_z = b.logsumexp(logits, axis)
         per_sample = per_sample + z_loss * log_z * log_z
     return reduce(xp, per_sample, reduction)
@@ -598,7 +601,7 @@ def focal(
     logits: Array,
     target: Array,
     *,
-    gamma: float = 2.0,
+    gamma: float | Array = 2.0,
     alpha: float | Array | None = None,
     axis: int = -1,
     ignore_index: int | None = None,
@@ -648,7 +651,7 @@ def focal(
     check_floating(xp, "logits", logits)
     axis = check_axis("logits", logits, axis)
     _check_ignore_index(ignore_index)
-    gamma = check_nonnegative("gamma", gamma)
+    gamma = check_nonnegative("gamma", gamma, b)
     num_classes = logits.shape[axis]
     if alpha is not None and not isinstance(alpha, (int, float)):
         _check_class_vector("alpha", alpha, num_classes)
@@ -713,7 +716,7 @@ def bce_with_logits(
     *,
     weight: Array | None = None,
     pos_weight: Array | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: float | Array = 0.0,
     reduction: str = "mean",
 ) -> Array:
     r"""Binary cross-entropy on logits.
@@ -762,8 +765,8 @@ def bce_with_logits(
         check_broadcasts("weight", weight, "logits", logits)
     if pos_weight is not None:  # (), (1,), (C,) or anything broadcasting along the class axis, as torch
         check_broadcasts("pos_weight", pos_weight, "logits", logits)
-    label_smoothing = check_interval("label_smoothing", label_smoothing, 0.0, 1.0)
-    if label_smoothing > 0.0:
+    label_smoothing = check_interval("label_smoothing", label_smoothing, 0.0, 1.0, b)
+    if not is_static_zero(label_smoothing):
         target = target * (1.0 - label_smoothing) + 0.5 * label_smoothing
     elementwise = _bce_terms(b, logits, target, pos_weight)
     if weight is not None:
@@ -777,8 +780,8 @@ def sigmoid_focal(
     logits: Array,
     target: Array,
     *,
-    gamma: float = 2.0,
-    alpha: float | None = 0.25,
+    gamma: float | Array = 2.0,
+    alpha: float | Array | None = 0.25,
     reduction: str = "mean",
 ) -> Array:
     r"""Binary (sigmoid) focal loss, elementwise.
@@ -812,9 +815,9 @@ def sigmoid_focal(
     check_floating(xp, "logits", logits)
     check_same_shape("logits", logits, "target", target)
     target = as_binary_target(xp, target, logits)
-    gamma = check_nonnegative("gamma", gamma)
+    gamma = check_nonnegative("gamma", gamma, b)
     if alpha is not None:
-        alpha = check_interval("alpha", alpha, 0.0, 1.0)
+        alpha = check_interval("alpha", alpha, 0.0, 1.0, b)
     elementwise = _bce_terms(b, logits, target, None)
     one_minus_pt = target * b.sigmoid(-logits) + (1.0 - target) * b.sigmoid(logits)
     elementwise = elementwise * safe_pow(xp, one_minus_pt, gamma)

@@ -49,16 +49,6 @@ def _check_views(xp: Any, name_a: str, a: Array, name_b: str, b: Array) -> None:
     check_ndim(name_a, a, 2, "(N, D)")
 
 
-def _check_scalar(xp: Any, name: str, value: Any, *, positive: bool) -> Any:
-    """A Python float or a 0-d floating array (a learnable parameter)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return check_positive(name, value) if positive else check_finite(name, value)
-    if not hasattr(value, "shape") or tuple(value.shape) != ():
-        raise TypeError(f"{name} must be a Python float or a 0-d array, got {value!r}")
-    check_floating(xp, name, value)
-    return value
-
-
 def _similarities(xp: Any, a: Array, b: Array) -> Array:
     return xp.matmul(a, xp.matrix_transpose(b))
 
@@ -129,7 +119,7 @@ def infonce(
     key: Array,
     *,
     negatives: Array | None = None,
-    temperature: float = 0.1,
+    temperature: float | Array = 0.1,
     normalize: bool = True,
     chunk_size: int | None = None,
     group: ProcessGroup = None,
@@ -182,7 +172,7 @@ def infonce(
     """
     xp = b.xp
     _check_views(xp, "query", query, "key", key)
-    temperature = check_positive("temperature", temperature)
+    temperature = check_positive("temperature", temperature, b)
     normalize = check_bool("normalize", normalize)
     n, dim = query.shape
     devices = devices_of(b, group, axis_name)
@@ -219,7 +209,7 @@ def nt_xent(
     z1: Array,
     z2: Array,
     *,
-    temperature: float = 0.5,
+    temperature: float | Array = 0.5,
     group: ProcessGroup = None,
     axis_name: AxisName = None,
     reduction: str = "mean",
@@ -259,7 +249,7 @@ def nt_xent(
     """
     xp = b.xp
     _check_views(xp, "z1", z1, "z2", z2)
-    temperature = check_positive("temperature", temperature)
+    temperature = check_positive("temperature", temperature, b)
     devices = devices_of(b, group, axis_name)
     devices.check_same_rows("z1", z1)
     z1, z2 = _normalized(xp, True, z1, z2)
@@ -322,7 +312,7 @@ def clip(
     """
     xp = b.xp
     _check_views(xp, "image_emb", image_emb, "text_emb", text_emb)
-    logit_scale = _check_scalar(xp, "logit_scale", logit_scale, positive=True)
+    logit_scale = check_positive("logit_scale", logit_scale, b)
     devices = devices_of(b, group, axis_name)
     devices.check_same_rows("image_emb", image_emb)
     image_emb, text_emb = _normalized(xp, check_bool("normalize", normalize), image_emb, text_emb)
@@ -389,8 +379,8 @@ def siglip(
     """
     xp = b.xp
     _check_views(xp, "image_emb", image_emb, "text_emb", text_emb)
-    logit_scale = _check_scalar(xp, "logit_scale", logit_scale, positive=True)
-    logit_bias = _check_scalar(xp, "logit_bias", logit_bias, positive=False)
+    logit_scale = check_positive("logit_scale", logit_scale, b)
+    logit_bias = check_finite("logit_bias", logit_bias, b=b)
     exchange = check_choice("exchange", exchange, ("ring", "all_gather"))
     devices = devices_of(b, group, axis_name)
     devices.check_same_rows("image_emb", image_emb)

@@ -144,8 +144,8 @@ def distillation(
     teacher_logits: Array,
     target: Array | None = None,
     *,
-    temperature: float = 3.0,
-    alpha: float = 0.1,
+    temperature: float | Array = 3.0,
+    alpha: float | Array = 0.1,
     axis: int = -1,
     reduction: str = "mean",
 ) -> Array:
@@ -183,8 +183,8 @@ def distillation(
     """
     xp = b.xp
     axis = _check_pair(xp, "student_logits", student_logits, "teacher_logits", teacher_logits, axis)
-    temperature = check_positive("temperature", temperature)
-    alpha = check_interval("alpha", alpha, 0.0, 1.0)
+    temperature = check_positive("temperature", temperature, b)
+    alpha = check_interval("alpha", alpha, 0.0, 1.0, b)
     log_q = b.log_softmax(student_logits / temperature, axis)
     log_p = b.log_softmax(b.stop_gradient(teacher_logits) / temperature, axis)
     soft = (temperature * temperature) * xp.sum(_kl_terms_log_target(xp, log_q, log_p), axis=axis)

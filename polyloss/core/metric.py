@@ -102,7 +102,14 @@ def _nan_where_invalid(xp: Any, loss_values: Array, valid: Array | None) -> Arra
 
 @loss("metric")
 def contrastive(
-    b: Backend, x1: Array, x2: Array, similar: Array, *, margin: float = 1.0, eps: float = 1e-6, reduction: str = "mean"
+    b: Backend,
+    x1: Array,
+    x2: Array,
+    similar: Array,
+    *,
+    margin: float | Array = 1.0,
+    eps: float = 1e-6,
+    reduction: str = "mean",
 ) -> Array:
     r"""Contrastive loss of Siamese pairs (Hadsell, Chopra, LeCun, 2006).
 
@@ -133,7 +140,7 @@ def contrastive(
     check_same_shape("x1", x1, "x2", x2)
     similar = _check_row_labels(xp, "similar", similar, x1, floating=True)
     check_unit_interval(b, "similar", similar)
-    margin = check_nonnegative("margin", margin)
+    margin = check_nonnegative("margin", margin, b)
     eps = check_nonnegative("eps", eps)
     difference = x1 - x2 + eps
     squared_distance = xp.sum(difference * difference, axis=-1)
@@ -148,7 +155,7 @@ def triplet(
     positive: Array,
     negative: Array,
     *,
-    margin: float = 1.0,
+    margin: float | Array = 1.0,
     p: float = 2.0,
     eps: float = 1e-6,
     swap: bool = False,
@@ -196,7 +203,7 @@ def triplet(
         _check_rows(xp, name, x)
     check_same_shape("anchor", anchor, "positive", positive)
     check_same_shape("anchor", anchor, "negative", negative)
-    margin = check_nonnegative("margin", margin)
+    margin = check_nonnegative("margin", margin, b)
     p = check_positive("p", p)
     eps = check_nonnegative("eps", eps)
     swap = check_bool("swap", swap)
@@ -367,7 +374,7 @@ def triplet_mined(
 
 @loss("metric")
 def cosine_embedding(
-    b: Backend, x1: Array, x2: Array, target: Array, *, margin: float = 0.0, reduction: str = "mean"
+    b: Backend, x1: Array, x2: Array, target: Array, *, margin: float | Array = 0.0, reduction: str = "mean"
 ) -> Array:
     r"""Cosine embedding loss: pull similar pairs to cosine 1, push dissimilar ones below a margin.
 
@@ -399,7 +406,7 @@ def cosine_embedding(
     check_same_shape("x1", x1, "x2", x2)
     _check_row_labels(xp, "target", target, x1, floating=False)
     target, valid = _sign_target(b, target, x1)
-    margin = check_interval("margin", margin, -1.0, 1.0)
+    margin = check_interval("margin", margin, -1.0, 1.0, b)
     squared1, squared2 = xp.sum(x1 * x1, axis=-1), xp.sum(x2 * x2, axis=-1)
     magnitudes = (squared1 + _COSINE_EPS) * (squared2 + _COSINE_EPS)
     # with a zero vector: cosine 0 (torch's value) with gradient 0, not torch's 1/sqrt(eps) slope
@@ -410,7 +417,7 @@ def cosine_embedding(
 
 @loss("metric")
 def margin_ranking(
-    b: Backend, x1: Array, x2: Array, target: Array, *, margin: float = 0.0, reduction: str = "mean"
+    b: Backend, x1: Array, x2: Array, target: Array, *, margin: float | Array = 0.0, reduction: str = "mean"
 ) -> Array:
     r"""Margin ranking loss: score ``x1`` above ``x2`` by a margin where ``y = 1`` (below where -1).
 
@@ -435,7 +442,7 @@ def margin_ranking(
     check_same_shape("x1", x1, "x2", x2)
     check_same_shape("x1", x1, "target", target)
     target, valid = _sign_target(b, target, x1)
-    margin = check_finite("margin", margin)
+    margin = check_finite("margin", margin, b=b)
     per_element = b.relu(margin - target * (x1 - x2))
     return reduce(xp, _nan_where_invalid(xp, per_element, valid), reduction)
 
@@ -470,7 +477,13 @@ def _target_mask(b: Backend, index: Array, num_classes: int) -> Array:
 
 
 def _margin_cross_entropy(
-    b: Backend, cosine: Array, target_logit: Array, index: Array, valid: Array | None, scale: float, reduction: str
+    b: Backend,
+    cosine: Array,
+    target_logit: Array,
+    index: Array,
+    valid: Array | None,
+    scale: float | Array,
+    reduction: str,
 ) -> Array:
     """Cross-entropy of ``scale`` times the cosines, ``target_logit`` in place of each sample's class."""
     xp = b.xp
@@ -485,7 +498,7 @@ def arcface(
     class_weights: Array,
     labels: Array,
     *,
-    scale: float = 64.0,
+    scale: float | Array = 64.0,
     margin: float = 0.5,
     reduction: str = "mean",
 ) -> Array:
@@ -521,7 +534,7 @@ def arcface(
     """
     xp = b.xp
     index, valid = _check_margin_softmax(b, embeddings, class_weights, labels)
-    scale = check_positive("scale", scale)
+    scale = check_positive("scale", scale, b)
     margin = check_finite("margin", margin, minimum=0.0)
     if margin >= math.pi:
         raise ValueError(f"margin must be in [0, pi) radians, got {margin!r}")
@@ -539,8 +552,8 @@ def cosface(
     class_weights: Array,
     labels: Array,
     *,
-    scale: float = 64.0,
-    margin: float = 0.35,
+    scale: float | Array = 64.0,
+    margin: float | Array = 0.35,
     reduction: str = "mean",
 ) -> Array:
     r"""CosFace (large margin cosine loss): cross-entropy with a cosine margin on the target class.
@@ -564,7 +577,7 @@ def cosface(
     """
     xp = b.xp
     index, valid = _check_margin_softmax(b, embeddings, class_weights, labels)
-    scale = check_positive("scale", scale)
-    margin = check_nonnegative("margin", margin)
+    scale = check_positive("scale", scale, b)
+    margin = check_nonnegative("margin", margin, b)
     cosine = _cosines(xp, embeddings, class_weights)
     return _margin_cross_entropy(b, cosine, cosine - margin, index, valid, scale, reduction)

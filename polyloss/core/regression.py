@@ -47,7 +47,7 @@ def _absolute_error(b: Backend, pred: Array, target: Array) -> Array:
     return b.abs(pred - target)
 
 
-def _huber(b: Backend, pred: Array, target: Array, *, delta: float) -> Array:
+def _huber(b: Backend, pred: Array, target: Array, *, delta: float | Array) -> Array:
     error = pred - target
     abs_error = b.abs(error)
     return b.xp.where(abs_error < delta, 0.5 * error * error, delta * (abs_error - 0.5 * delta))
@@ -98,7 +98,7 @@ def asymmetric_mse(
     pred: Array,
     target: Array,
     *,
-    over_penalty: float = 2.0,
+    over_penalty: float | Array = 2.0,
     weight: Array | None = None,
     reduction: str = "mean",
 ) -> Array:
@@ -121,7 +121,7 @@ def asymmetric_mse(
     Study-hub's ``AsymmetricMSELoss`` (eunsu-park/study-hub, lesson 24 "Loss Functions").
     """
     _check_pair(b, pred, target, weight)
-    over_penalty = check_nonnegative("over_penalty", over_penalty)
+    over_penalty = check_nonnegative("over_penalty", over_penalty, b)
     error = pred - target
     squared = error * error
     return _weighted_reduce(b.xp, b.xp.where(error > 0, over_penalty * squared, squared), weight, reduction)
@@ -156,7 +156,7 @@ def huber(
     pred: Array,
     target: Array,
     *,
-    delta: float = 1.0,
+    delta: float | Array = 1.0,
     weight: Array | None = None,
     reduction: str = "mean",
 ) -> Array:
@@ -193,7 +193,7 @@ def huber(
         2.708333
     """
     _check_pair(b, pred, target, weight)
-    delta = check_positive("delta", delta)
+    delta = check_positive("delta", delta, b)
     return _weighted_reduce(b.xp, b.fused("huber", _huber, pred, target, delta=delta), weight, reduction)
 
 
@@ -268,7 +268,7 @@ def quantile(
     pred: Array,
     target: Array,
     *,
-    q: float = 0.5,
+    q: float | Array = 0.5,
     weight: Array | None = None,
     reduction: str = "mean",
 ) -> Array:
@@ -290,7 +290,7 @@ def quantile(
         The loss; per element with ``reduction="none"``.
     """
     _check_pair(b, pred, target, weight)
-    q = check_interval("q", q, 0.0, 1.0)
+    q = check_interval("q", q, 0.0, 1.0, b)
     xp = b.xp
     residual = target - pred
     elementwise = xp.where(residual >= 0, q * residual, (q - 1.0) * residual)

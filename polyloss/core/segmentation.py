@@ -114,12 +114,12 @@ def _score(xp: Any, numerator: Array, denominator: Array) -> Array:
     return safe_divide(xp, numerator, denominator, default=1.0)
 
 
-def _dice_loss(xp: Any, o: _Overlap, smooth: float) -> Array:
+def _dice_loss(xp: Any, o: _Overlap, smooth: float | Array) -> Array:
     """1 - the soft Dice score of each group."""
     return 1.0 - _score(xp, 2.0 * o.tp + smooth, o.pred_sum + o.target_sum + smooth)
 
 
-def _tversky_index(xp: Any, o: _Overlap, alpha: float, beta: float, smooth: float) -> Array:
+def _tversky_index(xp: Any, o: _Overlap, alpha: float | Array, beta: float | Array, smooth: float | Array) -> Array:
     return _score(xp, o.tp + smooth, o.tp + alpha * o.fp + beta * o.fn + smooth)
 
 
@@ -129,7 +129,7 @@ def dice(
     pred: Array,
     target: Array,
     *,
-    smooth: float = 1.0,
+    smooth: float | Array = 1.0,
     axis: int = -1,
     per_sample: bool = False,
     reduction: str = "mean",
@@ -167,7 +167,7 @@ def dice(
         >>> round(float(pl.dice(pred, target)), 6)  # 1 - (2 * 1.7 + 1) / (2.0 + 2.0 + 1)
         0.12
     """
-    smooth = check_nonnegative("smooth", smooth)
+    smooth = check_nonnegative("smooth", smooth, b)
     o = _overlap(b, pred, target, axis, per_sample)
     return reduce(b.xp, _dice_loss(b.xp, o, smooth), reduction)
 
@@ -178,9 +178,9 @@ def tversky(
     pred: Array,
     target: Array,
     *,
-    alpha: float = 0.5,
-    beta: float = 0.5,
-    smooth: float = 1.0,
+    alpha: float | Array = 0.5,
+    beta: float | Array = 0.5,
+    smooth: float | Array = 1.0,
     axis: int = -1,
     per_sample: bool = False,
     reduction: str = "mean",
@@ -207,9 +207,9 @@ def tversky(
 
     The ``TverskyLoss`` exercise of study-hub (eunsu-park/study-hub, lesson 24 "Loss Functions").
     """
-    alpha = check_nonnegative("alpha", alpha)
-    beta = check_nonnegative("beta", beta)
-    smooth = check_nonnegative("smooth", smooth)
+    alpha = check_nonnegative("alpha", alpha, b)
+    beta = check_nonnegative("beta", beta, b)
+    smooth = check_nonnegative("smooth", smooth, b)
     o = _overlap(b, pred, target, axis, per_sample)
     return reduce(b.xp, 1.0 - _tversky_index(b.xp, o, alpha, beta, smooth), reduction)
 
@@ -220,10 +220,10 @@ def focal_tversky(
     pred: Array,
     target: Array,
     *,
-    alpha: float = 0.5,
-    beta: float = 0.5,
-    gamma: float = 0.75,
-    smooth: float = 1.0,
+    alpha: float | Array = 0.5,
+    beta: float | Array = 0.5,
+    gamma: float | Array = 0.75,
+    smooth: float | Array = 1.0,
     axis: int = -1,
     per_sample: bool = False,
     reduction: str = "mean",
@@ -251,10 +251,10 @@ def focal_tversky(
     Returns:
         The loss in [0, 1].
     """
-    alpha = check_nonnegative("alpha", alpha)
-    beta = check_nonnegative("beta", beta)
-    gamma = check_positive("gamma", gamma)
-    smooth = check_nonnegative("smooth", smooth)
+    alpha = check_nonnegative("alpha", alpha, b)
+    beta = check_nonnegative("beta", beta, b)
+    gamma = check_positive("gamma", gamma, b)
+    smooth = check_nonnegative("smooth", smooth, b)
     o = _overlap(b, pred, target, axis, per_sample)
     xp = b.xp
     return reduce(xp, safe_pow(xp, 1.0 - _tversky_index(xp, o, alpha, beta, smooth), gamma), reduction)
@@ -266,7 +266,7 @@ def jaccard(
     pred: Array,
     target: Array,
     *,
-    smooth: float = 1.0,
+    smooth: float | Array = 1.0,
     axis: int = -1,
     per_sample: bool = False,
     reduction: str = "mean",
@@ -286,7 +286,7 @@ def jaccard(
     Returns:
         The loss in [0, 1]; 0 for an empty prediction of an empty mask.
     """
-    smooth = check_nonnegative("smooth", smooth)
+    smooth = check_nonnegative("smooth", smooth, b)
     o = _overlap(b, pred, target, axis, per_sample)
     xp = b.xp
     return reduce(xp, 1.0 - _score(xp, o.tp + smooth, o.pred_sum + o.target_sum - o.tp + smooth), reduction)
@@ -298,7 +298,7 @@ def generalized_dice(
     pred: Array,
     target: Array,
     *,
-    smooth: float = 1e-5,
+    smooth: float | Array = 1e-5,
     axis: int = -1,
     per_sample: bool = False,
     reduction: str = "mean",
@@ -326,7 +326,7 @@ def generalized_dice(
     Equals MONAI's ``GeneralizedDiceLoss(softmax=True, to_onehot_y=True,
     w_type="square", smooth_nr=smooth, smooth_dr=smooth, batch=not per_sample)``.
     """
-    smooth = check_nonnegative("smooth", smooth)
+    smooth = check_nonnegative("smooth", smooth, b)
     o = _overlap(b, pred, target, axis, per_sample, labels_only=True)
     xp = b.xp
     volume = o.target_sum  # the weights depend on the labels only: no gradient flows through them
@@ -344,9 +344,9 @@ def dice_ce(
     pred: Array,
     target: Array,
     *,
-    ce_weight: float = 0.5,
-    dice_weight: float = 0.5,
-    smooth: float = 1.0,
+    ce_weight: float | Array = 0.5,
+    dice_weight: float | Array = 0.5,
+    smooth: float | Array = 1.0,
     axis: int = -1,
     reduction: str = "mean",
 ) -> Array:
@@ -375,9 +375,9 @@ def dice_ce(
     (eunsu-park/study-hub, lesson 24 "Loss Functions"): ``nn.CrossEntropyLoss()``
     plus its ``MultiClassDiceLoss``.
     """
-    ce_weight = check_nonnegative("ce_weight", ce_weight)
-    dice_weight = check_nonnegative("dice_weight", dice_weight)
-    smooth = check_nonnegative("smooth", smooth)
+    ce_weight = check_nonnegative("ce_weight", ce_weight, b)
+    dice_weight = check_nonnegative("dice_weight", dice_weight, b)
+    smooth = check_nonnegative("smooth", smooth, b)
     o = _overlap(b, pred, target, axis, False, labels_only=True)
     dice_loss = reduce(b.xp, _dice_loss(b.xp, o, smooth), reduction)
     cross_entropy = fused_cross_entropy(b, pred, target, check_axis("pred", pred, axis), reduction)

@@ -40,6 +40,38 @@ def positional_names(spec: LossSpec) -> tuple[str, ...]:
     return tuple(p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
+def array_hyperparameters(spec: LossSpec) -> tuple[str, ...]:
+    """The real hyper-parameters the core function takes as 0-d arrays too (a learnable temperature,
+    a traced schedule): the keyword-only ones annotated ``float | Array``, declared once on it."""
+    params = inspect.signature(spec.core()).parameters.values()
+    return tuple(
+        p.name
+        for p in params
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and "Array" in str(p.annotation) and isinstance(p.default, float)
+    )
+
+
+def with_array_hyperparameters(spec: LossSpec, case: Case) -> Case | None:
+    """``case`` with its array hyper-parameters as 0-d float64 arrays among its inputs (so that every
+    check differentiates them): those the case sets, and those whose default is not 0 (0 is the edge
+    of ``label_smoothing``'s and ``z_loss``'s range, where finite differences would step outside it;
+    None turns a term off).
+    None when the loss has none."""
+    defaults = inspect.signature(spec.core()).parameters
+    names = [
+        name
+        for name in array_hyperparameters(spec)
+        if case.params.get(name, defaults[name].default) not in (None, 0.0)  # None: the term is off
+    ]
+    if not names:
+        return None
+    arrays = dict(case.arrays)
+    for name in names:
+        arrays[name] = np.asarray(float(case.params.get(name, defaults[name].default)), dtype=np.float64)
+    params = {k: v for k, v in case.params.items() if k not in names}
+    return replace(case, arrays=arrays, params=params)
+
+
 def closure(
     spec: LossSpec, harness: Harness, names: Sequence[str], params: dict[str, Any], reduction: str
 ) -> Callable[..., Any]:

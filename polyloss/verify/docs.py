@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from polyloss.core import CORE_HELPERS, CORE_LOSSES, FAMILIES
+from polyloss.verify.cases import array_hyperparameters
 from polyloss.verify.specs import SPECS
 
 
@@ -103,6 +104,14 @@ def family_page(family: str) -> str:
             lines += [f"- {what}: {reason}" for what, reason in held]
         else:
             lines += ["", "Gradients are checked with respect to every floating input."]
+        arrays = array_hyperparameters(spec)
+        if arrays:
+            lines += [
+                "",
+                f"{', '.join(f'`{n}`' for n in arrays)} may also be a 0-d array (a learnable parameter, a value "
+                "traced under `jax.jit`): validated when concrete, NaN when traced and invalid, and its gradient "
+                "checked like any input's.",
+            ]
         lines += ["", "Cases: " + "; ".join(f"`{v.name}`" for v in spec.variants) + ".", ""]
         if spec.notes:
             lines += [f"Note: {spec.notes}", ""]

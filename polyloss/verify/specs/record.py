@@ -168,9 +168,13 @@ class LossSpec:
     def layout_of(self, case: Case) -> Layout:
         """The layout of ``case``; every input is either per sample or shared."""
         rule = self.layout
+        # a 0-d input is a hyper-parameter given as an array: shared by every sample
+        scalars = tuple(name for name, value in case.arrays.items() if value.ndim == 0)
         if rule is None:
-            return Layout(tuple(case.arrays))
+            return Layout(tuple(name for name in case.arrays if name not in scalars), shared=scalars)
         layout = rule(case) if callable(rule) else rule
+        extra = tuple(name for name in scalars if name not in layout.per_sample + layout.shared)
+        layout = replace(layout, shared=layout.shared + extra)
         unknown = set(case.arrays) - set(layout.per_sample) - set(layout.shared)
         if unknown:
             raise ValueError(f"{self.name}: inputs {sorted(unknown)} are neither per-sample nor shared in its layout")
