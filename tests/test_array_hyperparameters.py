@@ -17,13 +17,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from helpers import MODULES
 
-import polyloss.jax as pj
-import polyloss.numpy as pn
-import polyloss.torch as pt
 from polyloss.verify import checks
 from polyloss.verify.cases import array_hyperparameters, make_cases, with_array_hyperparameters
 from polyloss.verify.specs import SPECS
+
+# typed as modules: the namespaces' functions are generated at import time
+pn, pt, pj = MODULES["numpy"], MODULES["torch"], MODULES["jax"]
 
 
 def _case(name: str, variant: int):
