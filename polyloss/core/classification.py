@@ -832,7 +832,7 @@ def poly1(
     logits: Array,
     target: Array,
     *,
-    epsilon: float = 1.0,
+    epsilon: float | Array = 1.0,
     axis: int = -1,
     reduction: str = "mean",
 ) -> Array:
@@ -860,7 +860,7 @@ def poly1(
     xp = b.xp
     check_floating(xp, "logits", logits)
     axis = check_axis("logits", logits, axis)
-    epsilon = check_finite("epsilon", epsilon, minimum=-1.0)
+    epsilon = check_finite("epsilon", epsilon, minimum=-1.0, b=b)
     if is_integer(xp, target):
         class_labels(b, "target", target, logits=logits, axis=axis)
         nll = _pick(b, logits, target, axis, None, _nll_of_logits).nll

@@ -199,7 +199,7 @@ def gradient_penalty(
     real: Array,
     fake: Array,
     *,
-    weight: float = 10.0,
+    weight: float | Array = 10.0,
     key_or_generator: Any = None,
     interpolation: Array | None = None,
     reduction: str = "mean",
@@ -241,7 +241,7 @@ def gradient_penalty(
     check_same_shape("real", real, "fake", fake)
     if real.ndim == 0:
         raise ValueError("real must have a batch axis 0, got a 0-d array")
-    weight = check_nonnegative("weight", weight)
+    weight = check_nonnegative("weight", weight, b)
     broadcast = (real.shape[0],) + (1,) * (real.ndim - 1)
     if interpolation is None:
         epsilon = b.uniform(key_or_generator, broadcast, real)
@@ -297,7 +297,7 @@ def vae(
     mu: Array,
     logvar: Array,
     *,
-    beta: float = 1.0,
+    beta: float | Array = 1.0,
     recon_loss: str = "bce",
     reduction: str = "sum",
 ) -> Array:
@@ -336,7 +336,7 @@ def vae(
             f"mu must have shape (N, L) with N = recon.shape[0] = {recon.shape[0] if recon.ndim else None}, "
             f"got {tuple(mu.shape)}"
         )
-    beta = check_nonnegative("beta", beta)
+    beta = check_nonnegative("beta", beta, b)
     if recon_loss not in _RECON_LOSSES:
         raise ValueError(f"recon_loss must be 'bce' or 'mse', got {recon_loss!r}")
     if recon_loss == "bce":
