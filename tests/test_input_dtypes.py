@@ -13,6 +13,7 @@ import pytest
 from helpers import BACKENDS, HARNESSES, MODULES, close, to_numpy
 
 from polyloss.core import CORE_LOSSES
+from polyloss.verify.cases import closure
 from polyloss.verify.specs import SPECS
 
 INTEGER_DTYPES = ("int8", "int16", "int32", "int64", "uint8")  # torch has few uint16 kernels
@@ -102,3 +103,35 @@ def test_float_class_indices_are_refused_with_the_cast_to_make(backend, name):
     args = (scores, h.asarray(np.ones((5, 3))), indices) if name == "linear_cross_entropy" else (scores, indices)
     with pytest.raises(TypeError, match=r"class indices.*(cast them: target\.long\(\) in torch, .*jnp\.int32)"):
         getattr(MODULES[backend], name)(*args)
+
+
+def _floating_inputs(name: str) -> list[str]:
+    case = SPECS[name].variants[0].make(np.random.default_rng(0), 4)
+    return [k for k, v in case.arrays.items() if np.asarray(v).dtype.kind == "f" and np.asarray(v).ndim > 0]
+
+
+FLOATING_INPUTS = [(n, k) for n in sorted(SPECS) if n in CORE_LOSSES for k in _floating_inputs(n)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name,input_name", FLOATING_INPUTS)
+def test_an_integer_floating_input_is_read_as_its_values_or_refused_by_name(backend, name, input_name):
+    """Every floating input of every loss, given as int64 (its values rounded): the loss of the same
+    values as floats (integer targets, masks and pixel boxes, as torch promotes them) or a TypeError
+    naming the input; never a framework-internal error or a silently truncated result. Which inputs
+    accept integers is stated in each family's conventions (docs/losses/<family>.md)."""
+    spec, harness = SPECS[name], HARNESSES[backend]
+    case = spec.variants[0].make(np.random.default_rng(0), 4)
+    rounded = dict(case.arrays, **{input_name: np.round(case.arrays[input_name])})
+    as_integers = dict(rounded, **{input_name: rounded[input_name].astype(np.int64)})
+
+    def loss(arrays: dict[str, np.ndarray]) -> Any:
+        f = closure(spec, harness, list(arrays), case.params, "mean")
+        return f(*(harness.asarray(v) for v in arrays.values()))
+
+    try:
+        got = loss(as_integers)
+    except TypeError as error:
+        assert re.match(rf"{input_name}\b", str(error)), error
+        return
+    close(to_numpy(got), to_numpy(loss(rounded)), rtol=1e-6, atol=1e-6)

@@ -9,6 +9,11 @@ framework's default floating dtype (float32 in torch and JAX, float64 in NumPy).
 or squared diagonal), so zero-area and non-overlapping boxes give finite
 values and gradients. The coordinates' ``max``/``min`` split the gradient
 evenly at ties (identical edges), as torch and JAX both do.
+
+Conventions (tested by ``tests/test_box.py``, ``tests/test_input_dtypes.py`` and the edge-case
+corpus): zero boxes give ``"sum"`` and ``"mean"`` 0 and an empty ``"none"`` (torchvision gives 0
+too); predicted and target boxes never broadcast; ``box_ciou``'s zero-height box has a finite
+gradient (torchvision's is NaN there).
 """
 
 from __future__ import annotations

@@ -12,6 +12,23 @@ Conventions shared by ``cross_entropy``, ``nll`` and ``focal``:
 * class indices outside ``[0, num_classes)`` raise ``ValueError`` when the
   labels are concrete; under ``jax.jit``/``jax.vmap``/``torch.compile``/
   ``torch.func.vmap`` no value check can run and those samples' loss is NaN.
+
+Conventions of the family (each answer is tested: ``tests/test_input_dtypes.py``,
+``tests/test_bad_inputs.py``, ``tests/test_weight_broadcasting.py`` and the edge-case corpus):
+
+* **empty batch**: ``"sum"`` and ``"mean"`` 0, ``"none"`` empty; an all-ignored batch gives 0 as
+  well (torch's ``cross_entropy`` gives NaN for both);
+* **integers**: class indices of any integer dtype (``int8`` to ``int64``, ``uint8``) on every
+  backend (torch's kernels take ``int64``: converted); class indices stored as floats raise a
+  ``TypeError`` that gives the cast; binary targets (``bce``, ``bce_with_logits``,
+  ``sigmoid_focal``, ``hinge``) may be ``bool`` or integer 0/1 (torch refuses integer targets
+  there); logits and probabilities must be floating;
+* **broadcasting**: logits and targets never broadcast; ``bce``'s and ``bce_with_logits``'
+  ``weight`` broadcasts to the input and ``pos_weight`` along the last (class) axis (``()``,
+  ``(1,)``, ``(C,)``), as torch's; class weights are ``(C,)``;
+* **zero probabilities**: a zero target probability contributes exactly 0 (``0 log 0 = 0``), even
+  against a ``-inf`` (masked) logit, and its derivative is the finite ``-log p``; a ``-inf`` logit at
+  the target class gives ``inf``; ``bce`` clamps its logs at -100, as torch.
 """
 
 from __future__ import annotations

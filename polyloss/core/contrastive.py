@@ -19,6 +19,11 @@ batch. Each device forms only its ``n x (size * n)`` block of logits (open_clip'
 never the global matrix; SigLIP passes the text shards around a ring instead (``exchange="ring"``,
 Zhai et al. 2023, section 3.3), so that no device holds more than its own shard and one neighbour's
 at a time in the forward pass.
+
+Conventions (tested by the edge-case corpus, ``tests/test_bad_inputs.py`` and
+``tests/test_input_dtypes.py``): an empty batch gives ``"sum"`` and ``"mean"`` 0 and an empty
+``"none"``; embeddings must be floating (``TypeError`` naming them); the two views never broadcast;
+a one-row batch of NT-Xent has no negative and gives 0.
 """
 
 from __future__ import annotations

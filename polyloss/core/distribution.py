@@ -9,6 +9,13 @@ inputs is torch's ``reduction="batchmean"``, not its elementwise ``"mean"``
 ``0 log 0 = 0``: a class with zero target probability contributes exactly 0,
 with finite gradients, even where the other distribution's log-probability
 is ``-inf`` (masked classes).
+
+Conventions (tested by the edge-case corpus, ``tests/test_input_dtypes.py`` and
+``tests/test_bad_inputs.py``): an empty batch gives ``"sum"`` and ``"mean"`` 0 and an empty
+``"none"``; integer inputs raise ``TypeError`` (torch: "Integral inputs not supported"); the two
+distributions never broadcast. A zero target probability against a ``-inf`` log-probability
+gives 0 (torch's ``kl_div`` gives NaN there). The derivative in ``p`` at ``p = 0`` is ``-inf``
+(``d/dp p log p``), so the checks differentiate ``p`` away from 0.
 """
 
 from __future__ import annotations

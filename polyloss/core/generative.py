@@ -5,6 +5,10 @@ the two may differ in size for ``"mean"`` and ``"sum"`` (each side is
 reduced on its own and the two are added), and must have the same shape for
 ``"none"`` (the per-sample sum of both sides). Logit-based forms go through
 ``softplus`` (``-log sigmoid(x) = softplus(-x)``), exact at saturation.
+
+Conventions (tested by the edge-case corpus, ``tests/test_bad_inputs.py`` and
+``tests/test_input_dtypes.py``): an empty batch gives ``"sum"`` and ``"mean"`` 0 and an empty
+``"none"``; scores and samples must be floating (``TypeError`` naming them).
 """
 
 from __future__ import annotations

@@ -6,6 +6,14 @@ loss says otherwise, computed so that coincident embeddings (distance 0) have
 a finite gradient: 0, the subgradient of the norm at 0, on every backend.
 Labels of ranking losses (``cosine_embedding``, ``margin_ranking``) are 1 or -1;
 other values raise ``ValueError`` in eager mode and give NaN under tracing.
+
+Conventions (tested by ``tests/test_input_dtypes.py``, ``tests/test_bad_inputs.py`` and the
+edge-case corpus): an empty batch gives ``"sum"`` and ``"mean"`` 0 and an empty ``"none"`` (torch's
+``triplet_margin_loss`` gives NaN); embeddings must be floating, while ranking labels,
+``contrastive``'s ``similar`` and mined-triplet labels may be integers (or ``bool`` where they are
+0/1); anchors, positives and negatives never broadcast (torch's ``triplet_margin_loss`` broadcasts
+a ``(1, D)`` positive); a zero vector in ``cosine_embedding`` has cosine 0 with gradient 0 (torch's
+slope there is ``1/sqrt(1e-8)`` per coordinate).
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ catalogue (``reduction="none"`` for per-sample losses).
 ``curriculum`` follows the empty-batch policy of every loss (no sample: ``"mean"`` and
 ``"sum"`` 0, ``"none"`` empty); ``uncertainty_weighting`` has no batch axis (its inputs are
 one per task), so the policy does not apply to it.
+
+Conventions: the combined losses must be floating (``TypeError`` naming them, tested by
+``tests/test_input_dtypes.py``).
 """
 
 from __future__ import annotations

@@ -3,6 +3,23 @@
 Every function here takes the backend ``b`` first; ``polyloss.<framework>``
 binds it. With ``reduction="none"`` the loss comes back per element, with the
 prediction's shape.
+
+Conventions (each answer is tested: ``tests/test_input_dtypes.py``, ``tests/test_bad_inputs.py``,
+``tests/test_weight_broadcasting.py`` and the edge-case corpus):
+
+* **empty batch**: ``"sum"`` and ``"mean"`` 0, ``"none"`` empty (torch's ``mse_loss`` gives NaN
+  for the mean of nothing);
+* **integers**: targets (and ``gaussian_nll``'s ``var``) may be integers, read as the prediction's
+  floating dtype as torch promotes them; predictions must be floating (``TypeError``; torch's
+  ``l1_loss`` takes integer predictions but cannot differentiate them);
+* **broadcasting**: ``pred`` and ``target`` never broadcast (``ValueError``; torch broadcasts
+  ``(N, 1)`` against ``(N,)`` with a warning, a classic silent bug); ``weight`` broadcasts to
+  ``pred`` as torch's ``weight=``, and ``"mean"`` divides by the broadcast weight's sum (0 when
+  every weight is 0);
+* **zeros and limits**: the derivative of ``|e|`` at ``e = 0`` is 0 (torch's; ``jnp.abs`` gives 1);
+  ``poisson_nll`` with ``log_input=False`` takes ``log(rate + eps)`` and ``gaussian_nll`` clamps the
+  variance at ``eps``, both as torch. optax's regression losses are elementwise: polyloss's
+  ``"mean"`` is theirs followed by ``.mean()``.
 """
 
 from __future__ import annotations

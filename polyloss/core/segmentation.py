@@ -23,6 +23,13 @@ keeps the true gradient there (``1/s`` per unit of predicted mass for Dice and
 Jaccard, ``alpha/s`` for Tversky), which pushes an empty prediction to stay empty. Predicting foreground
 on an empty target is penalised (unlike implementations that drop classes
 absent from the target).
+
+Conventions (tested by ``tests/test_input_dtypes.py``, ``tests/test_bad_inputs.py`` and the
+edge-case corpus): an empty batch gives ``"sum"`` and ``"mean"`` 0 and an empty ``"none"``;
+class-index targets may have any integer dtype, and a ``bool`` or integer target of ``pred``'s own
+shape is a 0/1 mask; ``pred`` must be floating; ``pred`` and a mask never broadcast. Where the
+maths differs from segmentation_models_pytorch on purpose: its ``DiceLoss`` drops the classes
+absent from the target, polyloss scores them (predicted mass there is penalised).
 """
 
 from __future__ import annotations
@@ -83,7 +90,10 @@ def _overlap(
     per_sample = check_bool("per_sample", per_sample)
     if per_sample and pred.ndim == 0:
         raise ValueError("per_sample=True needs a batch axis 0, got a 0-d pred")
-    if is_integer(xp, target):
+    # integers of pred's own shape are a mask (an integer mask is common in datasets), not class
+    # indices, whose shape lacks the class axis
+    mask_of_integers = is_integer(xp, target) and tuple(target.shape) == tuple(pred.shape) and not labels_only
+    if is_integer(xp, target) and not mask_of_integers:
         probs, onehot = _class_probabilities(b, pred, target, axis, per_sample)
         summed = tuple(range(1 if per_sample else 0, probs.ndim - 1))  # keep the class axis
     elif labels_only:
@@ -91,7 +101,7 @@ def _overlap(
             f"target must hold integer class indices (pred holds logits), got dtype {target.dtype}{CAST_HINT}"
         )
     else:
-        target = as_binary_target(xp, target, pred)
+        target = xp.astype(target, pred.dtype) if mask_of_integers else as_binary_target(xp, target, pred)
         check_not_float_indices("target", "pred", pred, target, axis)
         check_floating(xp, "target", target)
         check_same_shape("pred", pred, "target", target)

@@ -6,6 +6,13 @@ vmaps; a Python loop over time elsewhere). Every log-sum-exp is guarded so
 that states no alignment reaches (``-inf``) carry zero gradient, never NaN:
 an impossible alignment (a target longer than the input allows) gives an
 infinite loss with finite (zero) gradient, or 0 with ``zero_infinity=True``.
+
+Conventions (tested by ``tests/test_ctc.py``, ``tests/test_input_dtypes.py`` and the edge-case
+corpus): ``log_probs`` is batch first, ``(N, T, C)`` (torch's ``ctc_loss`` takes ``(T, N, C)``:
+transpose it); an empty batch gives ``"sum"`` and ``"mean"`` 0 and an empty ``"none"`` (torch
+refuses an empty ``log_probs``); targets and lengths may have any integer dtype, floating ones
+raise ``TypeError``; a target of length 0 is the all-blank path; an impossible alignment has an
+infinite loss with zero gradient (torch's gradient is NaN there).
 """
 
 from __future__ import annotations
