@@ -29,10 +29,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_docs(args: argparse.Namespace) -> int:
     from polyloss.verify.docs import write_family_pages, write_index
+    from polyloss.verify.stubs import write_stubs
 
     for path in write_family_pages(args.out):
         print(f"wrote {path}")
     print(f"wrote the loss list of {write_index(args.index)}")
+    for path in write_stubs():
+        print(f"wrote {path}")
     return 0
 
 
@@ -47,7 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     verify.add_argument("--seed", type=int, default=0, help="seed of the generated cases (default 0)")
     verify.add_argument("--no-compile", action="store_true", help="skip the torch.compile column (slow to compile)")
     docs = sub.add_parser(
-        "docs", help="regenerate docs/losses/<family>.md and the loss list of docs/index.md from the code"
+        "docs",
+        help="regenerate docs/losses/<family>.md, the loss list of docs/index.md and the type stubs of the "
+        "namespaces (polyloss/{torch,jax,numpy}.pyi) from the code",
     )
     docs.add_argument("--out", default="docs/losses", help="where the family pages go (default docs/losses)")
     docs.add_argument(
