@@ -11,6 +11,7 @@ import torch
 import polyloss.jax as pj
 import polyloss.numpy as pn
 import polyloss.torch as pt
+import polyloss.torch.nn as pnn
 
 logits, labels = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
 
@@ -22,3 +23,5 @@ pj.cross_entropy(jnp.zeros((4, 3)), jnp.zeros(4, dtype=jnp.int32), group=None, a
 pt.infonce(logits, logits, 0.1)  # error: call-arg
 penalty = pn.gradient_penalty  # error: attr-defined
 not_a_tensor: int = pt.mae(logits, logits)  # error: assignment
+criterion = pnn.FocalLoss(gama=2.0)  # error: call-arg
+ranked = pnn.CrossEntropyLoss(reduction="avg")  # error: arg-type

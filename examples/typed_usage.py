@@ -14,6 +14,7 @@ import torch
 import polyloss.jax as pj
 import polyloss.numpy as pn
 import polyloss.torch as pt
+import polyloss.torch.nn as pnn
 
 
 def torch_losses() -> list[torch.Tensor]:
@@ -38,6 +39,9 @@ def torch_losses() -> list[torch.Tensor]:
         pt.ctc(log_probs, torch.tensor([[1, 2], [3, 0]]), torch.tensor([10, 8]), torch.tensor([2, 1])),
         pt.gan_discriminator(pred[:, 0], target[:, 0]),
         pt.curriculum(pred[:, 0].abs(), torch.rand(8), progress=0.5),
+        pnn.FocalLoss(gamma=2.0, reduction="sum")(logits, labels),
+        pnn.CLIPLoss()(embeddings, embeddings),
+        pnn.UncertaintyWeightingLoss(2)(torch.stack([pt.mse(pred, target), pt.mae(pred, target)])),
     ]
 
 

@@ -14,7 +14,7 @@ import pytest
 import polyloss.jax
 import polyloss.numpy
 import polyloss.torch
-from polyloss.verify.stubs import namespace_stub
+from polyloss.verify.stubs import namespace_stub, nn_stub, stub_path
 
 ROOT = Path(__file__).parents[1]
 EXAMPLES = ROOT / "examples"
@@ -23,8 +23,13 @@ NAMESPACES = {"torch": polyloss.torch, "jax": polyloss.jax, "numpy": polyloss.nu
 
 @pytest.mark.parametrize("namespace", list(NAMESPACES))
 def test_the_stub_is_generated_from_the_code(namespace):
-    stub = ROOT / "polyloss" / f"{namespace}.pyi"
-    assert stub.read_text() == namespace_stub(namespace), "run `python -m polyloss docs` and commit polyloss/*.pyi"
+    assert stub_path(namespace).read_text() == namespace_stub(namespace), (
+        "run `python -m polyloss docs` and commit polyloss/*.pyi"
+    )
+
+
+def test_the_nn_stub_is_generated_from_the_code():
+    assert (ROOT / "polyloss" / "torch" / "nn.pyi").read_text() == nn_stub(), "run `python -m polyloss docs`"
 
 
 @pytest.mark.parametrize("namespace", list(NAMESPACES))

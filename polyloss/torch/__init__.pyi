@@ -6,6 +6,8 @@ from typing import Any, Literal
 import torch
 import torch.distributed
 
+from polyloss.torch import nn as nn
+
 __all__ = [
     "arcface",
     "asymmetric_mse",

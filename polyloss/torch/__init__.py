@@ -8,3 +8,6 @@ from polyloss._binding import export
 from polyloss.backends.torch import BACKEND
 
 __all__ = export(globals(), BACKEND)
+
+# the same losses as torch.nn.Module classes (polyloss.torch.nn.FocalLoss), as torch.nn beside torch
+from polyloss.torch import nn as nn
