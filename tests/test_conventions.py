@@ -68,3 +68,21 @@ def test_an_integer_mask_is_a_mask_in_the_dice_family():
     as_float = pt.dice(pred, torch.as_tensor(mask, dtype=torch.float32))
     for dtype in (torch.int64, torch.uint8, torch.bool):
         assert float(pt.dice(pred, torch.as_tensor(mask).to(dtype))) == float(as_float)
+
+
+def test_nchw_logits_without_axis_1_get_the_fix_in_the_message():
+    with pytest.raises(ValueError, match=r"torch's \(N, C, \.\.\.\) layout, classes on axis 1: pass axis=1"):
+        pt.cross_entropy(torch.randn(2, 3, 4, 5), torch.zeros(2, 4, 5, dtype=torch.long))
+    # with axis=1 it is torch's loss
+    logits, target = torch.randn(2, 3, 4, 5), torch.randint(0, 3, (2, 4, 5))
+    assert float(pt.cross_entropy(logits, target, axis=1)) == pytest.approx(float(F.cross_entropy(logits, target)))
+
+
+def test_time_first_ctc_inputs_get_the_fix_in_the_message():
+    log_probs = torch.randn(10, 2, 5).log_softmax(-1)  # torch's (T, N, C)
+    targets, lengths = torch.tensor([[1, 2], [3, 1]]), torch.tensor([10, 10])
+    with pytest.raises(ValueError, match=r"time-first, torch's \(T, N, C\) layout; polyloss.ctc takes \(N, T, C\)"):
+        pt.ctc(log_probs, targets, lengths, torch.tensor([2, 2]))
+    expected = F.ctc_loss(log_probs, targets, lengths, torch.tensor([2, 2]), reduction="sum")
+    got = pt.ctc(log_probs.transpose(0, 1), targets, lengths, torch.tensor([2, 2]), reduction="sum")
+    assert float(got) == pytest.approx(float(expected), rel=1e-5)

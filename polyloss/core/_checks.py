@@ -188,10 +188,16 @@ def check_class_target(logits: Array, target: Array, axis: int) -> None:
     """Class indices have the logits' shape without the class ``axis``."""
     expected = tuple(s for i, s in enumerate(logits.shape) if i != axis)
     if tuple(target.shape) != expected:
+        classes_first = logits.ndim > 2 and tuple(target.shape) == (logits.shape[0], *logits.shape[2:])
+        hint = (
+            "; the logits look like torch's (N, C, ...) layout, classes on axis 1: pass axis=1"
+            if classes_first and axis % logits.ndim != 1
+            else ""
+        )
         raise ValueError(
             f"target must have shape {expected} (the logits' shape {tuple(logits.shape)} without the "
             f"class axis {axis}) for class indices, or the logits' shape for probabilities; "
-            f"got {tuple(target.shape)}"
+            f"got {tuple(target.shape)}{hint}"
         )
 
 

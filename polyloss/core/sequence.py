@@ -138,6 +138,12 @@ def ctc(
         if not is_integer(xp, x):
             raise TypeError(f"{name} must hold integers, got dtype {x.dtype}")
     check_ndim("targets", targets, 2, "(N, S)")
+    if targets.shape[0] != n and targets.shape[0] == frames:
+        raise ValueError(
+            f"targets has {targets.shape[0]} rows where log_probs of shape {tuple(log_probs.shape)} has N = {n}: "
+            "log_probs looks time-first, torch's (T, N, C) layout; polyloss.ctc takes (N, T, C): pass "
+            "log_probs.transpose(0, 1) (torch) or jnp.swapaxes(log_probs, 0, 1) (JAX)"
+        )
     check_shape("targets", targets, (n, targets.shape[1]))
     check_shape("input_lengths", input_lengths, (n,))
     check_shape("target_lengths", target_lengths, (n,))
