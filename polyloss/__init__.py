@@ -4,6 +4,8 @@ PyTorch (``polyloss.torch``), JAX (``polyloss.jax``) and NumPy (``polyloss.numpy
 ``import polyloss`` imports neither torch nor jax; import the namespace you use.
 """
 
+from polyloss.core._checks import checks
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "checks"]

@@ -65,8 +65,8 @@ class ArrayAPIBackend:
             return self.xp.astype(x, self.xp.float32)
         return x
 
-    def is_traced(self, x: Array) -> bool:
-        """True when ``x`` has no concrete values (jit/vmap/compile tracing)."""
+    def is_opaque(self, x: Array) -> bool:
+        """Host arrays: never (see the protocol)."""
         return False
 
     # Value checks of concrete arrays run on the host, outside any trace: a concrete

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from polyloss.backends.base import ArrayAPIBackend
+from polyloss.core._checks import accelerator_values_checked
 from polyloss.core._typing import (
     Backend,
     Devices,
@@ -255,8 +256,11 @@ class JaxBackend(ArrayAPIBackend):
     def compute_dtype(self, x: jax.Array) -> jax.Array:
         return x.astype(jnp.float32) if x.dtype in self._half else x
 
-    def is_traced(self, x: jax.Array) -> bool:
-        return isinstance(x, jax.core.Tracer)
+    def is_opaque(self, x: jax.Array) -> bool:
+        if isinstance(x, jax.core.Tracer):
+            return True
+        on_host = all(device.platform == "cpu" for device in x.devices())
+        return not (on_host or accelerator_values_checked())
 
     # -- primitives: native kernels -------------------------------------------
     def log_softmax(self, x: jax.Array, axis: int) -> jax.Array:

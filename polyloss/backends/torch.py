@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from polyloss.backends.base import ArrayAPIBackend
+from polyloss.core._checks import accelerator_values_checked
 from polyloss.core._typing import (
     Backend,
     Devices,
@@ -303,6 +304,11 @@ def _traced(x: torch.Tensor) -> bool:
     return torch.compiler.is_compiling() or _is_functorch_wrapped(x) or x.is_meta
 
 
+def _on_host(x: torch.Tensor) -> bool:
+    """Values readable without synchronising an accelerator."""
+    return x.device.type == "cpu"
+
+
 def _bce_with_logits(
     logits: torch.Tensor, target: torch.Tensor, pos_weight: torch.Tensor | None
 ) -> torch.Tensor | None:
@@ -313,7 +319,7 @@ def _bce_with_logits(
     definition is exact. The guards (a zero coefficient times an infinite softplus is 0) matter
     at infinite logits only, which only an eager CPU tensor can be asked for without a device
     synchronisation; elsewhere the definition runs."""
-    if logits.device.type != "cpu" or _traced(logits) or bool(torch.isinf(logits).any()):
+    if not _on_host(logits) or _traced(logits) or bool(torch.isinf(logits).any()):
         return None
     positive = target if pos_weight is None else target * pos_weight
     return positive * -F.logsigmoid(logits) + (1.0 - target) * -F.logsigmoid(-logits)
@@ -345,8 +351,8 @@ class TorchBackend(ArrayAPIBackend):
     def compute_dtype(self, x: torch.Tensor) -> torch.Tensor:
         return x.float() if x.dtype in self._half else x
 
-    def is_traced(self, x: torch.Tensor) -> bool:
-        return _traced(x)
+    def is_opaque(self, x: torch.Tensor) -> bool:
+        return _traced(x) or not (_on_host(x) or accelerator_values_checked())
 
     def host_values(self, x: torch.Tensor) -> list[Any]:
         return x.detach().reshape(-1).tolist()

@@ -9,12 +9,44 @@ backend says the array is concrete (eager mode).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from polyloss.core._typing import Array, Backend
 
 REDUCTIONS = ("mean", "sum", "none")
+
+#: whether the values of accelerator arrays are read to validate them (a device synchronisation per
+#: check): off unless ``polyloss.checks(values=True)`` or the environment's POLYLOSS_CHECK_VALUES=1
+_ACCELERATOR_VALUES: ContextVar[bool] = ContextVar(
+    "polyloss_accelerator_values", default=os.environ.get("POLYLOSS_CHECK_VALUES", "") == "1"
+)
+
+
+def accelerator_values_checked() -> bool:
+    """Whether value checks read accelerator arrays here (see :func:`checks`)."""
+    return _ACCELERATOR_VALUES.get()
+
+
+@contextmanager
+def checks(*, values: bool) -> Iterator[None]:
+    """Value checks of accelerator arrays inside the block: ``with polyloss.checks(values=True):``.
+
+    Class indices in range, probabilities in [0, 1], box corners in order, CTC lengths: on CPU
+    arrays polyloss always validates them (a ``ValueError`` naming the bad value). On a GPU or
+    TPU reading them would synchronise the device once per call, as torch's own losses avoid, so
+    by default an invalid value gives the documented NaN there (as under ``jax.jit`` or
+    ``torch.compile``); ``values=True`` reads them, for debugging. ``POLYLOSS_CHECK_VALUES=1`` in
+    the environment makes ``True`` the default of the process.
+    """
+    token = _ACCELERATOR_VALUES.set(values)
+    try:
+        yield
+    finally:
+        _ACCELERATOR_VALUES.reset(token)
 
 
 def _one_of(values: tuple[str, ...]) -> str:
@@ -70,9 +102,9 @@ def _real(
     if tuple(value.shape) != ():
         raise ValueError(f"{name} must be a Python float or a 0-d array, got an array of shape {tuple(value.shape)}")
     check_floating(xp, name, value)
-    if b.is_traced(value):
+    if b.is_opaque(value):
         return xp.where(holds_elementwise(xp, value), value, xp.nan)
-    v = float(b.stop_gradient(value))  # (detached: torch warns on float() of a tensor needing grad)
+    v, _ = b.float_range(xp.reshape(value, (1,)))  # read detached (float() of a tensor needing grad warns)
     if math.isnan(v) or not holds(v):
         raise ValueError(f"{name} must be {requirement}, got {v!r} (a 0-d array)")
     return value
@@ -227,7 +259,7 @@ def check_class_indices(b: Backend, target: Array, num_classes: int, ignore_inde
 
     Traced labels cannot be inspected; the loss then marks those samples NaN.
     """
-    if b.is_traced(target) or math.prod(target.shape) == 0:
+    if b.is_opaque(target) or math.prod(target.shape) == 0:
         return
     low, high = b.int_range(target)
     if low >= 0 and high < num_classes:
@@ -275,7 +307,7 @@ def guard_traced_labels(b: Backend, index: Array, num_classes: int) -> tuple[Arr
     in-range samples, whose complement gets a NaN loss (never a wrapped or clamped class).
     Concrete labels (already validated) pass through with mask ``None``.
     """
-    if not b.is_traced(index):
+    if not b.is_opaque(index):
         return index, None
     valid = (index >= 0) & (index < num_classes)
     return b.xp.clip(index, 0, num_classes - 1), valid
@@ -283,7 +315,7 @@ def guard_traced_labels(b: Backend, index: Array, num_classes: int) -> tuple[Arr
 
 def check_signs(b: Backend, name: str, x: Array) -> None:
     """Refuse values other than -1 and 1 in eager mode (the ``target`` of ranking losses)."""
-    if b.is_traced(x) or math.prod(x.shape) == 0:
+    if b.is_opaque(x) or math.prod(x.shape) == 0:
         return
     if bool(b.xp.all((x == 1) | (x == -1))):  # one reduction read on the host, not the values
         return
@@ -293,7 +325,7 @@ def check_signs(b: Backend, name: str, x: Array) -> None:
 
 def check_unit_interval(b: Backend, name: str, x: Array) -> None:
     """Refuse values outside [0, 1] (or NaN) in eager mode."""
-    if b.is_traced(x) or math.prod(x.shape) == 0:
+    if b.is_opaque(x) or math.prod(x.shape) == 0:
         return
     low, high = b.float_range(x)
     if not (0.0 <= low and high <= 1.0):
@@ -303,7 +335,7 @@ def check_unit_interval(b: Backend, name: str, x: Array) -> None:
 
 def check_nonnegative_values(b: Backend, name: str, x: Array) -> None:
     """Refuse negative (or NaN) values in eager mode."""
-    if b.is_traced(x) or math.prod(x.shape) == 0:
+    if b.is_opaque(x) or math.prod(x.shape) == 0:
         return
     low, _ = b.float_range(x)
     if not low >= 0:

@@ -44,8 +44,11 @@ class Backend(Protocol):
         ...
 
     # -- value-check hooks: concrete arrays only, on the host ---------------------------
-    def is_traced(self, x: Array) -> bool:
-        """True when ``x`` has no concrete values (jit/vmap/compile tracing)."""
+    def is_opaque(self, x: Array) -> bool:
+        """True when ``x``'s values cannot be read on the host for free: traced (jit, vmap,
+        compile), or on an accelerator, where reading them would synchronise the device (unless
+        :func:`polyloss.checks` turns value checks on). Value checks then give way to the
+        documented NaN."""
         ...
 
     def host_values(self, x: Array) -> list[Any]:

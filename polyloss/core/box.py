@@ -47,7 +47,7 @@ class _Geometry(NamedTuple):
 
 def _check_ordered(b: Backend, name: str, boxes: Array) -> None:
     """x1 <= x2 and y1 <= y2 for every box (eager mode only)."""
-    if b.is_traced(boxes) or math.prod(boxes.shape) == 0:
+    if b.is_opaque(boxes) or math.prod(boxes.shape) == 0:
         return
     xp = b.xp
     extent = xp.concat([boxes[..., 2:3] - boxes[..., 0:1], boxes[..., 3:4] - boxes[..., 1:2]], axis=-1)

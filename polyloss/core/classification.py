@@ -898,7 +898,7 @@ def _hinge_margin(b: Backend, scores: Array, target: Array) -> Array:
     check_same_shape("scores", scores, "target", target)
     target = xp.astype(target, scores.dtype)
     binary = xp.all((target == 0) | (target == 1))  # keras: {0, 1} labels become {-1, 1}
-    if b.is_traced(target):
+    if b.is_opaque(target):
         return b.relu(1.0 - xp.where(binary, 2.0 * target - 1.0, target) * scores)
     # eager: one reduction read on the host (never the labels themselves, unless they are wrong)
     if bool(binary):

@@ -96,7 +96,7 @@ def _sign_target(b: Backend, target: Array, like: Array) -> tuple[Array, Array |
     xp = b.xp
     check_signs(b, "target", target)
     target = xp.astype(target, like.dtype) if target.dtype != like.dtype else target
-    if not b.is_traced(target):
+    if not b.is_opaque(target):
         return target, None
     return target, (target == 1.0) | (target == -1.0)
 

@@ -53,7 +53,7 @@ def _alpha_step(b: Backend) -> Any:
 
 def _check_lengths(b: Backend, name: str, lengths: Array, low: int, high: Any, what: str) -> None:
     """Eager check of a lengths vector against [low, high] (``high`` an int or per-sample ints)."""
-    if b.is_traced(lengths) or lengths.shape[0] == 0:
+    if b.is_opaque(lengths) or lengths.shape[0] == 0:
         return
     values = b.host_values(lengths)
     highs = high if isinstance(high, list) else [high] * len(values)
@@ -64,7 +64,7 @@ def _check_lengths(b: Backend, name: str, lengths: Array, low: int, high: Any, w
 
 def _check_targets(b: Backend, targets: Array, target_lengths: Array, num_classes: int, blank: int) -> None:
     """Eager check of the labels inside each target's length: in [0, C) and never the blank."""
-    if b.is_traced(targets) or b.is_traced(target_lengths) or targets.shape[0] * targets.shape[1] == 0:
+    if b.is_opaque(targets) or b.is_opaque(target_lengths) or targets.shape[0] * targets.shape[1] == 0:
         return
     width = targets.shape[1]
     rows = b.host_values(targets)
