@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 
 from helpers import run_python
@@ -11,9 +12,9 @@ from helpers import run_python
 from polyloss.verify.specs import SPECS
 
 
-def _run(*args: str, hide: str | None = None) -> subprocess.CompletedProcess:
-    """Run the CLI in a fresh interpreter; ``hide`` makes a package unimportable there."""
-    hiding = f"sys.modules[{hide!r}] = None; " if hide else ""
+def _run(*args: str, hide: str | tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Run the CLI in a fresh interpreter; ``hide`` makes packages unimportable there."""
+    hiding = "".join(f"sys.modules[{name!r}] = None; " for name in ((hide,) if isinstance(hide, str) else hide))
     code = f"import sys; {hiding}from polyloss.__main__ import main; sys.exit(main(sys.argv[1:]))"
     env = {**os.environ, "COLUMNS": "250"}
     return run_python(code, *args, env=env)
@@ -57,6 +58,20 @@ def test_verify_without_jax_reports_it_missing_instead_of_crashing(tmp_path):
     data = json.loads(report.read_text())
     assert data["losses"]["mse"]["checks"]["value[jax]"]["status"] == "missing"
     assert data["losses"]["mse"]["checks"]["value[torch]"]["status"] == "pass"
+
+
+def test_verify_without_torch_and_jax_says_nothing_was_checked_and_exits_2():
+    result = _run("verify", "--loss", "mse", "--no-compile", hide=("jax", "torch"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "nothing to verify: neither torch nor jax is installed" in result.stdout
+    assert "all checks passed" not in result.stdout
+
+
+def test_verify_piped_prints_a_line_per_loss():
+    result = _run("verify", "--loss", "mse", "--loss", "huber", "--no-compile")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"^\[1/2\] mse: \d+ checks, 0 failed, [\d.]+ s$", result.stdout, re.M), result.stdout
+    assert re.search(r"^\[2/2\] huber: \d+ checks, 0 failed", result.stdout, re.M), result.stdout
 
 
 def test_verify_rejects_an_unknown_loss():

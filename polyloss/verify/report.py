@@ -130,15 +130,36 @@ def verify(family: str | None, losses: Sequence[str] | None, *, seed: int, compi
     if "numpy" not in env.harnesses:
         console.print("[red]numpy backend unavailable[/]")
         return CANNOT_RUN
+    if "torch" not in env.harnesses and "jax" not in env.harnesses:
+        console.print(
+            "[red]nothing to verify: neither torch nor jax is installed[/] (every check but numpy's own "
+            'values needs one of them); install them: pip install "polyloss[torch,jax,verify]"'
+        )
+        return CANNOT_RUN
 
     started = time.perf_counter()
     results: dict[str, list[Outcome]] = {}
     total = sum(len(s.variants) for s in specs)
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("verifying", total=total)
-        for spec in specs:
-            progress.update(task, description=f"verifying {spec.name}")
-            results[spec.name] = run_spec(spec, env, seed=seed, compile=compile, on_step=lambda: progress.advance(task))
+    if console.is_terminal:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("verifying", total=total)
+            for spec in specs:
+                progress.update(task, description=f"verifying {spec.name}")
+                results[spec.name] = run_spec(
+                    spec, env, seed=seed, compile=compile, on_step=lambda: progress.advance(task)
+                )
+    else:  # piped to a log: a line per loss, as it finishes
+        for number, spec in enumerate(specs, 1):
+            spec_started = time.perf_counter()
+            outcomes = run_spec(spec, env, seed=seed, compile=compile, on_step=lambda: None)
+            results[spec.name] = outcomes
+            failures = sum(o.status == "fail" for o in outcomes)
+            console.print(
+                f"[{number}/{len(specs)}] {spec.name}: {len(outcomes)} checks, {failures} failed, "
+                f"{time.perf_counter() - spec_started:.1f} s",
+                highlight=False,
+                markup=False,
+            )
     elapsed = time.perf_counter() - started
 
     table = Table(title=f"polyloss verify: {len(specs)} losses, seed {seed}", show_lines=False)
