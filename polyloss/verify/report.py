@@ -153,9 +153,9 @@ def verify(family: str | None, losses: Sequence[str] | None, *, seed: int, compi
             spec_started = time.perf_counter()
             outcomes = run_spec(spec, env, seed=seed, compile=compile, on_step=lambda: None)
             results[spec.name] = outcomes
-            failures = sum(o.status == "fail" for o in outcomes)
+            failed_here = sum(o.status == "fail" for o in outcomes)
             console.print(
-                f"[{number}/{len(specs)}] {spec.name}: {len(outcomes)} checks, {failures} failed, "
+                f"[{number}/{len(specs)}] {spec.name}: {len(outcomes)} checks, {failed_here} failed, "
                 f"{time.perf_counter() - spec_started:.1f} s",
                 highlight=False,
                 markup=False,
