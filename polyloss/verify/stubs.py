@@ -62,14 +62,7 @@ def _stub_function(namespace: str, name: str, fn: Callable[..., object]) -> str:
         if param.default is not inspect.Parameter.empty:
             text += f" = {_default(param.default)}"
         params.append(text)
-    head, tail = f"def {name}(", f") -> {_TYPES[namespace][0]}: ..."
-    one_line = head + ", ".join(params) + tail
-    if len(one_line) <= _LINE_LENGTH:
-        return one_line
-    hugged = "    " + ", ".join(params)
-    if len(hugged) <= _LINE_LENGTH:
-        return f"{head}\n{hugged}\n{tail}"
-    return head + "\n" + "".join(f"    {p},\n" for p in params) + tail
+    return _wrapped(f"def {name}(", params, f") -> {_TYPES[namespace][0]}: ...")
 
 
 def namespace_stub(namespace: str) -> str:
