@@ -173,6 +173,21 @@ def test_siglip_exchange_is_ring_or_all_gather() -> None:
 
 # --------------------------------------------------------------------------- the docs page's examples
 
+
+def _ddp_exit_abort(returncode: int, output: str, printed: str) -> bool:
+    """torch's known exit race, seen about once in 40 runs of the DDP script on a loaded 2-core machine:
+    DistributedDataParallel keeps the gloo group (and its worker threads) alive past
+    ``destroy_process_group``, and a worker that drops a finished all-reduce while the interpreter
+    is finalising needs the GIL and aborts ("terminate called without an active exception").
+    True only when the script had already printed its result, so its assertions had all passed."""
+    return (
+        returncode != 0
+        and "terminate called without an active exception" in output
+        and "SIGABRT" in output
+        and re.search(printed, output) is not None
+    )
+
+
 DOCS_BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "distributed.md").read_text(), flags=re.S)
 
 
@@ -190,13 +205,17 @@ def test_the_docs_examples_run_and_match_one_device(tmp_path: Path, framework: s
     script = tmp_path / f"{framework}_example.py"
     script.write_text(block)
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    result = subprocess.run(
-        [sys.executable, str(script)],
-        env={**env, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=WORKER_TIMEOUT_S,
-    )
+    for attempt in range(2):
+        result = subprocess.run(
+            [sys.executable, str(script)],
+            env={**env, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=WORKER_TIMEOUT_S,
+        )
+        if attempt == 0 and _ddp_exit_abort(result.returncode, result.stdout + result.stderr, printed):
+            continue  # torch's teardown race, after every assertion passed: run it once more
+        break
     report = f"stdout:\n{result.stdout[-2000:]}\nstderr:\n{result.stderr[-4000:]}"
     assert result.returncode == 0, report
     assert re.search(printed, result.stdout), report
