@@ -24,7 +24,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if missing:
         print(missing)
         return report.CANNOT_RUN
-    return report.verify(args.family, args.loss, seed=args.seed, compile=not args.no_compile, json_path=args.json)
+    return report.verify(
+        args.family,
+        args.loss,
+        seed=args.seed,
+        full=args.full,
+        compile=(args.full or args.compile) and not args.no_compile,
+        json_path=args.json,
+        workers=args.workers,
+    )
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
@@ -46,9 +54,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     verify = sub.add_parser("verify", help="run the conformance matrix on this install")
     verify.add_argument("--family", help="only this family (see `python -m polyloss list`)")
     verify.add_argument("--loss", action="append", help="only this loss (repeatable)")
-    verify.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+    verify.add_argument(
+        "--full",
+        action="store_true",
+        help="the whole matrix: float32, JAX eagerly, the edge corpus on JAX and under jax.jit, and "
+        "torch.compile (about 20 minutes on 2 cores; the default quick run takes about a minute)",
+    )
+    verify.add_argument("--compile", action="store_true", help="add torch.compile (inductor) to the quick run")
+    verify.add_argument("--no-compile", action="store_true", help="leave torch.compile out of --full")
+    verify.add_argument("--json", metavar="PATH", help="where the JSON report goes (default ./polyloss-verify.json)")
     verify.add_argument("--seed", type=int, default=0, help="seed of the generated cases (default 0)")
-    verify.add_argument("--no-compile", action="store_true", help="skip the torch.compile column (slow to compile)")
+    verify.add_argument(
+        "--workers", type=int, default=None, help="processes to run the losses in (default: one per core, at most 4)"
+    )
     docs = sub.add_parser(
         "docs",
         help="regenerate docs/losses/<family>.md, the loss list of docs/index.md and the type stubs of the "

@@ -28,31 +28,44 @@ def test_list_prints_every_loss_and_its_references():
 
 
 def test_verify_writes_a_passing_json_report(tmp_path):
+    """The default, quick run: every backend's float64 values, torch's finite differences, JAX under
+    jax.jit against both, vmap, upstream parity; no float32, no eager JAX, no compile."""
     report = tmp_path / "report.json"
-    result = _run("verify", "--loss", "mse", "--loss", "focal", "--no-compile", "--json", str(report))
+    result = _run("verify", "--loss", "mse", "--loss", "focal", "--json", str(report))
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads(report.read_text())
+    assert (data["mode"], data["compile"]) == ("quick", False)
     assert set(data["losses"]) == {"mse", "focal"}
     assert data["failed_checks"] == 0
     checks = data["losses"]["focal"]["checks"]
-    for key in (
-        "value[torch]",
-        "value[jax]",
-        "value[array_api_strict]",
-        "grad[torch~jax]",
-        "fd[torch]",
-        "fd[jax]",
-        "jit[jax]",
-        "vmap[jax]",
-        "vmap[torch]",
-    ):
+    for key in ("value[torch]", "value[jax]", "value[array_api_strict]", "grad[torch~jax]", "fd[torch]", "vmap[jax]"):
         assert checks[key]["status"] == "pass", key
+    assert not {"float32[torch]", "fd[jax]", "jit[jax]", "compile[torch]"} & set(checks)
     assert all(r["status"] == "pass" for r in data["losses"]["focal"]["references"].values())
+    assert data["losses"]["focal"]["edge_cases"]["runs"] > 0
+    assert f"report: {report}" in result.stdout.replace("\n", "")
+
+
+def test_verify_full_adds_float32_eager_jax_and_jit(tmp_path):
+    report = tmp_path / "report.json"
+    result = _run("verify", "--full", "--no-compile", "--loss", "mse", "--json", str(report))
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(report.read_text())
+    assert data["mode"] == "full"
+    checks = data["losses"]["mse"]["checks"]
+    for key in ("float32[torch]", "float32[jax]", "fd[jax]", "jit[jax]", "vmap[torch]", "edge[float32,jit][jax]"):
+        assert checks[key]["status"] == "pass", key
+
+
+def test_verify_compile_without_torch_says_so_and_exits_2():
+    result = _run("verify", "--loss", "mse", "--compile", hide="torch")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--compile asks for torch.compile" in result.stdout
 
 
 def test_verify_without_jax_reports_it_missing_instead_of_crashing(tmp_path):
     report = tmp_path / "report.json"
-    result = _run("verify", "--loss", "mse", "--no-compile", "--json", str(report), hide="jax")
+    result = _run("verify", "--loss", "mse", "--json", str(report), hide="jax")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "jax not installed" in result.stdout
     data = json.loads(report.read_text())
@@ -61,17 +74,17 @@ def test_verify_without_jax_reports_it_missing_instead_of_crashing(tmp_path):
 
 
 def test_verify_without_torch_and_jax_says_nothing_was_checked_and_exits_2():
-    result = _run("verify", "--loss", "mse", "--no-compile", hide=("jax", "torch"))
+    result = _run("verify", "--loss", "mse", hide=("jax", "torch"))
     assert result.returncode == 2, result.stdout + result.stderr
     assert "nothing to verify: neither torch nor jax is installed" in result.stdout
     assert "all checks passed" not in result.stdout
 
 
 def test_verify_piped_prints_a_line_per_loss():
-    result = _run("verify", "--loss", "mse", "--loss", "huber", "--no-compile")
+    result = _run("verify", "--loss", "mse", "--loss", "huber")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"^\[1/2\] mse: \d+ checks, 0 failed, [\d.]+ s$", result.stdout, re.M), result.stdout
-    assert re.search(r"^\[2/2\] huber: \d+ checks, 0 failed", result.stdout, re.M), result.stdout
+    for loss in ("mse", "huber"):
+        assert re.search(rf"^\[[12]/2\] {loss}: \d+ checks ok \([\d.]+ s\)$", result.stdout, re.M), result.stdout
 
 
 def test_verify_rejects_an_unknown_loss():

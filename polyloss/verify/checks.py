@@ -120,9 +120,59 @@ def check_gradients(spec: LossSpec, case: Case, env: Environment) -> Outcome:
     return run_check("grad", "torch~jax", env, body, needs=("torch", "jax"))
 
 
-def check_finite_differences(spec: LossSpec, case: Case, env: Environment, backend_name: str) -> Outcome:
+def check_jitted(spec: LossSpec, case: Case, env: Environment) -> list[Outcome]:
+    """The quick run's JAX check: one ``jax.jit`` of every reduction's value and gradient (float64),
+    the values against the float64 reference, the gradients against torch's eager ones.
+
+    Two outcomes: ``value[jax]`` and ``grad[torch~jax]``. A loss that needs autodiff has JAX as its
+    value reference, so only its gradients are compared.
+    """
+    expected: dict[str, np.ndarray] = {}
+    computed: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
+
+    def jitted() -> dict[str, tuple[np.ndarray, list[np.ndarray]]]:
+        if not computed:
+            expected.update(numpy_values(spec, case, env))
+            harness = env.harnesses["jax"]
+            names = list(case.arrays)
+            fns = [closure(spec, harness, names, case.params, r) for r in spec.reductions]
+            weights = [cotangent(expected[r].shape) for r in spec.reductions]
+            results = harness.values_and_grads(fns, convert(harness, case, "float64"), argnums(spec, case), weights)
+            computed.update(zip(spec.reductions, results, strict=True))
+        return computed
+
+    def values() -> Outcome:
+        if spec.core().needs_autodiff:
+            raise NotApplicable(f"{spec.name} needs autodiff: JAX is the value reference")
+        rtol, atol = spec.tolerances["float64"]
+        results = jitted()
+        return fold("value", "jax", [compare(results[r][0], expected[r], rtol, atol) for r in spec.reductions])
+
+    def gradients() -> Outcome:
+        rtol, atol = spec.tolerances["float64"]
+        results = jitted()
+        comparisons = []
+        for r in spec.reductions:
+            _, torch_grads = grads(spec, case, env.harnesses["torch"], r, shape=expected[r].shape)
+            for name, gt, gj in zip(spec.differentiable_in(case), torch_grads, results[r][1], strict=True):
+                comparisons.append(compare(gt, gj, rtol, atol).labelled(f"d/d{name} ({r}, jax.jit)"))
+                comparisons.append(
+                    Comparison(bool(np.isfinite(gj).all()), 0.0, f"d/d{name} ({r}) has non-finite entries")
+                )
+        return fold("grad", "torch~jax", comparisons)
+
+    return [
+        run_check("value", "jax", env, values),
+        run_check("grad", "torch~jax", env, gradients, needs=("torch", "jax")),
+    ]
+
+
+def check_finite_differences(
+    spec: LossSpec, case: Case, env: Environment, backend_name: str, fast: bool = False
+) -> Outcome:
     """Autodiff gradients == central finite differences (float64; second order when declared),
-    of the unreduced loss where the loss has ``"none"``."""
+    of the unreduced loss where the loss has ``"none"``; ``fast``: along random directions
+    (torch's ``gradcheck(fast_mode=True)``)."""
 
     def body() -> Outcome:
         if not spec.finite_differences:
@@ -131,7 +181,7 @@ def check_finite_differences(spec: LossSpec, case: Case, env: Environment, backe
         arrays = convert(harness, case, "float64")
         reduction = "none" if "none" in spec.reductions else "sum"  # per sample where the loss has it
         f = closure(spec, harness, list(case.arrays), case.params, reduction)
-        harness.check_finite_differences(f, arrays, argnums(spec, case), 2 if spec.second_order else 1)
+        harness.check_finite_differences(f, arrays, argnums(spec, case), 2 if spec.second_order else 1, fast)
         return Outcome("fd", backend_name, "pass")
 
     return run_check("fd", backend_name, env, body)
@@ -166,27 +216,46 @@ def check_compile(spec: LossSpec, case: Case, env: Environment, reductions: Sequ
     return run_check("compile", "torch", env, _transform_body("compile", spec, case, env, "torch", reductions))
 
 
-def check_vmap(spec: LossSpec, cases: Sequence[Case], env: Environment, backend_name: str) -> Outcome:
-    """vmap over a leading batch axis == a Python loop over the cases (same shapes)."""
+def check_vmap(
+    spec: LossSpec, cases: Sequence[Case], env: Environment, backend_name: str, jitted: bool = False
+) -> Outcome:
+    """vmap over a leading batch axis == a Python loop over the cases (same shapes); ``jitted``:
+    both sides under ``jit``, every reduction in one program (the quick run's JAX check)."""
 
     def body() -> Outcome:
         harness = env.harnesses[backend_name]
         rtol, atol = spec.tolerances["float64"]
         names = list(cases[0].arrays)
         stacked = Case({n: np.stack([c.arrays[n] for c in cases]) for n in names}, cases[0].params)
-        results = []
-        for r in spec.reductions:
-            f = closure(spec, harness, names, stacked.params, r)
-            batched = harness.to_numpy(harness.vmap(f, [0] * len(names))(*convert(harness, stacked, "float64")))
-            looped = np.stack([harness.to_numpy(f(*convert(harness, c, "float64"))) for c in cases])
-            results.append(compare(batched, looped, rtol, atol))
+        fns = [closure(spec, harness, names, stacked.params, r) for r in spec.reductions]
+        in_axes = [0] * len(names)
+
+        def batched_all(*arrays: Any) -> list[Any]:
+            return [harness.vmap(f, in_axes)(*arrays) for f in fns]
+
+        def single_all(*arrays: Any) -> list[Any]:
+            return [f(*arrays) for f in fns]
+
+        batched_fn, single_fn = (
+            (harness.jit(batched_all), harness.jit(single_all)) if jitted else (batched_all, single_all)
+        )
+        batched = batched_fn(*convert(harness, stacked, "float64"))
+        looped = [single_fn(*convert(harness, c, "float64")) for c in cases]
+        results = [
+            compare(harness.to_numpy(batched[i]), np.stack([harness.to_numpy(one[i]) for one in looped]), rtol, atol)
+            for i in range(len(fns))
+        ]
         return fold("vmap", backend_name, results)
 
     return run_check("vmap", backend_name, env, body)
 
 
-def check_reference(spec: LossSpec, reference: Reference, case: Case, env: Environment) -> Outcome:
-    """The loss == an upstream implementation, value (every reduction) and gradient.
+def check_reference(
+    spec: LossSpec, reference: Reference, case: Case, env: Environment, one_reduction: bool = False
+) -> Outcome:
+    """The loss == an upstream implementation, value (every reduction; the first that applies with
+    ``one_reduction``) and gradient, both sides compiled together where the framework compiles
+    (JAX) and the reference can be (it does not read values on the host).
 
     A reference may raise :class:`NotApplicable` for some reductions only (one that
     returns just the mean); the others are still compared. n/a when none applies.
@@ -199,39 +268,61 @@ def check_reference(spec: LossSpec, reference: Reference, case: Case, env: Envir
         return Outcome(label, framework, "missing", detail=str(error))
     names = list(case.arrays)
 
-    def compare_reduction(r: str, expected_shape: tuple[int, ...]) -> list[Comparison]:
+    def body() -> Outcome:
         harness = env.harnesses[framework]
         rtol, atol = spec.tolerances["float64"]
-        ours = closure(spec, harness, names, case.params, r)
-
-        def ref(*arrays: Any) -> Any:
-            return reference.fn(modules, dict(zip(names, arrays, strict=True)), case.params, r)
-
-        if not (reference.grads and harness.has_autodiff):
-            arrays = convert(harness, case, "float64")
-            expected = ref(*arrays)
-            expected = np.asarray(harness.to_numpy(expected) if framework != "numpy" else expected, dtype=np.float64)
-            return [compare(harness.to_numpy(ours(*arrays)), expected, rtol, atol)]
-        # the same per-sample weights for both sides; the inputs the reference differentiates in
-        covered = [n for n in spec.differentiable_in(case) if reference.compares_gradient_of(n)]
-        ref_value, ref_grads = grads(spec, case, harness, r, fn=ref, shape=expected_shape, names=covered)
-        value, gs = grads(spec, case, harness, r, fn=ours, shape=expected_shape, names=covered)
-        results = [compare(value, ref_value, rtol, atol)]
-        for name, g, e in zip(covered, gs, ref_grads, strict=True):
-            results.append(compare(g, e, rtol, atol).labelled(f"d/d{name} ({r})"))
-        return results
-
-    def body() -> Outcome:
         expected_shapes = {r: v.shape for r, v in numpy_values(spec, case, env).items()}
-        results: list[Comparison] = []
-        skipped: list[str] = []
+        arrays = convert(harness, case, "float64")
+
+        def ref(r: str) -> Callable[..., Any]:
+            return lambda *xs: reference.fn(modules, dict(zip(names, xs, strict=True)), case.params, r)
+
+        # integer inputs (labels, lengths) stay concrete: references may read them on the host
+        floating = [i for i, a in enumerate(case.arrays.values()) if np.issubdtype(a.dtype, np.floating)]
+
+        def of_floating(f: Callable[..., Any]) -> Callable[..., Any]:
+            def g(*xs: Any) -> Any:
+                full = list(arrays)
+                for i, x in zip(floating, xs, strict=True):
+                    full[i] = x
+                return f(*full)
+
+            return g
+
+        # a reference may raise NotApplicable for some reductions only (one that returns just the mean)
+        applicable, skipped, traceable = [], [], True
         for r in spec.reductions:
             try:
-                results += compare_reduction(r, expected_shapes[r])
+                traceable &= harness.traceable(of_floating(ref(r)), [arrays[i] for i in floating])
+                applicable.append(r)
             except NotApplicable as reason:
                 skipped.append(str(reason))
-        if not results:
+        if not applicable:
             raise NotApplicable("; ".join(dict.fromkeys(skipped)))
+        applicable = applicable[:1] if one_reduction else applicable
+        ours = [closure(spec, harness, names, case.params, r) for r in applicable]
+        results: list[Comparison] = []
+        if not (reference.grads and harness.has_autodiff):
+            for r, f in zip(applicable, ours, strict=True):
+                expected = ref(r)(*arrays)
+                expected = np.asarray(harness.to_numpy(expected) if framework != "numpy" else expected, np.float64)
+                results.append(compare(harness.to_numpy(f(*arrays)), expected, rtol, atol))
+            return fold(label, framework, results)
+        # the same per-sample weights for both sides; the inputs the reference differentiates in
+        covered = [n for n in spec.differentiable_in(case) if reference.compares_gradient_of(n)]
+        weights = [cotangent(expected_shapes[r]) for r in applicable]
+        computed = harness.values_and_grads(
+            [of_floating(f) for f in [ref(r) for r in applicable] + ours],
+            [arrays[i] for i in floating],
+            [floating.index(i) for i in argnums(spec, case, covered)],
+            weights + weights,
+            compiled=traceable,
+        )
+        for i, r in enumerate(applicable):
+            (ref_value, ref_grads), (value, gs) = computed[i], computed[len(applicable) + i]
+            results.append(compare(value, ref_value, rtol, atol))
+            for name, g, e in zip(covered, gs, ref_grads, strict=True):
+                results.append(compare(g, e, rtol, atol).labelled(f"d/d{name} ({r})"))
         return fold(label, framework, results)
 
     return run_check(label, framework, env, body)

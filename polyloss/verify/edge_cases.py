@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -52,16 +53,25 @@ def edge_runs(edge: Any) -> list[tuple[str, str, str]]:
     return runs
 
 
-def run_edge_cases(name: str, env: Environment, *, compile: bool = True) -> list[Outcome]:
-    """Every corpus case of loss ``name`` on every backend and dtype it lists, eager and under
-    jax.jit and torch.compile (with inductor; ``compile=False`` leaves torch.compile out)."""
+def run_edge_cases(
+    name: str,
+    env: Environment,
+    *,
+    compile: bool = True,
+    jit: bool = True,
+    backends: Sequence[str] | None = None,
+) -> list[Outcome]:
+    """Every corpus case of loss ``name`` on every backend and dtype it lists (on ``backends`` only,
+    when given), eager and under jax.jit and torch.compile (with inductor; ``jit=False`` and
+    ``compile=False`` leave those out)."""
     from polyloss.verify.specs.edges import cases_by_loss
 
+    left_out = {"jit": not jit, "compile": not compile}
     return [
         check_edge_case(edge, env, backend, dtype, transform)
         for edge in cases_by_loss().get(name, [])
         for backend, dtype, transform in edge_runs(edge)
-        if compile or transform != "compile"
+        if not left_out.get(transform, False) and (backends is None or backend in backends)
     ]
 
 

@@ -8,30 +8,34 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from polyloss.verify.compare import Outcome
 from polyloss.verify.specs import SPECS
 
-#: (column title, check name, backend) for the verify table
-COLUMNS = (
-    ("value strict", "value", "array_api_strict"),
-    ("value torch", "value", "torch"),
-    ("value jax", "value", "jax"),
-    ("f32 torch", "float32", "torch"),
-    ("f32 jax", "float32", "jax"),
-    ("grad torch~jax", "grad", "torch~jax"),
-    ("fd torch", "fd", "torch"),
-    ("fd jax", "fd", "jax"),
-    ("jit", "jit", "jax"),
-    ("vmap jax", "vmap", "jax"),
-    ("vmap torch", "vmap", "torch"),
-    ("compile", "compile", "torch"),
+#: the verify table's columns after the loss: (title, which outcomes it folds)
+COLUMNS: tuple[tuple[str, Callable[[Outcome], bool]], ...] = (
+    ("numpy", lambda o: o.backend in ("numpy", "array_api_strict") and _conformance(o)),
+    ("torch", lambda o: o.backend == "torch" and _conformance(o)),
+    ("jax", lambda o: o.backend == "jax" and _conformance(o)),
+    ("torch~jax", lambda o: o.backend == "torch~jax"),
+    ("upstream", lambda o: o.check.startswith("ref:")),
+    ("edge cases", lambda o: o.check.startswith("edge[")),
 )
+
+#: the default path of the JSON report
+DEFAULT_REPORT = "polyloss-verify.json"
+
+
+def _conformance(outcome: Outcome) -> bool:
+    """A check of the loss against itself or the reference values (not upstream, not the edge corpus)."""
+    return not outcome.check.startswith(("ref:", "edge["))
+
 
 #: the exit status of a command that cannot run (bad arguments, rich or numpy missing)
 CANNOT_RUN = 2
@@ -67,23 +71,27 @@ def summarise(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     }
 
 
-def _cell(summary: dict[str, Any] | None) -> str:
+def _cell(summary: dict[str, Any] | None, counted: bool = False) -> str:
+    """``ok 3e-16`` (passed; the largest absolute difference), ``FAIL 2`` (failed checks), ``n/a``,
+    ``missing`` or ``-`` (nothing ran); ``counted``: ``ok 12/12`` (runs)."""
     if summary is None:
         return "-"
     status = summary["status"]
     if status == "pass":
+        if counted:
+            return f"[green]ok[/] {summary['checks']}"
         err = summary["max_abs_error"]
-        return f"[green]ok[/] {err:.0e}" if err else "[green]ok[/]"
+        return f"[green]ok[/] {err:.0e}" if err else "[green]ok[/] 0"
     if status == "fail":
-        return f"[bold red]FAIL[/] ({len(summary['failures'])})"
+        return f"[bold red]FAIL {len(summary['failures'])}[/]"
     return "[dim]missing[/]" if status == "missing" else "[dim]n/a[/]"
 
 
 def _console() -> Any:
     from rich.console import Console
 
-    # Piped output (CI logs, `| tee`) would default to 80 columns and squash the matrix.
-    return Console() if sys.stdout.isatty() else Console(width=220)
+    # Piped output (CI logs, `| tee`) would default to 80 columns; the table needs about 95.
+    return Console() if sys.stdout.isatty() else Console(width=100)
 
 
 def print_catalogue() -> int:
@@ -103,17 +111,28 @@ def print_catalogue() -> int:
     return 0
 
 
-def verify(family: str | None, losses: Sequence[str] | None, *, seed: int, compile: bool, json_path: str | None) -> int:
-    """``python -m polyloss verify``: run the checks, print the matrix, write the JSON report.
+def verify(
+    family: str | None,
+    losses: Sequence[str] | None,
+    *,
+    seed: int,
+    full: bool = False,
+    compile: bool = False,
+    json_path: str | None = None,
+    workers: int | None = None,
+) -> int:
+    """``python -m polyloss verify``: run the checks, print the table, write the JSON report.
 
-    Returns the exit status: 0 when every check passed, 1 when one failed, 2 when nothing could run.
+    ``full=False`` is the quick run (see :func:`polyloss.verify.run.run_spec`); ``compile`` adds
+    ``torch.compile``. The losses run in ``workers`` processes (one per CPU core, at most 4, by
+    default). Returns the exit status: 0 when every check passed, 1 when one failed, 2 when
+    nothing could run or a column asked for cannot be checked.
     """
-    from rich.progress import Progress
+    from rich import box
     from rich.table import Table
 
     from polyloss.verify.environment import Environment
-    from polyloss.verify.run import run_spec, selected_specs
-    from polyloss.verify.specs.edges import cases_by_loss
+    from polyloss.verify.run import run_specs, selected_specs
 
     console = _console()
     try:
@@ -136,89 +155,103 @@ def verify(family: str | None, losses: Sequence[str] | None, *, seed: int, compi
             'values needs one of them); install them: pip install "polyloss[torch,jax,verify]"'
         )
         return CANNOT_RUN
+    if compile and "torch" not in env.harnesses:
+        console.print(f"[red]--compile asks for torch.compile, but {env.missing['torch']}[/]")
+        return CANNOT_RUN
 
     started = time.perf_counter()
+    workers = workers or min(os.cpu_count() or 1, 4)
+    mode = "full" if full else "quick"
+    console.print(
+        f"polyloss verify ({mode}{', with torch.compile' if compile else ''}): {len(specs)} losses, "
+        f"{sum(len(s.variants) for s in specs)} variants, seed {seed}, {workers} process(es)",
+        highlight=False,
+    )
     results: dict[str, list[Outcome]] = {}
-    total = sum(len(s.variants) for s in specs)
-    if console.is_terminal:
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("verifying", total=total)
-            for spec in specs:
-                progress.update(task, description=f"verifying {spec.name}")
-                results[spec.name] = run_spec(
-                    spec, env, seed=seed, compile=compile, on_step=lambda: progress.advance(task)
-                )
-    else:  # piped to a log: a line per loss, as it finishes
-        for number, spec in enumerate(specs, 1):
-            spec_started = time.perf_counter()
-            outcomes = run_spec(spec, env, seed=seed, compile=compile, on_step=lambda: None)
-            results[spec.name] = outcomes
-            failed_here = sum(o.status == "fail" for o in outcomes)
-            console.print(
-                f"[{number}/{len(specs)}] {spec.name}: {len(outcomes)} checks, {failed_here} failed, "
-                f"{time.perf_counter() - spec_started:.1f} s",
-                highlight=False,
-                markup=False,
-            )
+    for number, (name, outcomes, seconds) in enumerate(
+        run_specs(specs, seed=seed, full=full, compile=compile, workers=workers, env=env), 1
+    ):
+        results[name] = outcomes
+        failed_here = sum(o.status == "fail" for o in outcomes)
+        status = f"{failed_here} FAILED" if failed_here else "ok"
+        console.print(
+            f"[{number}/{len(specs)}] {name}: {len(outcomes)} checks {status} ({seconds:.1f} s)",
+            highlight=False,
+            markup=False,
+        )
     elapsed = time.perf_counter() - started
 
-    table = Table(title=f"polyloss verify: {len(specs)} losses, seed {seed}", show_lines=False)
-    table.add_column("loss")
-    table.add_column("cases", justify="right")
-    for title, _, _ in COLUMNS:
-        table.add_column(title)
-    table.add_column("parity")
-    table.add_column("edge cases")
-    report: dict[str, Any] = {"seed": seed, "missing": env.missing, "losses": {}}
-    corpus = cases_by_loss()
+    table = Table(title=f"polyloss verify ({mode}): {len(specs)} losses", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("loss", no_wrap=True)
+    for title, _ in COLUMNS:
+        table.add_column(title, no_wrap=True)
+    report: dict[str, Any] = {
+        "mode": mode,
+        "compile": compile,
+        "seed": seed,
+        "missing": env.missing,
+        "losses": {},
+    }
+    worst: dict[str, float] = {title: 0.0 for title, _ in COLUMNS}
     failed = 0
     for spec in specs:
         outcomes = results[spec.name]
         cells: dict[tuple[str, str], list[Outcome]] = defaultdict(list)
         for o in outcomes:
             cells[(o.check, o.backend)].append(o)
-        summaries = {f"{check}[{backend}]": summarise(group) for (check, backend), group in cells.items()}
-        refs: dict[str, list[Outcome]] = {o.check: [] for o in outcomes if o.check.startswith("ref:")}
-        for o in outcomes:
-            if o.check in refs:
-                refs[o.check].append(o)
-        ref_summaries = {name[4:]: summarise(group) for name, group in refs.items()}
-        passed_refs = sum(s["status"] == "pass" for s in ref_summaries.values())
-        failed_refs = sum(s["status"] == "fail" for s in ref_summaries.values())
-        parity = f"{passed_refs}/{len(ref_summaries)}" + (f" [bold red]{failed_refs} FAIL[/]" if failed_refs else "")
-        row = [spec.name, str(len(spec.variants))]
-        row += [_cell(summaries.get(f"{check}[{backend}]")) for _, check, backend in COLUMNS]
-        edge_runs = [o for o in outcomes if o.check.startswith("edge[")]
-        edge_failed = sum(o.status == "fail" for o in edge_runs)
-        edge_cases = len(corpus.get(spec.name, []))
-        edges = f"{edge_cases} ({len(edge_runs) - edge_failed}/{len(edge_runs)} runs ok)"
-        table.add_row(*row, parity, edges if not edge_failed else f"[bold red]{edges}[/]")
+        row = [spec.name]
+        for title, belongs in COLUMNS:
+            mine = [o for o in outcomes if belongs(o)]
+            summary = summarise(mine) if mine else None
+            if summary and title != "edge cases":
+                worst[title] = max(worst[title], summary["max_abs_error"])
+            row.append(_cell(summary, counted=title == "edge cases"))
+        table.add_row(*row)
         failures = [o for o in outcomes if o.status == "fail"]
         failed += len(failures)
+        refs: dict[str, list[Outcome]] = defaultdict(list)
+        for o in outcomes:
+            if o.check.startswith("ref:"):
+                refs[o.check[4:]].append(o)
+        edge_runs = [o for o in outcomes if o.check.startswith("edge[")]
         report["losses"][spec.name] = {
             "family": spec.family,
             "variants": [v.name for v in spec.variants],
-            "checks": summaries,
-            "references": ref_summaries,
-            "edge_cases": {"cases": edge_cases, "runs": len(edge_runs), "failed_runs": edge_failed},
+            "checks": {f"{check}[{backend}]": summarise(group) for (check, backend), group in cells.items()},
+            "references": {name: summarise(group) for name, group in refs.items()},
+            "edge_cases": {"runs": len(edge_runs), "failed_runs": sum(o.status == "fail" for o in edge_runs)},
             "failures": [{"check": o.check, "backend": o.backend, "detail": o.detail} for o in failures],
         }
+    table.add_section()
+    table.add_row("[dim]worst difference[/]", *[f"{worst[t]:.0e}" if t != "edge cases" else "" for t, _ in COLUMNS])
     console.print(table)
+    ran = (
+        "float64 values on numpy, array-api-strict, torch and JAX; torch's gradients against finite "
+        "differences; JAX's values and gradients under jax.jit against them; vmap; upstream parity; the "
+        "edge corpus on numpy, array-api-strict and torch. `--full` adds float32, JAX eagerly and the "
+        "edge corpus on JAX and under jax.jit"
+        if not full
+        else "float64 and float32 values, gradients (torch~jax, finite differences on both), jax.jit, "
+        "vmap, upstream parity, the edge corpus on every backend, eager and under jax.jit"
+    )
+    compiled = "; torch.compile (inductor) of the first variant and the edge cases" if compile else ""
     console.print(
-        "[dim]ok <e>: passed, <e> = largest absolute difference seen; fd = finite differences; "
-        "parity = upstream references matched / listed (values and gradients); edge cases = corpus "
-        "cases of each spec's edge_cases (runs: backends x dtypes, eager, plus jax.jit and "
-        "torch.compile in float32)[/]"
+        f"[dim]Checked: {ran}{compiled}. A cell: ok and the largest absolute difference seen, FAIL and the "
+        "number of failed checks, n/a (the check does not apply), missing (the framework is not "
+        "installed); edge cases: runs passed.[/]"
     )
     for spec in specs:
         for failure in report["losses"][spec.name]["failures"]:
             console.print(f"[red]FAIL[/] {spec.name} {failure['check']} [{failure['backend']}]: {failure['detail']}")
     report["failed_checks"] = failed
     report["seconds"] = round(elapsed, 1)
-    if json_path:
-        with open(json_path, "w") as handle:
-            json.dump(report, handle, indent=2, default=str)
-        console.print(f"report written to {json_path}")
+    path = json_path or DEFAULT_REPORT
+    with open(path, "w") as handle:
+        json.dump(report, handle, indent=2, default=str)
     verdict = "[bold red]FAILED[/]" if failed else "[bold green]all checks passed[/]"
-    console.print(f"{verdict}: {sum(len(v) for v in results.values())} checks, {failed} failed, {elapsed:.0f} s")
+    console.print(
+        f"{verdict}: {sum(len(v) for v in results.values())} checks, {failed} failed, {elapsed:.0f} s; "
+        f"report: {os.path.abspath(path)}",
+        highlight=False,
+    )
     return 1 if failed else 0

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from polyloss.verify.cases import make_cases
 from polyloss.verify.checks import (
@@ -11,6 +15,7 @@ from polyloss.verify.checks import (
     check_float32,
     check_gradients,
     check_jit,
+    check_jitted,
     check_reference,
     check_values,
     check_vmap,
@@ -40,27 +45,84 @@ def run_spec(
     *,
     seed: int = 0,
     n: int = 3,
+    full: bool = True,
     compile: bool = True,
     on_step: Callable[[], None] | None = None,
 ) -> list[Outcome]:
-    """Every check on every variant of ``spec``, then its edge cases; ``on_step`` is called after each variant."""
+    """Every check of one run on every variant of ``spec``, then its edge cases; ``on_step`` is
+    called after each variant.
+
+    ``full=False`` is ``python -m polyloss verify``'s default, quick run: float64 values on every
+    backend, torch's gradients against finite differences, JAX's values and gradients under one
+    ``jax.jit`` per variant (against the float64 reference and torch's gradients), vmap (JAX's on
+    the first variant), the upstream references, and the edge corpus eagerly on numpy,
+    array-api-strict and torch. ``full=True`` adds float32, JAX eagerly (values, finite
+    differences, jit against eager, vmap of every variant) and the edge corpus on JAX and under
+    ``jax.jit``. ``compile`` adds ``torch.compile`` (inductor) of the first variant and of the
+    edge cases.
+    """
     outcomes: list[Outcome] = []
     for index, _variant in enumerate(spec.variants):
         cases = make_cases(spec, index, seed, n, count=3)
         case = cases[0]
-        for backend_name in ("array_api_strict", "torch", "jax"):
-            outcomes.append(check_values(spec, case, env, backend_name))
-        for backend_name in ("torch", "jax"):
-            outcomes.append(check_float32(spec, case, env, backend_name))
-            outcomes.append(check_finite_differences(spec, case, env, backend_name))
-            outcomes.append(check_vmap(spec, cases, env, backend_name))
-        outcomes.append(check_gradients(spec, case, env))
-        outcomes.append(check_jit(spec, case, env))
+        if full:
+            for backend_name in ("array_api_strict", "torch", "jax"):
+                outcomes.append(check_values(spec, case, env, backend_name))
+            for backend_name in ("torch", "jax"):
+                outcomes.append(check_float32(spec, case, env, backend_name))
+                outcomes.append(check_finite_differences(spec, case, env, backend_name))
+                outcomes.append(check_vmap(spec, cases, env, backend_name))
+            outcomes.append(check_gradients(spec, case, env))
+            outcomes.append(check_jit(spec, case, env))
+        else:
+            for backend_name in ("array_api_strict", "torch"):
+                outcomes.append(check_values(spec, case, env, backend_name))
+            outcomes.append(check_finite_differences(spec, case, env, "torch", fast=True))
+            outcomes.append(check_vmap(spec, cases, env, "torch"))
+            outcomes += check_jitted(spec, case, env)
+            if index == 0:
+                outcomes.append(check_vmap(spec, cases, env, "jax", jitted=True))
         if compile and index == 0:
             outcomes.append(check_compile(spec, case, env))
-        for reference in spec.references:
-            outcomes.append(check_reference(spec, reference, case, env))
+        for reference in spec.references:  # quick: JAX's references on one reduction (each compiles)
+            one_reduction = not full and reference.framework == "jax"
+            outcomes.append(check_reference(spec, reference, case, env, one_reduction))
         if on_step:
             on_step()
-    outcomes += run_edge_cases(spec.name, env, compile=compile)
+    backends = None if full else ("numpy", "array_api_strict", "torch")
+    outcomes += run_edge_cases(spec.name, env, compile=compile, jit=full, backends=backends)
     return outcomes
+
+
+_WORKER_ENV: list[Environment] = []
+
+
+def _start_worker() -> None:
+    # one process per core already: a torch op using every core in each would oversubscribe them
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _WORKER_ENV.append(Environment.load())
+
+
+def _run_in_worker(name: str, seed: int, full: bool, compile: bool) -> tuple[str, list[Outcome], float]:
+    started = time.perf_counter()
+    outcomes = run_spec(SPECS[name], _WORKER_ENV[0], seed=seed, full=full, compile=compile)
+    return name, outcomes, time.perf_counter() - started
+
+
+def run_specs(
+    specs: Sequence[LossSpec], *, seed: int, full: bool, compile: bool, workers: int, env: Environment
+) -> Iterator[tuple[str, list[Outcome], float]]:
+    """:func:`run_spec` of every spec, in ``workers`` processes (in this one, with ``env``, when 1):
+    (name, outcomes, seconds) per loss as each finishes, the losses with most variants started first."""
+    if workers <= 1 or len(specs) <= 1:
+        for spec in specs:
+            started = time.perf_counter()
+            yield spec.name, run_spec(spec, env, seed=seed, full=full, compile=compile), time.perf_counter() - started
+        return
+    # spawn, not fork: the parent has imported the frameworks, whose threads do not survive a fork
+    context = multiprocessing.get_context("spawn")
+    ordered = sorted(specs, key=lambda s: -(len(s.variants) + len(s.references)))
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker) as pool:
+        futures = [pool.submit(_run_in_worker, spec.name, seed, full, compile) for spec in ordered]
+        for future in as_completed(futures):
+            yield future.result()

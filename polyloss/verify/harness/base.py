@@ -66,10 +66,32 @@ class Harness:
         ``cotangent`` is None) with respect to ``arrays[i]`` for ``i`` in ``argnums``, as NumPy."""
         raise self._not_supported("value_and_grad", f"{self.name} has no autodiff")
 
+    def traceable(self, fn: Callable[..., Any], arrays: Sequence[Any]) -> bool:
+        """Whether ``fn`` can be compiled whole on ``arrays`` (False when it reads their values on the
+        host); it runs ``fn`` as cheaply as the framework can (JAX: ``jax.eval_shape``, no
+        compilation), so the exceptions ``fn`` raises before computing propagate. Here, an eager
+        call, and True."""
+        fn(*arrays)
+        return True
+
+    def values_and_grads(
+        self,
+        fns: Sequence[Callable[..., Any]],
+        arrays: Sequence[Any],
+        argnums: Sequence[int],
+        cotangents: Sequence[Any],
+        compiled: bool = True,
+    ) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+        """:meth:`value_and_grad` of each of ``fns`` (with its cotangent) on the same arrays, as one
+        compiled program where the framework compiles whole functions cheaply (JAX: one ``jax.jit``)
+        unless ``compiled`` is False; here, one eager call each."""
+        return [self.value_and_grad(fn, arrays, argnums, c) for fn, c in zip(fns, cotangents, strict=True)]
+
     def check_finite_differences(
-        self, fn: Callable[..., Any], arrays: Sequence[Any], argnums: Sequence[int], order: int
+        self, fn: Callable[..., Any], arrays: Sequence[Any], argnums: Sequence[int], order: int, fast: bool = False
     ) -> None:
-        """Raise when autodiff gradients (``order`` 1 or 2) differ from central finite differences."""
+        """Raise when autodiff gradients (``order`` 1 or 2) differ from central finite differences;
+        ``fast``: along random directions only, where the framework can (torch's ``fast_mode``)."""
         raise self._not_supported("check_finite_differences", f"{self.name} has no autodiff")
 
     def vmap(self, fn: Callable[..., Any], in_axes: Sequence[int | None]) -> Callable[..., Any]:

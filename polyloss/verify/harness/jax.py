@@ -68,8 +68,56 @@ class JaxHarness(Harness):
         (_, out), grads = jax.value_and_grad(scalar, argnums=tuple(argnums), has_aux=True)(*arrays)
         return self.to_numpy(out), [self.to_numpy(g) for g in grads]
 
+    def traceable(self, fn: Callable[..., Any], arrays: Sequence[Any]) -> bool:
+        try:
+            jax.eval_shape(fn, *arrays)
+        except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+            fn(*arrays)  # eagerly, for the exceptions it raises before computing
+            return False
+        return True
+
+    def values_and_grads(
+        self,
+        fns: Sequence[Callable[..., Any]],
+        arrays: Sequence[Any],
+        argnums: Sequence[int],
+        cotangents: Sequence[Any],
+        compiled: bool = True,
+    ) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+        """One ``jax.jit`` of every function's value and VJP: one compilation where eager JAX would
+        compile each primitive of each function for these shapes."""
+
+        def weighted(fn: Callable[..., Any], cotangent: Any) -> Callable[..., tuple[jax.Array, jax.Array]]:
+            def scalar(*args: Any) -> tuple[jax.Array, jax.Array]:
+                out = fn(*args)
+                total = jnp.sum(out) if cotangent is None else jnp.sum(out * jnp.asarray(cotangent, out.dtype))
+                return total, out
+
+            return scalar
+
+        def every(*args: Any) -> list[tuple[jax.Array, Any]]:
+            results = []
+            for fn, cotangent in zip(fns, cotangents, strict=True):
+                if argnums:
+                    (_, out), grads = jax.value_and_grad(weighted(fn, cotangent), tuple(argnums), has_aux=True)(*args)
+                else:
+                    out, grads = fn(*args), ()
+                results.append((out, grads))
+            return results
+
+        if not compiled:
+            return super().values_and_grads(fns, arrays, argnums, cotangents)
+        # XLA's optimisations cost compile time (a quarter of it here) that one call never earns back
+        previous = bool(jax.config.read("jax_disable_most_optimizations"))
+        jax.config.update("jax_disable_most_optimizations", True)
+        try:
+            results = jax.jit(every)(*arrays)
+        finally:
+            jax.config.update("jax_disable_most_optimizations", previous)
+        return [(self.to_numpy(out), [self.to_numpy(g) for g in grads]) for out, grads in results]
+
     def check_finite_differences(
-        self, fn: Callable[..., Any], arrays: Sequence[Any], argnums: Sequence[int], order: int
+        self, fn: Callable[..., Any], arrays: Sequence[Any], argnums: Sequence[int], order: int, fast: bool = False
     ) -> None:
         from jax.test_util import check_grads
 

@@ -62,7 +62,7 @@ class TorchHarness(Harness):
         return self.to_numpy(out), [self.to_numpy(g) for g in grads]
 
     def check_finite_differences(
-        self, fn: Callable[..., Any], arrays: Sequence[Any], argnums: Sequence[int], order: int
+        self, fn: Callable[..., Any], arrays: Sequence[Any], argnums: Sequence[int], order: int, fast: bool = False
     ) -> None:
         def wrt(*diff_inputs: torch.Tensor) -> torch.Tensor:
             full = list(arrays)
@@ -71,9 +71,11 @@ class TorchHarness(Harness):
             return fn(*full)
 
         diff = [arrays[i].detach().clone().requires_grad_(True) for i in argnums]
-        torch.autograd.gradcheck(wrt, diff, eps=1e-6, atol=1e-5, rtol=1e-4, raise_exception=True)
+        torch.autograd.gradcheck(wrt, diff, eps=1e-6, atol=1e-5, rtol=1e-4, raise_exception=True, fast_mode=fast)
         if order >= 2:
-            torch.autograd.gradgradcheck(wrt, diff, eps=1e-6, atol=1e-5, rtol=1e-4, raise_exception=True)
+            torch.autograd.gradgradcheck(
+                wrt, diff, eps=1e-6, atol=1e-5, rtol=1e-4, raise_exception=True, fast_mode=fast
+            )
 
     def vmap(self, fn: Callable[..., Any], in_axes: Sequence[int | None]) -> Callable[..., Any]:
         return torch.func.vmap(fn, in_dims=tuple(in_axes))
