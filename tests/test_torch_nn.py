@@ -18,6 +18,15 @@ from helpers import MODULES, close
 
 import polyloss.torch.nn as nn
 from polyloss.core import CORE_LOSSES
+from polyloss.core._checks import (
+    Setting,
+    check_bool,
+    check_choice,
+    check_finite,
+    check_interval,
+    check_nonnegative,
+    check_positive,
+)
 from polyloss.verify.specs import SPECS
 
 pt = MODULES["torch"]
@@ -68,10 +77,58 @@ def test_configuration_errors_fail_at_construction():
         nn.UncertaintyWeightingLoss(0)
 
 
-def test_a_bad_value_gives_the_functions_message_on_the_first_call():
-    criterion = nn.FocalLoss(gamma=-1.0)
-    with pytest.raises(ValueError, match=r"gamma must be a finite number >= 0, got -1.0"):
-        criterion(torch.zeros(2, 3), torch.tensor([0, 1]))
+def _invalid(setting: Setting) -> object:
+    """A value the declared check refuses, by its kind."""
+    check, args, kwargs = setting.check, setting.args, dict(setting.kwargs)
+    if check is check_positive:
+        return 0.0
+    if check is check_nonnegative:
+        return -1.0
+    if check is check_interval:
+        return args[1] + 1.0
+    if check is check_finite:
+        return math.nan if kwargs.get("minimum", -math.inf) == -math.inf else kwargs["minimum"] - 1.0
+    if check is check_bool:
+        return "yes"
+    if check is check_choice:
+        return "bogus"
+    raise AssertionError(f"no invalid value known for {check.__name__}")
+
+
+DECLARED = [(loss, name) for loss, core in CORE_LOSSES.items() for name in core.settings]
+
+
+def test_every_number_and_flag_setting_is_declared():
+    """Every keyword-only hyper-parameter whose default is a number or a flag has its check declared
+    (so nn validates it at construction); those that need the arrays (a class-weight vector) have
+    other defaults."""
+    undeclared = [
+        (loss, p.name)
+        for loss, core in CORE_LOSSES.items()
+        for p in inspect.signature(core).parameters.values()
+        if p.kind is p.KEYWORD_ONLY
+        and p.name != "reduction"
+        and (isinstance(p.default, (bool, float, str)))
+        and p.name not in core.settings
+    ]
+    assert not undeclared
+
+
+@pytest.mark.parametrize("loss,name", DECLARED, ids=[f"{loss}.{name}" for loss, name in DECLARED])
+def test_a_bad_setting_fails_at_construction_with_the_functions_message(loss, name):
+    bad = _invalid(CORE_LOSSES[loss].settings[name])
+    cls = getattr(nn, nn.class_name(loss))
+    with pytest.raises((ValueError, TypeError), match=rf"^{name} must") as at_construction:
+        cls(**{name: bad}) if loss != "uncertainty_weighting" else cls(2, **{name: bad})
+    args, keyword_arrays, params = _case(loss)
+    with pytest.raises(type(at_construction.value)) as at_call:  # the function says the same
+        getattr(pt, loss)(*args, **(keyword_arrays | params | {name: bad}))
+    assert str(at_call.value) == str(at_construction.value)
+
+
+def test_a_bad_array_setting_fails_at_construction_too():
+    with pytest.raises(ValueError, match=r"temperature must be a finite number > 0, got -1.0 \(a 0-d array\)"):
+        nn.InfoNCELoss(temperature=torch.nn.Parameter(torch.tensor(-1.0)))
 
 
 def test_repr_shows_the_configuration():

@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from polyloss.core._typing import Array, Backend
@@ -340,3 +341,63 @@ def check_nonnegative_values(b: Backend, name: str, x: Array) -> None:
     low, _ = b.float_range(x)
     if not low >= 0:
         raise ValueError(f"{name} must be non-negative, got a value of {low!r}")
+
+
+# --------------------------------------------------------------------------- declared settings
+
+
+@dataclass(frozen=True)
+class Setting:
+    """The check of one hyper-parameter, declared on its loss (``@loss(..., settings={"gamma":
+    nonnegative_number(arrays=True)})``): run before the loss on every call (its result is what the loss
+    receives: a float, or the 0-d array), and by ``polyloss.torch.nn`` at construction.
+
+    Attributes:
+        check: one of this module's ``check_*`` functions, ``check(name, value, *args, **kwargs)``.
+        args: its arguments after the value (an interval's bounds, a choice's options).
+        kwargs: its keyword arguments (``minimum=``).
+        arrays: whether a 0-d array is accepted too (the backend is passed as ``b``).
+        optional: whether None is accepted too (the term it sets is off).
+    """
+
+    check: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    arrays: bool = False
+    optional: bool = False
+
+    def __call__(self, name: str, value: Any, b: Backend) -> Any:
+        if value is None and self.optional:
+            return None
+        extra = {"b": b} if self.arrays else {}
+        return self.check(name, value, *self.args, **dict(self.kwargs), **extra)
+
+
+def positive_number(*, arrays: bool = False) -> Setting:
+    """> 0 and finite."""
+    return Setting(check_positive, arrays=arrays)
+
+
+def nonnegative_number(*, arrays: bool = False) -> Setting:
+    """>= 0 and finite."""
+    return Setting(check_nonnegative, arrays=arrays)
+
+
+def number_in(low: float, high: float, *, arrays: bool = False, optional: bool = False) -> Setting:
+    """In ``[low, high]`` (or None, when ``optional``)."""
+    return Setting(check_interval, (low, high), arrays=arrays, optional=optional)
+
+
+def finite_number(*, minimum: float = -math.inf, arrays: bool = False) -> Setting:
+    """Finite (and >= ``minimum``)."""
+    return Setting(check_finite, kwargs=(("minimum", minimum),), arrays=arrays)
+
+
+def boolean() -> Setting:
+    """True or False."""
+    return Setting(check_bool)
+
+
+def one_of(*options: str) -> Setting:
+    """One of the strings ``options``."""
+    return Setting(check_choice, (options,))

@@ -8,7 +8,7 @@ backends subclass it and replace primitives with native kernels.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, Protocol, TypeAlias
 
 #: An array of the bound backend's framework (``numpy.ndarray``, ``torch.Tensor``,
@@ -267,3 +267,8 @@ class RegisteredLoss(Registered, Protocol):
     """A core loss as the registry holds it (``@loss``): also the reductions it accepts."""
 
     reductions: tuple[str, ...]
+    #: the declared checks of hyper-parameters, by name (``polyloss.core._checks.Setting``)
+    settings: dict[str, Any]
+
+    #: ``check_settings(given, b)``: the declared settings among ``given``, checked and converted
+    check_settings: Callable[[Mapping[str, Any], Any], dict[str, Any]]

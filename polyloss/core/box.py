@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from polyloss.core._checks import check_floating, check_nonnegative, check_same_shape, is_integer
+from polyloss.core._checks import check_floating, check_same_shape, is_integer, nonnegative_number
 from polyloss.core._reduce import reduce, safe_atan2, safe_divide
 from polyloss.core._registry import loss
 from polyloss.core._typing import Array, Backend
@@ -118,11 +118,10 @@ def _aspect_angle(xp: Any, width: Array, height: Array) -> Array:
 
 
 def _prepare(b: Backend, pred: Array, target: Array, eps: Any) -> tuple[_Geometry, float]:
-    eps = check_nonnegative("eps", eps)
     return _geometry(b, pred, target, eps), eps
 
 
-@loss("box")
+@loss("box", settings={"eps": nonnegative_number()})
 def box_iou(b: Backend, pred: Array, target: Array, *, eps: float = 1e-7, reduction: str = "mean") -> Array:
     r"""IoU loss: one minus intersection over union.
 
@@ -145,7 +144,7 @@ def box_iou(b: Backend, pred: Array, target: Array, *, eps: float = 1e-7, reduct
     return reduce(b.xp, 1.0 - g.iou, reduction)
 
 
-@loss("box")
+@loss("box", settings={"eps": nonnegative_number()})
 def box_giou(b: Backend, pred: Array, target: Array, *, eps: float = 1e-7, reduction: str = "mean") -> Array:
     r"""Generalized IoU loss (Rezatofighi et al., 2019).
 
@@ -179,7 +178,7 @@ def box_giou(b: Backend, pred: Array, target: Array, *, eps: float = 1e-7, reduc
     return reduce(xp, 1.0 - g.iou + safe_divide(xp, enclosing - g.union, enclosing + eps), reduction)
 
 
-@loss("box")
+@loss("box", settings={"eps": nonnegative_number()})
 def box_diou(b: Backend, pred: Array, target: Array, *, eps: float = 1e-7, reduction: str = "mean") -> Array:
     r"""Distance IoU loss (Zheng et al., 2020).
 
@@ -203,7 +202,7 @@ def box_diou(b: Backend, pred: Array, target: Array, *, eps: float = 1e-7, reduc
     return reduce(b.xp, 1.0 - g.iou + _center_penalty(b.xp, g, eps), reduction)
 
 
-@loss("box")
+@loss("box", settings={"eps": nonnegative_number()})
 def box_ciou(b: Backend, pred: Array, target: Array, *, eps: float = 1e-7, reduction: str = "mean") -> Array:
     r"""Complete IoU loss (Zheng et al., 2020): DIoU plus an aspect-ratio term.
 

@@ -41,9 +41,7 @@ from polyloss.core._checks import (
     as_binary_target,
     check_axis,
     check_broadcasts,
-    check_finite,
     check_floating,
-    check_interval,
     check_nonnegative,
     check_not_float_indices,
     check_positive,
@@ -51,9 +49,12 @@ from polyloss.core._checks import (
     check_shape,
     check_unit_interval,
     class_labels,
+    finite_number,
     guard_traced_labels,
     is_integer,
     is_static_zero,
+    nonnegative_number,
+    number_in,
 )
 from polyloss.core._reduce import (
     along_axis,
@@ -167,7 +168,10 @@ def _bce_definition(b: Backend, logits: Array, target: Array, *, pos_weight: Arr
 # --------------------------------------------------------------------------- losses
 
 
-@loss("classification")
+@loss(
+    "classification",
+    settings={"label_smoothing": number_in(0.0, 1.0, arrays=True), "z_loss": nonnegative_number(arrays=True)},
+)
 def cross_entropy(
     b: Backend,
     logits: Array,
@@ -237,8 +241,6 @@ def cross_entropy(
     check_floating(xp, "logits", logits)
     axis = check_axis("logits", logits, axis)
     _check_ignore_index(ignore_index)
-    label_smoothing = check_interval("label_smoothing", label_smoothing, 0.0, 1.0, b)
-    z_loss = check_nonnegative("z_loss", z_loss, b)
     num_classes = logits.shape[axis]
     if weight is not None:
         _check_class_vector("weight", weight, num_classes)
@@ -437,7 +439,7 @@ def chunked_cross_entropy(b: Backend, hidden: Array, weight: Array, index: Array
     return b.rows_in_chunks(chunks, (hidden, index), (weight, None, None), size)
 
 
-@loss("classification")
+@loss("classification", settings={"label_smoothing": number_in(0.0, 1.0), "z_loss": nonnegative_number()})
 def linear_cross_entropy(
     b: Backend,
     hidden: Array,
@@ -532,8 +534,8 @@ def linear_cross_entropy(
         check_shape("sample_weight", sample_weight, tuple(target.shape))
     chunks = _LinearCrossEntropyChunks(
         b,
-        label_smoothing=check_interval("label_smoothing", label_smoothing, 0.0, 1.0),
-        z_loss=check_nonnegative("z_loss", z_loss),
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
         softcap=None if softcap is None else check_positive("softcap", softcap),
     )
     _check_chunk_size(chunk_size)
@@ -612,7 +614,7 @@ def nll(
     return _reduce_classes(xp, per_sample, picked, class_weight, reduction)
 
 
-@loss("classification")
+@loss("classification", settings={"gamma": nonnegative_number(arrays=True)})
 def focal(
     b: Backend,
     logits: Array,
@@ -668,7 +670,6 @@ def focal(
     check_floating(xp, "logits", logits)
     axis = check_axis("logits", logits, axis)
     _check_ignore_index(ignore_index)
-    gamma = check_nonnegative("gamma", gamma, b)
     num_classes = logits.shape[axis]
     if alpha is not None and not isinstance(alpha, (int, float)):
         _check_class_vector("alpha", alpha, num_classes)
@@ -725,7 +726,7 @@ def bce(b: Backend, probs: Array, target: Array, *, weight: Array | None = None,
     return reduce(xp, elementwise, reduction)
 
 
-@loss("classification")
+@loss("classification", settings={"label_smoothing": number_in(0.0, 1.0, arrays=True)})
 def bce_with_logits(
     b: Backend,
     logits: Array,
@@ -782,7 +783,6 @@ def bce_with_logits(
         check_broadcasts("weight", weight, "logits", logits)
     if pos_weight is not None:  # (), (1,), (C,) or anything broadcasting along the class axis, as torch
         check_broadcasts("pos_weight", pos_weight, "logits", logits)
-    label_smoothing = check_interval("label_smoothing", label_smoothing, 0.0, 1.0, b)
     if not is_static_zero(label_smoothing):
         target = target * (1.0 - label_smoothing) + 0.5 * label_smoothing
     elementwise = _bce_terms(b, logits, target, pos_weight)
@@ -791,7 +791,10 @@ def bce_with_logits(
     return reduce(xp, elementwise, reduction)
 
 
-@loss("classification")
+@loss(
+    "classification",
+    settings={"gamma": nonnegative_number(arrays=True), "alpha": number_in(0.0, 1.0, arrays=True, optional=True)},
+)
 def sigmoid_focal(
     b: Backend,
     logits: Array,
@@ -832,9 +835,6 @@ def sigmoid_focal(
     check_floating(xp, "logits", logits)
     check_same_shape("logits", logits, "target", target)
     target = as_binary_target(xp, target, logits)
-    gamma = check_nonnegative("gamma", gamma, b)
-    if alpha is not None:
-        alpha = check_interval("alpha", alpha, 0.0, 1.0, b)
     elementwise = _bce_terms(b, logits, target, None)
     one_minus_pt = target * b.sigmoid(-logits) + (1.0 - target) * b.sigmoid(logits)
     elementwise = elementwise * safe_pow(xp, one_minus_pt, gamma)
@@ -843,7 +843,7 @@ def sigmoid_focal(
     return reduce(xp, elementwise, reduction)
 
 
-@loss("classification")
+@loss("classification", settings={"epsilon": finite_number(minimum=-1.0, arrays=True)})
 def poly1(
     b: Backend,
     logits: Array,
@@ -877,7 +877,6 @@ def poly1(
     xp = b.xp
     check_floating(xp, "logits", logits)
     axis = check_axis("logits", logits, axis)
-    epsilon = check_finite("epsilon", epsilon, minimum=-1.0, b=b)
     if is_integer(xp, target):
         class_labels(b, "target", target, logits=logits, axis=axis)
         nll = _pick(b, logits, target, axis, None, _nll_of_logits).nll

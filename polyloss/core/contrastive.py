@@ -32,13 +32,13 @@ import math
 from typing import Any
 
 from polyloss.core._checks import (
-    check_bool,
-    check_choice,
-    check_finite,
+    boolean,
     check_floating,
     check_ndim,
-    check_positive,
     check_same_shape,
+    finite_number,
+    one_of,
+    positive_number,
 )
 from polyloss.core._devices import devices_of, reduce_across
 from polyloss.core._reduce import l2_normalize, softmax_cross_entropy
@@ -117,7 +117,7 @@ class _SigLipBlocks:
         return (grad_images, xp.sum(d_logits * similarities), xp.sum(d_logits)), (grad_texts,)
 
 
-@loss("contrastive")
+@loss("contrastive", settings={"temperature": positive_number(arrays=True), "normalize": boolean()})
 def infonce(
     b: Backend,
     query: Array,
@@ -177,8 +177,6 @@ def infonce(
     """
     xp = b.xp
     _check_views(xp, "query", query, "key", key)
-    temperature = check_positive("temperature", temperature, b)
-    normalize = check_bool("normalize", normalize)
     n, dim = query.shape
     devices = devices_of(b, group, axis_name)
     devices.check_same_rows("query", query)
@@ -208,7 +206,7 @@ def infonce(
     return softmax_cross_entropy(b, logits, index, 1, reduction)
 
 
-@loss("contrastive")
+@loss("contrastive", settings={"temperature": positive_number(arrays=True)})
 def nt_xent(
     b: Backend,
     z1: Array,
@@ -254,7 +252,6 @@ def nt_xent(
     """
     xp = b.xp
     _check_views(xp, "z1", z1, "z2", z2)
-    temperature = check_positive("temperature", temperature, b)
     devices = devices_of(b, group, axis_name)
     devices.check_same_rows("z1", z1)
     z1, z2 = _normalized(xp, True, z1, z2)
@@ -269,7 +266,7 @@ def nt_xent(
     return reduce_across(xp, devices, per_anchor, reduction, 2 * n)
 
 
-@loss("contrastive")
+@loss("contrastive", settings={"normalize": boolean(), "logit_scale": positive_number(arrays=True)})
 def clip(
     b: Backend,
     image_emb: Array,
@@ -317,10 +314,9 @@ def clip(
     """
     xp = b.xp
     _check_views(xp, "image_emb", image_emb, "text_emb", text_emb)
-    logit_scale = check_positive("logit_scale", logit_scale, b)
     devices = devices_of(b, group, axis_name)
     devices.check_same_rows("image_emb", image_emb)
-    image_emb, text_emb = _normalized(xp, check_bool("normalize", normalize), image_emb, text_emb)
+    image_emb, text_emb = _normalized(xp, normalize, image_emb, text_emb)
     index = _global_rows(b, devices, image_emb)
     if devices.size == 1 and chunk_size is None:  # one product: the texts' logits are its columns
         logits = logit_scale * _similarities(xp, image_emb, text_emb)
@@ -333,7 +329,15 @@ def clip(
     return reduce_across(xp, devices, 0.5 * (per_image + per_text), reduction, image_emb.shape[0])
 
 
-@loss("contrastive")
+@loss(
+    "contrastive",
+    settings={
+        "normalize": boolean(),
+        "logit_scale": positive_number(arrays=True),
+        "logit_bias": finite_number(arrays=True),
+        "exchange": one_of("ring", "all_gather"),
+    },
+)
 def siglip(
     b: Backend,
     image_emb: Array,
@@ -384,12 +388,9 @@ def siglip(
     """
     xp = b.xp
     _check_views(xp, "image_emb", image_emb, "text_emb", text_emb)
-    logit_scale = check_positive("logit_scale", logit_scale, b)
-    logit_bias = check_finite("logit_bias", logit_bias, b=b)
-    exchange = check_choice("exchange", exchange, ("ring", "all_gather"))
     devices = devices_of(b, group, axis_name)
     devices.check_same_rows("image_emb", image_emb)
-    image_emb, text_emb = _normalized(xp, check_bool("normalize", normalize), image_emb, text_emb)
+    image_emb, text_emb = _normalized(xp, normalize, image_emb, text_emb)
 
     if exchange == "ring" and devices.size > 1:
         local = tuple(

@@ -24,14 +24,14 @@ import math
 from typing import Any
 
 from polyloss.core._checks import (
+    boolean,
     check_axis,
-    check_bool,
     check_floating,
-    check_interval,
-    check_positive,
     check_same_shape,
     check_unit_interval,
     class_labels,
+    number_in,
+    positive_number,
 )
 from polyloss.core._reduce import reduce, safe_logaddexp, xlogy, zero_times
 from polyloss.core._registry import loss
@@ -60,7 +60,7 @@ def _check_pair(xp: Any, name_a: str, a: Array, name_b: str, b: Array, axis: Any
     return check_axis(name_a, a, axis)
 
 
-@loss("distribution")
+@loss("distribution", settings={"log_target": boolean()})
 def kl_div(
     b: Backend,
     log_q: Array,
@@ -106,7 +106,7 @@ def kl_div(
     """
     xp = b.xp
     axis = _check_pair(xp, "log_q", log_q, "p", p, axis)
-    if not check_bool("log_target", log_target):
+    if not log_target:
         check_unit_interval(b, "p", p)
         terms = _kl_terms(xp, log_q, p)
     else:
@@ -144,7 +144,7 @@ def js_div(b: Backend, log_p: Array, log_q: Array, *, axis: int = -1, reduction:
     return reduce(xp, 0.5 * xp.sum(terms, axis=axis), reduction)
 
 
-@loss("distribution")
+@loss("distribution", settings={"temperature": positive_number(arrays=True), "alpha": number_in(0.0, 1.0, arrays=True)})
 def distillation(
     b: Backend,
     student_logits: Array,
@@ -190,8 +190,6 @@ def distillation(
     """
     xp = b.xp
     axis = _check_pair(xp, "student_logits", student_logits, "teacher_logits", teacher_logits, axis)
-    temperature = check_positive("temperature", temperature, b)
-    alpha = check_interval("alpha", alpha, 0.0, 1.0, b)
     log_q = b.log_softmax(student_logits / temperature, axis)
     log_p = b.log_softmax(b.stop_gradient(teacher_logits) / temperature, axis)
     soft = (temperature * temperature) * xp.sum(_kl_terms_log_target(xp, log_q, log_p), axis=axis)

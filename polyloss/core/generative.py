@@ -18,13 +18,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from polyloss.core._checks import (
+    boolean,
     check_axis,
-    check_bool,
     check_floating,
     check_nonnegative,
     check_same_shape,
     check_shape,
     check_unit_interval,
+    nonnegative_number,
+    one_of,
 )
 from polyloss.core._reduce import clamped_bce, reduce, safe_norm
 from polyloss.core._registry import loss
@@ -74,7 +76,7 @@ def gan_discriminator(b: Backend, real_logits: Array, fake_logits: Array, *, red
     return _two_sided(xp, b.softplus(-real_logits), b.softplus(fake_logits), reduction)
 
 
-@loss("generative")
+@loss("generative", settings={"non_saturating": boolean()})
 def gan_generator(b: Backend, fake_logits: Array, *, non_saturating: bool = True, reduction: str = "mean") -> Array:
     r"""The GAN generator loss, non-saturating or minimax, from logits.
 
@@ -98,7 +100,7 @@ def gan_generator(b: Backend, fake_logits: Array, *, non_saturating: bool = True
     """
     xp = b.xp
     _check_scores(xp, fake_logits=fake_logits)
-    if check_bool("non_saturating", non_saturating):
+    if non_saturating:
         return reduce(xp, b.softplus(-fake_logits), reduction)
     return reduce(xp, -b.softplus(fake_logits), reduction)
 
@@ -196,7 +198,7 @@ def _per_sample_mean(xp: Any, x: Array) -> Array:
     return xp.mean(_flat(xp, x), axis=1)
 
 
-@loss("generative", needs_autodiff=True)
+@loss("generative", needs_autodiff=True, settings={"weight": nonnegative_number(arrays=True)})
 def gradient_penalty(
     b: Backend,
     critic: Callable[[Array], Array],
@@ -245,7 +247,6 @@ def gradient_penalty(
     check_same_shape("real", real, "fake", fake)
     if real.ndim == 0:
         raise ValueError("real must have a batch axis 0, got a 0-d array")
-    weight = check_nonnegative("weight", weight, b)
     broadcast = (real.shape[0],) + (1,) * (real.ndim - 1)
     if interpolation is None:
         epsilon = b.uniform(key_or_generator, broadcast, real)
@@ -293,7 +294,7 @@ def vae_kl(b: Backend, mu: Array, logvar: Array, *, axis: int = -1, reduction: s
     return reduce(xp, _gaussian_kl(xp, mu, logvar, axis), reduction)
 
 
-@loss("generative")
+@loss("generative", settings={"recon_loss": one_of(*_RECON_LOSSES), "beta": nonnegative_number(arrays=True)})
 def vae(
     b: Backend,
     recon: Array,
@@ -340,9 +341,6 @@ def vae(
             f"mu must have shape (N, L) with N = recon.shape[0] = {recon.shape[0] if recon.ndim else None}, "
             f"got {tuple(mu.shape)}"
         )
-    beta = check_nonnegative("beta", beta, b)
-    if recon_loss not in _RECON_LOSSES:
-        raise ValueError(f"recon_loss must be 'bce' or 'mse', got {recon_loss!r}")
     if recon_loss == "bce":
         check_unit_interval(b, "recon", recon)
         check_unit_interval(b, "x", x)

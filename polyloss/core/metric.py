@@ -22,20 +22,21 @@ import math
 from typing import Any
 
 from polyloss.core._checks import (
-    check_bool,
-    check_finite,
+    boolean,
     check_floating,
-    check_interval,
     check_ndim,
-    check_nonnegative,
-    check_positive,
     check_same_shape,
     check_shape,
     check_signs,
     check_unit_interval,
     class_labels,
+    finite_number,
     guard_traced_labels,
     is_integer,
+    nonnegative_number,
+    number_in,
+    one_of,
+    positive_number,
 )
 from polyloss.core._reduce import l2_normalize, reduce, safe_pow, safe_sqrt, softmax_cross_entropy
 from polyloss.core._registry import loss
@@ -108,7 +109,7 @@ def _nan_where_invalid(xp: Any, loss_values: Array, valid: Array | None) -> Arra
 # --------------------------------------------------------------------------- pairs and triplets
 
 
-@loss("metric")
+@loss("metric", settings={"margin": nonnegative_number(arrays=True), "eps": nonnegative_number()})
 def contrastive(
     b: Backend,
     x1: Array,
@@ -148,15 +149,22 @@ def contrastive(
     check_same_shape("x1", x1, "x2", x2)
     similar = _check_row_labels(xp, "similar", similar, x1, floating=True)
     check_unit_interval(b, "similar", similar)
-    margin = check_nonnegative("margin", margin, b)
-    eps = check_nonnegative("eps", eps)
     difference = x1 - x2 + eps
     squared_distance = xp.sum(difference * difference, axis=-1)
     short = b.relu(margin - safe_sqrt(xp, squared_distance))
     return reduce(xp, similar * squared_distance + (1.0 - similar) * (short * short), reduction)
 
 
-@loss("metric")
+@loss(
+    "metric",
+    settings={
+        "squared": boolean(),
+        "margin": nonnegative_number(arrays=True),
+        "p": positive_number(),
+        "eps": nonnegative_number(),
+        "swap": boolean(),
+    },
+)
 def triplet(
     b: Backend,
     anchor: Array,
@@ -211,11 +219,7 @@ def triplet(
         _check_rows(xp, name, x)
     check_same_shape("anchor", anchor, "positive", positive)
     check_same_shape("anchor", anchor, "negative", negative)
-    margin = check_nonnegative("margin", margin, b)
-    p = check_positive("p", p)
-    eps = check_nonnegative("eps", eps)
-    swap = check_bool("swap", swap)
-    if check_bool("squared", squared) and p != 2.0:
+    if squared and p != 2.0:
         raise ValueError(f"squared=True uses squared Euclidean distances and needs p=2.0, got p={p!r}")
 
     def distance(x: Array, y: Array) -> Array:
@@ -282,7 +286,7 @@ def _semi_hard_negatives(b: Backend, distance: Array, negative: Array) -> Array:
     return xp.concat(chosen)
 
 
-@loss("metric")
+@loss("metric", settings={"mining": one_of(*_MINING), "margin": nonnegative_number(), "squared": boolean()})
 def triplet_mined(
     b: Backend,
     embeddings: Array,
@@ -341,10 +345,6 @@ def triplet_mined(
     if not is_integer(xp, labels):
         raise TypeError(f"labels must hold integer identities, got dtype {labels.dtype}")
     check_shape("labels", labels, tuple(embeddings.shape[:1]))
-    margin = check_nonnegative("margin", margin)
-    if mining not in _MINING:
-        raise ValueError(f"mining must be 'batch_hard', 'batch_all' or 'semi_hard', got {mining!r}")
-    squared = check_bool("squared", squared)
 
     n = embeddings.shape[0]
     distance = _cross_distances(xp, embeddings, squared)
@@ -380,7 +380,7 @@ def triplet_mined(
     return reduce(xp, per_anchor, reduction, normalizer=count)
 
 
-@loss("metric")
+@loss("metric", settings={"margin": number_in(-1.0, 1.0, arrays=True)})
 def cosine_embedding(
     b: Backend, x1: Array, x2: Array, target: Array, *, margin: float | Array = 0.0, reduction: str = "mean"
 ) -> Array:
@@ -414,7 +414,6 @@ def cosine_embedding(
     check_same_shape("x1", x1, "x2", x2)
     _check_row_labels(xp, "target", target, x1, floating=False)
     target, valid = _sign_target(b, target, x1)
-    margin = check_interval("margin", margin, -1.0, 1.0, b)
     squared1, squared2 = xp.sum(x1 * x1, axis=-1), xp.sum(x2 * x2, axis=-1)
     magnitudes = (squared1 + _COSINE_EPS) * (squared2 + _COSINE_EPS)
     # with a zero vector: cosine 0 (torch's value) with gradient 0, not torch's 1/sqrt(eps) slope
@@ -423,7 +422,7 @@ def cosine_embedding(
     return reduce(xp, _nan_where_invalid(xp, per_pair, valid), reduction)
 
 
-@loss("metric")
+@loss("metric", settings={"margin": finite_number(arrays=True)})
 def margin_ranking(
     b: Backend, x1: Array, x2: Array, target: Array, *, margin: float | Array = 0.0, reduction: str = "mean"
 ) -> Array:
@@ -450,7 +449,6 @@ def margin_ranking(
     check_same_shape("x1", x1, "x2", x2)
     check_same_shape("x1", x1, "target", target)
     target, valid = _sign_target(b, target, x1)
-    margin = check_finite("margin", margin, b=b)
     per_element = b.relu(margin - target * (x1 - x2))
     return reduce(xp, _nan_where_invalid(xp, per_element, valid), reduction)
 
@@ -499,7 +497,7 @@ def _margin_cross_entropy(
     return softmax_cross_entropy(b, logits, index, 1, reduction, valid=valid)
 
 
-@loss("metric")
+@loss("metric", settings={"scale": positive_number(arrays=True), "margin": finite_number(minimum=0.0)})
 def arcface(
     b: Backend,
     embeddings: Array,
@@ -542,8 +540,6 @@ def arcface(
     """
     xp = b.xp
     index, valid = _check_margin_softmax(b, embeddings, class_weights, labels)
-    scale = check_positive("scale", scale, b)
-    margin = check_finite("margin", margin, minimum=0.0)
     if margin >= math.pi:
         raise ValueError(f"margin must be in [0, pi) radians, got {margin!r}")
     cosine = _cosines(xp, embeddings, class_weights)
@@ -553,7 +549,7 @@ def arcface(
     return _margin_cross_entropy(b, cosine, shifted, index, valid, scale, reduction)
 
 
-@loss("metric")
+@loss("metric", settings={"scale": positive_number(arrays=True), "margin": nonnegative_number(arrays=True)})
 def cosface(
     b: Backend,
     embeddings: Array,
@@ -585,7 +581,5 @@ def cosface(
     """
     xp = b.xp
     index, valid = _check_margin_softmax(b, embeddings, class_weights, labels)
-    scale = check_positive("scale", scale, b)
-    margin = check_nonnegative("margin", margin, b)
     cosine = _cosines(xp, embeddings, class_weights)
     return _margin_cross_entropy(b, cosine, cosine - margin, index, valid, scale, reduction)

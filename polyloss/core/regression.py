@@ -28,14 +28,14 @@ import math
 from typing import Any
 
 from polyloss.core._checks import (
-    check_bool,
+    boolean,
     check_broadcasts,
     check_floating,
-    check_interval,
-    check_nonnegative,
     check_nonnegative_values,
-    check_positive,
     check_same_shape,
+    nonnegative_number,
+    number_in,
+    positive_number,
 )
 from polyloss.core._reduce import reduce
 from polyloss.core._registry import loss
@@ -109,7 +109,7 @@ def mse(b: Backend, pred: Array, target: Array, *, weight: Array | None = None, 
     return _weighted_reduce(b.xp, b.fused("squared_error", _squared_error, pred, target), weight, reduction)
 
 
-@loss("regression")
+@loss("regression", settings={"over_penalty": nonnegative_number(arrays=True)})
 def asymmetric_mse(
     b: Backend,
     pred: Array,
@@ -138,7 +138,6 @@ def asymmetric_mse(
     Study-hub's ``AsymmetricMSELoss`` (eunsu-park/study-hub, lesson 24 "Loss Functions").
     """
     _check_pair(b, pred, target, weight)
-    over_penalty = check_nonnegative("over_penalty", over_penalty, b)
     error = pred - target
     squared = error * error
     return _weighted_reduce(b.xp, b.xp.where(error > 0, over_penalty * squared, squared), weight, reduction)
@@ -167,7 +166,7 @@ def mae(b: Backend, pred: Array, target: Array, *, weight: Array | None = None, 
     return _weighted_reduce(b.xp, b.fused("absolute_error", _absolute_error, pred, target), weight, reduction)
 
 
-@loss("regression")
+@loss("regression", settings={"delta": positive_number(arrays=True)})
 def huber(
     b: Backend,
     pred: Array,
@@ -210,11 +209,10 @@ def huber(
         2.708333
     """
     _check_pair(b, pred, target, weight)
-    delta = check_positive("delta", delta, b)
     return _weighted_reduce(b.xp, b.fused("huber", _huber, pred, target, delta=delta), weight, reduction)
 
 
-@loss("regression")
+@loss("regression", settings={"beta": nonnegative_number()})
 def smooth_l1(
     b: Backend,
     pred: Array,
@@ -245,7 +243,6 @@ def smooth_l1(
     Matches ``torch.nn.functional.smooth_l1_loss(pred, target, beta=beta)``.
     """
     _check_pair(b, pred, target, weight)
-    beta = check_nonnegative("beta", beta)
     if beta == 0.0:
         elementwise = b.fused("absolute_error", _absolute_error, pred, target)
     else:
@@ -279,7 +276,7 @@ def log_cosh(b: Backend, pred: Array, target: Array, *, weight: Array | None = N
     return _weighted_reduce(xp, xp.logaddexp(error, -error) - _LOG_2, weight, reduction)
 
 
-@loss("regression")
+@loss("regression", settings={"q": number_in(0.0, 1.0, arrays=True)})
 def quantile(
     b: Backend,
     pred: Array,
@@ -307,14 +304,13 @@ def quantile(
         The loss; per element with ``reduction="none"``.
     """
     _check_pair(b, pred, target, weight)
-    q = check_interval("q", q, 0.0, 1.0, b)
     xp = b.xp
     residual = target - pred
     elementwise = xp.where(residual >= 0, q * residual, (q - 1.0) * residual)
     return _weighted_reduce(xp, elementwise, weight, reduction)
 
 
-@loss("regression")
+@loss("regression", settings={"log_input": boolean(), "full": boolean(), "eps": positive_number()})
 def poisson_nll(
     b: Backend,
     pred: Array,
@@ -349,9 +345,6 @@ def poisson_nll(
     finite loss and, where it exceeds float16's range, an ``inf`` gradient.
     """
     _check_pair(b, pred, target, None)
-    check_bool("log_input", log_input)
-    check_bool("full", full)
-    eps = check_positive("eps", eps)
     xp = b.xp
     if log_input:
         elementwise = xp.exp(pred) - target * pred
@@ -365,7 +358,7 @@ def poisson_nll(
     return reduce(xp, elementwise, reduction)
 
 
-@loss("regression")
+@loss("regression", settings={"full": boolean(), "eps": positive_number()})
 def gaussian_nll(
     b: Backend,
     pred: Array,
@@ -404,8 +397,6 @@ def gaussian_nll(
     exceeds float16's range, an ``inf`` gradient.
     """
     _check_pair(b, pred, target, None)
-    check_bool("full", full)
-    eps = check_positive("eps", eps)
     xp = b.xp
     shape, var_shape = tuple(pred.shape), tuple(var.shape)
     if var_shape == shape[:-1] and len(shape) > 0:

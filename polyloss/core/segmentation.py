@@ -39,17 +39,17 @@ from typing import Any, NamedTuple
 from polyloss.core._checks import (
     CAST_HINT,
     as_binary_target,
+    boolean,
     check_axis,
-    check_bool,
     check_floating,
-    check_nonnegative,
     check_not_float_indices,
-    check_positive,
     check_same_shape,
     check_unit_interval,
     class_labels,
     guard_traced_labels,
     is_integer,
+    nonnegative_number,
+    positive_number,
 )
 from polyloss.core._reduce import reduce, safe_divide, safe_pow
 from polyloss.core._registry import loss
@@ -87,7 +87,6 @@ def _overlap(
 ) -> _Overlap:
     xp = b.xp
     check_floating(xp, "pred", pred)
-    per_sample = check_bool("per_sample", per_sample)
     if per_sample and pred.ndim == 0:
         raise ValueError("per_sample=True needs a batch axis 0, got a 0-d pred")
     # integers of pred's own shape are a mask (an integer mask is common in datasets), not class
@@ -133,7 +132,7 @@ def _tversky_index(xp: Any, o: _Overlap, alpha: float | Array, beta: float | Arr
     return _score(xp, o.tp + smooth, o.tp + alpha * o.fp + beta * o.fn + smooth)
 
 
-@loss("segmentation")
+@loss("segmentation", settings={"per_sample": boolean(), "smooth": nonnegative_number(arrays=True)})
 def dice(
     b: Backend,
     pred: Array,
@@ -177,12 +176,19 @@ def dice(
         >>> round(float(pl.dice(pred, target)), 6)  # 1 - (2 * 1.7 + 1) / (2.0 + 2.0 + 1)
         0.12
     """
-    smooth = check_nonnegative("smooth", smooth, b)
     o = _overlap(b, pred, target, axis, per_sample)
     return reduce(b.xp, _dice_loss(b.xp, o, smooth), reduction)
 
 
-@loss("segmentation")
+@loss(
+    "segmentation",
+    settings={
+        "per_sample": boolean(),
+        "alpha": nonnegative_number(arrays=True),
+        "beta": nonnegative_number(arrays=True),
+        "smooth": nonnegative_number(arrays=True),
+    },
+)
 def tversky(
     b: Backend,
     pred: Array,
@@ -217,14 +223,20 @@ def tversky(
 
     The ``TverskyLoss`` exercise of study-hub (eunsu-park/study-hub, lesson 24 "Loss Functions").
     """
-    alpha = check_nonnegative("alpha", alpha, b)
-    beta = check_nonnegative("beta", beta, b)
-    smooth = check_nonnegative("smooth", smooth, b)
     o = _overlap(b, pred, target, axis, per_sample)
     return reduce(b.xp, 1.0 - _tversky_index(b.xp, o, alpha, beta, smooth), reduction)
 
 
-@loss("segmentation")
+@loss(
+    "segmentation",
+    settings={
+        "per_sample": boolean(),
+        "alpha": nonnegative_number(arrays=True),
+        "beta": nonnegative_number(arrays=True),
+        "gamma": positive_number(arrays=True),
+        "smooth": nonnegative_number(arrays=True),
+    },
+)
 def focal_tversky(
     b: Backend,
     pred: Array,
@@ -261,16 +273,12 @@ def focal_tversky(
     Returns:
         The loss in [0, 1].
     """
-    alpha = check_nonnegative("alpha", alpha, b)
-    beta = check_nonnegative("beta", beta, b)
-    gamma = check_positive("gamma", gamma, b)
-    smooth = check_nonnegative("smooth", smooth, b)
     o = _overlap(b, pred, target, axis, per_sample)
     xp = b.xp
     return reduce(xp, safe_pow(xp, 1.0 - _tversky_index(xp, o, alpha, beta, smooth), gamma), reduction)
 
 
-@loss("segmentation")
+@loss("segmentation", settings={"per_sample": boolean(), "smooth": nonnegative_number(arrays=True)})
 def jaccard(
     b: Backend,
     pred: Array,
@@ -296,13 +304,12 @@ def jaccard(
     Returns:
         The loss in [0, 1]; 0 for an empty prediction of an empty mask.
     """
-    smooth = check_nonnegative("smooth", smooth, b)
     o = _overlap(b, pred, target, axis, per_sample)
     xp = b.xp
     return reduce(xp, 1.0 - _score(xp, o.tp + smooth, o.pred_sum + o.target_sum - o.tp + smooth), reduction)
 
 
-@loss("segmentation")
+@loss("segmentation", settings={"per_sample": boolean(), "smooth": nonnegative_number(arrays=True)})
 def generalized_dice(
     b: Backend,
     pred: Array,
@@ -336,7 +343,6 @@ def generalized_dice(
     Equals MONAI's ``GeneralizedDiceLoss(softmax=True, to_onehot_y=True,
     w_type="square", smooth_nr=smooth, smooth_dr=smooth, batch=not per_sample)``.
     """
-    smooth = check_nonnegative("smooth", smooth, b)
     o = _overlap(b, pred, target, axis, per_sample, labels_only=True)
     xp = b.xp
     volume = o.target_sum  # the weights depend on the labels only: no gradient flows through them
@@ -348,7 +354,16 @@ def generalized_dice(
     return reduce(xp, 1.0 - _score(xp, numerator, denominator), reduction)
 
 
-@loss("segmentation", reductions=("mean", "sum"), why_not="a per-pixel and a per-class term")
+@loss(
+    "segmentation",
+    reductions=("mean", "sum"),
+    why_not="a per-pixel and a per-class term",
+    settings={
+        "ce_weight": nonnegative_number(arrays=True),
+        "dice_weight": nonnegative_number(arrays=True),
+        "smooth": nonnegative_number(arrays=True),
+    },
+)
 def dice_ce(
     b: Backend,
     pred: Array,
@@ -385,9 +400,6 @@ def dice_ce(
     (eunsu-park/study-hub, lesson 24 "Loss Functions"): ``nn.CrossEntropyLoss()``
     plus its ``MultiClassDiceLoss``.
     """
-    ce_weight = check_nonnegative("ce_weight", ce_weight, b)
-    dice_weight = check_nonnegative("dice_weight", dice_weight, b)
-    smooth = check_nonnegative("smooth", smooth, b)
     o = _overlap(b, pred, target, axis, False, labels_only=True)
     dice_loss = reduce(b.xp, _dice_loss(b.xp, o, smooth), reduction)
     cross_entropy = fused_cross_entropy(b, pred, target, check_axis("pred", pred, axis), reduction)

@@ -20,7 +20,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from polyloss.core._checks import check_bool, check_floating, check_ndim, check_shape, is_integer
+from polyloss.core._checks import (
+    boolean,
+    check_floating,
+    check_ndim,
+    check_shape,
+    is_integer,
+)
 from polyloss.core._reduce import mean, reduce, safe_logaddexp
 from polyloss.core._registry import loss
 from polyloss.core._typing import Array, Backend
@@ -79,7 +85,7 @@ def _check_targets(b: Backend, targets: Array, target_lengths: Array, num_classe
                 raise ValueError(f"targets[{i}, {j}] = {label} is outside [0, {num_classes}) (the class axis)")
 
 
-@loss("sequence")
+@loss("sequence", settings={"zero_infinity": boolean()})
 def ctc(
     b: Backend,
     log_probs: Array,
@@ -149,7 +155,6 @@ def ctc(
     check_shape("target_lengths", target_lengths, (n,))
     if isinstance(blank, bool) or not isinstance(blank, int) or not 0 <= blank < num_classes:
         raise ValueError(f"blank must be a class index in [0, {num_classes}), got {blank!r}")
-    zero_infinity = check_bool("zero_infinity", zero_infinity)
     width = targets.shape[1]
     _check_lengths(b, "input_lengths", input_lengths, 1, frames, "the frames of log_probs")
     _check_lengths(b, "target_lengths", target_lengths, 0, width, "the width of targets")

@@ -8,8 +8,10 @@ hyper-parameters and ``reduction``); ``forward`` takes its arrays, and keyword a
 override the constructor's for one call (a per-batch ``weight``, a scheduled ``progress``).
 
 * Names are checked at construction (an unknown keyword is a ``TypeError`` there, as for
-  ``nn.CrossEntropyLoss``), ``reduction`` too; the other values are checked by the loss on each
-  call, with the same messages as the function's.
+  ``nn.CrossEntropyLoss``), and so are ``reduction`` and every hyper-parameter whose check the
+  loss declares (``gamma >= 0``, ``temperature > 0``, a label smoothing in [0, 1]: the
+  ``settings`` of its ``@loss`` registration), with the function's messages. Checks that need
+  the arrays (a class-weight vector's length against the logits') run on each call.
 * Tensors given to the constructor are registered: ``nn.Parameter`` s as parameters (learnable),
   other tensors (class weights, ``pos_weight``) as buffers, so they follow ``.to(device)`` and
   ``state_dict``.
@@ -32,6 +34,7 @@ from typing import Any
 import torch
 
 import polyloss.torch as functions
+from polyloss.backends.torch import BACKEND
 from polyloss.core import CORE_LOSSES
 from polyloss.core._checks import check_reduction
 
@@ -88,8 +91,10 @@ class PolylossLoss(torch.nn.Module):
                 f"{type(self).__name__} got unexpected keyword argument(s) {', '.join(unknown)}; "
                 f"it takes {', '.join(keywords)}"
             )
+        core = CORE_LOSSES[self.loss_name]
         if "reduction" in config:
-            check_reduction(config["reduction"], CORE_LOSSES[self.loss_name].reductions)
+            check_reduction(config["reduction"], core.reductions)
+        core.check_settings(config, BACKEND)  # a bad value fails here, not at the first call
         self._fn: Callable[..., torch.Tensor] = fn
         self._settings: dict[str, Any] = {}  # the keyword arguments that are not tensors
         self._exponentiated: set[str] = set()
