@@ -117,13 +117,25 @@ def is_static_zero(value: Any) -> bool:
     return isinstance(value, (int, float)) and value == 0
 
 
+_POSITIVE = "a finite number > 0"
+_NONNEGATIVE = "a finite number >= 0"
+
+
+def _in(low: float, high: float) -> str:
+    return f"in [{low:g}, {high:g}]"
+
+
+def _finite(minimum: float) -> str:
+    return "a finite number" + (f" >= {minimum:g}" if minimum > -math.inf else "")
+
+
 def check_positive(name: str, value: Any, b: Backend | None = None) -> Any:
     """``value`` > 0 and finite (see :func:`_real` for arrays, accepted when ``b`` is given)."""
     return _real(
         b,
         name,
         value,
-        "a finite number > 0",
+        _POSITIVE,
         lambda v: 0 < v < math.inf,
         lambda xp, v: (v > 0) & xp.isfinite(v),
     )
@@ -134,7 +146,7 @@ def check_nonnegative(name: str, value: Any, b: Backend | None = None) -> Any:
         b,
         name,
         value,
-        "a finite number >= 0",
+        _NONNEGATIVE,
         lambda v: 0 <= v < math.inf,
         lambda xp, v: (v >= 0) & xp.isfinite(v),
     )
@@ -145,27 +157,29 @@ def check_interval(name: str, value: Any, low: float, high: float, b: Backend | 
         b,
         name,
         value,
-        f"in [{low:g}, {high:g}]",
+        _in(low, high),
         lambda v: low <= v <= high,
         lambda xp, v: (v >= low) & (v <= high),
     )
 
 
 def check_finite(name: str, value: Any, *, minimum: float = -math.inf, b: Backend | None = None) -> Any:
-    bound = f" >= {minimum:g}" if minimum > -math.inf else ""
     return _real(
         b,
         name,
         value,
-        f"a finite number{bound}",
+        _finite(minimum),
         lambda v: minimum <= v and math.isfinite(v),
         lambda xp, v: (v >= minimum) & xp.isfinite(v),
     )
 
 
+_BOOLEAN = "True or False"
+
+
 def check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
+        raise TypeError(f"{name} must be {_BOOLEAN}, got {value!r}")
     return value
 
 
@@ -358,6 +372,7 @@ class Setting:
         kwargs: its keyword arguments (``minimum=``).
         arrays: whether a 0-d array is accepted too (the backend is passed as ``b``).
         optional: whether None is accepted too (the term it sets is off).
+        requirement: what a valid value is, as the error message and the docs say it.
     """
 
     check: Callable[..., Any]
@@ -365,6 +380,7 @@ class Setting:
     kwargs: tuple[tuple[str, Any], ...] = ()
     arrays: bool = False
     optional: bool = False
+    requirement: str = ""
 
     def __call__(self, name: str, value: Any, b: Backend) -> Any:
         if value is None and self.optional:
@@ -375,29 +391,29 @@ class Setting:
 
 def positive_number(*, arrays: bool = False) -> Setting:
     """> 0 and finite."""
-    return Setting(check_positive, arrays=arrays)
+    return Setting(check_positive, arrays=arrays, requirement=_POSITIVE)
 
 
 def nonnegative_number(*, arrays: bool = False) -> Setting:
     """>= 0 and finite."""
-    return Setting(check_nonnegative, arrays=arrays)
+    return Setting(check_nonnegative, arrays=arrays, requirement=_NONNEGATIVE)
 
 
 def number_in(low: float, high: float, *, arrays: bool = False, optional: bool = False) -> Setting:
     """In ``[low, high]`` (or None, when ``optional``)."""
-    return Setting(check_interval, (low, high), arrays=arrays, optional=optional)
+    return Setting(check_interval, (low, high), arrays=arrays, optional=optional, requirement=_in(low, high))
 
 
 def finite_number(*, minimum: float = -math.inf, arrays: bool = False) -> Setting:
     """Finite (and >= ``minimum``)."""
-    return Setting(check_finite, kwargs=(("minimum", minimum),), arrays=arrays)
+    return Setting(check_finite, kwargs=(("minimum", minimum),), arrays=arrays, requirement=_finite(minimum))
 
 
 def boolean() -> Setting:
     """True or False."""
-    return Setting(check_bool)
+    return Setting(check_bool, requirement=_BOOLEAN)
 
 
 def one_of(*options: str) -> Setting:
     """One of the strings ``options``."""
-    return Setting(check_choice, (options,))
+    return Setting(check_choice, (options,), requirement=_one_of(options))

@@ -104,6 +104,13 @@ def family_page(family: str) -> str:
             lines += [f"- {what}: {reason}" for what, reason in held]
         else:
             lines += ["", "Gradients are checked with respect to every floating input."]
+        settings = spec.core().settings
+        if settings:
+            lines += ["", "Settings, checked before every call (and by `polyloss.torch.nn` at construction):", ""]
+            lines += [
+                f"- `{name}`: {setting.requirement}" + (" or None" if setting.optional else "")
+                for name, setting in settings.items()
+            ]
         arrays = array_hyperparameters(spec)
         if arrays:
             lines += [
