@@ -132,7 +132,16 @@ def _tversky_index(xp: Any, o: _Overlap, alpha: float | Array, beta: float | Arr
     return _score(xp, o.tp + smooth, o.tp + alpha * o.fp + beta * o.fn + smooth)
 
 
-@loss("segmentation", settings={"per_sample": boolean(), "smooth": nonnegative_number(arrays=True)})
+#: the settings every overlap loss shares, and the Tversky family's weights of false positives and negatives
+_OVERLAP_SETTINGS = {"per_sample": boolean(), "smooth": nonnegative_number(arrays=True)}
+_TVERSKY_SETTINGS = {
+    **_OVERLAP_SETTINGS,
+    "alpha": nonnegative_number(arrays=True),
+    "beta": nonnegative_number(arrays=True),
+}
+
+
+@loss("segmentation", settings=_OVERLAP_SETTINGS)
 def dice(
     b: Backend,
     pred: Array,
@@ -182,12 +191,7 @@ def dice(
 
 @loss(
     "segmentation",
-    settings={
-        "per_sample": boolean(),
-        "alpha": nonnegative_number(arrays=True),
-        "beta": nonnegative_number(arrays=True),
-        "smooth": nonnegative_number(arrays=True),
-    },
+    settings=_TVERSKY_SETTINGS,
 )
 def tversky(
     b: Backend,
@@ -229,13 +233,7 @@ def tversky(
 
 @loss(
     "segmentation",
-    settings={
-        "per_sample": boolean(),
-        "alpha": nonnegative_number(arrays=True),
-        "beta": nonnegative_number(arrays=True),
-        "gamma": positive_number(arrays=True),
-        "smooth": nonnegative_number(arrays=True),
-    },
+    settings={**_TVERSKY_SETTINGS, "gamma": positive_number(arrays=True)},
 )
 def focal_tversky(
     b: Backend,
@@ -278,7 +276,7 @@ def focal_tversky(
     return reduce(xp, safe_pow(xp, 1.0 - _tversky_index(xp, o, alpha, beta, smooth), gamma), reduction)
 
 
-@loss("segmentation", settings={"per_sample": boolean(), "smooth": nonnegative_number(arrays=True)})
+@loss("segmentation", settings=_OVERLAP_SETTINGS)
 def jaccard(
     b: Backend,
     pred: Array,
@@ -309,7 +307,7 @@ def jaccard(
     return reduce(xp, 1.0 - _score(xp, o.tp + smooth, o.pred_sum + o.target_sum - o.tp + smooth), reduction)
 
 
-@loss("segmentation", settings={"per_sample": boolean(), "smooth": nonnegative_number(arrays=True)})
+@loss("segmentation", settings=_OVERLAP_SETTINGS)
 def generalized_dice(
     b: Backend,
     pred: Array,
