@@ -73,6 +73,16 @@ def test_verify_without_jax_reports_it_missing_instead_of_crashing(tmp_path):
     assert data["losses"]["mse"]["checks"]["value[torch]"]["status"] == "pass"
 
 
+def test_verify_without_torch_checks_jax_gradients_against_finite_differences(tmp_path):
+    report = tmp_path / "report.json"
+    result = _run("verify", "--loss", "huber", "--json", str(report), hide="torch")
+    assert result.returncode == 0, result.stdout + result.stderr
+    checks = json.loads(report.read_text())["losses"]["huber"]["checks"]
+    assert checks["fd[jax]"]["status"] == "pass"
+    assert checks["value[jax]"]["status"] == "pass"
+    assert checks["fd[torch]"]["status"] == "missing"
+
+
 def test_verify_without_torch_and_jax_says_nothing_was_checked_and_exits_2():
     result = _run("verify", "--loss", "mse", hide=("jax", "torch"))
     assert result.returncode == 2, result.stdout + result.stderr
