@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--full",
         action="store_true",
         help="the whole matrix: float32, JAX eagerly, the edge corpus on JAX and under jax.jit, and "
-        "torch.compile (about 20 minutes on 2 cores; the default quick run takes about a minute)",
+        "torch.compile (about 16 minutes on 2 cores; the default quick run takes about a minute)",
     )
     verify.add_argument("--compile", action="store_true", help="add torch.compile (inductor) to the quick run")
     verify.add_argument("--no-compile", action="store_true", help="leave torch.compile out of --full")
