@@ -39,6 +39,8 @@ def torch_losses() -> list[torch.Tensor]:
         pt.ctc(log_probs, torch.tensor([[1, 2], [3, 0]]), torch.tensor([10, 8]), torch.tensor([2, 1])),
         pt.gan_discriminator(pred[:, 0], target[:, 0]),
         pt.curriculum(pred[:, 0].abs(), torch.rand(8), progress=0.5),
+        pt.dpo(-pred[:, 0].abs(), -pred[:, 1].abs(), -target[:, 0].abs(), -target[:, 1].abs(), loss_type="ipo"),
+        pt.sequence_log_probs(pred[None], labels[None].clamp(max=2), ignore_index=-100),
         pnn.FocalLoss(gamma=2.0, reduction="sum")(logits, labels),
         pnn.CLIPLoss()(embeddings, embeddings),
         pnn.UncertaintyWeightingLoss(2)(torch.stack([pt.mse(pred, target), pt.mae(pred, target)])),
@@ -55,6 +57,7 @@ def jax_losses() -> list[jax.Array]:
         pj.sigmoid_focal(logits, (logits > 0).astype(jnp.float32), alpha=None),
         pj.nt_xent(logits, logits),
         pj.tversky(jax.nn.sigmoid(logits), (logits > 0).astype(jnp.float32), alpha=0.7, beta=0.3),
+        pj.grpo(-jnp.abs(logits), -jnp.abs(logits), jnp.ones(8), logits > 0, loss_type="dr_grpo"),
         step,
     ]
 

@@ -18,6 +18,7 @@ __all__ = [
     "contrastive",
     "cosface",
     "cosine_embedding",
+    "cpo",
     "cross_entropy",
     "ctc",
     "curriculum",
@@ -25,21 +26,27 @@ __all__ = [
     "dice",
     "dice_ce",
     "distillation",
+    "dpo",
     "focal",
     "focal_tversky",
+    "forward_kl",
     "gan_discriminator",
     "gan_generator",
     "gaussian_nll",
     "generalized_dice",
+    "generalized_jsd",
     "gradient_penalty",
+    "grpo",
     "hinge",
     "hinge_discriminator",
     "hinge_generator",
     "huber",
+    "implicit_rewards",
     "infonce",
     "jaccard",
     "js_div",
     "kl_div",
+    "kto",
     "linear_cross_entropy",
     "log_cosh",
     "mae",
@@ -47,14 +54,19 @@ __all__ = [
     "mse",
     "nll",
     "nt_xent",
+    "orpo",
     "perceptual",
     "poisson_nll",
     "poly1",
     "quantile",
+    "reverse_kl",
+    "sequence_log_probs",
     "siglip",
     "sigmoid_focal",
+    "simpo",
     "smooth_l1",
     "squared_hinge",
+    "total_variation",
     "triplet",
     "triplet_mined",
     "tversky",
@@ -338,6 +350,106 @@ def uncertainty_weighting(
 def curriculum(
     losses: jax.Array, difficulty: jax.Array, *, progress: float, reduction: Literal["mean", "sum", "none"] = "sum"
 ) -> jax.Array: ...
+def dpo(
+    policy_chosen: jax.Array,
+    policy_rejected: jax.Array,
+    reference_chosen: jax.Array,
+    reference_rejected: jax.Array,
+    *,
+    beta: float | jax.Array = 0.1,
+    label_smoothing: float = 0.0,
+    loss_type: str = "sigmoid",
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def simpo(
+    policy_chosen: jax.Array,
+    policy_rejected: jax.Array,
+    *,
+    beta: float | jax.Array = 2.0,
+    gamma: float | jax.Array = 0.5,
+    label_smoothing: float = 0.0,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def cpo(
+    policy_chosen: jax.Array,
+    policy_rejected: jax.Array,
+    *,
+    beta: float | jax.Array = 0.1,
+    label_smoothing: float = 0.0,
+    loss_type: str = "sigmoid",
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def orpo(
+    policy_chosen: jax.Array,
+    policy_rejected: jax.Array,
+    *,
+    beta: float | jax.Array = 0.1,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def kto(
+    policy_logps: jax.Array,
+    reference_logps: jax.Array,
+    desirable: jax.Array,
+    kl: jax.Array,
+    *,
+    beta: float | jax.Array = 0.1,
+    desirable_weight: float | jax.Array = 1.0,
+    undesirable_weight: float | jax.Array = 1.0,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def grpo(
+    logps: jax.Array,
+    old_logps: jax.Array,
+    advantages: jax.Array,
+    mask: jax.Array,
+    *,
+    loss_type: str = "dapo",
+    epsilon_low: float = 0.2,
+    epsilon_high: float = 0.2,
+    beta: float | jax.Array = 0.0,
+    ref_logps: jax.Array | None = None,
+    importance_sampling_level: str = "token",
+    delta: float | None = None,
+    max_completion_length: int | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def generalized_jsd(
+    student_logits: jax.Array,
+    teacher_logits: jax.Array,
+    labels: jax.Array | None = None,
+    *,
+    beta: float = 0.5,
+    temperature: float | jax.Array = 1.0,
+    ignore_index: int = -100,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def forward_kl(
+    student_logits: jax.Array,
+    teacher_logits: jax.Array,
+    labels: jax.Array | None = None,
+    *,
+    temperature: float | jax.Array = 1.0,
+    ignore_index: int = -100,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def reverse_kl(
+    student_logits: jax.Array,
+    teacher_logits: jax.Array,
+    labels: jax.Array | None = None,
+    *,
+    temperature: float | jax.Array = 1.0,
+    ignore_index: int = -100,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def total_variation(
+    student_logits: jax.Array,
+    teacher_logits: jax.Array,
+    labels: jax.Array | None = None,
+    *,
+    temperature: float | jax.Array = 1.0,
+    ignore_index: int = -100,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
 def mse(
     pred: jax.Array,
     target: jax.Array,
@@ -480,3 +592,9 @@ def ctc(
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> jax.Array: ...
 def curriculum_weights(difficulty: jax.Array, *, progress: float) -> jax.Array: ...
+def sequence_log_probs(
+    logits: jax.Array, labels: jax.Array, *, ignore_index: int | None = None, average: bool = False
+) -> jax.Array: ...
+def implicit_rewards(
+    policy_logps: jax.Array, *, reference_logps: jax.Array | None = None, beta: float | jax.Array = 0.1
+) -> jax.Array: ...

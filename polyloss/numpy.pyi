@@ -18,6 +18,7 @@ __all__ = [
     "contrastive",
     "cosface",
     "cosine_embedding",
+    "cpo",
     "cross_entropy",
     "ctc",
     "curriculum",
@@ -25,20 +26,26 @@ __all__ = [
     "dice",
     "dice_ce",
     "distillation",
+    "dpo",
     "focal",
     "focal_tversky",
+    "forward_kl",
     "gan_discriminator",
     "gan_generator",
     "gaussian_nll",
     "generalized_dice",
+    "generalized_jsd",
+    "grpo",
     "hinge",
     "hinge_discriminator",
     "hinge_generator",
     "huber",
+    "implicit_rewards",
     "infonce",
     "jaccard",
     "js_div",
     "kl_div",
+    "kto",
     "linear_cross_entropy",
     "log_cosh",
     "mae",
@@ -46,14 +53,19 @@ __all__ = [
     "mse",
     "nll",
     "nt_xent",
+    "orpo",
     "perceptual",
     "poisson_nll",
     "poly1",
     "quantile",
+    "reverse_kl",
+    "sequence_log_probs",
     "siglip",
     "sigmoid_focal",
+    "simpo",
     "smooth_l1",
     "squared_hinge",
+    "total_variation",
     "triplet",
     "triplet_mined",
     "tversky",
@@ -353,6 +365,106 @@ def curriculum(
     progress: float,
     reduction: Literal["mean", "sum", "none"] = "sum",
 ) -> numpy.ndarray: ...
+def dpo(
+    policy_chosen: numpy.ndarray,
+    policy_rejected: numpy.ndarray,
+    reference_chosen: numpy.ndarray,
+    reference_rejected: numpy.ndarray,
+    *,
+    beta: float | numpy.ndarray = 0.1,
+    label_smoothing: float = 0.0,
+    loss_type: str = "sigmoid",
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def simpo(
+    policy_chosen: numpy.ndarray,
+    policy_rejected: numpy.ndarray,
+    *,
+    beta: float | numpy.ndarray = 2.0,
+    gamma: float | numpy.ndarray = 0.5,
+    label_smoothing: float = 0.0,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def cpo(
+    policy_chosen: numpy.ndarray,
+    policy_rejected: numpy.ndarray,
+    *,
+    beta: float | numpy.ndarray = 0.1,
+    label_smoothing: float = 0.0,
+    loss_type: str = "sigmoid",
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def orpo(
+    policy_chosen: numpy.ndarray,
+    policy_rejected: numpy.ndarray,
+    *,
+    beta: float | numpy.ndarray = 0.1,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def kto(
+    policy_logps: numpy.ndarray,
+    reference_logps: numpy.ndarray,
+    desirable: numpy.ndarray,
+    kl: numpy.ndarray,
+    *,
+    beta: float | numpy.ndarray = 0.1,
+    desirable_weight: float | numpy.ndarray = 1.0,
+    undesirable_weight: float | numpy.ndarray = 1.0,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def grpo(
+    logps: numpy.ndarray,
+    old_logps: numpy.ndarray,
+    advantages: numpy.ndarray,
+    mask: numpy.ndarray,
+    *,
+    loss_type: str = "dapo",
+    epsilon_low: float = 0.2,
+    epsilon_high: float = 0.2,
+    beta: float | numpy.ndarray = 0.0,
+    ref_logps: numpy.ndarray | None = None,
+    importance_sampling_level: str = "token",
+    delta: float | None = None,
+    max_completion_length: int | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def generalized_jsd(
+    student_logits: numpy.ndarray,
+    teacher_logits: numpy.ndarray,
+    labels: numpy.ndarray | None = None,
+    *,
+    beta: float = 0.5,
+    temperature: float | numpy.ndarray = 1.0,
+    ignore_index: int = -100,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def forward_kl(
+    student_logits: numpy.ndarray,
+    teacher_logits: numpy.ndarray,
+    labels: numpy.ndarray | None = None,
+    *,
+    temperature: float | numpy.ndarray = 1.0,
+    ignore_index: int = -100,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def reverse_kl(
+    student_logits: numpy.ndarray,
+    teacher_logits: numpy.ndarray,
+    labels: numpy.ndarray | None = None,
+    *,
+    temperature: float | numpy.ndarray = 1.0,
+    ignore_index: int = -100,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def total_variation(
+    student_logits: numpy.ndarray,
+    teacher_logits: numpy.ndarray,
+    labels: numpy.ndarray | None = None,
+    *,
+    temperature: float | numpy.ndarray = 1.0,
+    ignore_index: int = -100,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
 def mse(
     pred: numpy.ndarray,
     target: numpy.ndarray,
@@ -495,3 +607,9 @@ def ctc(
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> numpy.ndarray: ...
 def curriculum_weights(difficulty: numpy.ndarray, *, progress: float) -> numpy.ndarray: ...
+def sequence_log_probs(
+    logits: numpy.ndarray, labels: numpy.ndarray, *, ignore_index: int | None = None, average: bool = False
+) -> numpy.ndarray: ...
+def implicit_rewards(
+    policy_logps: numpy.ndarray, *, reference_logps: numpy.ndarray | None = None, beta: float | numpy.ndarray = 0.1
+) -> numpy.ndarray: ...

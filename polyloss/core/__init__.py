@@ -13,6 +13,7 @@ from polyloss.core import (
     generative,
     metric,
     multitask,
+    post_training,
     regression,
     segmentation,
     sequence,
@@ -30,6 +31,7 @@ FAMILIES = (
     "sequence",
     "generative",
     "multitask",
+    "post_training",
 )
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "generative",
     "metric",
     "multitask",
+    "post_training",
     "regression",
     "segmentation",
     "sequence",

@@ -389,9 +389,9 @@ class Setting:
         return self.check(name, value, *self.args, **dict(self.kwargs), **extra)
 
 
-def positive_number(*, arrays: bool = False) -> Setting:
-    """> 0 and finite."""
-    return Setting(check_positive, arrays=arrays, requirement=_POSITIVE)
+def positive_number(*, arrays: bool = False, optional: bool = False) -> Setting:
+    """> 0 and finite (or None, when ``optional``)."""
+    return Setting(check_positive, arrays=arrays, optional=optional, requirement=_POSITIVE)
 
 
 def nonnegative_number(*, arrays: bool = False) -> Setting:

@@ -21,6 +21,7 @@ __all__ = [
     "contrastive",
     "cosface",
     "cosine_embedding",
+    "cpo",
     "cross_entropy",
     "ctc",
     "curriculum",
@@ -28,21 +29,27 @@ __all__ = [
     "dice",
     "dice_ce",
     "distillation",
+    "dpo",
     "focal",
     "focal_tversky",
+    "forward_kl",
     "gan_discriminator",
     "gan_generator",
     "gaussian_nll",
     "generalized_dice",
+    "generalized_jsd",
     "gradient_penalty",
+    "grpo",
     "hinge",
     "hinge_discriminator",
     "hinge_generator",
     "huber",
+    "implicit_rewards",
     "infonce",
     "jaccard",
     "js_div",
     "kl_div",
+    "kto",
     "linear_cross_entropy",
     "log_cosh",
     "mae",
@@ -50,14 +57,19 @@ __all__ = [
     "mse",
     "nll",
     "nt_xent",
+    "orpo",
     "perceptual",
     "poisson_nll",
     "poly1",
     "quantile",
+    "reverse_kl",
+    "sequence_log_probs",
     "siglip",
     "sigmoid_focal",
+    "simpo",
     "smooth_l1",
     "squared_hinge",
+    "total_variation",
     "triplet",
     "triplet_mined",
     "tversky",
@@ -351,6 +363,106 @@ def curriculum(
     progress: float,
     reduction: Literal["mean", "sum", "none"] = "sum",
 ) -> torch.Tensor: ...
+def dpo(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    reference_chosen: torch.Tensor,
+    reference_rejected: torch.Tensor,
+    *,
+    beta: float | torch.Tensor = 0.1,
+    label_smoothing: float = 0.0,
+    loss_type: str = "sigmoid",
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def simpo(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    *,
+    beta: float | torch.Tensor = 2.0,
+    gamma: float | torch.Tensor = 0.5,
+    label_smoothing: float = 0.0,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def cpo(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    *,
+    beta: float | torch.Tensor = 0.1,
+    label_smoothing: float = 0.0,
+    loss_type: str = "sigmoid",
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def orpo(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    *,
+    beta: float | torch.Tensor = 0.1,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def kto(
+    policy_logps: torch.Tensor,
+    reference_logps: torch.Tensor,
+    desirable: torch.Tensor,
+    kl: torch.Tensor,
+    *,
+    beta: float | torch.Tensor = 0.1,
+    desirable_weight: float | torch.Tensor = 1.0,
+    undesirable_weight: float | torch.Tensor = 1.0,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def grpo(
+    logps: torch.Tensor,
+    old_logps: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    loss_type: str = "dapo",
+    epsilon_low: float = 0.2,
+    epsilon_high: float = 0.2,
+    beta: float | torch.Tensor = 0.0,
+    ref_logps: torch.Tensor | None = None,
+    importance_sampling_level: str = "token",
+    delta: float | None = None,
+    max_completion_length: int | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def generalized_jsd(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    beta: float = 0.5,
+    temperature: float | torch.Tensor = 1.0,
+    ignore_index: int = -100,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def forward_kl(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    temperature: float | torch.Tensor = 1.0,
+    ignore_index: int = -100,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def reverse_kl(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    temperature: float | torch.Tensor = 1.0,
+    ignore_index: int = -100,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def total_variation(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    temperature: float | torch.Tensor = 1.0,
+    ignore_index: int = -100,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
 def mse(
     pred: torch.Tensor,
     target: torch.Tensor,
@@ -493,3 +605,9 @@ def ctc(
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> torch.Tensor: ...
 def curriculum_weights(difficulty: torch.Tensor, *, progress: float) -> torch.Tensor: ...
+def sequence_log_probs(
+    logits: torch.Tensor, labels: torch.Tensor, *, ignore_index: int | None = None, average: bool = False
+) -> torch.Tensor: ...
+def implicit_rewards(
+    policy_logps: torch.Tensor, *, reference_logps: torch.Tensor | None = None, beta: float | torch.Tensor = 0.1
+) -> torch.Tensor: ...

@@ -16,21 +16,26 @@ __all__ = [
     "BoxGIoULoss",
     "BoxIoULoss",
     "CLIPLoss",
+    "CPOLoss",
     "CTCLoss",
     "ContrastiveLoss",
     "CosFaceLoss",
     "CosineEmbeddingLoss",
     "CrossEntropyLoss",
     "CurriculumLoss",
+    "DPOLoss",
     "DiceCELoss",
     "DiceLoss",
     "DistillationLoss",
     "FocalLoss",
     "FocalTverskyLoss",
+    "ForwardKLLoss",
     "GANDiscriminatorLoss",
     "GANGeneratorLoss",
+    "GRPOLoss",
     "GaussianNLLLoss",
     "GeneralizedDiceLoss",
+    "GeneralizedJSDLoss",
     "GradientPenaltyLoss",
     "HingeDiscriminatorLoss",
     "HingeGeneratorLoss",
@@ -40,6 +45,7 @@ __all__ = [
     "JSDivLoss",
     "JaccardLoss",
     "KLDivLoss",
+    "KTOLoss",
     "LinearCrossEntropyLoss",
     "LogCoshLoss",
     "MAELoss",
@@ -47,15 +53,19 @@ __all__ = [
     "MarginRankingLoss",
     "NLLLoss",
     "NTXentLoss",
+    "ORPOLoss",
     "PerceptualLoss",
     "PoissonNLLLoss",
     "Poly1Loss",
     "PolylossLoss",
     "QuantileLoss",
+    "ReverseKLLoss",
     "SigLIPLoss",
     "SigmoidFocalLoss",
+    "SimPOLoss",
     "SmoothL1Loss",
     "SquaredHingeLoss",
+    "TotalVariationLoss",
     "TripletLoss",
     "TripletMinedLoss",
     "TverskyLoss",
@@ -458,6 +468,219 @@ class CurriculumLoss(PolylossLoss):
     def __init__(self, *, progress: float = ..., reduction: Literal["mean", "sum", "none"] = "sum") -> None: ...
     def forward(self, losses: torch.Tensor, difficulty: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
     def __call__(self, losses: torch.Tensor, difficulty: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+
+class DPOLoss(PolylossLoss):
+    def __init__(
+        self,
+        *,
+        beta: float | torch.Tensor = 0.1,
+        label_smoothing: float = 0.0,
+        loss_type: str = "sigmoid",
+        reduction: Literal["mean", "sum", "none"] = "mean",
+    ) -> None: ...
+    def forward(
+        self,
+        policy_chosen: torch.Tensor,
+        policy_rejected: torch.Tensor,
+        reference_chosen: torch.Tensor,
+        reference_rejected: torch.Tensor,
+        **overrides: Any,
+    ) -> torch.Tensor: ...
+    def __call__(
+        self,
+        policy_chosen: torch.Tensor,
+        policy_rejected: torch.Tensor,
+        reference_chosen: torch.Tensor,
+        reference_rejected: torch.Tensor,
+        **overrides: Any,
+    ) -> torch.Tensor: ...
+
+class SimPOLoss(PolylossLoss):
+    def __init__(
+        self,
+        *,
+        beta: float | torch.Tensor = 2.0,
+        gamma: float | torch.Tensor = 0.5,
+        label_smoothing: float = 0.0,
+        reduction: Literal["mean", "sum", "none"] = "mean",
+    ) -> None: ...
+    def forward(self, policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(
+        self, policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, **overrides: Any
+    ) -> torch.Tensor: ...
+
+class CPOLoss(PolylossLoss):
+    def __init__(
+        self,
+        *,
+        beta: float | torch.Tensor = 0.1,
+        label_smoothing: float = 0.0,
+        loss_type: str = "sigmoid",
+        reduction: Literal["mean", "sum", "none"] = "mean",
+    ) -> None: ...
+    def forward(self, policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(
+        self, policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, **overrides: Any
+    ) -> torch.Tensor: ...
+
+class ORPOLoss(PolylossLoss):
+    def __init__(
+        self, *, beta: float | torch.Tensor = 0.1, reduction: Literal["mean", "sum", "none"] = "mean"
+    ) -> None: ...
+    def forward(self, policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(
+        self, policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, **overrides: Any
+    ) -> torch.Tensor: ...
+
+class KTOLoss(PolylossLoss):
+    def __init__(
+        self,
+        *,
+        beta: float | torch.Tensor = 0.1,
+        desirable_weight: float | torch.Tensor = 1.0,
+        undesirable_weight: float | torch.Tensor = 1.0,
+        reduction: Literal["mean", "sum", "none"] = "mean",
+    ) -> None: ...
+    def forward(
+        self,
+        policy_logps: torch.Tensor,
+        reference_logps: torch.Tensor,
+        desirable: torch.Tensor,
+        kl: torch.Tensor,
+        **overrides: Any,
+    ) -> torch.Tensor: ...
+    def __call__(
+        self,
+        policy_logps: torch.Tensor,
+        reference_logps: torch.Tensor,
+        desirable: torch.Tensor,
+        kl: torch.Tensor,
+        **overrides: Any,
+    ) -> torch.Tensor: ...
+
+class GRPOLoss(PolylossLoss):
+    def __init__(
+        self,
+        *,
+        loss_type: str = "dapo",
+        epsilon_low: float = 0.2,
+        epsilon_high: float = 0.2,
+        beta: float | torch.Tensor = 0.0,
+        ref_logps: torch.Tensor | None = None,
+        importance_sampling_level: str = "token",
+        delta: float | None = None,
+        max_completion_length: int | None = None,
+        reduction: Literal["mean", "sum", "none"] = "mean",
+    ) -> None: ...
+    def forward(
+        self,
+        logps: torch.Tensor,
+        old_logps: torch.Tensor,
+        advantages: torch.Tensor,
+        mask: torch.Tensor,
+        **overrides: Any,
+    ) -> torch.Tensor: ...
+    def __call__(
+        self,
+        logps: torch.Tensor,
+        old_logps: torch.Tensor,
+        advantages: torch.Tensor,
+        mask: torch.Tensor,
+        **overrides: Any,
+    ) -> torch.Tensor: ...
+
+class GeneralizedJSDLoss(PolylossLoss):
+    def __init__(
+        self,
+        *,
+        beta: float = 0.5,
+        temperature: float | torch.Tensor = 1.0,
+        ignore_index: int = -100,
+        reduction: Literal["mean", "sum", "none"] = "mean",
+    ) -> None: ...
+    def forward(
+        self,
+        student_logits: torch.Tensor,
+        teacher_logits: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        **overrides: Any,
+    ) -> torch.Tensor: ...
+    def __call__(
+        self,
+        student_logits: torch.Tensor,
+        teacher_logits: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        **overrides: Any,
+    ) -> torch.Tensor: ...
+
+class ForwardKLLoss(PolylossLoss):
+    def __init__(
+        self,
+        *,
+        temperature: float | torch.Tensor = 1.0,
+        ignore_index: int = -100,
+        reduction: Literal["mean", "sum", "none"] = "mean",
+    ) -> None: ...
+    def forward(
+        self,
+        student_logits: torch.Tensor,
+        teacher_logits: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        **overrides: Any,
+    ) -> torch.Tensor: ...
+    def __call__(
+        self,
+        student_logits: torch.Tensor,
+        teacher_logits: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        **overrides: Any,
+    ) -> torch.Tensor: ...
+
+class ReverseKLLoss(PolylossLoss):
+    def __init__(
+        self,
+        *,
+        temperature: float | torch.Tensor = 1.0,
+        ignore_index: int = -100,
+        reduction: Literal["mean", "sum", "none"] = "mean",
+    ) -> None: ...
+    def forward(
+        self,
+        student_logits: torch.Tensor,
+        teacher_logits: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        **overrides: Any,
+    ) -> torch.Tensor: ...
+    def __call__(
+        self,
+        student_logits: torch.Tensor,
+        teacher_logits: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        **overrides: Any,
+    ) -> torch.Tensor: ...
+
+class TotalVariationLoss(PolylossLoss):
+    def __init__(
+        self,
+        *,
+        temperature: float | torch.Tensor = 1.0,
+        ignore_index: int = -100,
+        reduction: Literal["mean", "sum", "none"] = "mean",
+    ) -> None: ...
+    def forward(
+        self,
+        student_logits: torch.Tensor,
+        teacher_logits: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        **overrides: Any,
+    ) -> torch.Tensor: ...
+    def __call__(
+        self,
+        student_logits: torch.Tensor,
+        teacher_logits: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        **overrides: Any,
+    ) -> torch.Tensor: ...
 
 class MSELoss(PolylossLoss):
     def __init__(
