@@ -7,6 +7,7 @@ import jax
 
 __all__ = [
     "arcface",
+    "asymmetric",
     "asymmetric_mse",
     "bce",
     "bce_with_logits",
@@ -14,6 +15,9 @@ __all__ = [
     "box_diou",
     "box_giou",
     "box_iou",
+    "categorical_hinge",
+    "cauchy",
+    "charbonnier",
     "clip",
     "contrastive",
     "cosface",
@@ -33,12 +37,14 @@ __all__ = [
     "gan_discriminator",
     "gan_generator",
     "gaussian_nll",
+    "generalized_cross_entropy",
     "generalized_dice",
     "generalized_jsd",
     "gradient_penalty",
     "grpo",
     "hinge",
     "hinge_discriminator",
+    "hinge_embedding",
     "hinge_generator",
     "huber",
     "implicit_rewards",
@@ -50,8 +56,12 @@ __all__ = [
     "linear_cross_entropy",
     "log_cosh",
     "mae",
+    "mape",
     "margin_ranking",
     "mse",
+    "msle",
+    "multi_margin",
+    "multilabel_soft_margin",
     "nll",
     "nt_xent",
     "orpo",
@@ -65,6 +75,8 @@ __all__ = [
     "sigmoid_focal",
     "simpo",
     "smooth_l1",
+    "soft_margin",
+    "sparsemax_loss",
     "squared_hinge",
     "total_variation",
     "triplet",
@@ -169,6 +181,49 @@ def poly1(
 def hinge(scores: jax.Array, target: jax.Array, *, reduction: Literal["mean", "sum", "none"] = "mean") -> jax.Array: ...
 def squared_hinge(
     scores: jax.Array, target: jax.Array, *, reduction: Literal["mean", "sum", "none"] = "mean"
+) -> jax.Array: ...
+def soft_margin(
+    scores: jax.Array, target: jax.Array, *, reduction: Literal["mean", "sum", "none"] = "mean"
+) -> jax.Array: ...
+def multilabel_soft_margin(
+    logits: jax.Array,
+    target: jax.Array,
+    *,
+    weight: jax.Array | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def multi_margin(
+    logits: jax.Array,
+    target: jax.Array,
+    *,
+    p: int = 1,
+    margin: float | jax.Array = 1.0,
+    weight: jax.Array | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def categorical_hinge(
+    logits: jax.Array, target: jax.Array, *, reduction: Literal["mean", "sum", "none"] = "mean"
+) -> jax.Array: ...
+def generalized_cross_entropy(
+    logits: jax.Array,
+    target: jax.Array,
+    *,
+    q: float = 0.7,
+    axis: int = -1,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def asymmetric(
+    logits: jax.Array,
+    target: jax.Array,
+    *,
+    gamma_pos: float | jax.Array = 1.0,
+    gamma_neg: float | jax.Array = 4.0,
+    clip: float = 0.05,
+    eps: float = 1e-08,
+    reduction: Literal["mean", "sum", "none"] = "sum",
+) -> jax.Array: ...
+def sparsemax_loss(
+    logits: jax.Array, target: jax.Array, *, reduction: Literal["mean", "sum", "none"] = "mean"
 ) -> jax.Array: ...
 def infonce(
     query: jax.Array,
@@ -324,6 +379,13 @@ def margin_ranking(
     target: jax.Array,
     *,
     margin: float | jax.Array = 0.0,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def hinge_embedding(
+    distance: jax.Array,
+    target: jax.Array,
+    *,
+    margin: float | jax.Array = 1.0,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> jax.Array: ...
 def arcface(
@@ -519,6 +581,38 @@ def gaussian_nll(
     *,
     full: bool = False,
     eps: float = 1e-06,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def mape(
+    pred: jax.Array,
+    target: jax.Array,
+    *,
+    epsilon: float = 1e-07,
+    weight: jax.Array | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def msle(
+    pred: jax.Array,
+    target: jax.Array,
+    *,
+    epsilon: float = 1e-07,
+    weight: jax.Array | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def charbonnier(
+    pred: jax.Array,
+    target: jax.Array,
+    *,
+    scale: float | jax.Array = 1.0,
+    weight: jax.Array | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def cauchy(
+    pred: jax.Array,
+    target: jax.Array,
+    *,
+    scale: float | jax.Array = 1.0,
+    weight: jax.Array | None = None,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> jax.Array: ...
 def dice(

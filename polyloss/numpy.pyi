@@ -7,6 +7,7 @@ import numpy
 
 __all__ = [
     "arcface",
+    "asymmetric",
     "asymmetric_mse",
     "bce",
     "bce_with_logits",
@@ -14,6 +15,9 @@ __all__ = [
     "box_diou",
     "box_giou",
     "box_iou",
+    "categorical_hinge",
+    "cauchy",
+    "charbonnier",
     "clip",
     "contrastive",
     "cosface",
@@ -33,11 +37,13 @@ __all__ = [
     "gan_discriminator",
     "gan_generator",
     "gaussian_nll",
+    "generalized_cross_entropy",
     "generalized_dice",
     "generalized_jsd",
     "grpo",
     "hinge",
     "hinge_discriminator",
+    "hinge_embedding",
     "hinge_generator",
     "huber",
     "implicit_rewards",
@@ -49,8 +55,12 @@ __all__ = [
     "linear_cross_entropy",
     "log_cosh",
     "mae",
+    "mape",
     "margin_ranking",
     "mse",
+    "msle",
+    "multi_margin",
+    "multilabel_soft_margin",
     "nll",
     "nt_xent",
     "orpo",
@@ -64,6 +74,8 @@ __all__ = [
     "sigmoid_focal",
     "simpo",
     "smooth_l1",
+    "soft_margin",
+    "sparsemax_loss",
     "squared_hinge",
     "total_variation",
     "triplet",
@@ -186,6 +198,49 @@ def hinge(
 ) -> numpy.ndarray: ...
 def squared_hinge(
     scores: numpy.ndarray, target: numpy.ndarray, *, reduction: Literal["mean", "sum", "none"] = "mean"
+) -> numpy.ndarray: ...
+def soft_margin(
+    scores: numpy.ndarray, target: numpy.ndarray, *, reduction: Literal["mean", "sum", "none"] = "mean"
+) -> numpy.ndarray: ...
+def multilabel_soft_margin(
+    logits: numpy.ndarray,
+    target: numpy.ndarray,
+    *,
+    weight: numpy.ndarray | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def multi_margin(
+    logits: numpy.ndarray,
+    target: numpy.ndarray,
+    *,
+    p: int = 1,
+    margin: float | numpy.ndarray = 1.0,
+    weight: numpy.ndarray | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def categorical_hinge(
+    logits: numpy.ndarray, target: numpy.ndarray, *, reduction: Literal["mean", "sum", "none"] = "mean"
+) -> numpy.ndarray: ...
+def generalized_cross_entropy(
+    logits: numpy.ndarray,
+    target: numpy.ndarray,
+    *,
+    q: float = 0.7,
+    axis: int = -1,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def asymmetric(
+    logits: numpy.ndarray,
+    target: numpy.ndarray,
+    *,
+    gamma_pos: float | numpy.ndarray = 1.0,
+    gamma_neg: float | numpy.ndarray = 4.0,
+    clip: float = 0.05,
+    eps: float = 1e-08,
+    reduction: Literal["mean", "sum", "none"] = "sum",
+) -> numpy.ndarray: ...
+def sparsemax_loss(
+    logits: numpy.ndarray, target: numpy.ndarray, *, reduction: Literal["mean", "sum", "none"] = "mean"
 ) -> numpy.ndarray: ...
 def infonce(
     query: numpy.ndarray,
@@ -335,6 +390,13 @@ def margin_ranking(
     target: numpy.ndarray,
     *,
     margin: float | numpy.ndarray = 0.0,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def hinge_embedding(
+    distance: numpy.ndarray,
+    target: numpy.ndarray,
+    *,
+    margin: float | numpy.ndarray = 1.0,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> numpy.ndarray: ...
 def arcface(
@@ -534,6 +596,38 @@ def gaussian_nll(
     *,
     full: bool = False,
     eps: float = 1e-06,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def mape(
+    pred: numpy.ndarray,
+    target: numpy.ndarray,
+    *,
+    epsilon: float = 1e-07,
+    weight: numpy.ndarray | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def msle(
+    pred: numpy.ndarray,
+    target: numpy.ndarray,
+    *,
+    epsilon: float = 1e-07,
+    weight: numpy.ndarray | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def charbonnier(
+    pred: numpy.ndarray,
+    target: numpy.ndarray,
+    *,
+    scale: float | numpy.ndarray = 1.0,
+    weight: numpy.ndarray | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def cauchy(
+    pred: numpy.ndarray,
+    target: numpy.ndarray,
+    *,
+    scale: float | numpy.ndarray = 1.0,
+    weight: numpy.ndarray | None = None,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> numpy.ndarray: ...
 def dice(

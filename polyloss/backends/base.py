@@ -151,6 +151,9 @@ class ArrayAPIBackend:
     def take_along_axis(self, x: Array, indices: Array, axis: int) -> Array:
         return self.xp.take_along_axis(x, indices, axis=axis)
 
+    def cumulative_sum(self, x: Array, axis: int) -> Array:
+        return self.xp.cumulative_sum(x, axis=axis)
+
     def one_hot(self, labels: Array, num_classes: int, dtype: Any) -> Array:
         """One-hot encoding on a new last axis."""
         xp = self.xp

@@ -420,6 +420,9 @@ class TorchBackend(ArrayAPIBackend):
         # silent); indices here are already in range.
         return torch.gather(x, axis, _int64(indices))
 
+    def cumulative_sum(self, x: torch.Tensor, axis: int) -> torch.Tensor:
+        return torch.cumsum(x, dim=axis)  # array-api-compat's wrapper calls an lru_cache dynamo warns about
+
     def stop_gradient(self, x: torch.Tensor) -> torch.Tensor:
         return x.detach()
 

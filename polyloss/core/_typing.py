@@ -97,6 +97,10 @@ class Backend(Protocol):
 
     def take_along_axis(self, x: Array, indices: Array, axis: int) -> Array: ...
 
+    def cumulative_sum(self, x: Array, axis: int) -> Array:
+        """The running sum along ``axis`` (the array API's ``cumulative_sum``; torch's ``cumsum``)."""
+        ...
+
     def one_hot(self, labels: Array, num_classes: int, dtype: Any) -> Array:
         """One-hot encoding on a new last axis."""
         ...

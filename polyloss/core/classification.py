@@ -55,6 +55,7 @@ from polyloss.core._checks import (
     is_static_zero,
     nonnegative_number,
     number_in,
+    positive_number,
 )
 from polyloss.core._reduce import (
     along_axis,
@@ -948,3 +949,343 @@ def squared_hinge(b: Backend, scores: Array, target: Array, *, reduction: str = 
     """
     margin = _hinge_margin(b, scores, target)
     return reduce(b.xp, margin * margin, reduction)
+
+
+# --------------------------------------------------------------------------- second wave: torch's margin
+# losses, keras's categorical hinge and generalized cross-entropy, timm's asymmetric loss
+
+
+@loss("classification")
+def soft_margin(b: Backend, scores: Array, target: Array, *, reduction: str = "mean") -> Array:
+    r"""Soft-margin (logistic) loss of a two-class problem with labels :math:`\pm 1`.
+
+    .. math:: \ell_i = \log(1 + e^{-t_i s_i}) = \operatorname{softplus}(-t_i s_i)
+
+    Args:
+        scores: real-valued scores, any shape.
+        target: labels :math:`t_i`, 1 or -1, same shape (any real value is accepted, as torch's).
+        reduction: ``"mean"`` (over all elements), ``"sum"`` or ``"none"`` (per element).
+
+    Returns:
+        The loss; exact for margins of +-1e4 (no ``exp`` overflow).
+
+    Equals ``torch.nn.functional.soft_margin_loss(scores, target)``.
+    """
+    xp = b.xp
+    check_floating(xp, "scores", scores)
+    check_same_shape("scores", scores, "target", target)
+    target = xp.astype(target, scores.dtype) if target.dtype != scores.dtype else target
+    return reduce(xp, b.softplus(-target * scores), reduction)
+
+
+@loss("classification")
+def multilabel_soft_margin(
+    b: Backend, logits: Array, target: Array, *, weight: Array | None = None, reduction: str = "mean"
+) -> Array:
+    r"""Multi-label one-versus-all logistic loss, averaged over the classes of each sample.
+
+    .. math:: \ell_i = \frac{1}{C} \sum_c w_c \bigl(-t_{ic} \log \sigma(x_{ic})
+              - (1 - t_{ic}) \log \sigma(-x_{ic})\bigr)
+
+    Args:
+        logits: ``(N, C)`` scores (any leading shape, classes last).
+        target: 0/1 labels (or probabilities), same shape (``bool`` and integers read as 0/1).
+        weight: optional per-class weights ``(C,)``.
+        reduction: ``"mean"`` (over samples), ``"sum"`` or ``"none"`` (per sample: ``logits``'
+            shape without the class axis).
+
+    Returns:
+        The loss.
+
+    Equals ``torch.nn.functional.multilabel_soft_margin_loss(logits, target, weight=weight)``: the
+    class-mean of ``binary_cross_entropy_with_logits``.
+    """
+    xp = b.xp
+    check_floating(xp, "logits", logits)
+    check_same_shape("logits", logits, "target", target)
+    if logits.ndim < 1:
+        raise ValueError("logits must have a class axis (..., C), got a 0-d array")
+    target = as_binary_target(xp, target, logits)
+    num_classes = logits.shape[-1]
+    terms = _bce_terms(b, logits, target, None)
+    if weight is not None:
+        _check_class_vector("weight", weight, num_classes)
+        terms = terms * weight
+    return reduce(xp, xp.sum(terms, axis=-1) / max(num_classes, 1), reduction)
+
+
+@loss("classification", settings={"margin": finite_number(arrays=True)})
+def multi_margin(
+    b: Backend,
+    logits: Array,
+    target: Array,
+    *,
+    p: int = 1,
+    margin: float | Array = 1.0,
+    weight: Array | None = None,
+    reduction: str = "mean",
+) -> Array:
+    r"""Multi-class margin (Weston-Watkins hinge) loss over class indices.
+
+    .. math:: \ell_i = \frac{1}{C} \sum_{j \ne y_i} w_{y_i} \max(0,\ m - x_{i y_i} + x_{ij})^p
+
+    Args:
+        logits: ``(N, C)`` class scores.
+        target: ``(N,)`` integer class indices.
+        p: 1 (hinge, default) or 2 (squared hinge).
+        margin: :math:`m` (default 1).
+        weight: optional per-class weights ``(C,)``, applied by the target's class.
+        reduction: ``"mean"`` (over samples), ``"sum"`` or ``"none"`` (per sample).
+
+    Returns:
+        The loss. At a kink the derivative is 0 (as torch's).
+
+    Equals ``torch.nn.functional.multi_margin_loss(logits, target, p=p, margin=margin, weight=weight)``
+    (whose weight multiplies the power: its documentation writes it inside).
+    """
+    xp = b.xp
+    check_floating(xp, "logits", logits)
+    if logits.ndim != 2:
+        raise ValueError(f"logits must be (N, C), got shape {tuple(logits.shape)}")
+    if p not in (1, 2) or isinstance(p, bool):
+        raise ValueError(f"p must be 1 or 2, got {p!r}")
+    class_labels(b, "target", target, logits=logits, axis=1)
+    num_classes = logits.shape[1]
+    index, valid = guard_traced_labels(b, target, num_classes)
+    target_logit = b.take_along_axis(logits, index[:, None], 1)
+    hinge = b.relu(margin - target_logit + logits)
+    if p == 2:
+        hinge = hinge * hinge
+    others = xp.arange(num_classes, device=b.device(logits))[None, :] != index[:, None]
+    per_sample = xp.sum(xp.where(others, hinge, 0.0), axis=1) / max(num_classes, 1)
+    if weight is not None:
+        _check_class_vector("weight", weight, num_classes)
+        per_sample = per_sample * _take_class_vector(xp, weight, index)
+    if valid is not None:
+        per_sample = xp.where(valid, per_sample, xp.nan)
+    return reduce(xp, per_sample, reduction)
+
+
+@loss("classification")
+def categorical_hinge(b: Backend, logits: Array, target: Array, *, reduction: str = "mean") -> Array:
+    r"""Categorical hinge loss (keras): the true class's score against the best other score.
+
+    .. math:: \ell_i = \max\bigl(0,\ 1 + \max_j (1 - t_{ij}) x_{ij} - \textstyle\sum_j t_{ij} x_{ij}\bigr)
+
+    With one-hot :math:`t` this is :math:`\max(0, 1 + \max(0, \max_{j \ne y} x_{ij}) - x_{iy})`: the
+    true class's own entry counts as 0 in the max (keras's formula), so it equals Crammer and
+    Singer's hinge (optax's ``multiclass_hinge_loss``) wherever some other score is >= 0.
+
+    Args:
+        logits: ``(..., C)`` class scores.
+        target: integer class indices (the logits' shape without ``C``) or one-hot/probability
+            rows of the logits' shape.
+        reduction: ``"mean"`` (over samples), ``"sum"`` or ``"none"`` (per sample).
+
+    Returns:
+        The loss. At ties and kinks the derivative is the one-sided one JAX and torch pick.
+
+    Equals ``keras.losses.categorical_hinge(one_hot(target), logits)``.
+    """
+    xp = b.xp
+    check_floating(xp, "logits", logits)
+    if logits.ndim < 1:
+        raise ValueError("logits must have a class axis (..., C), got a 0-d array")
+    num_classes = logits.shape[-1]
+    if is_integer(xp, target):
+        class_labels(b, "target", target, logits=logits, axis=logits.ndim - 1)
+        index, valid = guard_traced_labels(b, target, num_classes)
+        target = b.one_hot(index, num_classes, logits.dtype)
+        if valid is not None:
+            target = xp.where(valid[..., None], target, xp.nan)
+    else:
+        check_not_float_indices("target", "logits", logits, target, logits.ndim - 1)
+        check_floating(xp, "target", target)
+        check_same_shape("logits", logits, "target", target)
+    positive = xp.sum(target * logits, axis=-1)
+    negative = xp.max((1.0 - target) * logits, axis=-1)
+    return reduce(xp, b.relu(negative - positive + 1.0), reduction)
+
+
+@loss("classification", settings={"q": number_in(0.0, 1.0)})
+def generalized_cross_entropy(
+    b: Backend, logits: Array, target: Array, *, q: float = 0.7, axis: int = -1, reduction: str = "mean"
+) -> Array:
+    r"""Generalized cross-entropy (Zhang and Sabuncu, 2018), robust to noisy labels.
+
+    .. math:: \ell_i = \frac{1 - p_{i y_i}^{\,q}}{q}, \qquad p_i = \operatorname{softmax}(x_i)
+
+    Between cross-entropy (:math:`q \to 0`, and exactly at :math:`q = 0`) and the mean absolute
+    error of the probabilities (:math:`q = 1`).
+
+    Args:
+        logits: unnormalised scores, classes on ``axis``.
+        target: integer class indices, the logits' shape without ``axis``.
+        q: :math:`q` in [0, 1] (default 0.7, the paper's).
+        axis: the class axis (default -1).
+        reduction: ``"mean"`` (over samples), ``"sum"`` or ``"none"`` (per sample).
+
+    Returns:
+        The loss, in :math:`[0, 1/q]`; computed as :math:`-\operatorname{expm1}(q \log p_{iy_i}) / q`
+        from the log-softmax, exact for saturated logits.
+
+    keras's ``CategoricalGeneralizedCrossEntropy`` on ``softmax(logits)`` (keras takes
+    probabilities; its default ``q`` is 0.5).
+    """
+    xp = b.xp
+    check_floating(xp, "logits", logits)
+    axis = check_axis("logits", logits, axis)
+    class_labels(b, "target", target, logits=logits, axis=axis)
+    nll = _pick(b, logits, target, axis, None, _nll_of_logits).nll  # -log p_y
+    if q == 0:
+        return reduce(xp, nll, reduction)
+    return reduce(xp, -xp.expm1(-q * nll) / q, reduction)
+
+
+def _clamped_log(xp: Any, p: Array, eps: float) -> Array:
+    """log(max(p, eps)), derivative 0 below eps (timm's ``log(p.clamp(min=eps))``)."""
+    above = p > eps
+    return xp.where(above, xp.log(xp.where(above, p, 1.0)), math.log(eps))
+
+
+@loss(
+    "classification",
+    settings={
+        "gamma_pos": nonnegative_number(arrays=True),
+        "gamma_neg": nonnegative_number(arrays=True),
+        "clip": number_in(0.0, 1.0),
+        "eps": positive_number(),
+    },
+)
+def asymmetric(
+    b: Backend,
+    logits: Array,
+    target: Array,
+    *,
+    gamma_pos: float | Array = 1.0,
+    gamma_neg: float | Array = 4.0,
+    clip: float = 0.05,
+    eps: float = 1e-8,
+    reduction: str = "sum",
+) -> Array:
+    r"""Asymmetric loss (ASL) for multi-label classification (Ridnik et al., 2021).
+
+    With :math:`p = \sigma(x)`, the shifted negative probability
+    :math:`p_m = \min(1 - p + m, 1)` (``clip`` :math:`m`) and :math:`\gamma_\pm`:
+
+    .. math:: \ell_{ic} = -t\,(1 - p)^{\gamma_+} \log p - (1 - t)\, (1 - p_m)^{\gamma_-} \log p_m
+
+    written, as timm does, with the focusing weight :math:`(1 - p_t)^{\gamma_t}`,
+    :math:`p_t = t p + (1 - t) p_m`, :math:`\gamma_t = t \gamma_+ + (1 - t) \gamma_-`, and both logs
+    clamped at ``eps``.
+
+    Args:
+        logits: scores, any shape (``(N, C)``: one binary problem per class).
+        target: 0/1 labels (or probabilities), same shape (``bool`` and integers read as 0/1).
+        gamma_pos: :math:`\gamma_+ \ge 0` (default 1, timm's).
+        gamma_neg: :math:`\gamma_- \ge 0` (default 4, timm's).
+        clip: :math:`m` in [0, 1], the probability margin that discards easy negatives (default 0.05).
+        eps: the floor of the logs' arguments (default 1e-8).
+        reduction: ``"sum"`` (default, as timm's ``-loss.sum()``), ``"mean"`` (over elements) or
+            ``"none"`` (per element).
+
+    Returns:
+        The loss.
+
+    Equals timm's ``AsymmetricLossMultiLabel(gamma_neg, gamma_pos, clip, eps)`` (the focusing weight
+    differentiated: ``disable_torch_grad_focal_loss=False``, its default). With both gammas and
+    ``clip`` 0 it is binary cross-entropy with logs clamped at ``eps``.
+    """
+    xp = b.xp
+    check_floating(xp, "logits", logits)
+    check_same_shape("logits", logits, "target", target)
+    target = as_binary_target(xp, target, logits)
+    positive = b.sigmoid(logits)
+    negative = 1.0 - positive
+    if clip > 0:
+        negative = xp.where(negative + clip < 1.0, negative + clip, 1.0)
+    loss_values = target * _clamped_log(xp, positive, eps) + (1.0 - target) * _clamped_log(xp, negative, eps)
+    if not (is_static_zero(gamma_pos) and is_static_zero(gamma_neg)):
+        p_t = positive * target + negative * (1.0 - target)
+        gamma_t = gamma_pos * target + gamma_neg * (1.0 - target)
+        loss_values = loss_values * _focusing_weight(xp, 1.0 - p_t, gamma_t)
+    return reduce(xp, -loss_values, reduction)
+
+
+def _focusing_weight(xp: Any, base: Array, exponent: Array) -> Array:
+    """base ** exponent for base >= 0 and an elementwise exponent, as exp(exponent log base): torch's
+    ``pow`` drops the second derivative in the exponent where the exponent is exactly 0 (its backward
+    masks ``exponent * base ** (exponent - 1)`` there), which a 0/1 target times a gamma of 0 hits.
+    0 ** e is 0 (1 for e == 0) with zero gradient (double where)."""
+    positive = base > 0
+    raised = xp.exp(exponent * xp.log(xp.where(positive, base, 1.0)))
+    return xp.where(positive, raised, xp.astype(exponent == 0, base.dtype))
+
+
+def _sparsemax(b: Backend, scores: Array) -> Array:
+    """The Euclidean projection of each row (last axis) onto the probability simplex (Martins and
+    Astudillo, 2016): ``relu(z - tau)`` with the threshold from the sorted scores."""
+    xp = b.xp
+    num_classes = scores.shape[-1]
+    ordered = xp.sort(scores, axis=-1, descending=True)
+    cumulative = b.cumulative_sum(ordered, -1)
+    rank = xp.arange(1, num_classes + 1, dtype=scores.dtype, device=b.device(scores))
+    in_support = 1.0 + rank * ordered > cumulative
+    support_size = xp.sum(xp.astype(in_support, scores.dtype), axis=-1, keepdims=True)
+    last = xp.astype(support_size, xp.int64) - 1
+    tau = (b.take_along_axis(cumulative, last, -1) - 1.0) / support_size
+    return b.relu(scores - tau)
+
+
+def _sparse_plus(xp: Any, x: Array) -> Array:
+    """0 for x <= -1, (x + 1)^2 / 4 on (-1, 1), x from 1 on (``jax.nn.sparse_plus``)."""
+    middle = 0.25 * (x + 1.0) * (x + 1.0)
+    return xp.where(x <= -1.0, 0.0, xp.where(x < 1.0, middle, x))
+
+
+@loss("classification")
+def sparsemax_loss(b: Backend, logits: Array, target: Array, *, reduction: str = "mean") -> Array:
+    r"""Sparsemax loss (Martins and Astudillo, 2016): the Fenchel-Young loss of sparsemax.
+
+    Multi-class, with integer labels :math:`y_i` and :math:`p_i = \operatorname{sparsemax}(x_i)`:
+
+    .. math:: \ell_i = \sum_c p_{ic} (x_{ic} - x_{iy_i}) + \tfrac12 \bigl(1 - \lVert p_i \rVert^2\bigr)
+
+    whose gradient is :math:`p_i - e_{y_i}` (0 once the label has all the mass). Binary, with 0/1
+    labels of the logits' shape: :math:`\ell = \operatorname{sparse\_plus}(\pm x)`, :math:`-x` for
+    label 1 (0 for :math:`x \ge 1`, quadratic on :math:`(-1, 1)`, linear below).
+
+    Args:
+        logits: scores: ``(N, C)`` (classes last) with integer labels, or any shape with 0/1 labels.
+        target: integer class indices ``(N,)`` (multi-class), or 0/1 labels (``bool`` or integer)
+            of the logits' shape (binary).
+        reduction: ``"mean"`` (over samples, or elements when binary), ``"sum"`` or ``"none"``.
+
+    Returns:
+        The loss, >= 0; exactly 0 where the prediction is the label (sparse: not only in the limit).
+
+    Equals ``optax.losses.multiclass_sparsemax_loss(logits, target)`` (multi-class) and
+    ``optax.losses.sparsemax_loss(logits, target)`` (binary). At ties in the scores (where the
+    support changes) the derivative is one-sided.
+    """
+    xp = b.xp
+    check_floating(xp, "logits", logits)
+    if tuple(target.shape) == tuple(logits.shape):
+        if not is_integer(xp, target) and target.dtype != xp.bool:
+            raise TypeError(f"target of the logits' shape must hold 0/1 labels, got dtype {target.dtype}")
+        positive = target if target.dtype == xp.bool else target != 0
+        return reduce(xp, _sparse_plus(xp, xp.where(positive, -logits, logits)), reduction)
+    if logits.ndim < 1:
+        raise ValueError("logits must have a class axis (..., C), got a 0-d array")
+    class_labels(b, "target", target, logits=logits, axis=logits.ndim - 1)
+    index, valid = guard_traced_labels(b, target, logits.shape[-1])
+    if math.prod(logits.shape) == 0:
+        return reduce(xp, xp.sum(logits, axis=-1), reduction)
+    probabilities = _sparsemax(b, logits)
+    relative = logits - b.take_along_axis(logits, index[..., None], -1)
+    per_sample = xp.sum(probabilities * relative, axis=-1) + 0.5 * (
+        1.0 - xp.sum(probabilities * probabilities, axis=-1)
+    )
+    if valid is not None:
+        per_sample = xp.where(valid, per_sample, xp.nan)
+    return reduce(xp, per_sample, reduction)

@@ -453,6 +453,36 @@ def margin_ranking(
     return reduce(xp, _nan_where_invalid(xp, per_element, valid), reduction)
 
 
+@loss("metric", settings={"margin": finite_number(arrays=True)})
+def hinge_embedding(
+    b: Backend, distance: Array, target: Array, *, margin: float | Array = 1.0, reduction: str = "mean"
+) -> Array:
+    r"""Hinge embedding loss: pull similar pairs' distances down, push dissimilar ones past a margin.
+
+    .. math:: \ell_i = egin{cases} x_i & y_i = 1 \ \max(0,\ m - x_i) & y_i = -1 \end{cases}
+
+    Args:
+        distance: :math:`x`, a distance (or dissimilarity) per pair, any shape (e.g. an L1 or L2
+            distance between two embeddings).
+        target: :math:`y`, 1 (similar) or -1 (dissimilar) per element, same shape.
+        margin: :math:`m` (default 1).
+        reduction: ``"mean"`` (over all elements), ``"sum"`` or ``"none"`` (per element).
+
+    Returns:
+        The loss. The derivative at the kink :math:`x = m` is 0.
+
+    Equals ``torch.nn.functional.hinge_embedding_loss(distance, target, margin=margin)``. Targets
+    other than +-1 raise ``ValueError`` in eager mode and give NaN when traced (torch adds both
+    terms for them).
+    """
+    xp = b.xp
+    check_floating(xp, "distance", distance)
+    check_same_shape("distance", distance, "target", target)
+    target, valid = _sign_target(b, target, distance)
+    per_element = xp.where(target == 1.0, distance, b.relu(margin - distance))
+    return reduce(xp, _nan_where_invalid(xp, per_element, valid), reduction)
+
+
 # --------------------------------------------------------------------------- margin softmax
 
 

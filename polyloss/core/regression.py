@@ -415,3 +415,144 @@ def gaussian_nll(
     if full:
         elementwise = elementwise + _HALF_LOG_2PI
     return reduce(xp, elementwise, reduction)
+
+
+@loss("regression", settings={"epsilon": positive_number()})
+def mape(
+    b: Backend,
+    pred: Array,
+    target: Array,
+    *,
+    epsilon: float = 1e-7,
+    weight: Array | None = None,
+    reduction: str = "mean",
+) -> Array:
+    r"""Mean absolute percentage error, in percent.
+
+    .. math:: \ell_i = 100\, w_i \frac{|y_i - \hat y_i|}{\max(|y_i|, \epsilon)}
+
+    Args:
+        pred: predictions, any shape, floating.
+        target: targets, same shape as ``pred``.
+        epsilon: :math:`\epsilon > 0`, the floor on :math:`|y_i|` (default 1e-7, keras's
+            ``backend.epsilon()``): a target of 0 divides by it.
+        weight: optional elementwise weights, broadcasting to ``pred``.
+        reduction: ``"mean"`` (with ``weight``: sum(w * l) / sum(w)), ``"sum"`` or ``"none"``.
+
+    Returns:
+        The loss in percent; large but finite at a target of 0 (``100 |pred| / epsilon``).
+
+    keras's ``MeanAbsolutePercentageError`` (``keras.losses.mean_absolute_percentage_error``, which
+    averages the last axis first: the same mean for inputs of one shape). The derivative in the
+    target is taken through the floor (0 where :math:`|y_i| < \epsilon`) and, at zero error, is 0.
+    """
+    _check_pair(b, pred, target, weight)
+    xp = b.xp
+    magnitude = b.abs(target)
+    scale = xp.where(magnitude > epsilon, magnitude, epsilon)
+    return _weighted_reduce(xp, 100.0 * b.abs(target - pred) / scale, weight, reduction)
+
+
+@loss("regression", settings={"epsilon": positive_number()})
+def msle(
+    b: Backend,
+    pred: Array,
+    target: Array,
+    *,
+    epsilon: float = 1e-7,
+    weight: Array | None = None,
+    reduction: str = "mean",
+) -> Array:
+    r"""Mean squared logarithmic error.
+
+    .. math:: \ell_i = w_i \bigl(\log(1 + \max(\hat y_i, \epsilon)) - \log(1 + \max(y_i, \epsilon))\bigr)^2
+
+    For non-negative quantities whose relative error matters (counts, prices).
+
+    Args:
+        pred: predictions, any shape, floating.
+        target: targets, same shape as ``pred``.
+        epsilon: the floor both are clamped at (default 1e-7, keras's): a negative value counts as
+            :math:`\epsilon` (derivative 0 there), never a NaN log.
+        weight: optional elementwise weights, broadcasting to ``pred``.
+        reduction: ``"mean"`` (with ``weight``: sum(w * l) / sum(w)), ``"sum"`` or ``"none"``.
+
+    Returns:
+        The loss.
+
+    keras's ``MeanSquaredLogarithmicError`` (``keras.losses.mean_squared_logarithmic_error``,
+    clamping both at ``epsilon`` and averaging the last axis first: the same mean for inputs of one
+    shape).
+    """
+    _check_pair(b, pred, target, weight)
+    xp = b.xp
+    error = xp.log1p(xp.where(pred > epsilon, pred, epsilon)) - xp.log1p(xp.where(target > epsilon, target, epsilon))
+    return _weighted_reduce(xp, error * error, weight, reduction)
+
+
+@loss("regression", settings={"scale": positive_number(arrays=True)})
+def charbonnier(
+    b: Backend,
+    pred: Array,
+    target: Array,
+    *,
+    scale: float | Array = 1.0,
+    weight: Array | None = None,
+    reduction: str = "mean",
+) -> Array:
+    r"""Charbonnier (pseudo-Huber, L1-L2) loss: quadratic near 0, linear far away, smooth everywhere.
+
+    .. math:: \ell_i = w_i \Bigl(\sqrt{(e_i / c)^2 + 1} - 1\Bigr), \qquad e_i = \hat y_i - y_i
+
+    Args:
+        pred: predictions, any shape, floating.
+        target: targets, same shape as ``pred``.
+        scale: :math:`c > 0`, where the quadratic bowl turns linear (default 1).
+        weight: optional elementwise weights, broadcasting to ``pred``.
+        reduction: ``"mean"`` (with ``weight``: sum(w * l) / sum(w)), ``"sum"`` or ``"none"``.
+
+    Returns:
+        The loss; its gradient is bounded by :math:`1 / c`.
+
+    kornia's ``charbonnier_loss`` at :math:`c = 1`; Barron, *A General and Adaptive Robust Loss
+    Function* (2019), :math:`\alpha = 1`. Computed as :math:`u^2 / (\sqrt{u^2 + 1} + 1)` with
+    :math:`u = e / c`, which keeps tiny errors' precision.
+    """
+    _check_pair(b, pred, target, weight)
+    xp = b.xp
+    u = (pred - target) / scale
+    squared = u * u
+    return _weighted_reduce(xp, squared / (xp.sqrt(squared + 1.0) + 1.0), weight, reduction)
+
+
+@loss("regression", settings={"scale": positive_number(arrays=True)})
+def cauchy(
+    b: Backend,
+    pred: Array,
+    target: Array,
+    *,
+    scale: float | Array = 1.0,
+    weight: Array | None = None,
+    reduction: str = "mean",
+) -> Array:
+    r"""Cauchy (Lorentzian) loss: logarithmic in large errors, so outliers barely pull.
+
+    .. math:: \ell_i = w_i \log\Bigl(\tfrac12 (e_i / c)^2 + 1\Bigr), \qquad e_i = \hat y_i - y_i
+
+    Args:
+        pred: predictions, any shape, floating.
+        target: targets, same shape as ``pred``.
+        scale: :math:`c > 0` (default 1).
+        weight: optional elementwise weights, broadcasting to ``pred``.
+        reduction: ``"mean"`` (with ``weight``: sum(w * l) / sum(w)), ``"sum"`` or ``"none"``.
+
+    Returns:
+        The loss; non-convex, its gradient vanishes for large errors.
+
+    kornia's ``cauchy_loss`` at :math:`c = 1`; Barron, *A General and Adaptive Robust Loss
+    Function* (2019), :math:`\alpha = 0`.
+    """
+    _check_pair(b, pred, target, weight)
+    xp = b.xp
+    u = (pred - target) / scale
+    return _weighted_reduce(xp, xp.log1p(0.5 * u * u), weight, reduction)

@@ -10,6 +10,7 @@ from polyloss.torch import nn as nn
 
 __all__ = [
     "arcface",
+    "asymmetric",
     "asymmetric_mse",
     "bce",
     "bce_with_logits",
@@ -17,6 +18,9 @@ __all__ = [
     "box_diou",
     "box_giou",
     "box_iou",
+    "categorical_hinge",
+    "cauchy",
+    "charbonnier",
     "clip",
     "contrastive",
     "cosface",
@@ -36,12 +40,14 @@ __all__ = [
     "gan_discriminator",
     "gan_generator",
     "gaussian_nll",
+    "generalized_cross_entropy",
     "generalized_dice",
     "generalized_jsd",
     "gradient_penalty",
     "grpo",
     "hinge",
     "hinge_discriminator",
+    "hinge_embedding",
     "hinge_generator",
     "huber",
     "implicit_rewards",
@@ -53,8 +59,12 @@ __all__ = [
     "linear_cross_entropy",
     "log_cosh",
     "mae",
+    "mape",
     "margin_ranking",
     "mse",
+    "msle",
+    "multi_margin",
+    "multilabel_soft_margin",
     "nll",
     "nt_xent",
     "orpo",
@@ -68,6 +78,8 @@ __all__ = [
     "sigmoid_focal",
     "simpo",
     "smooth_l1",
+    "soft_margin",
+    "sparsemax_loss",
     "squared_hinge",
     "total_variation",
     "triplet",
@@ -174,6 +186,49 @@ def hinge(
 ) -> torch.Tensor: ...
 def squared_hinge(
     scores: torch.Tensor, target: torch.Tensor, *, reduction: Literal["mean", "sum", "none"] = "mean"
+) -> torch.Tensor: ...
+def soft_margin(
+    scores: torch.Tensor, target: torch.Tensor, *, reduction: Literal["mean", "sum", "none"] = "mean"
+) -> torch.Tensor: ...
+def multilabel_soft_margin(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    weight: torch.Tensor | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def multi_margin(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    p: int = 1,
+    margin: float | torch.Tensor = 1.0,
+    weight: torch.Tensor | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def categorical_hinge(
+    logits: torch.Tensor, target: torch.Tensor, *, reduction: Literal["mean", "sum", "none"] = "mean"
+) -> torch.Tensor: ...
+def generalized_cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    q: float = 0.7,
+    axis: int = -1,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def asymmetric(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    gamma_pos: float | torch.Tensor = 1.0,
+    gamma_neg: float | torch.Tensor = 4.0,
+    clip: float = 0.05,
+    eps: float = 1e-08,
+    reduction: Literal["mean", "sum", "none"] = "sum",
+) -> torch.Tensor: ...
+def sparsemax_loss(
+    logits: torch.Tensor, target: torch.Tensor, *, reduction: Literal["mean", "sum", "none"] = "mean"
 ) -> torch.Tensor: ...
 def infonce(
     query: torch.Tensor,
@@ -333,6 +388,13 @@ def margin_ranking(
     target: torch.Tensor,
     *,
     margin: float | torch.Tensor = 0.0,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def hinge_embedding(
+    distance: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    margin: float | torch.Tensor = 1.0,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> torch.Tensor: ...
 def arcface(
@@ -532,6 +594,38 @@ def gaussian_nll(
     *,
     full: bool = False,
     eps: float = 1e-06,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def mape(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    epsilon: float = 1e-07,
+    weight: torch.Tensor | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def msle(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    epsilon: float = 1e-07,
+    weight: torch.Tensor | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def charbonnier(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    scale: float | torch.Tensor = 1.0,
+    weight: torch.Tensor | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def cauchy(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    scale: float | torch.Tensor = 1.0,
+    weight: torch.Tensor | None = None,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> torch.Tensor: ...
 def dice(

@@ -8,6 +8,7 @@ import torch.distributed
 
 __all__ = [
     "ArcFaceLoss",
+    "AsymmetricLoss",
     "AsymmetricMSELoss",
     "BCELoss",
     "BCEWithLogitsLoss",
@@ -18,6 +19,9 @@ __all__ = [
     "CLIPLoss",
     "CPOLoss",
     "CTCLoss",
+    "CategoricalHingeLoss",
+    "CauchyLoss",
+    "CharbonnierLoss",
     "ContrastiveLoss",
     "CosFaceLoss",
     "CosineEmbeddingLoss",
@@ -34,10 +38,12 @@ __all__ = [
     "GANGeneratorLoss",
     "GRPOLoss",
     "GaussianNLLLoss",
+    "GeneralizedCrossEntropyLoss",
     "GeneralizedDiceLoss",
     "GeneralizedJSDLoss",
     "GradientPenaltyLoss",
     "HingeDiscriminatorLoss",
+    "HingeEmbeddingLoss",
     "HingeGeneratorLoss",
     "HingeLoss",
     "HuberLoss",
@@ -49,8 +55,12 @@ __all__ = [
     "LinearCrossEntropyLoss",
     "LogCoshLoss",
     "MAELoss",
+    "MAPELoss",
     "MSELoss",
+    "MSLELoss",
     "MarginRankingLoss",
+    "MultiLabelSoftMarginLoss",
+    "MultiMarginLoss",
     "NLLLoss",
     "NTXentLoss",
     "ORPOLoss",
@@ -64,6 +74,8 @@ __all__ = [
     "SigmoidFocalLoss",
     "SimPOLoss",
     "SmoothL1Loss",
+    "SoftMarginLoss",
+    "SparsemaxLossLoss",
     "SquaredHingeLoss",
     "TotalVariationLoss",
     "TripletLoss",
@@ -209,6 +221,60 @@ class SquaredHingeLoss(PolylossLoss):
     def __init__(self, *, reduction: Literal["mean", "sum", "none"] = "mean") -> None: ...
     def forward(self, scores: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
     def __call__(self, scores: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+
+class SoftMarginLoss(PolylossLoss):
+    def __init__(self, *, reduction: Literal["mean", "sum", "none"] = "mean") -> None: ...
+    def forward(self, scores: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(self, scores: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+
+class MultiLabelSoftMarginLoss(PolylossLoss):
+    def __init__(
+        self, *, weight: torch.Tensor | None = None, reduction: Literal["mean", "sum", "none"] = "mean"
+    ) -> None: ...
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+
+class MultiMarginLoss(PolylossLoss):
+    def __init__(
+        self,
+        *,
+        p: int = 1,
+        margin: float | torch.Tensor = 1.0,
+        weight: torch.Tensor | None = None,
+        reduction: Literal["mean", "sum", "none"] = "mean",
+    ) -> None: ...
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+
+class CategoricalHingeLoss(PolylossLoss):
+    def __init__(self, *, reduction: Literal["mean", "sum", "none"] = "mean") -> None: ...
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+
+class GeneralizedCrossEntropyLoss(PolylossLoss):
+    def __init__(
+        self, *, q: float = 0.7, axis: int = -1, reduction: Literal["mean", "sum", "none"] = "mean"
+    ) -> None: ...
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+
+class AsymmetricLoss(PolylossLoss):
+    def __init__(
+        self,
+        *,
+        gamma_pos: float | torch.Tensor = 1.0,
+        gamma_neg: float | torch.Tensor = 4.0,
+        clip: float = 0.05,
+        eps: float = 1e-08,
+        reduction: Literal["mean", "sum", "none"] = "sum",
+    ) -> None: ...
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+
+class SparsemaxLossLoss(PolylossLoss):
+    def __init__(self, *, reduction: Literal["mean", "sum", "none"] = "mean") -> None: ...
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
 
 class InfoNCELoss(PolylossLoss):
     def __init__(
@@ -433,6 +499,13 @@ class MarginRankingLoss(PolylossLoss):
     ) -> None: ...
     def forward(self, x1: torch.Tensor, x2: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
     def __call__(self, x1: torch.Tensor, x2: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+
+class HingeEmbeddingLoss(PolylossLoss):
+    def __init__(
+        self, *, margin: float | torch.Tensor = 1.0, reduction: Literal["mean", "sum", "none"] = "mean"
+    ) -> None: ...
+    def forward(self, distance: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(self, distance: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
 
 class ArcFaceLoss(PolylossLoss):
     def __init__(
@@ -769,6 +842,50 @@ class GaussianNLLLoss(PolylossLoss):
     def __call__(
         self, pred: torch.Tensor, target: torch.Tensor, var: torch.Tensor, **overrides: Any
     ) -> torch.Tensor: ...
+
+class MAPELoss(PolylossLoss):
+    def __init__(
+        self,
+        *,
+        epsilon: float = 1e-07,
+        weight: torch.Tensor | None = None,
+        reduction: Literal["mean", "sum", "none"] = "mean",
+    ) -> None: ...
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+
+class MSLELoss(PolylossLoss):
+    def __init__(
+        self,
+        *,
+        epsilon: float = 1e-07,
+        weight: torch.Tensor | None = None,
+        reduction: Literal["mean", "sum", "none"] = "mean",
+    ) -> None: ...
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+
+class CharbonnierLoss(PolylossLoss):
+    def __init__(
+        self,
+        *,
+        scale: float | torch.Tensor = 1.0,
+        weight: torch.Tensor | None = None,
+        reduction: Literal["mean", "sum", "none"] = "mean",
+    ) -> None: ...
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+
+class CauchyLoss(PolylossLoss):
+    def __init__(
+        self,
+        *,
+        scale: float | torch.Tensor = 1.0,
+        weight: torch.Tensor | None = None,
+        reduction: Literal["mean", "sum", "none"] = "mean",
+    ) -> None: ...
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
 
 class DiceLoss(PolylossLoss):
     def __init__(

@@ -932,3 +932,348 @@ register(
         edge_cases=EDGES.of("squared_hinge"),
     )
 )
+
+
+# --------------------------------------------------------------------------- second wave: torch's margin losses,
+# keras's categorical hinge and generalized cross-entropy, timm's asymmetric loss
+
+
+def _second_wave_edges() -> EdgeCorpus:
+    edges = EdgeCorpus()
+    edges.case(
+        "soft_margin",
+        "margins of +-1e4: 0 and 1e4, no exp overflow",
+        {"scores": f64([1e4, -1e4]), "target": f64([1.0, 1.0])},
+        Finite(0.5 * (softplus(-1e4) + softplus(1e4))),
+    )
+    edges.case(
+        "multilabel_soft_margin",
+        "saturated logits (+-1e4) on the right and the wrong side",
+        {"logits": f64([[1e4, -1e4]]), "target": f64([[1.0, 1.0]])},
+        Finite(0.5 * 1e4),
+    )
+    edges.case(
+        "multi_margin",
+        "a score tied with the target's minus the margin: the kink, derivative 0",
+        {"logits": f64([[1.0, 0.0, -5.0]]), "target": i64([0])},
+        Finite(0.0),
+    )
+    edges.case(
+        "multi_margin",
+        "p=3",
+        {"logits": f64([[1.0, 0.0]]), "target": i64([0])},
+        Raises(ValueError, r"p must be 1 or 2, got 3"),
+        params={"p": 3},
+    )
+    edges.case(
+        "categorical_hinge",
+        "every other score negative: keras's max counts the true class as 0",
+        {"logits": f64([[0.5, -1.0, -2.0]]), "target": i64([0])},
+        Finite(0.5),
+    )
+    edges.case(
+        "generalized_cross_entropy",
+        "saturated logits (+-1e4): 0 and 1/q",
+        {"logits": f64([[1e4, -1e4], [-1e4, 1e4]]), "target": i64([0, 0])},
+        Finite(0.5 * (0.0 + 1.0 / 0.7)),
+    )
+    edges.case(
+        "generalized_cross_entropy",
+        "q=0 is cross-entropy",
+        {"logits": f64([[2.0, 0.5, -1.0]]), "target": i64([1])},
+        Finite(lambda a: ce(a["logits"], [1])[0]),
+        params={"q": 0.0},
+    )
+    edges.case(
+        "asymmetric",
+        "saturated logits (+-1e4): logs clamped at eps",
+        {"logits": f64([[1e4, -1e4]]), "target": f64([[0.0, 1.0]])},
+        Finite(lambda a: -(math.log(0.05) * (1 - 0.05) ** 4 + math.log(1e-8))),  # p = 0 exactly: weight 1
+        dtypes=("float64",),
+        reduction="sum",
+    )
+    edges.case(
+        "asymmetric",
+        "gammas and clip 0: clamped binary cross-entropy",
+        {"logits": f64([[0.3, -1.2]]), "target": f64([[1.0, 0.0]])},
+        Finite(lambda a: softplus(-a["logits"][0][0]) + softplus(a["logits"][0][1])),
+        params={"gamma_pos": 0.0, "gamma_neg": 0.0, "clip": 0.0},
+        reduction="sum",
+    )
+    edges.empty_batch("soft_margin", {"scores": np.zeros((0, 3)), "target": np.zeros((0, 3))}, (0, 3))
+    edges.empty_batch("multilabel_soft_margin", {"logits": np.zeros((0, K)), "target": np.zeros((0, K))}, (0,))
+    for name in ("multi_margin", "categorical_hinge", "generalized_cross_entropy"):
+        edges.empty_batch(name, {"logits": np.zeros((0, K)), "target": np.zeros(0, dtype=np.int64)}, (0,))
+    edges.empty_batch("asymmetric", {"logits": np.zeros((0, K)), "target": np.zeros((0, K))}, (0, K))
+    edges.case(
+        "sparsemax_loss",
+        "the label far ahead: sparsemax is one-hot, loss and gradient exactly 0",
+        {"logits": f64([[5.0, 1.0, -2.0]]), "target": i64([0])},
+        Finite(0.0, grad="zero"),
+    )
+    edges.case(
+        "sparsemax_loss",
+        "every score tied: uniform, (1 - 1/C) / 2",
+        {"logits": f64([[0.3, 0.3, 0.3, 0.3]]), "target": i64([2])},
+        Finite(0.5 * (1.0 - 0.25)),
+    )
+    edges.case(
+        "sparsemax_loss",
+        "saturated scores (+-1e4)",
+        {"logits": f64([[1e4, -1e4], [-1e4, 1e4]]), "target": i64([0, 0])},
+        Finite(0.5 * (0.0 + 2e4)),
+    )
+    edges.case(
+        "sparsemax_loss",
+        "binary labels: sparse_plus, 0 from logit 1 on",
+        {"logits": f64([2.0, 0.0, -3.0]), "target": i64([1, 1, 0])},
+        Finite((0.0 + 0.25 + 0.0) / 3),
+    )
+    edges.empty_batch("sparsemax_loss", {"logits": np.zeros((0, K)), "target": np.zeros(0, dtype=np.int64)}, (0,))
+    return edges
+
+
+SECOND_WAVE_EDGES = _second_wave_edges()
+
+
+def _signed_arrays(rng, n):
+    return {"scores": normal(rng, (n, 3), 2.0), "target": 2.0 * binary(rng, (n, 3)) - 1.0}
+
+
+def _numpy_soft_margin(m, a, p, r):
+    np_ = m.np
+    out = np_.vectorize(lambda s, t: softplus(-t * s))(np_.asarray(a["scores"]), np_.asarray(a["target"]))
+    return reduce_reference(np_, out, r)
+
+
+register(
+    LossSpec(
+        name="soft_margin",
+        variants=(_variant("targets in {-1,1}", _signed_arrays),),
+        references=(
+            Reference(
+                "torch.nn.functional.soft_margin_loss",
+                "torch",
+                lambda m, a, p, r: m.F.soft_margin_loss(a["scores"], a["target"], reduction=r),
+                grads_of=("scores",),  # torch cannot differentiate its target
+            ),
+            Reference("softplus loop", "numpy", _numpy_soft_margin, grads=False),
+        ),
+        notes="Any real target is accepted (as torch's), so the target is differentiated too.",
+        layout=Layout(("scores", "target")),
+        edge_cases=SECOND_WAVE_EDGES.of("soft_margin"),
+    )
+)
+
+
+def _multilabel_arrays(rng, n, *, weight=False, soft=False):
+    arrays = {"logits": normal(rng, (n, K), 2.0), "target": rng.uniform(size=(n, K)) if soft else binary(rng, (n, K))}
+    if weight:
+        arrays["weight"] = rng.uniform(0.2, 2.0, size=(K,))
+    return arrays
+
+
+def _torch_multilabel_soft_margin(m, a, p, r):
+    return m.F.multilabel_soft_margin_loss(a["logits"], a["target"], weight=a.get("weight"), reduction=r)
+
+
+register(
+    LossSpec(
+        name="multilabel_soft_margin",
+        variants=(
+            _variant("0/1 targets", _multilabel_arrays),
+            _variant("class weight", lambda rng, n: _multilabel_arrays(rng, n, weight=True)),
+            _variant("soft targets", lambda rng, n: _multilabel_arrays(rng, n, soft=True)),
+        ),
+        references=(
+            Reference("torch.nn.functional.multilabel_soft_margin_loss", "torch", _torch_multilabel_soft_margin),
+        ),
+        layout=Layout(("logits", "target"), shared=("weight",)),
+        unit_weights=("weight",),
+        edge_cases=SECOND_WAVE_EDGES.of("multilabel_soft_margin"),
+    )
+)
+
+
+def _torch_multi_margin(m, a, p, r):
+    return m.F.multi_margin_loss(
+        a["logits"], a["target"], p=p.get("p", 1), margin=p.get("margin", 1.0), weight=a.get("weight"), reduction=r
+    )
+
+
+def _numpy_multi_margin(m, a, p, r):
+    np_ = m.np
+    power, margin = p.get("p", 1), p.get("margin", 1.0)
+    logits, target, weight = np_.asarray(a["logits"]), np_.asarray(a["target"]), a.get("weight")
+    out = []
+    for row, y in zip(logits, target, strict=True):
+        terms = [max(0.0, margin - row[y] + row[j]) ** power for j in range(len(row)) if j != y]
+        out.append((1.0 if weight is None else float(weight[y])) * math.fsum(terms) / len(row))
+    return reduce_reference(np_, np_.array(out), r)
+
+
+register(
+    LossSpec(
+        name="multi_margin",
+        variants=(
+            _variant("p=1", _int_targets),
+            _variant("p=2,margin=0.5", _int_targets, p=2, margin=0.5),
+            _variant("p=1,class weight", lambda rng, n: _int_targets(rng, n, weight=True)),
+        ),
+        references=(
+            Reference(
+                "torch.nn.functional.multi_margin_loss", "torch", _torch_multi_margin, grads_of=("logits",)
+            ),  # torch cannot differentiate its weight
+            Reference("Weston-Watkins loop", "numpy", _numpy_multi_margin, grads=False),
+        ),
+        layout=Layout(("logits", "target"), shared=("weight",)),
+        unit_weights=("weight",),
+        edge_cases=SECOND_WAVE_EDGES.of("multi_margin"),
+    )
+)
+
+
+def _positive_logits(rng, n, *, one_hot=False):
+    """Scores in (0.1, 3): some other class always scores >= 0, where keras's and optax's hinge agree."""
+    logits = rng.uniform(0.1, 3.0, size=(n, K))
+    target = labels(rng, (n,), K)
+    return {"logits": logits, "target": np.eye(K)[target] if one_hot else target}
+
+
+def _keras_categorical_hinge(m, a, p, r):
+    """keras 3 ``categorical_hinge`` (keras/src/losses/losses.py), re-typed in numpy."""
+    np_ = m.np
+    y_pred, y_true = np_.asarray(a["logits"]), np_.asarray(a["target"])
+    if y_true.ndim < y_pred.ndim:
+        y_true = np_.eye(y_pred.shape[-1])[y_true]
+    pos = np_.sum(y_true * y_pred, axis=-1)
+    neg = np_.max((1.0 - y_true) * y_pred, axis=-1)
+    zero = np_.zeros_like(pos)
+    return reduce_reference(np_, np_.maximum(neg - pos + 1.0, zero), r)
+
+
+def _optax_multiclass_hinge(m, a, p, r):
+    if a["target"].ndim == a["logits"].ndim:
+        raise NotApplicable("optax.losses.multiclass_hinge_loss takes integer labels")
+    others = m.jnp.where(m.jax.nn.one_hot(a["target"], a["logits"].shape[-1]) > 0, -m.jnp.inf, a["logits"])
+    if bool((others.max(axis=-1) < 0).any()):
+        raise NotApplicable("Crammer-Singer's max differs from keras's where every other score is negative")
+    return reduce_reference(m.jnp, m.optax.losses.multiclass_hinge_loss(a["logits"], a["target"]), r)
+
+
+register(
+    LossSpec(
+        name="categorical_hinge",
+        variants=(
+            _variant("int targets,positive scores", _positive_logits),
+            _variant("one-hot targets,positive scores", lambda rng, n: _positive_logits(rng, n, one_hot=True)),
+            _variant("int targets,normal scores", _int_targets),
+        ),
+        references=(
+            Reference("keras.losses.categorical_hinge (re-typed)", "numpy", _keras_categorical_hinge, grads=False),
+            Reference("optax.losses.multiclass_hinge_loss", "jax", _optax_multiclass_hinge),
+        ),
+        second_order=False,  # piecewise linear
+        layout=Layout(("logits", "target")),
+        edge_cases=SECOND_WAVE_EDGES.of("categorical_hinge"),
+    )
+)
+
+
+def _keras_gce(m, a, p, r):
+    """keras 3 ``CategoricalGeneralizedCrossEntropy`` on ``softmax(logits)``, re-typed in torch."""
+    torch = m.torch
+    q = p.get("q", 0.7)
+    axis = p.get("axis", -1)
+    y_pred = torch.softmax(a["logits"], dim=axis)
+    p_true = torch.take_along_dim(y_pred, a["target"].unsqueeze(axis), dim=axis).squeeze(axis)
+    return reduce_reference(torch, (1.0 - torch.pow(p_true, q)) / q, r)
+
+
+register(
+    LossSpec(
+        name="generalized_cross_entropy",
+        variants=(
+            _variant("q=0.7", _int_targets),
+            _variant("q=0.3", _int_targets, q=0.3),
+            _variant("q=1 (probability MAE)", _int_targets, q=1.0),
+            _variant(
+                "q=0.5,axis=1,(N,C,L)", lambda rng, n: _int_targets(rng, n, shape=(n, 4, 3), axis=1), q=0.5, axis=1
+            ),
+        ),
+        references=(Reference("keras CategoricalGeneralizedCrossEntropy (re-typed)", "torch", _keras_gce),),
+        layout=Layout(("logits", "target")),
+        edge_cases=SECOND_WAVE_EDGES.of("generalized_cross_entropy"),
+    )
+)
+
+
+def _timm_asl(m, a, p, r):
+    """timm's ``AsymmetricLossMultiLabel.forward`` (timm/loss/asymmetric_loss.py), re-typed; its
+    ``-loss.sum()`` is "sum", "none" the negated elementwise loss."""
+    torch = m.torch
+    x, y = a["logits"], a["target"]
+    gamma_pos, gamma_neg = p.get("gamma_pos", 1.0), p.get("gamma_neg", 4.0)
+    clip, eps = p.get("clip", 0.05), p.get("eps", 1e-8)
+    x_sigmoid = torch.sigmoid(x)
+    xs_pos = x_sigmoid
+    xs_neg = 1 - x_sigmoid
+    if clip is not None and clip > 0:
+        xs_neg = (xs_neg + clip).clamp(max=1)
+    los_pos = y * torch.log(xs_pos.clamp(min=eps))
+    los_neg = (1 - y) * torch.log(xs_neg.clamp(min=eps))
+    loss = los_pos + los_neg
+    if gamma_neg > 0 or gamma_pos > 0:
+        pt0 = xs_pos * y
+        pt1 = xs_neg * (1 - y)
+        pt = pt0 + pt1
+        one_sided_gamma = gamma_pos * y + gamma_neg * (1 - y)
+        one_sided_w = torch.pow(1 - pt, one_sided_gamma)
+        loss *= one_sided_w
+    return reduce_reference(torch, -loss, r)
+
+
+register(
+    LossSpec(
+        name="asymmetric",
+        variants=(
+            _variant("timm defaults", _multilabel_arrays),
+            _variant("gamma_neg=2,gamma_pos=0,clip=0.2", _multilabel_arrays, gamma_neg=2.0, gamma_pos=0.0, clip=0.2),
+            _variant("clip=0,soft targets", lambda rng, n: _multilabel_arrays(rng, n, soft=True), clip=0.0),
+        ),
+        references=(Reference("timm AsymmetricLossMultiLabel (re-typed)", "torch", _timm_asl),),
+        notes="Default reduction 'sum', as timm's -loss.sum(); logs clamped at eps as timm's.",
+        layout=Layout(("logits", "target")),
+        edge_cases=SECOND_WAVE_EDGES.of("asymmetric"),
+    )
+)
+
+
+def _binary_labels(rng, n):
+    return {"logits": normal(rng, (n, 3), 2.0), "target": rng.integers(0, 2, size=(n, 3)).astype(np.int64)}
+
+
+def _optax_sparsemax(m, a, p, r):
+    logits, target = a["logits"], a["target"]
+    if target.shape == logits.shape:
+        return reduce_reference(m.jnp, m.optax.losses.sparsemax_loss(logits, target), r)
+    return reduce_reference(m.jnp, m.optax.losses.multiclass_sparsemax_loss(logits, target), r)
+
+
+register(
+    LossSpec(
+        name="sparsemax_loss",
+        variants=(
+            _variant("multi-class", _int_targets),
+            _variant(
+                "multi-class,peaked scores", lambda rng, n: {**_int_targets(rng, n), "logits": normal(rng, (n, K), 4.0)}
+            ),
+            _variant("binary 0/1 labels", _binary_labels),
+        ),
+        references=(Reference("optax.losses.multiclass_sparsemax_loss / sparsemax_loss", "jax", _optax_sparsemax),),
+        notes="The support of sparsemax changes at ties between scores (a kink of the second derivative); random "
+        "scores keep away from them.",
+        layout=Layout(("logits", "target")),
+        edge_cases=SECOND_WAVE_EDGES.of("sparsemax_loss"),
+    )
+)

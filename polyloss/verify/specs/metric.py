@@ -738,6 +738,50 @@ register(
 )
 
 
+# -- hinge_embedding -----------------------------------------------------------------------
+
+HINGE_EMBEDDING_EDGES = EdgeCorpus()
+HINGE_EMBEDDING_EDGES.case(
+    "hinge_embedding",
+    "a dissimilar pair exactly at the margin: 0, derivative 0",
+    {"distance": f64([1.0, 0.5]), "target": f64([-1.0, 1.0])},
+    Finite(0.25),
+)
+HINGE_EMBEDDING_EDGES.case(
+    "hinge_embedding",
+    "a target of 0",
+    {"distance": f64([1.0]), "target": f64([0.0])},
+    Raises(ValueError, r"target must contain only 1 and -1, got a value of 0.0"),
+)
+HINGE_EMBEDDING_EDGES.empty_batch("hinge_embedding", {"distance": np.zeros(0), "target": np.zeros(0)}, (0,))
+
+
+def _hinge_embedding_arrays(rng, n, *, margin=1.0, **_):
+    target = rng.choice([-1.0, 1.0], size=(n, 2))
+    distance = np.abs(margin + away_from_kinks(rng, (n, 2), (), high=margin))  # |x - m| >= 0.05
+    return {"distance": distance, "target": target}
+
+
+def _torch_hinge_embedding(m, a, p, r):
+    return m.F.hinge_embedding_loss(a["distance"], a["target"], margin=p.get("margin", 1.0), reduction=r)
+
+
+register(
+    LossSpec(
+        name="hinge_embedding",
+        variants=(
+            _variant("default", _hinge_embedding_arrays),
+            _variant("margin=2", _hinge_embedding_arrays, margin=2.0),
+        ),
+        not_differentiable={"target": SIGN_LABEL},
+        references=(Reference("torch.nn.functional.hinge_embedding_loss", "torch", _torch_hinge_embedding),),
+        second_order=False,  # piecewise linear
+        layout=Layout(("distance", "target")),
+        edge_cases=HINGE_EMBEDDING_EDGES.of("hinge_embedding"),
+    )
+)
+
+
 # -- arcface / cosface --------------------------------------------------------------------
 
 C = 5  # classes

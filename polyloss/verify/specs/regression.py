@@ -116,7 +116,55 @@ def _edge_cases() -> EdgeCorpus:
         Finite((2.0 * 1.0 + 1.0) / 2),
         params={"over_penalty": 2.0},
     )
-    for loss in ("mse", "asymmetric_mse", "mae", "huber", "smooth_l1", "log_cosh", "quantile", "poisson_nll"):
+    edges.case(
+        "mape",
+        "a target of 0: divided by epsilon, finite",
+        {"pred": f64([0.5, 2.0]), "target": f64([0.0, 1.0])},
+        Finite(lambda a: 0.5 * (100.0 * a["pred"][0] / 1e-7 + 100.0 * abs(a["pred"][1] - 1.0))),
+        dtypes=("float64",),
+    )
+    edges.case(
+        "mape", "zero error: subgradient 0", {"pred": f64([3.0]), "target": f64([3.0])}, Finite(0.0, grad="zero")
+    )
+    edges.case(
+        "msle",
+        "negative values clamped at epsilon: no NaN log",
+        {"pred": f64([-5.0, 1.0]), "target": f64([2.0, -3.0])},
+        Finite(lambda a: 0.5 * ((math.log1p(1e-7) - math.log1p(2.0)) ** 2 + (math.log1p(1.0) - math.log1p(1e-7)) ** 2)),
+    )
+    edges.case(
+        "charbonnier",
+        "huge error: linear, gradient 1/c",
+        {"pred": f64([1e8]), "target": f64([0.0])},
+        Finite(lambda a: math.sqrt(a["pred"][0] ** 2 + 1.0) - 1.0),
+    )
+    edges.case(
+        "charbonnier",
+        "tiny error: quadratic, not 0 by cancellation",
+        {"pred": f64([1e-9]), "target": f64([0.0])},
+        Finite(0.5e-18, rtol=1e-9),
+        dtypes=("float64",),
+    )
+    edges.case(
+        "cauchy",
+        "huge error: logarithmic",
+        {"pred": f64([1e8]), "target": f64([0.0])},
+        Finite(lambda a: math.log1p(0.5 * a["pred"][0] ** 2)),
+    )
+    for loss in (
+        "mse",
+        "asymmetric_mse",
+        "mae",
+        "huber",
+        "smooth_l1",
+        "log_cosh",
+        "quantile",
+        "poisson_nll",
+        "mape",
+        "msle",
+        "charbonnier",
+        "cauchy",
+    ):
         edges.empty_batch(loss, {"pred": np.zeros((0, 3)), "target": np.zeros((0, 3))}, (0, 3))
     edges.empty_batch(
         "gaussian_nll", {"pred": np.zeros((0, 3)), "target": np.zeros((0, 3)), "var": np.zeros((0, 3))}, (0, 3)
@@ -394,5 +442,160 @@ register(
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
         edge_cases=EDGES.of("asymmetric_mse"),
+    )
+)
+
+
+# -- keras and kornia's robust and relative losses ------------------------------------
+
+
+def _keras_mape(m, a, p, r):
+    """keras 3 ``mean_absolute_percentage_error`` (keras/src/losses/losses.py), re-typed in torch: the
+    last axis averaged first, then the batch (the same mean for inputs of one shape); "none" and "sum"
+    per element."""
+    torch = m.torch
+    y_pred, y_true = a["pred"], a["target"]
+    epsilon = p.get("epsilon", 1e-7)
+    diff = torch.abs((y_true - y_pred) / torch.clamp(torch.abs(y_true), min=epsilon))
+    if "weight" in a:
+        raise NotApplicable("keras weighs whole samples (sample_weight), not elements")
+    if r == "mean":
+        return (100.0 * torch.mean(diff, dim=-1)).mean()
+    return reduce_reference(torch, 100.0 * diff, r)
+
+
+def _keras_msle(m, a, p, r):
+    """keras 3 ``mean_squared_logarithmic_error``, re-typed in torch (both clamped at epsilon)."""
+    torch = m.torch
+    epsilon = p.get("epsilon", 1e-7)
+    if "weight" in a:
+        raise NotApplicable("keras weighs whole samples (sample_weight), not elements")
+    y_pred = torch.clamp(a["pred"], min=epsilon)
+    y_true = torch.clamp(a["target"], min=epsilon)
+    first_log = torch.log(y_pred + 1.0)
+    second_log = torch.log(y_true + 1.0)
+    squared = torch.square(first_log - second_log)
+    if r == "mean":
+        return torch.mean(squared, dim=-1).mean()
+    return reduce_reference(torch, squared, r)
+
+
+def _kornia(name: str):
+    """kornia's ``charbonnier_loss`` / ``cauchy_loss`` (kornia/losses), re-typed in torch, at scale 1;
+    a scale c enters as the errors divided by c."""
+
+    def ref(m, a, p, r):
+        torch = m.torch
+        c = p.get("scale", 1.0)
+        img1, img2 = a["pred"] / c, a["target"] / c
+        if name == "charbonnier":
+            loss = ((img1 - img2) ** 2 + 1.0).sqrt() - 1.0
+        else:
+            loss = (0.5 * (img1 - img2) ** 2 + 1.0).log()
+        if "weight" in a:
+            loss = loss * a["weight"]
+            if r == "mean":
+                return loss.sum() / a["weight"].sum()
+        return reduce_reference(torch, loss, r)
+
+    return Reference(f"kornia.losses.{name}_loss (re-typed)", "torch", ref)
+
+
+def _positive_pair(weighted: bool = False, **params: object) -> Variant:
+    """Targets away from 0 and from the epsilon floor, predictions within a factor of them."""
+
+    def make(rng: np.random.Generator, n: int) -> Case:
+        target = rng.uniform(0.5, 5.0, size=(n, SHAPE)) * rng.choice([-1.0, 1.0], size=(n, SHAPE))
+        ratio = 1.0 + away_from_kinks(rng, (n, SHAPE), (0.0,), high=0.7)  # 0.3..0.95 or 1.05..1.7
+        arrays = {"pred": target * ratio, "target": target}
+        if weighted:
+            arrays["weight"] = rng.uniform(0.0, 2.0, size=(n, SHAPE))
+        return Case(arrays, dict(params))
+
+    name = ",".join([f"{k}={v}" for k, v in params.items()] + (["weight"] if weighted else [])) or "default"
+    return Variant(name, make)
+
+
+def _nonnegative_pair(weighted: bool = False, **params: object) -> Variant:
+    def make(rng: np.random.Generator, n: int) -> Case:
+        arrays = {"pred": rng.uniform(0.01, 5.0, size=(n, SHAPE)), "target": rng.uniform(0.01, 5.0, size=(n, SHAPE))}
+        if weighted:
+            arrays["weight"] = rng.uniform(0.0, 2.0, size=(n, SHAPE))
+        return Case(arrays, dict(params))
+
+    name = ",".join([f"{k}={v}" for k, v in params.items()] + (["weight"] if weighted else [])) or "default"
+    return Variant(name, make)
+
+
+register(
+    LossSpec(
+        name="mape",
+        variants=(_positive_pair(), _positive_pair(weighted=True), _positive_pair(epsilon=1.0)),
+        references=(
+            Reference("keras.losses.mean_absolute_percentage_error (re-typed)", "torch", _keras_mape),
+            _numpy_loop(
+                "percentage error loop",
+                lambda y, t, p: 100.0 * abs(t - y) / max(abs(t), p.get("epsilon", 1e-7)),
+            ),
+        ),
+        second_order=False,  # |e| / |t|: piecewise linear in pred
+        notes="Targets keep |target| >= 0.5 and errors away from 0 (kinks of |.|); keras averages the last axis "
+        "first, the same mean for inputs of one shape.",
+        layout=_WEIGHTED,
+        mean=_WEIGHTED_MEAN,
+        unit_weights=("weight",),
+        edge_cases=EDGES.of("mape"),
+    )
+)
+
+register(
+    LossSpec(
+        name="msle",
+        variants=(_nonnegative_pair(), _nonnegative_pair(weighted=True)),
+        references=(
+            Reference("keras.losses.mean_squared_logarithmic_error (re-typed)", "torch", _keras_msle),
+            _numpy_loop(
+                "squared log-error loop",
+                lambda y, t, p: (math.log1p(max(y, 1e-7)) - math.log1p(max(t, 1e-7))) ** 2,
+            ),
+        ),
+        notes="Inputs drawn above the epsilon floor (where the clamp's derivative jumps).",
+        layout=_WEIGHTED,
+        mean=_WEIGHTED_MEAN,
+        unit_weights=("weight",),
+        edge_cases=EDGES.of("msle"),
+    )
+)
+
+register(
+    LossSpec(
+        name="charbonnier",
+        variants=(_pair(), _pair(scale=0.1), _pair(weighted=True, scale=2.0)),
+        references=(
+            _kornia("charbonnier"),
+            _numpy_loop(
+                "Charbonnier loop",
+                lambda y, t, p: math.sqrt(((y - t) / p.get("scale", 1.0)) ** 2 + 1.0) - 1.0,
+            ),
+        ),
+        layout=_WEIGHTED,
+        mean=_WEIGHTED_MEAN,
+        unit_weights=("weight",),
+        edge_cases=EDGES.of("charbonnier"),
+    )
+)
+
+register(
+    LossSpec(
+        name="cauchy",
+        variants=(_pair(), _pair(scale=0.5), _pair(weighted=True, scale=3.0)),
+        references=(
+            _kornia("cauchy"),
+            _numpy_loop("Cauchy loop", lambda y, t, p: math.log(0.5 * ((y - t) / p.get("scale", 1.0)) ** 2 + 1.0)),
+        ),
+        layout=_WEIGHTED,
+        mean=_WEIGHTED_MEAN,
+        unit_weights=("weight",),
+        edge_cases=EDGES.of("cauchy"),
     )
 )
