@@ -144,6 +144,7 @@ def focal(
     alpha: float | jax.Array | None = None,
     axis: int = -1,
     ignore_index: int | None = None,
+    label_smoothing: float | jax.Array = 0.0,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> jax.Array: ...
 def bce(

@@ -159,6 +159,7 @@ def focal(
     alpha: float | numpy.ndarray | None = None,
     axis: int = -1,
     ignore_index: int | None = None,
+    label_smoothing: float | numpy.ndarray = 0.0,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> numpy.ndarray: ...
 def bce(

@@ -133,7 +133,7 @@ def test_a_bad_array_setting_fails_at_construction_too():
 
 def test_repr_shows_the_configuration():
     assert repr(nn.FocalLoss(gamma=2.0, alpha=0.25)) == (
-        "FocalLoss(gamma=2.0, alpha=0.25, axis=-1, ignore_index=None, reduction='mean')"
+        "FocalLoss(gamma=2.0, alpha=0.25, axis=-1, ignore_index=None, label_smoothing=0.0, reduction='mean')"
     )
     assert "weight=<buffer (3,)>" in repr(nn.CrossEntropyLoss(weight=torch.ones(3)))
 

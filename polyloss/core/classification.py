@@ -615,7 +615,52 @@ def nll(
     return _reduce_classes(xp, per_sample, picked, class_weight, reduction)
 
 
-@loss("classification", settings={"gamma": nonnegative_number(arrays=True)})
+def _focal_terms(
+    b: Backend, logits: Array, coef: Array, axis: int, gamma: float | Array, alpha: float | Array | None
+) -> Array:
+    """-sum_c alpha_c coef_c (1 - p_c)^gamma log p_c over the class ``axis``; a zero coefficient times a
+    -inf log-probability is 0."""
+    xp = b.xp
+    log_probs = b.log_softmax(logits, axis)
+    if alpha is not None and not isinstance(alpha, (int, float)):
+        coef = coef * along_axis(xp, alpha, axis, logits.ndim)
+    # the guard first: a zero coefficient with a -inf log-probability is 0, with zero gradients
+    terms = safe_pow(xp, -xp.expm1(log_probs), gamma) * zero_times(xp, coef, log_probs)
+    per_sample = -xp.sum(terms, axis=axis)
+    return alpha * per_sample if isinstance(alpha, (int, float)) else per_sample
+
+
+def _focal_soft(
+    b: Backend,
+    logits: Array,
+    target: Array,
+    axis: int,
+    gamma: float | Array,
+    alpha: float | Array | None,
+    ignore_index: int | None,
+    label_smoothing: float | Array,
+    reduction: str,
+) -> Array:
+    """:func:`focal` with probability targets (keras's ``CategoricalFocalCrossentropy``)."""
+    xp = b.xp
+    check_not_float_indices("target", "logits", logits, target, axis)
+    check_floating(xp, "target", target)
+    check_same_shape("logits", logits, "target", target)
+    if ignore_index is not None:
+        raise ValueError(
+            f"ignore_index applies to integer class targets only, got ignore_index={ignore_index} "
+            "with probability targets (zero the rows instead)"
+        )
+    coef = target
+    if not is_static_zero(label_smoothing):
+        coef = target * (1.0 - label_smoothing) + label_smoothing / logits.shape[axis]
+    return reduce(xp, _focal_terms(b, logits, coef, axis, gamma, alpha), reduction)
+
+
+@loss(
+    "classification",
+    settings={"gamma": nonnegative_number(arrays=True), "label_smoothing": number_in(0.0, 1.0, arrays=True)},
+)
 def focal(
     b: Backend,
     logits: Array,
@@ -625,11 +670,18 @@ def focal(
     alpha: float | Array | None = None,
     axis: int = -1,
     ignore_index: int | None = None,
+    label_smoothing: float | Array = 0.0,
     reduction: str = "mean",
 ) -> Array:
     r"""Multi-class softmax focal loss.
 
     .. math:: \ell_i = -\alpha_{y_i} (1 - p_{i y_i})^\gamma \log p_{i y_i}
+
+    and with probability targets :math:`t` (or smoothing :math:`\varepsilon`, which makes
+    :math:`\tilde t = (1 - \varepsilon)\, \mathrm{onehot}(y) + \varepsilon / K` of class indices) the
+    sum over classes, as keras's ``CategoricalFocalCrossentropy``:
+
+    .. math:: \ell_i = -\sum_c \alpha_c\, \tilde t_{ic} (1 - p_{ic})^\gamma \log p_{ic}
 
     :math:`1 - p` is computed as ``-expm1(log p)`` (no cancellation) and its
     power with a guarded ``pow``, so the gradient stays finite as
@@ -637,7 +689,8 @@ def focal(
 
     Args:
         logits: unnormalised scores, classes on ``axis``.
-        target: integer class indices, the logits' shape without ``axis``.
+        target: integer class indices (the logits' shape without ``axis``) or class
+            probabilities (the logits' shape, floating).
         gamma: focusing parameter, >= 0 (default 2; 0 gives cross-entropy).
         alpha: ``None`` (no weighting), a float scaling every sample, or
             per-class weights of shape ``(K,)``. A float scales the loss and
@@ -645,13 +698,18 @@ def focal(
             weights act like ``cross_entropy``'s ``weight`` (``"mean"`` divides
             by their sum over the kept samples).
         axis: the class axis (default -1).
-        ignore_index: a class index whose samples are ignored.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per sample).
+        ignore_index: a class index whose samples are ignored (integer targets only).
+        label_smoothing: :math:`\varepsilon` in [0, 1], mass spread over all K classes.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per sample). With probability
+            targets ``"mean"`` divides by the number of samples.
 
     Returns:
         The loss; per sample with ``reduction="none"``.
 
-    With ``alpha=1.0`` it is the ``FocalLoss`` of the guide "SFT: Comprehensive
+    With probability targets or smoothing it equals keras's
+    ``CategoricalFocalCrossentropy(alpha, gamma, from_logits=True, label_smoothing)`` for a float
+    ``alpha`` (keras's default alpha is 0.25, polyloss's None, that is 1; keras clips the
+    probabilities at 1e-7). With ``alpha=1.0`` it is the ``FocalLoss`` of the guide "SFT: Comprehensive
     Loss Functions for Better Model Training" (``sft_loss_function.md``); with
     ``alpha=0.25`` study-hub's ``FocalLoss`` (eunsu-park/study-hub, lesson 24 "Loss Functions")
     (both: ``alpha * (1 - exp(-CE))**gamma * CE``). Lin et al., *Focal Loss for
@@ -676,10 +734,20 @@ def focal(
         _check_class_vector("alpha", alpha, num_classes)
     elif alpha is not None:
         alpha = check_nonnegative("alpha", alpha)
+    if not is_integer(xp, target):
+        return _focal_soft(b, logits, target, axis, gamma, alpha, ignore_index, label_smoothing, reduction)
     class_labels(b, "target", target, logits=logits, axis=axis, ignore_index=ignore_index)
 
     logits = _mask_ignored_rows(b, logits, target, axis, ignore_index)
     picked = _pick(b, logits, target, axis, ignore_index, _nll_of_logits)
+    if not is_static_zero(label_smoothing):
+        classes = along_axis(xp, xp.arange(num_classes, device=b.device(logits)), axis, logits.ndim)
+        one_hot = xp.astype(xp.expand_dims(picked.index, axis=axis) == classes, logits.dtype)
+        coef = one_hot * (1.0 - label_smoothing) + label_smoothing / num_classes
+        per_sample = _focal_terms(b, logits, coef, axis, gamma, alpha)
+        per_class = alpha is not None and not isinstance(alpha, float)
+        class_weight = _take_class_vector(xp, alpha, picked.index) if per_class else None
+        return _reduce_classes(xp, per_sample, picked, class_weight, reduction)
     # 1 - p = -expm1(log p): no cancellation as p -> 1
     per_sample = safe_pow(xp, -xp.expm1(-picked.nll), gamma) * picked.nll
     class_weight = None

@@ -147,6 +147,7 @@ def focal(
     alpha: float | torch.Tensor | None = None,
     axis: int = -1,
     ignore_index: int | None = None,
+    label_smoothing: float | torch.Tensor = 0.0,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> torch.Tensor: ...
 def bce(

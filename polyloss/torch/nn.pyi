@@ -170,6 +170,7 @@ class FocalLoss(PolylossLoss):
         alpha: float | torch.Tensor | None = None,
         axis: int = -1,
         ignore_index: int | None = None,
+        label_smoothing: float | torch.Tensor = 0.0,
         reduction: Literal["mean", "sum", "none"] = "mean",
     ) -> None: ...
     def forward(self, logits: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...

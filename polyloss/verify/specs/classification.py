@@ -124,6 +124,20 @@ def _edge_cases() -> EdgeCorpus:
         )
     edges.case(
         "focal",
+        "probability targets: a zero-mass class with a -inf logit adds 0",
+        {"logits": f64([[1.0, 0.0, -INF]]), "target": f64([[0.5, 0.5, 0.0]])},
+        Finite(),
+    )
+    edges.case(
+        "focal",
+        "label smoothing with a saturated right class: the smoothed mass pays on the others",
+        {"logits": f64([[1e4, -1e4]]), "target": i64([0])},
+        Finite(0.1 / 2 * 2e4),
+        params={"gamma": 2.0, "label_smoothing": 0.1},
+        dtypes=("float64",),
+    )
+    edges.case(
+        "focal",
         "all rows ignored with -inf logits",
         {"logits": f64([[-INF, -INF]]), "target": i64([-1])},
         Finite(0.0, grad="zero"),
@@ -632,6 +646,8 @@ def _retyped_focal(source: str):
             alpha = 1.0  # the SFT guide's default; study-hub's defaults to 0.25 and is called with alpha set
         if not isinstance(alpha, float) or p.get("ignore_index") is not None or p.get("axis", -1) != -1:
             raise NotApplicable("the original class takes a scalar alpha and (N, C) logits, no ignore_index")
+        if p.get("label_smoothing", 0.0) or a["target"].is_floating_point():
+            raise NotApplicable("the original class takes class indices, without smoothing")
         ce_loss = m.F.cross_entropy(a["logits"], a["target"], reduction="none")
         pt = m.torch.exp(-ce_loss)
         focal_loss = alpha * (1 - pt) ** p.get("gamma", 2.0) * ce_loss
@@ -642,10 +658,39 @@ def _retyped_focal(source: str):
     return Reference(f"{source} FocalLoss (re-typed)", "torch", ref)
 
 
+def _keras_categorical_focal(m, a, p, r):
+    """keras 3 ``categorical_focal_crossentropy(from_logits=True)`` (keras/src/losses/losses.py), re-typed in
+    torch: one-hot (or probability) targets smoothed, probabilities clipped at 1e-7, summed over classes, the
+    batch mean."""
+    torch = m.torch
+    alpha = p.get("alpha")
+    if (alpha is not None and not isinstance(alpha, float)) or "alpha" in a or p.get("ignore_index") is not None:
+        raise NotApplicable("keras's alpha is a scalar, and it has no ignore_index")
+    alpha = 1.0 if alpha is None else alpha
+    y_pred, y_true = a["logits"], a["target"]
+    num_classes = y_pred.shape[-1]
+    if y_true.dtype == torch.int64:
+        y_true = m.F.one_hot(y_true, num_classes).to(y_pred.dtype)
+    label_smoothing = p.get("label_smoothing", 0.0)
+    if label_smoothing:
+        y_true = y_true * (1.0 - label_smoothing) + (label_smoothing / num_classes)
+    output = torch.softmax(y_pred, dim=-1)
+    output = output / torch.sum(output, dim=-1, keepdim=True)
+    epsilon = 1e-7
+    output = torch.clip(output, epsilon, 1.0 - epsilon)
+    cce = -y_true * torch.log(output)
+    modulating_factor = torch.pow(1.0 - output, p.get("gamma", 2.0))
+    weighting_factor = modulating_factor * alpha
+    focal_cce = torch.sum(weighting_factor * cce, dim=-1)
+    return reduce_reference(torch, focal_cce, r)
+
+
 def _numpy_focal_loop(m, a, p, r):
     """Per-class alpha and ignore_index, one sample at a time (torch's weighted-mean rule)."""
     np_ = m.np
     logits, target = np_.asarray(a["logits"]), np_.asarray(a["target"])
+    if p.get("label_smoothing", 0.0) or target.dtype.kind == "f":
+        raise NotApplicable("the loop takes class indices, without smoothing")
     alpha, gamma, ignore = a.get("alpha", p.get("alpha")), p.get("gamma", 2.0), p.get("ignore_index")
     per_class = alpha is not None and not isinstance(alpha, float)
     out, weight_sum = np_.zeros(len(target)), 0.0
@@ -676,10 +721,26 @@ register(
             _variant(
                 "gamma=1,ignore_index=-1", lambda rng, n: _int_targets(rng, n, ignore=-1), gamma=1.0, ignore_index=-1
             ),
+            _variant("gamma=2,label_smoothing=0.1", _int_targets, label_smoothing=0.1),
+            _variant("probabilities,gamma=2", _soft_targets),
+            _variant(
+                "probabilities,gamma=1,alpha=0.25,label_smoothing=0.2",
+                _soft_targets,
+                gamma=1.0,
+                alpha=0.25,
+                label_smoothing=0.2,
+            ),
+            _variant(
+                "gamma=2,label_smoothing=0.05,alpha per-class,ignore_index=-1",
+                lambda rng, n: {**_int_targets(rng, n, ignore=-1), "alpha": rng.uniform(0.1, 1.0, size=(K,))},
+                label_smoothing=0.05,
+                ignore_index=-1,
+            ),
         ),
         references=(
             _retyped_focal("SFT guide"),
             _retyped_focal("study-hub"),
+            Reference("keras CategoricalFocalCrossentropy (re-typed)", "torch", _keras_categorical_focal),
             Reference("focal loop (per-class alpha, ignore_index)", "numpy", _numpy_focal_loop, grads=False),
         ),
         layout=Layout(("logits", "target"), shared=("alpha",)),
