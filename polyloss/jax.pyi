@@ -54,6 +54,7 @@ __all__ = [
     "kl_div",
     "kto",
     "linear_cross_entropy",
+    "listmle",
     "log_cosh",
     "mae",
     "mape",
@@ -65,10 +66,13 @@ __all__ = [
     "nll",
     "nt_xent",
     "orpo",
+    "pairwise_hinge",
+    "pairwise_logistic",
     "perceptual",
     "poisson_nll",
     "poly1",
     "quantile",
+    "ranking_softmax",
     "reverse_kl",
     "sequence_log_probs",
     "siglip",
@@ -511,6 +515,34 @@ def total_variation(
     *,
     temperature: float | jax.Array = 1.0,
     ignore_index: int = -100,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def ranking_softmax(
+    scores: jax.Array,
+    labels: jax.Array,
+    *,
+    mask: jax.Array | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def listmle(
+    scores: jax.Array,
+    labels: jax.Array,
+    *,
+    mask: jax.Array | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def pairwise_logistic(
+    scores: jax.Array,
+    labels: jax.Array,
+    *,
+    mask: jax.Array | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def pairwise_hinge(
+    scores: jax.Array,
+    labels: jax.Array,
+    *,
+    mask: jax.Array | None = None,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> jax.Array: ...
 def mse(

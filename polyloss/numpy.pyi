@@ -53,6 +53,7 @@ __all__ = [
     "kl_div",
     "kto",
     "linear_cross_entropy",
+    "listmle",
     "log_cosh",
     "mae",
     "mape",
@@ -64,10 +65,13 @@ __all__ = [
     "nll",
     "nt_xent",
     "orpo",
+    "pairwise_hinge",
+    "pairwise_logistic",
     "perceptual",
     "poisson_nll",
     "poly1",
     "quantile",
+    "ranking_softmax",
     "reverse_kl",
     "sequence_log_probs",
     "siglip",
@@ -526,6 +530,34 @@ def total_variation(
     *,
     temperature: float | numpy.ndarray = 1.0,
     ignore_index: int = -100,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def ranking_softmax(
+    scores: numpy.ndarray,
+    labels: numpy.ndarray,
+    *,
+    mask: numpy.ndarray | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def listmle(
+    scores: numpy.ndarray,
+    labels: numpy.ndarray,
+    *,
+    mask: numpy.ndarray | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def pairwise_logistic(
+    scores: numpy.ndarray,
+    labels: numpy.ndarray,
+    *,
+    mask: numpy.ndarray | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def pairwise_hinge(
+    scores: numpy.ndarray,
+    labels: numpy.ndarray,
+    *,
+    mask: numpy.ndarray | None = None,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> numpy.ndarray: ...
 def mse(

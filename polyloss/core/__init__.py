@@ -14,6 +14,7 @@ from polyloss.core import (
     metric,
     multitask,
     post_training,
+    ranking,
     regression,
     segmentation,
     sequence,
@@ -32,6 +33,7 @@ FAMILIES = (
     "generative",
     "multitask",
     "post_training",
+    "ranking",
 )
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "metric",
     "multitask",
     "post_training",
+    "ranking",
     "regression",
     "segmentation",
     "sequence",

@@ -57,6 +57,7 @@ __all__ = [
     "kl_div",
     "kto",
     "linear_cross_entropy",
+    "listmle",
     "log_cosh",
     "mae",
     "mape",
@@ -68,10 +69,13 @@ __all__ = [
     "nll",
     "nt_xent",
     "orpo",
+    "pairwise_hinge",
+    "pairwise_logistic",
     "perceptual",
     "poisson_nll",
     "poly1",
     "quantile",
+    "ranking_softmax",
     "reverse_kl",
     "sequence_log_probs",
     "siglip",
@@ -524,6 +528,34 @@ def total_variation(
     *,
     temperature: float | torch.Tensor = 1.0,
     ignore_index: int = -100,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def ranking_softmax(
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    mask: torch.Tensor | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def listmle(
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    mask: torch.Tensor | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def pairwise_logistic(
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    mask: torch.Tensor | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def pairwise_hinge(
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    mask: torch.Tensor | None = None,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> torch.Tensor: ...
 def mse(

@@ -60,6 +60,7 @@ _ACRONYMS = {
     "kl": "KL",
     "kto": "KTO",
     "l1": "L1",
+    "listmle": "ListMLE",
     "mae": "MAE",
     "mape": "MAPE",
     "mse": "MSE",

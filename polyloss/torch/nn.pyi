@@ -53,6 +53,7 @@ __all__ = [
     "KLDivLoss",
     "KTOLoss",
     "LinearCrossEntropyLoss",
+    "ListMLELoss",
     "LogCoshLoss",
     "MAELoss",
     "MAPELoss",
@@ -64,11 +65,14 @@ __all__ = [
     "NLLLoss",
     "NTXentLoss",
     "ORPOLoss",
+    "PairwiseHingeLoss",
+    "PairwiseLogisticLoss",
     "PerceptualLoss",
     "PoissonNLLLoss",
     "Poly1Loss",
     "PolylossLoss",
     "QuantileLoss",
+    "RankingSoftmaxLoss",
     "ReverseKLLoss",
     "SigLIPLoss",
     "SigmoidFocalLoss",
@@ -755,6 +759,34 @@ class TotalVariationLoss(PolylossLoss):
         labels: torch.Tensor | None = None,
         **overrides: Any,
     ) -> torch.Tensor: ...
+
+class RankingSoftmaxLoss(PolylossLoss):
+    def __init__(
+        self, *, mask: torch.Tensor | None = None, reduction: Literal["mean", "sum", "none"] = "mean"
+    ) -> None: ...
+    def forward(self, scores: torch.Tensor, labels: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(self, scores: torch.Tensor, labels: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+
+class ListMLELoss(PolylossLoss):
+    def __init__(
+        self, *, mask: torch.Tensor | None = None, reduction: Literal["mean", "sum", "none"] = "mean"
+    ) -> None: ...
+    def forward(self, scores: torch.Tensor, labels: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(self, scores: torch.Tensor, labels: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+
+class PairwiseLogisticLoss(PolylossLoss):
+    def __init__(
+        self, *, mask: torch.Tensor | None = None, reduction: Literal["mean", "sum", "none"] = "mean"
+    ) -> None: ...
+    def forward(self, scores: torch.Tensor, labels: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(self, scores: torch.Tensor, labels: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+
+class PairwiseHingeLoss(PolylossLoss):
+    def __init__(
+        self, *, mask: torch.Tensor | None = None, reduction: Literal["mean", "sum", "none"] = "mean"
+    ) -> None: ...
+    def forward(self, scores: torch.Tensor, labels: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(self, scores: torch.Tensor, labels: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
 
 class MSELoss(PolylossLoss):
     def __init__(

@@ -52,10 +52,12 @@ class JaxHarness(Harness):
         return np.asarray(x)
 
     def reference_modules(self) -> SimpleNamespace:
-        """jax, jax.numpy, optax and numpy; ImportError when optax is missing (reported as such)."""
+        """jax, jax.numpy, optax, rax and numpy; ImportError when optax or rax is missing (reported as
+        such: both come with the ``verify`` extra)."""
         import optax
+        import rax
 
-        return SimpleNamespace(jax=jax, jnp=jnp, optax=optax, np=np)
+        return SimpleNamespace(jax=jax, jnp=jnp, optax=optax, rax=rax, np=np)
 
     def value_and_grad(
         self, fn: Callable[..., Any], arrays: Sequence[Any], argnums: Sequence[int], cotangent: Any = None

@@ -1,0 +1,238 @@
+"""Specs of the ranking losses (see ``polyloss/core/ranking.py``).
+
+References: Rax (``rax.softmax_loss``, ``listmle_loss``, ``pairwise_logistic_loss``,
+``pairwise_hinge_loss``), optax's ``ranking_softmax_loss`` and float64 loops over the lists and pairs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from polyloss.verify.specs import register
+from polyloss.verify.specs._gen import normal
+from polyloss.verify.specs.edges import EdgeCorpus, Finite, f64, i64, softplus
+from polyloss.verify.specs.record import Case, Layout, LossSpec, Mean, Variant
+from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
+
+LIST = 5  # items per list
+NAMES = ("ranking_softmax", "listmle", "pairwise_logistic", "pairwise_hinge")
+
+
+def _edge_cases() -> EdgeCorpus:
+    edges = EdgeCorpus()
+    padded = {
+        "scores": f64([[1.0, 2.0, 0.5], [0.3, -0.2, 0.0]]),
+        "labels": i64([[2, 0, 1], [1, 0, 0]]),
+        "mask": np.array([[True, True, True], [False, False, False]]),
+    }
+    for name in NAMES:
+        edges.case(name, "a list that is all padding: 0, left out of the mean", padded, Finite(grad="finite"))
+        edges.case(
+            name,
+            "every list all padding: 0",
+            {**padded, "mask": np.zeros((2, 3), dtype=bool)},
+            Finite(0.0, grad="zero"),
+        )
+        edges.case(
+            name,
+            "saturated scores (+-1e4)",
+            {"scores": f64([[1e4, -1e4, 0.0]]), "labels": i64([[0, 2, 1]])},
+            Finite(),
+        )
+        edges.empty_batch(name, {"scores": np.zeros((0, LIST)), "labels": np.zeros((0, LIST))}, (0,))
+    edges.case(
+        "pairwise_logistic",
+        "equal labels: no pair, 0",
+        {"scores": f64([[1.0, 2.0]]), "labels": i64([[1, 1]])},
+        Finite(0.0, grad="zero"),
+    )
+    edges.case(
+        "pairwise_logistic",
+        "one ordered pair",
+        {"scores": f64([[0.5, 2.0]]), "labels": i64([[1, 0]])},
+        Finite(softplus(-(0.5 - 2.0))),
+    )
+    edges.case(
+        "listmle",
+        "tied labels rank in order of appearance",
+        {"scores": f64([[0.0, 1.0]]), "labels": i64([[1, 1]])},
+        Finite(-(0.0 - math.log(1.0 + math.e))),
+    )
+    return edges
+
+
+EDGES = _edge_cases()
+
+
+def _list_arrays(rng: np.random.Generator, n: int, *, graded: bool = True, padded: bool = False) -> dict:
+    """n + 1 lists: scores, labels (integer grades 0..3, or distinct floats), and a padding mask
+    that keeps at least two items per list (one list all padding when ``padded``)."""
+    rows = n + 1
+    arrays: dict[str, np.ndarray] = {"scores": normal(rng, (rows, LIST), 1.5)}
+    if graded:
+        arrays["labels"] = rng.integers(0, 4, size=(rows, LIST)).astype(np.int64)
+    else:
+        arrays["labels"] = rng.permutation(rows * LIST).reshape(rows, LIST).astype(np.float64) / LIST
+    if padded:
+        lengths = rng.integers(2, LIST + 1, size=rows)
+        mask = np.arange(LIST)[None, :] < lengths[:, None]
+        mask[-1] = False  # a list that is all padding
+        arrays["mask"] = mask
+    return arrays
+
+
+def _variants(graded_only: bool = False) -> tuple[Variant, ...]:
+    made = [
+        Variant("graded labels", lambda rng, n: Case(_list_arrays(rng, n))),
+        Variant("graded labels,padded", lambda rng, n: Case(_list_arrays(rng, n, padded=True))),
+    ]
+    if not graded_only:
+        made.append(Variant("distinct float labels", lambda rng, n: Case(_list_arrays(rng, n, graded=False))))
+    return tuple(made)
+
+
+def _rax(fn_name: str, pairwise: bool = False):
+    def ref(m, a, p, r):
+        if pairwise and r == "none":
+            raise NotApplicable("Rax's pairwise losses reduce over pairs, not lists")
+        reduce_fn = {"mean": m.jnp.mean, "sum": m.jnp.sum, "none": None}[r]
+        out = getattr(m.rax, fn_name)(a["scores"], a["labels"], where=a.get("mask"), reduce_fn=reduce_fn)
+        if r == "none":
+            valid = a.get("mask")
+            return out if valid is None else m.jnp.where(valid.any(axis=-1), out, 0.0)
+        return out
+
+    return Reference(f"rax.{fn_name}", "jax", ref)
+
+
+def _optax_ranking_softmax(m, a, p, r):
+    if r == "none":
+        out = m.optax.losses.ranking_softmax_loss(a["scores"], a["labels"], where=a.get("mask"), reduce_fn=None)
+        valid = a.get("mask")
+        return out if valid is None else m.jnp.where(valid.any(axis=-1), out, 0.0)
+    fn = m.jnp.mean if r == "mean" else m.jnp.sum
+    return m.optax.losses.ranking_softmax_loss(a["scores"], a["labels"], where=a.get("mask"), reduce_fn=fn)
+
+
+def _items(a, row: int) -> list[int]:
+    mask = a.get("mask")
+    return [i for i in range(a["scores"].shape[-1]) if mask is None or bool(mask[row][i])]
+
+
+def _loop(kind: str):
+    """One list at a time, one item or one pair at a time, in Python floats."""
+
+    def ref(m, a, p, r):
+        np_ = m.np
+        scores, labels = np_.asarray(a["scores"], dtype=float), np_.asarray(a["labels"], dtype=float)
+        per_list, kept_lists, pairs = [], 0, 0
+        for row in range(scores.shape[0]):
+            items = _items(a, row)
+            kept_lists += bool(items)
+            s = {i: float(scores[row][i]) for i in items}
+            y = {i: float(labels[row][i]) for i in items}
+            if kind == "ranking_softmax":
+                if not items:
+                    per_list.append(0.0)
+                    continue
+                top = max(s.values())
+                log_z = top + math.log(math.fsum(math.exp(v - top) for v in s.values()))
+                per_list.append(-math.fsum(y[i] * (s[i] - log_z) for i in items))
+            elif kind == "listmle":
+                ranked = sorted(items, key=lambda i: -y[i])  # stable: ties keep their order
+                total = 0.0
+                for position, i in enumerate(ranked):
+                    rest = [s[j] for j in ranked[position:]]
+                    top = max(rest)
+                    total += s[i] - (top + math.log(math.fsum(math.exp(v - top) for v in rest)))
+                per_list.append(-total)
+            else:
+                terms = []
+                for i in items:
+                    for j in items:
+                        if y[i] > y[j]:
+                            gap = s[i] - s[j]
+                            terms.append(softplus(-gap) if kind == "pairwise_logistic" else max(0.0, 1.0 - gap))
+                pairs += len(terms)
+                per_list.append(math.fsum(terms))
+        out = np_.array(per_list)
+        if r != "mean":
+            return reduce_reference(np_, out, r)
+        denominator = pairs if kind.startswith("pairwise") else kept_lists
+        return np_.asarray(out.sum() / denominator if denominator else 0.0)
+
+    return Reference(f"{kind} loop", "numpy", ref, grads=False)
+
+
+def _kept_lists(case: Case, none: np.ndarray) -> float:
+    mask = case.arrays.get("mask")
+    return float(none.size if mask is None else mask.any(axis=-1).sum())
+
+
+def _ordered_pairs(case: Case, none: np.ndarray) -> float:
+    labels = case.arrays["labels"]
+    mask = case.arrays.get("mask", np.ones(labels.shape, dtype=bool))
+    ordered = (labels[..., :, None] > labels[..., None, :]) & mask[..., :, None] & mask[..., None, :]
+    return float(ordered.sum())
+
+
+_LISTWISE_MEAN = Mean("the number of lists with a valid item", _kept_lists)
+_PAIRWISE_MEAN = Mean("the number of ordered pairs (y_i > y_j, both valid) in the batch", _ordered_pairs)
+_LAYOUT = Layout(("scores", "labels", "mask"))
+_LABEL_ORDER = (
+    "the labels only order the items (a sort, or comparisons): piecewise constant, derivative 0 away from ties"
+)
+
+register(
+    LossSpec(
+        name="ranking_softmax",
+        variants=_variants(),
+        references=(
+            _rax("softmax_loss"),
+            Reference("optax.losses.ranking_softmax_loss", "jax", _optax_ranking_softmax),
+            _loop("ranking_softmax"),
+        ),
+        layout=_LAYOUT,
+        mean=_LISTWISE_MEAN,
+        edge_cases=EDGES.of("ranking_softmax"),
+    )
+)
+
+register(
+    LossSpec(
+        name="listmle",
+        variants=_variants(),
+        references=(_rax("listmle_loss"), _loop("listmle")),
+        notes=_LABEL_ORDER + "; the float-label variant draws distinct labels.",
+        layout=_LAYOUT,
+        mean=_LISTWISE_MEAN,
+        edge_cases=EDGES.of("listmle"),
+    )
+)
+
+register(
+    LossSpec(
+        name="pairwise_logistic",
+        variants=_variants(),
+        references=(_rax("pairwise_logistic_loss", pairwise=True), _loop("pairwise_logistic")),
+        notes=_LABEL_ORDER + "; 'none' is the sum over each list's pairs, 'mean' divides by the batch's pairs.",
+        layout=_LAYOUT,
+        mean=_PAIRWISE_MEAN,
+        edge_cases=EDGES.of("pairwise_logistic"),
+    )
+)
+
+register(
+    LossSpec(
+        name="pairwise_hinge",
+        variants=_variants(),
+        references=(_rax("pairwise_hinge_loss", pairwise=True), _loop("pairwise_hinge")),
+        notes=_LABEL_ORDER + "; 'none' is the sum over each list's pairs, 'mean' divides by the batch's pairs.",
+        second_order=False,  # piecewise linear
+        layout=_LAYOUT,
+        mean=_PAIRWISE_MEAN,
+        edge_cases=EDGES.of("pairwise_hinge"),
+    )
+)
