@@ -82,6 +82,7 @@ __all__ = [
     "soft_margin",
     "sparsemax_loss",
     "squared_hinge",
+    "supcon",
     "total_variation",
     "triplet",
     "triplet_mined",
@@ -272,6 +273,15 @@ def siglip(
     group: None = None,
     axis_name: Hashable | None = None,
     exchange: str = "ring",
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def supcon(
+    features: jax.Array,
+    labels: jax.Array | None = None,
+    *,
+    temperature: float | jax.Array = 0.07,
+    base_temperature: float = 0.07,
+    normalize: bool = True,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> jax.Array: ...
 def kl_div(

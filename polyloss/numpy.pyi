@@ -81,6 +81,7 @@ __all__ = [
     "soft_margin",
     "sparsemax_loss",
     "squared_hinge",
+    "supcon",
     "total_variation",
     "triplet",
     "triplet_mined",
@@ -289,6 +290,15 @@ def siglip(
     group: None = None,
     axis_name: None = None,
     exchange: str = "ring",
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def supcon(
+    features: numpy.ndarray,
+    labels: numpy.ndarray | None = None,
+    *,
+    temperature: float | numpy.ndarray = 0.07,
+    base_temperature: float = 0.07,
+    normalize: bool = True,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> numpy.ndarray: ...
 def kl_div(

@@ -36,12 +36,14 @@ from polyloss.core._checks import (
     check_floating,
     check_ndim,
     check_same_shape,
+    check_shape,
     finite_number,
+    is_integer,
     one_of,
     positive_number,
 )
 from polyloss.core._devices import devices_of, reduce_across
-from polyloss.core._reduce import l2_normalize, softmax_cross_entropy
+from polyloss.core._reduce import l2_normalize, reduce, softmax_cross_entropy
 from polyloss.core._registry import loss
 from polyloss.core._typing import Array, AxisName, Backend, Devices, ProcessGroup
 from polyloss.core.classification import chunked_cross_entropy
@@ -410,3 +412,76 @@ def siglip(
     # -log sigmoid(z L) = softplus(-z L)
     per_image = xp.sum(b.softplus(xp.where(matching, -logits, logits)), axis=1)
     return reduce_across(xp, devices, per_image, reduction, image_emb.shape[0])
+
+
+@loss(
+    "contrastive",
+    settings={
+        "temperature": positive_number(arrays=True),
+        "base_temperature": positive_number(),
+        "normalize": boolean(),
+    },
+)
+def supcon(
+    b: Backend,
+    features: Array,
+    labels: Array | None = None,
+    *,
+    temperature: float | Array = 0.07,
+    base_temperature: float = 0.07,
+    normalize: bool = True,
+    reduction: str = "mean",
+) -> Array:
+    r"""Supervised contrastive loss (SupCon; Khosla et al., 2020), over any number of views.
+
+    With the :math:`M = NV` view embeddings :math:`z` (rows normalised), :math:`P(a)` the other views
+    sharing anchor :math:`a`'s label and :math:`A(a)` every view but :math:`a` itself:
+
+    .. math:: \ell_a = -\frac{\tau}{\tau_b} \frac{1}{|P(a)|} \sum_{p \in P(a)}
+              \log \frac{\exp(z_a \cdot z_p / \tau)}{\sum_{k \in A(a)} \exp(z_a \cdot z_k / \tau)}
+
+    and :math:`\ell_a = 0` for an anchor without a positive. Without ``labels`` each sample is its
+    own class: the views of one sample are the positives (SimCLR's NT-Xent for two views).
+
+    Args:
+        features: ``(N, V, D)``: :math:`V` views of each of :math:`N` samples.
+        labels: optional ``(N,)`` integer class labels.
+        temperature: :math:`\tau > 0` (default 0.07).
+        base_temperature: :math:`\tau_b > 0`, the scale's reference (default 0.07: the factor is 1).
+        normalize: L2-normalise the embeddings first (default True; the reference code expects them
+            normalised).
+        reduction: ``"mean"`` (over the :math:`NV` anchors), ``"sum"`` or ``"none"`` (per anchor,
+            ``(N, V)``).
+
+    Returns:
+        The loss.
+
+    Equals ``SupConLoss(temperature, contrast_mode="all", base_temperature)`` of the authors'
+    repository (HobbitLong/SupContrast, ``losses.py``), whose "mean" averages over every anchor
+    including those without a positive (they contribute 0).
+    """
+    xp = b.xp
+    check_floating(xp, "features", features)
+    if features.ndim != 3:
+        raise ValueError(f"features must be (N, V, D): V views of N samples, got shape {tuple(features.shape)}")
+    n, views, _ = features.shape
+    if labels is not None:
+        if not is_integer(xp, labels):
+            raise TypeError(f"labels must hold integer class labels, got dtype {labels.dtype}")
+        check_shape("labels", labels, (n,))
+    (features,) = _normalized(xp, normalize, features)
+    # anchors in view-major order, as the reference's torch.cat(torch.unbind(features, 1), 0)
+    anchors = xp.reshape(xp.permute_dims(features, (1, 0, 2)), (views * n, features.shape[2]))
+    if views * n <= 1:  # no anchor has a positive (nor, for one view, anything to contrast with)
+        return reduce(xp, 0.0 * xp.sum(features, axis=2), reduction)  # zeros of (N, V), with zero gradients
+    samples = xp.arange(n, device=b.device(features))
+    groups = xp.tile(samples if labels is None else labels, (views,))
+    rows = xp.arange(views * n, device=b.device(features))
+    other = rows[:, None] != rows[None, :]
+    positive = (groups[:, None] == groups[None, :]) & other
+    logits = xp.where(other, _similarities(xp, anchors, anchors) / temperature, -math.inf)
+    log_probs = b.log_softmax(logits, 1)
+    positive_log_probs = xp.sum(xp.where(positive, log_probs, 0.0), axis=1)
+    count = xp.sum(xp.astype(positive, features.dtype), axis=1)
+    per_anchor = -(temperature / base_temperature) * positive_log_probs / xp.where(count > 0, count, 1.0)
+    return reduce(xp, xp.permute_dims(xp.reshape(per_anchor, (views, n)), (1, 0)), reduction)

@@ -85,6 +85,7 @@ __all__ = [
     "soft_margin",
     "sparsemax_loss",
     "squared_hinge",
+    "supcon",
     "total_variation",
     "triplet",
     "triplet_mined",
@@ -277,6 +278,15 @@ def siglip(
     group: torch.distributed.ProcessGroup | None = None,
     axis_name: None = None,
     exchange: str = "ring",
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def supcon(
+    features: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    temperature: float | torch.Tensor = 0.07,
+    base_temperature: float = 0.07,
+    normalize: bool = True,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> torch.Tensor: ...
 def kl_div(

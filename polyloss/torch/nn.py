@@ -71,6 +71,7 @@ _ACRONYMS = {
     "orpo": "ORPO",
     "siglip": "SigLIP",
     "simpo": "SimPO",
+    "supcon": "SupCon",
     "vae": "VAE",
     "wgan": "WGAN",
 }

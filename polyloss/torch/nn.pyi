@@ -81,6 +81,7 @@ __all__ = [
     "SoftMarginLoss",
     "SparsemaxLossLoss",
     "SquaredHingeLoss",
+    "SupConLoss",
     "TotalVariationLoss",
     "TripletLoss",
     "TripletMinedLoss",
@@ -336,6 +337,20 @@ class SigLIPLoss(PolylossLoss):
     ) -> None: ...
     def forward(self, image_emb: torch.Tensor, text_emb: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
     def __call__(self, image_emb: torch.Tensor, text_emb: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+
+class SupConLoss(PolylossLoss):
+    def __init__(
+        self,
+        *,
+        temperature: float | torch.Tensor = 0.07,
+        base_temperature: float = 0.07,
+        normalize: bool = True,
+        reduction: Literal["mean", "sum", "none"] = "mean",
+    ) -> None: ...
+    def forward(self, features: torch.Tensor, labels: torch.Tensor | None = None, **overrides: Any) -> torch.Tensor: ...
+    def __call__(
+        self, features: torch.Tensor, labels: torch.Tensor | None = None, **overrides: Any
+    ) -> torch.Tensor: ...
 
 class KLDivLoss(PolylossLoss):
     def __init__(

@@ -515,3 +515,130 @@ register(
         edge_cases=EDGES.of("siglip"),
     )
 )
+
+
+# -- supcon -----------------------------------------------------------------------------
+
+SUPCON_EDGES = EdgeCorpus()
+SUPCON_EDGES.case(
+    "supcon",
+    "a label with a single member and one view: no positive, 0",
+    {"features": f64([[[1.0, 0.0]], [[0.0, 1.0]]]), "labels": np.array([0, 1])},
+    Finite(0.0, grad="zero"),
+)
+SUPCON_EDGES.case(
+    "supcon",
+    "a zero embedding: normalised to 0, finite",
+    {"features": f64([[[0.0, 0.0], [1.0, 0.0]], [[0.0, 1.0], [1.0, 1.0]]])},
+    Finite(),
+)
+SUPCON_EDGES.case(
+    "supcon",
+    "one sample, one view",
+    {"features": f64([[[0.3, 0.4]]])},
+    Finite(0.0, grad="zero"),
+)
+SUPCON_EDGES.case(
+    "supcon",
+    "two identical views, nothing else: log 1 = 0",
+    {"features": f64([[[0.6, 0.8], [0.6, 0.8]]])},
+    Finite(0.0),
+)
+SUPCON_EDGES.empty_batch("supcon", {"features": np.zeros((0, 2, 3)), "labels": np.zeros(0, dtype=np.int64)}, (0, 2))
+
+
+def _supcon_arrays(rng, n, *, views=2, labelled=True):
+    arrays = {"features": normal(rng, (n + 2, views, D))}
+    if labelled:
+        arrays["labels"] = rng.integers(0, 3, size=n + 2).astype(np.int64)
+    return arrays
+
+
+def _supcontrast(m, a, p, r):
+    """``SupConLoss.forward`` of HobbitLong/SupContrast (``losses.py``, ``contrast_mode="all"``), re-typed;
+    the features normalised first (as its training script does) unless ``normalize=False``. "none" is its
+    per-anchor loss before the final mean, as (N, V)."""
+    torch = m.torch
+    features = a["features"]
+    if p.get("normalize", True):
+        features = m.F.normalize(features, dim=2)
+    temperature, base_temperature = p.get("temperature", 0.07), p.get("base_temperature", 0.07)
+    batch_size = features.shape[0]
+    labels = a.get("labels")
+    if labels is None:
+        mask = torch.eye(batch_size, dtype=features.dtype)
+    else:
+        labels = labels.contiguous().view(-1, 1)
+        mask = torch.eq(labels, labels.T).to(features.dtype)
+    contrast_count = features.shape[1]
+    contrast_feature = torch.cat(torch.unbind(features, dim=1), dim=0)
+    anchor_feature = contrast_feature
+    anchor_count = contrast_count
+    anchor_dot_contrast = torch.div(torch.matmul(anchor_feature, contrast_feature.T), temperature)
+    logits_max, _ = torch.max(anchor_dot_contrast, dim=1, keepdim=True)
+    logits = anchor_dot_contrast - logits_max.detach()
+    mask = mask.repeat(anchor_count, contrast_count)
+    logits_mask = torch.scatter(torch.ones_like(mask), 1, torch.arange(batch_size * anchor_count).view(-1, 1), 0)
+    mask = mask * logits_mask
+    exp_logits = torch.exp(logits) * logits_mask
+    log_prob = logits - torch.log(exp_logits.sum(1, keepdim=True))
+    mask_pos_pairs = mask.sum(1)
+    mask_pos_pairs = torch.where(mask_pos_pairs < 1e-6, 1, mask_pos_pairs)
+    mean_log_prob_pos = (mask * log_prob).sum(1) / mask_pos_pairs
+    loss = -(temperature / base_temperature) * mean_log_prob_pos
+    loss = loss.view(anchor_count, batch_size)
+    if r == "none":
+        return loss.T
+    return loss.mean() if r == "mean" else loss.sum()
+
+
+def _numpy_supcon_loop(m, a, p, r):
+    np_ = m.np
+    features = np_.asarray(a["features"], dtype=float)
+    if p.get("normalize", True):
+        features = features / np_.maximum(np_.linalg.norm(features, axis=2, keepdims=True), 1e-12)
+    n, views, _ = features.shape
+    labels = a.get("labels")
+    group = [int(labels[i]) if labels is not None else i for i in range(n)]
+    temperature, base_temperature = p.get("temperature", 0.07), p.get("base_temperature", 0.07)
+    out = np_.zeros((n, views))
+    anchors = [(i, v) for i in range(n) for v in range(views)]
+    for i, v in anchors:
+        others = [(j, w) for j, w in anchors if (j, w) != (i, v)]
+        sims = [float(features[i, v] @ features[j, w]) / temperature for j, w in others]
+        top = max(sims)
+        log_z = top + math.log(math.fsum(math.exp(s - top) for s in sims))
+        positives = [s - log_z for (j, _), s in zip(others, sims, strict=True) if group[j] == group[i]]
+        out[i, v] = -(temperature / base_temperature) * (math.fsum(positives) / len(positives) if positives else 0.0)
+    return reduce_reference(np_, out, r)
+
+
+register(
+    LossSpec(
+        name="supcon",
+        variants=(
+            _variant("labels,2 views", _supcon_arrays),
+            _variant(
+                "no labels (SimCLR),2 views,T=0.5",
+                lambda rng, n: _supcon_arrays(rng, n, labelled=False),
+                temperature=0.5,
+            ),
+            _variant("labels,3 views,T=0.2,base 0.07", lambda rng, n: _supcon_arrays(rng, n, views=3), temperature=0.2),
+            _variant(
+                "labels,1 view,normalize=False,T=2",
+                lambda rng, n: _supcon_arrays(rng, n, views=1),
+                normalize=False,
+                temperature=2.0,
+            ),
+        ),
+        references=(
+            Reference("HobbitLong/SupContrast SupConLoss (re-typed)", "torch", _supcontrast),
+            Reference("SupCon loop", "numpy", _numpy_supcon_loop, grads=False),
+        ),
+        notes="'mean' averages over the N V anchors, those without a positive (loss 0) included, as the "
+        "reference code's .mean().",
+        layout=Layout(("features", "labels"), coupled=_IN_BATCH + " (every other view is a contrast)"),
+        scale_invariant=(),
+        edge_cases=SUPCON_EDGES.of("supcon"),
+    )
+)
