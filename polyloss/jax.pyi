@@ -665,6 +665,9 @@ def dice(
     smooth: float | jax.Array = 1.0,
     axis: int = -1,
     per_sample: bool = False,
+    ignore_index: int | None = None,
+    class_weight: jax.Array | None = None,
+    ignore_background: bool = False,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> jax.Array: ...
 def tversky(
@@ -676,6 +679,9 @@ def tversky(
     smooth: float | jax.Array = 1.0,
     axis: int = -1,
     per_sample: bool = False,
+    ignore_index: int | None = None,
+    class_weight: jax.Array | None = None,
+    ignore_background: bool = False,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> jax.Array: ...
 def focal_tversky(
@@ -697,6 +703,9 @@ def jaccard(
     smooth: float | jax.Array = 1.0,
     axis: int = -1,
     per_sample: bool = False,
+    ignore_index: int | None = None,
+    class_weight: jax.Array | None = None,
+    ignore_background: bool = False,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> jax.Array: ...
 def generalized_dice(
@@ -716,6 +725,9 @@ def dice_ce(
     dice_weight: float | jax.Array = 0.5,
     smooth: float | jax.Array = 1.0,
     axis: int = -1,
+    ignore_index: int | None = None,
+    class_weight: jax.Array | None = None,
+    ignore_background: bool = False,
     reduction: Literal["mean", "sum"] = "mean",
 ) -> jax.Array: ...
 def ctc(

@@ -680,6 +680,9 @@ def dice(
     smooth: float | numpy.ndarray = 1.0,
     axis: int = -1,
     per_sample: bool = False,
+    ignore_index: int | None = None,
+    class_weight: numpy.ndarray | None = None,
+    ignore_background: bool = False,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> numpy.ndarray: ...
 def tversky(
@@ -691,6 +694,9 @@ def tversky(
     smooth: float | numpy.ndarray = 1.0,
     axis: int = -1,
     per_sample: bool = False,
+    ignore_index: int | None = None,
+    class_weight: numpy.ndarray | None = None,
+    ignore_background: bool = False,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> numpy.ndarray: ...
 def focal_tversky(
@@ -712,6 +718,9 @@ def jaccard(
     smooth: float | numpy.ndarray = 1.0,
     axis: int = -1,
     per_sample: bool = False,
+    ignore_index: int | None = None,
+    class_weight: numpy.ndarray | None = None,
+    ignore_background: bool = False,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> numpy.ndarray: ...
 def generalized_dice(
@@ -731,6 +740,9 @@ def dice_ce(
     dice_weight: float | numpy.ndarray = 0.5,
     smooth: float | numpy.ndarray = 1.0,
     axis: int = -1,
+    ignore_index: int | None = None,
+    class_weight: numpy.ndarray | None = None,
+    ignore_background: bool = False,
     reduction: Literal["mean", "sum"] = "mean",
 ) -> numpy.ndarray: ...
 def ctc(

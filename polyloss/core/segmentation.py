@@ -44,6 +44,7 @@ from polyloss.core._checks import (
     check_floating,
     check_not_float_indices,
     check_same_shape,
+    check_shape,
     check_unit_interval,
     class_labels,
     guard_traced_labels,
@@ -54,7 +55,7 @@ from polyloss.core._checks import (
 from polyloss.core._reduce import reduce, safe_divide, safe_pow
 from polyloss.core._registry import loss
 from polyloss.core._typing import Array, Backend
-from polyloss.core.classification import fused_cross_entropy
+from polyloss.core.classification import cross_entropy, fused_cross_entropy
 
 
 class _Overlap(NamedTuple):
@@ -65,36 +66,61 @@ class _Overlap(NamedTuple):
     target_sum: Array  # sum t
 
 
-def _class_probabilities(b: Backend, logits: Array, target: Array, axis: Any, per_sample: bool) -> tuple[Array, Array]:
-    """Softmax probabilities and one-hot targets, classes moved last."""
+def _class_probabilities(
+    b: Backend, logits: Array, target: Array, axis: Any, per_sample: bool, ignore_index: int | None = None
+) -> tuple[Array, Array]:
+    """Softmax probabilities and one-hot targets, classes moved last; the pixels labelled
+    ``ignore_index`` are zero in both (they count nowhere)."""
     xp = b.xp
     axis = check_axis("pred", logits, axis)
     if per_sample and axis == 0:
         raise ValueError("axis must not be 0 with per_sample=True: axis 0 is the batch axis")
-    class_labels(b, "target", target, logits=logits, axis=axis)
+    class_labels(b, "target", target, logits=logits, axis=axis, ignore_index=ignore_index)
     num_classes = logits.shape[axis]
-    index, valid = guard_traced_labels(b, target, num_classes)
+    kept = None if ignore_index is None else target != ignore_index
+    index, valid = guard_traced_labels(b, target if kept is None else xp.where(kept, target, 0), num_classes)
     # permute_dims, not moveaxis: torch.func.vmap has no batching rule for moveaxis
     order = (*(i for i in range(logits.ndim) if i != axis), axis)
     probs = xp.permute_dims(b.softmax(logits, axis), order)
     if valid is not None:  # out-of-range traced labels poison their group with NaN
         probs = xp.where(valid[..., None], probs, xp.nan)
-    return probs, b.one_hot(index, num_classes, probs.dtype)
+    onehot = b.one_hot(index, num_classes, probs.dtype)
+    if kept is not None:
+        probs = xp.where(kept[..., None], probs, 0.0)
+        onehot = xp.where(kept[..., None], onehot, 0.0)
+    return probs, onehot
 
 
 def _overlap(
-    b: Backend, pred: Array, target: Array, axis: Any, per_sample: Any, *, labels_only: bool = False
+    b: Backend,
+    pred: Array,
+    target: Array,
+    axis: Any,
+    per_sample: Any,
+    *,
+    labels_only: bool = False,
+    ignore_index: int | None = None,
+    per_class: bool = False,
 ) -> _Overlap:
+    """The overlap sums of each group. ``ignore_index`` and ``per_class`` (a class weight or
+    ``ignore_background`` is given) need class-index targets."""
     xp = b.xp
     check_floating(xp, "pred", pred)
     if per_sample and pred.ndim == 0:
         raise ValueError("per_sample=True needs a batch axis 0, got a 0-d pred")
+    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
+        raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
     # integers of pred's own shape are a mask (an integer mask is common in datasets), not class
     # indices, whose shape lacks the class axis
     mask_of_integers = is_integer(xp, target) and tuple(target.shape) == tuple(pred.shape) and not labels_only
     if is_integer(xp, target) and not mask_of_integers:
-        probs, onehot = _class_probabilities(b, pred, target, axis, per_sample)
+        probs, onehot = _class_probabilities(b, pred, target, axis, per_sample, ignore_index)
         summed = tuple(range(1 if per_sample else 0, probs.ndim - 1))  # keep the class axis
+    elif ignore_index is not None or per_class:
+        given = "ignore_index" if ignore_index is not None else "class_weight and ignore_background"
+        raise ValueError(
+            f"{given} apply to integer class-index targets (pred holding logits), got a target of pred's shape"
+        )
     elif labels_only:
         raise TypeError(
             f"target must hold integer class indices (pred holds logits), got dtype {target.dtype}{CAST_HINT}"
@@ -118,6 +144,21 @@ def _overlap(
     )
 
 
+def _per_class(xp: Any, losses: Array, class_weight: Array | None, ignore_background: bool, reduction: str) -> Array:
+    """The per-class losses (classes last) weighted by ``class_weight``, without class 0 when
+    ``ignore_background``, then reduced (optax's ``dice_loss``: ``"mean"`` is the plain mean of
+    the weighted terms)."""
+    if class_weight is not None:
+        check_floating(xp, "class_weight", class_weight)
+        check_shape("class_weight", class_weight, (losses.shape[-1],))
+        losses = losses * class_weight
+    if ignore_background:
+        if losses.shape[-1] < 2:
+            raise ValueError(f"ignore_background needs at least 2 classes, got {losses.shape[-1]}")
+        losses = losses[..., 1:]
+    return reduce(xp, losses, reduction)
+
+
 def _score(xp: Any, numerator: Array, denominator: Array) -> Array:
     """numerator / denominator, and 1 (a perfect score, zero gradient) where both sides are empty."""
     return safe_divide(xp, numerator, denominator, default=1.0)
@@ -134,6 +175,7 @@ def _tversky_index(xp: Any, o: _Overlap, alpha: float | Array, beta: float | Arr
 
 #: the settings every overlap loss shares, and the Tversky family's weights of false positives and negatives
 _OVERLAP_SETTINGS = {"per_sample": boolean(), "smooth": nonnegative_number(arrays=True)}
+#: the options of the per-class losses (dice, tversky, jaccard)
 _TVERSKY_SETTINGS = {
     **_OVERLAP_SETTINGS,
     "alpha": nonnegative_number(arrays=True),
@@ -141,7 +183,7 @@ _TVERSKY_SETTINGS = {
 }
 
 
-@loss("segmentation", settings=_OVERLAP_SETTINGS)
+@loss("segmentation", settings={**_OVERLAP_SETTINGS, "ignore_background": boolean()})
 def dice(
     b: Backend,
     pred: Array,
@@ -150,6 +192,9 @@ def dice(
     smooth: float | Array = 1.0,
     axis: int = -1,
     per_sample: bool = False,
+    ignore_index: int | None = None,
+    class_weight: Array | None = None,
+    ignore_background: bool = False,
     reduction: str = "mean",
 ) -> Array:
     r"""Soft Dice loss (Milletari et al., V-Net, 2016).
@@ -167,15 +212,26 @@ def dice(
         smooth: :math:`s \ge 0`, added to numerator and denominator (default 1).
         axis: the class axis of logits (integer targets only; default -1).
         per_sample: one score per sample (axis 0) instead of one over the batch.
+        ignore_index: with class indices, the label of pixels that count nowhere (the void
+            label 255 of VOC and Cityscapes); ``None``: none.
+        class_weight: with class indices, optional ``(C,)`` weights of the per-class losses
+            (optax's ``class_weights``: ``"mean"`` is the mean of the weighted terms).
+        ignore_background: with class indices, leave class 0 out (MONAI's
+            ``include_background=False``, optax's ``ignore_background``).
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (the losses per group:
-            scalar, ``(C,)``, ``(N,)`` or ``(N, C)``).
+            scalar, ``(C,)``, ``(N,)`` or ``(N, C)``; ``C - 1`` classes without the background).
 
     Returns:
         The loss in [0, 1]; 0 for an empty prediction of an empty mask.
 
     With probabilities it is study-hub's ``DiceLoss`` (eunsu-park/study-hub, lesson 24 "Loss Functions"); with logits
     and class indices, ``axis=1`` and ``reduction="mean"`` its
-    ``MultiClassDiceLoss`` (the mean of the per-class losses).
+    ``MultiClassDiceLoss`` (the mean of the per-class losses). With ``ignore_index`` it is
+    segmentation_models_pytorch's ``DiceLoss(ignore_index=...)`` (which, unlike polyloss, also drops
+    the classes absent from the target). optax's ``dice_loss`` places the smoothing differently,
+    :math:`(I + s) / (\tfrac12 \sum p + \tfrac12 \sum t + s)`: polyloss's ``smooth=s`` with
+    ``per_sample=True`` and classes last is optax's ``smooth=s / 2`` (``class_weights`` and
+    ``ignore_background`` as here).
 
     Examples:
         >>> import numpy as np
@@ -185,13 +241,14 @@ def dice(
         >>> round(float(pl.dice(pred, target)), 6)  # 1 - (2 * 1.7 + 1) / (2.0 + 2.0 + 1)
         0.12
     """
-    o = _overlap(b, pred, target, axis, per_sample)
-    return reduce(b.xp, _dice_loss(b.xp, o, smooth), reduction)
+    per_class = class_weight is not None or ignore_background
+    o = _overlap(b, pred, target, axis, per_sample, ignore_index=ignore_index, per_class=per_class)
+    return _per_class(b.xp, _dice_loss(b.xp, o, smooth), class_weight, ignore_background, reduction)
 
 
 @loss(
     "segmentation",
-    settings=_TVERSKY_SETTINGS,
+    settings={**_TVERSKY_SETTINGS, "ignore_background": boolean()},
 )
 def tversky(
     b: Backend,
@@ -203,6 +260,9 @@ def tversky(
     smooth: float | Array = 1.0,
     axis: int = -1,
     per_sample: bool = False,
+    ignore_index: int | None = None,
+    class_weight: Array | None = None,
+    ignore_background: bool = False,
     reduction: str = "mean",
 ) -> Array:
     r"""Tversky loss (Salehi et al., 2017): Dice with weighted false positives and negatives.
@@ -220,15 +280,22 @@ def tversky(
         smooth: :math:`s \ge 0` (default 1).
         axis: the class axis of logits (integer targets only; default -1).
         per_sample: one score per sample instead of one over the batch.
+        ignore_index: with class indices, the label of pixels that count nowhere (see :func:`dice`).
+        class_weight: with class indices, optional ``(C,)`` weights of the per-class losses.
+        ignore_background: with class indices, leave class 0 out.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per group).
 
     Returns:
-        The loss in [0, 1]; 0 for an empty prediction of an empty mask.
+        The loss in [0, 1]; 0 for an empty prediction of an empty mask. With ``alpha``, ``beta``,
+        ``class_weight`` and ``ignore_background`` it is optax's ``dice_loss`` on softmaxed
+        logits (per sample).
 
     The ``TverskyLoss`` exercise of study-hub (eunsu-park/study-hub, lesson 24 "Loss Functions").
     """
-    o = _overlap(b, pred, target, axis, per_sample)
-    return reduce(b.xp, 1.0 - _tversky_index(b.xp, o, alpha, beta, smooth), reduction)
+    per_class = class_weight is not None or ignore_background
+    o = _overlap(b, pred, target, axis, per_sample, ignore_index=ignore_index, per_class=per_class)
+    losses = 1.0 - _tversky_index(b.xp, o, alpha, beta, smooth)
+    return _per_class(b.xp, losses, class_weight, ignore_background, reduction)
 
 
 @loss(
@@ -276,7 +343,7 @@ def focal_tversky(
     return reduce(xp, safe_pow(xp, 1.0 - _tversky_index(xp, o, alpha, beta, smooth), gamma), reduction)
 
 
-@loss("segmentation", settings=_OVERLAP_SETTINGS)
+@loss("segmentation", settings={**_OVERLAP_SETTINGS, "ignore_background": boolean()})
 def jaccard(
     b: Backend,
     pred: Array,
@@ -285,6 +352,9 @@ def jaccard(
     smooth: float | Array = 1.0,
     axis: int = -1,
     per_sample: bool = False,
+    ignore_index: int | None = None,
+    class_weight: Array | None = None,
+    ignore_background: bool = False,
     reduction: str = "mean",
 ) -> Array:
     r"""Soft Jaccard (IoU) loss.
@@ -297,14 +367,19 @@ def jaccard(
         smooth: :math:`s \ge 0` (default 1).
         axis: the class axis of logits (integer targets only; default -1).
         per_sample: one score per sample instead of one over the batch.
+        ignore_index: with class indices, the label of pixels that count nowhere (see :func:`dice`).
+        class_weight: with class indices, optional ``(C,)`` weights of the per-class losses.
+        ignore_background: with class indices, leave class 0 out.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per group).
 
     Returns:
         The loss in [0, 1]; 0 for an empty prediction of an empty mask.
     """
-    o = _overlap(b, pred, target, axis, per_sample)
+    per_class = class_weight is not None or ignore_background
+    o = _overlap(b, pred, target, axis, per_sample, ignore_index=ignore_index, per_class=per_class)
     xp = b.xp
-    return reduce(xp, 1.0 - _score(xp, o.tp + smooth, o.pred_sum + o.target_sum - o.tp + smooth), reduction)
+    losses = 1.0 - _score(xp, o.tp + smooth, o.pred_sum + o.target_sum - o.tp + smooth)
+    return _per_class(xp, losses, class_weight, ignore_background, reduction)
 
 
 @loss("segmentation", settings=_OVERLAP_SETTINGS)
@@ -360,6 +435,7 @@ def generalized_dice(
         "ce_weight": nonnegative_number(arrays=True),
         "dice_weight": nonnegative_number(arrays=True),
         "smooth": nonnegative_number(arrays=True),
+        "ignore_background": boolean(),
     },
 )
 def dice_ce(
@@ -371,6 +447,9 @@ def dice_ce(
     dice_weight: float | Array = 0.5,
     smooth: float | Array = 1.0,
     axis: int = -1,
+    ignore_index: int | None = None,
+    class_weight: Array | None = None,
+    ignore_background: bool = False,
     reduction: str = "mean",
 ) -> Array:
     r"""Cross-entropy plus multi-class Dice: the CE + Dice combination for segmentation.
@@ -387,6 +466,11 @@ def dice_ce(
         dice_weight: weight of the Dice term, >= 0 (default 0.5).
         smooth: Dice's :math:`s \ge 0` (default 1).
         axis: the class axis (default -1).
+        ignore_index: the label of pixels that count nowhere, in either term (the void label 255);
+            CE's ``"mean"`` then divides by the kept pixels, as torch's.
+        class_weight: optional ``(C,)`` weights of the Dice term's per-class losses (the CE term is
+            unweighted).
+        ignore_background: leave class 0 out of the Dice term.
         reduction: ``"mean"`` (CE over pixels, Dice over classes) or ``"sum"``
             (both summed); the two terms have different shapes, so there is no
             ``"none"``.
@@ -398,7 +482,11 @@ def dice_ce(
     (eunsu-park/study-hub, lesson 24 "Loss Functions"): ``nn.CrossEntropyLoss()``
     plus its ``MultiClassDiceLoss``.
     """
-    o = _overlap(b, pred, target, axis, False, labels_only=True)
-    dice_loss = reduce(b.xp, _dice_loss(b.xp, o, smooth), reduction)
-    cross_entropy = fused_cross_entropy(b, pred, target, check_axis("pred", pred, axis), reduction)
-    return ce_weight * cross_entropy + dice_weight * dice_loss
+    per_class = class_weight is not None or ignore_background
+    o = _overlap(b, pred, target, axis, False, labels_only=True, ignore_index=ignore_index, per_class=per_class)
+    dice_loss = _per_class(b.xp, _dice_loss(b.xp, o, smooth), class_weight, ignore_background, reduction)
+    if ignore_index is None:
+        ce = fused_cross_entropy(b, pred, target, check_axis("pred", pred, axis), reduction)
+    else:
+        ce = cross_entropy(b, pred, target, axis=axis, ignore_index=ignore_index, reduction=reduction)
+    return ce_weight * ce + dice_weight * dice_loss

@@ -678,6 +678,9 @@ def dice(
     smooth: float | torch.Tensor = 1.0,
     axis: int = -1,
     per_sample: bool = False,
+    ignore_index: int | None = None,
+    class_weight: torch.Tensor | None = None,
+    ignore_background: bool = False,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> torch.Tensor: ...
 def tversky(
@@ -689,6 +692,9 @@ def tversky(
     smooth: float | torch.Tensor = 1.0,
     axis: int = -1,
     per_sample: bool = False,
+    ignore_index: int | None = None,
+    class_weight: torch.Tensor | None = None,
+    ignore_background: bool = False,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> torch.Tensor: ...
 def focal_tversky(
@@ -710,6 +716,9 @@ def jaccard(
     smooth: float | torch.Tensor = 1.0,
     axis: int = -1,
     per_sample: bool = False,
+    ignore_index: int | None = None,
+    class_weight: torch.Tensor | None = None,
+    ignore_background: bool = False,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> torch.Tensor: ...
 def generalized_dice(
@@ -729,6 +738,9 @@ def dice_ce(
     dice_weight: float | torch.Tensor = 0.5,
     smooth: float | torch.Tensor = 1.0,
     axis: int = -1,
+    ignore_index: int | None = None,
+    class_weight: torch.Tensor | None = None,
+    ignore_background: bool = False,
     reduction: Literal["mean", "sum"] = "mean",
 ) -> torch.Tensor: ...
 def ctc(

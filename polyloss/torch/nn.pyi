@@ -942,6 +942,9 @@ class DiceLoss(PolylossLoss):
         smooth: float | torch.Tensor = 1.0,
         axis: int = -1,
         per_sample: bool = False,
+        ignore_index: int | None = None,
+        class_weight: torch.Tensor | None = None,
+        ignore_background: bool = False,
         reduction: Literal["mean", "sum", "none"] = "mean",
     ) -> None: ...
     def forward(self, pred: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
@@ -956,6 +959,9 @@ class TverskyLoss(PolylossLoss):
         smooth: float | torch.Tensor = 1.0,
         axis: int = -1,
         per_sample: bool = False,
+        ignore_index: int | None = None,
+        class_weight: torch.Tensor | None = None,
+        ignore_background: bool = False,
         reduction: Literal["mean", "sum", "none"] = "mean",
     ) -> None: ...
     def forward(self, pred: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
@@ -983,6 +989,9 @@ class JaccardLoss(PolylossLoss):
         smooth: float | torch.Tensor = 1.0,
         axis: int = -1,
         per_sample: bool = False,
+        ignore_index: int | None = None,
+        class_weight: torch.Tensor | None = None,
+        ignore_background: bool = False,
         reduction: Literal["mean", "sum", "none"] = "mean",
     ) -> None: ...
     def forward(self, pred: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
@@ -1008,6 +1017,9 @@ class DiceCELoss(PolylossLoss):
         dice_weight: float | torch.Tensor = 0.5,
         smooth: float | torch.Tensor = 1.0,
         axis: int = -1,
+        ignore_index: int | None = None,
+        class_weight: torch.Tensor | None = None,
+        ignore_background: bool = False,
         reduction: Literal["mean", "sum"] = "mean",
     ) -> None: ...
     def forward(self, pred: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...

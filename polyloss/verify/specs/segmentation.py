@@ -15,6 +15,8 @@ never leave [0, 1]; exactly empty masks are tested in ``tests/test_segmentation.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from polyloss.verify.specs import ENDPOINTS_OF_0_1, register
@@ -94,6 +96,35 @@ def _edge_cases() -> EdgeCorpus:
         (),
         reductions=("mean", "sum"),  # no "none"
     )
+    void = {"pred": f64([[[2.0, -1.0, 0.5], [0.0, 1.0, -2.0]]]), "target": i64([[255, 255]])}
+    for name in ("dice", "jaccard", "tversky", "dice_ce"):
+        edges.case(
+            name,
+            "every pixel void (ignore_index=255): nothing scored, 0",
+            void,
+            Finite(0.0, grad="zero"),
+            params={"ignore_index": 255},
+        )
+    edges.case(
+        "dice",
+        "ignore_index with a mask target",
+        {"pred": f64([0.2, 0.9]), "target": f64([0.0, 1.0])},
+        Raises(ValueError, r"ignore_index apply to integer class-index targets"),
+        params={"ignore_index": 255},
+    )
+    edges.case(
+        "dice",
+        "class_weight of the wrong length",
+        {"pred": f64([[2.0, -1.0, 0.5]]), "target": i64([1]), "class_weight": f64([1.0, 2.0])},
+        Raises(ValueError, r"class_weight"),
+    )
+    edges.case(
+        "jaccard",
+        "ignore_background: class 0 left out",
+        {"pred": f64([[0.0, 0.0]]), "target": i64([1])},
+        Finite(lambda a: 1.0 - (0.5 + 1.0) / (0.5 + 1.0 - 0.5 + 1.0)),
+        params={"ignore_background": True},
+    )
     return edges
 
 
@@ -101,10 +132,12 @@ EDGES = _edge_cases()
 
 
 def _pooled_unless_per_sample(case: Case) -> Layout:
+    shared = ("class_weight",) if "class_weight" in case.arrays else ()
     if case.params.get("per_sample", False):
-        return Layout(("pred", "target"))
+        return Layout(("pred", "target"), shared=shared)
     return Layout(
         ("pred", "target"),
+        shared=shared,
         none="pooled",
         coupled="pooled over the batch (per_sample=False): one score per class or one overall",
     )
@@ -117,8 +150,13 @@ def _dice_ce_mean(case: Case, values: dict[str, np.ndarray], evaluate: Evaluate)
     def total(ce: float, dice: float) -> float:
         return float(evaluate({**case.params, "ce_weight": ce, "dice_weight": dice}, "sum"))
 
+    ignore = case.params.get("ignore_index")
+    pixels = target.size if ignore is None else int((target != ignore).sum())
+    if case.params.get("ignore_background", False):
+        classes -= 1
     ce_weight, dice_weight = case.params.get("ce_weight", 0.5), case.params.get("dice_weight", 0.5)
-    return ce_weight * total(1.0, 0.0) / target.size + dice_weight * total(0.0, 1.0) / classes
+    ce_mean = total(1.0, 0.0) / pixels if pixels else 0.0
+    return ce_weight * ce_mean + dice_weight * total(0.0, 1.0) / classes
 
 
 def _empty_sample(name: str, variant: str) -> ZeroCase:
@@ -190,7 +228,11 @@ def _np_groups(a, p):
         e = np.exp(logits[idx] - logits[idx].max())
         probs[idx] = e / e.sum()
     onehot = np.zeros(logits.shape)
+    ignore = p.get("ignore_index")
     for idx in np.ndindex(target.shape):
+        if ignore is not None and int(target[idx]) == ignore:
+            probs[idx] = 0.0  # an ignored pixel counts nowhere
+            continue
         onehot[idx][int(target[idx])] = 1.0
     if per_sample:
         groups = [
@@ -221,6 +263,10 @@ def _np_loop(group_loss):
         out = np.zeros(shape)
         for index, pg, tg in groups:
             out[index] = group_loss(*_np_sums(pg, tg), p)
+        if "class_weight" in a:
+            out = out * np.asarray(a["class_weight"])
+        if p.get("ignore_background", False):
+            out = out[..., 1:]
         return reduce_reference(np, out, r)
 
     return ref
@@ -268,6 +314,71 @@ def _per_sample_or_pooled(m, a, p, r, pooled):
     return reduce_reference(m.torch, out, r)
 
 
+# --------------------------------------------------------------------------- optax
+
+
+def _optax_dice(score: str):
+    """``optax.losses.dice_loss`` (per sample, classes last, softmax applied; ``class_weights``,
+    ``ignore_background``): its smooth enters numerator and denominator once with the intersection
+    counted once, so polyloss's Dice with ``smooth`` is optax's with ``smooth / 2``; Tversky is its
+    alpha/beta, Jaccard its alpha = beta = 1."""
+
+    def ref(m, a, p, r):
+        target = a["target"]
+        axis = p.get("axis", -1)
+        if not p.get("per_sample", False) or m.jnp.issubdtype(target.dtype, m.jnp.floating):
+            raise NotApplicable("optax's dice_loss scores each sample's classes from logits and one-hot targets")
+        if axis not in (-1, a["pred"].ndim - 1) or p.get("ignore_index") is not None:
+            raise NotApplicable("optax's dice_loss takes classes last and has no ignore_index")
+        smooth = p.get("smooth", 1.0)
+        alpha, beta = {"dice": (0.5, 0.5), "jaccard": (1.0, 1.0)}.get(score, (p.get("alpha", 0.5), p.get("beta", 0.5)))
+        out = m.optax.losses.dice_loss(
+            a["pred"],
+            m.jax.nn.one_hot(target, a["pred"].shape[-1], dtype=a["pred"].dtype),
+            class_weights=a.get("class_weight"),
+            smooth=smooth / 2 if score == "dice" else smooth,
+            alpha=alpha,
+            beta=beta,
+            reduction="none",
+            ignore_background=p.get("ignore_background", False),
+        )
+        return reduce_reference(m.jnp, out, r)
+
+    return Reference(f"optax.losses.dice_loss ({score})", "jax", ref)
+
+
+def _logits_ignored(rng, n, *, axis=1):
+    """Logits and labels with about a quarter of the pixels labelled 255 (void)."""
+    arrays = _logits(rng, n, axis=axis)
+    arrays["target"] = np.where(rng.random(arrays["target"].shape) < 0.25, 255, arrays["target"])
+    return arrays
+
+
+def _logits_class_weight(rng, n):
+    return {**_logits(rng, n, axis=-1), "class_weight": rng.uniform(0.2, 2.0, size=C)}
+
+
+def _class_option_variants(**params: object) -> tuple[Variant, ...]:
+    """The per-class options of dice, tversky and jaccard (``params``: the loss's own settings)."""
+    return (
+        _variant("logits,axis=1,ignore_index=255", _logits_ignored, axis=1, ignore_index=255, **params),
+        _variant(
+            "logits,axis=-1,per_sample,class_weight,ignore_background",
+            _logits_class_weight,
+            per_sample=True,
+            ignore_background=True,
+            **params,
+        ),
+        _variant(
+            "logits,axis=-1,per_sample,ignore_background",
+            lambda rng, n: _logits(rng, n, axis=-1),
+            per_sample=True,
+            ignore_background=True,
+            **params,
+        ),
+    )
+
+
 # --------------------------------------------------------------------------- dice
 
 
@@ -280,6 +391,8 @@ def _study_hub_dice(m, a, p, r):
     torch = m.torch
     if p.get("per_sample", False):
         raise NotApplicable("the original Dice pools the whole batch")
+    if "class_weight" in a or p.get("ignore_index") is not None or p.get("ignore_background", False):
+        raise NotApplicable("the original has no ignore_index, class weights or ignore_background")
     smooth = p.get("smooth", 1.0)
     if not _integer(m, a["target"]):
         pred_flat = a["pred"].reshape(-1)  # the original's .view(-1)
@@ -329,8 +442,11 @@ def _smp(score: str):
         return (intersection + smooth) / (intersection + alpha * fp + beta * fn + smooth).clamp_min(eps)
 
     def ref(m, a, p, r):
+        if "class_weight" in a or p.get("ignore_background", False):
+            raise NotApplicable("smp has no class weights (its classes= subset is not re-typed)")
         integer = _integer(m, a["target"])
         pred, target = _channels_first(m, a, p) if integer else (a["pred"], a["target"])
+        ignore_index = p.get("ignore_index")
 
         def pooled(y_pred, y_true):
             bs = y_true.size(0)
@@ -340,7 +456,13 @@ def _smp(score: str):
                 y_pred = y_pred.log_softmax(dim=1).exp()
                 y_true = y_true.reshape(bs, -1)
                 y_pred = y_pred.reshape(bs, num_classes, -1)
-                y_true = m.F.one_hot(y_true, num_classes).permute(0, 2, 1)
+                if ignore_index is not None:
+                    mask = y_true != ignore_index
+                    y_pred = y_pred * mask.unsqueeze(1)
+                    y_true = m.F.one_hot((y_true * mask).to(m.torch.long), num_classes)  # N,H*W -> N,H*W, C
+                    y_true = y_true.permute(0, 2, 1) * mask.unsqueeze(1)  # N, C, H*W
+                else:
+                    y_true = m.F.one_hot(y_true, num_classes).permute(0, 2, 1)
             else:  # BINARY_MODE, from_logits=False
                 y_true = y_true.reshape(bs, 1, -1)
                 y_pred = y_pred.reshape(bs, 1, -1)
@@ -412,10 +534,12 @@ register(
                 per_sample=True,
                 smooth=0.0,
             ),
+            *_class_option_variants(),
         ),
         references=(
             Reference("study-hub DiceLoss / MultiClassDiceLoss (re-typed)", "torch", _study_hub_dice),
             _smp("dice"),
+            _optax_dice("dice"),
             Reference("dice loop", "numpy", _np_loop(_np_dice), grads=False),
         ),
         layout=_pooled_unless_per_sample,
@@ -469,10 +593,12 @@ register(
                 alpha=0.4,
                 beta=0.6,
             ),
+            *_class_option_variants(alpha=0.3, beta=0.7),
         ),
         references=(
             _loss_library(focal=False),
             _smp("tversky"),
+            _optax_dice("tversky"),
             Reference("tversky loop (TP, FP, FN)", "numpy", _np_loop(_np_tversky), grads=False),
         ),
         layout=_pooled_unless_per_sample,
@@ -547,9 +673,11 @@ register(
                 lambda rng, n: _probabilities(rng, n, empty_first=True),
                 per_sample=True,
             ),
+            *_class_option_variants(),
         ),
         references=(
             _smp("jaccard"),
+            _optax_dice("jaccard"),
             Reference("jaccard loop", "numpy", _np_loop(_np_jaccard), grads=False),
         ),
         layout=_pooled_unless_per_sample,
@@ -669,6 +797,8 @@ def _study_hub_combined(m, a, p, r):
     """Study-hub's ``CombinedLoss`` (``nn.CrossEntropyLoss()`` + ``MultiClassDiceLoss``), re-typed,
     with its weights and Dice smoothing as parameters; "sum" sums both terms (pixels, classes)."""
     torch = m.torch
+    if "class_weight" in a or p.get("ignore_index") is not None or p.get("ignore_background", False):
+        raise NotApplicable("the original has no ignore_index, class weights or ignore_background")
     pred, target = _channels_first(m, a, p)
     ce_weight, dice_weight, smooth = p.get("ce_weight", 0.5), p.get("dice_weight", 0.5), p.get("smooth", 1.0)
     ce_loss = m.F.cross_entropy(pred, target, reduction=r)
@@ -686,6 +816,25 @@ def _study_hub_combined(m, a, p, r):
     return ce_weight * ce_loss + dice_weight * dice_loss
 
 
+def _np_dice_ce(m, a, p, r):
+    """CE one pixel at a time (ignored pixels skipped; "mean" over the kept ones) plus the Dice loop."""
+    logits = np.moveaxis(np.asarray(a["pred"], dtype=np.float64), p.get("axis", -1), -1)
+    target, ignore = np.asarray(a["target"]), p.get("ignore_index")
+    terms = []
+    for idx in np.ndindex(target.shape):
+        label = int(target[idx])
+        if ignore is not None and label == ignore:
+            continue
+        row = logits[idx]
+        top = row.max()
+        terms.append(top + math.log(math.fsum(math.exp(v - top) for v in row)) - row[label])
+    ce = math.fsum(terms)
+    if r == "mean":
+        ce = ce / len(terms) if terms else 0.0
+    dice = _np_loop(_np_dice)(m, a, p, r)
+    return np.asarray(p.get("ce_weight", 0.5) * ce + p.get("dice_weight", 0.5) * float(dice))
+
+
 register(
     LossSpec(
         name="dice_ce",
@@ -699,10 +848,23 @@ register(
                 smooth=0.5,
             ),
             _variant("axis=1,class absent,smooth=0", lambda rng, n: _logits(rng, n, absent="all"), axis=1, smooth=0.0),
+            _variant("axis=1,ignore_index=255", _logits_ignored, axis=1, ignore_index=255),
+            _variant(
+                "axis=-1,class_weight,ignore_background,ignore_index=255",
+                lambda rng, n: {**_logits_ignored(rng, n, axis=-1), "class_weight": rng.uniform(0.2, 2.0, size=C)},
+                ignore_background=True,
+                ignore_index=255,
+            ),
         ),
-        references=(Reference("study-hub CombinedLoss (re-typed)", "torch", _study_hub_combined),),
+        references=(
+            Reference("study-hub CombinedLoss (re-typed)", "torch", _study_hub_combined),
+            Reference("CE and Dice loops", "numpy", _np_dice_ce, grads=False),
+        ),
         layout=Layout(
-            ("pred", "target"), none=None, coupled="CE over every pixel plus Dice pooled over the batch; no 'none'"
+            ("pred", "target"),
+            shared=("class_weight",),
+            none=None,
+            coupled="CE over every pixel plus Dice pooled over the batch; no 'none'",
         ),
         mean=Mean(
             "ce_weight * CE summed over pixels / pixels + dice_weight * Dice summed over classes / classes (no 'none')",
