@@ -18,6 +18,7 @@ __all__ = [
     "categorical_hinge",
     "cauchy",
     "charbonnier",
+    "circle",
     "clip",
     "contrastive",
     "cosface",
@@ -419,6 +420,14 @@ def cosface(
     *,
     scale: float | jax.Array = 64.0,
     margin: float | jax.Array = 0.35,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def circle(
+    embeddings: jax.Array,
+    labels: jax.Array,
+    *,
+    m: float = 0.4,
+    gamma: float = 80.0,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> jax.Array: ...
 def uncertainty_weighting(

@@ -18,6 +18,7 @@ __all__ = [
     "categorical_hinge",
     "cauchy",
     "charbonnier",
+    "circle",
     "clip",
     "contrastive",
     "cosface",
@@ -430,6 +431,14 @@ def cosface(
     *,
     scale: float | numpy.ndarray = 64.0,
     margin: float | numpy.ndarray = 0.35,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def circle(
+    embeddings: numpy.ndarray,
+    labels: numpy.ndarray,
+    *,
+    m: float = 0.4,
+    gamma: float = 80.0,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> numpy.ndarray: ...
 def uncertainty_weighting(

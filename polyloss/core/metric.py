@@ -613,3 +613,61 @@ def cosface(
     index, valid = _check_margin_softmax(b, embeddings, class_weights, labels)
     cosine = _cosines(xp, embeddings, class_weights)
     return _margin_cross_entropy(b, cosine, cosine - margin, index, valid, scale, reduction)
+
+
+@loss("metric", settings={"m": number_in(0.0, 1.0), "gamma": positive_number()})
+def circle(
+    b: Backend, embeddings: Array, labels: Array, *, m: float = 0.4, gamma: float = 80.0, reduction: str = "mean"
+) -> Array:
+    r"""Circle loss (Sun et al., 2020) on the cosine similarities of a labelled batch.
+
+    For anchor :math:`i` with positive similarities :math:`s_p` (same label) and negative ones
+    :math:`s_n`, :math:`\alpha_p = [1 + m - s_p]_+`, :math:`\alpha_n = [s_n + m]_+` (held
+    constant), :math:`\Delta_p = 1 - m`, :math:`\Delta_n = m`:
+
+    .. math:: \ell_i = \operatorname{softplus}\Bigl(
+              \log \sum_p e^{-\gamma \alpha_p (s_p - \Delta_p)} + \log \sum_n e^{\gamma \alpha_n (s_n - \Delta_n)}\Bigr)
+
+    Args:
+        embeddings: ``(N, D)`` embeddings (normalised here: cosine similarities).
+        labels: ``(N,)`` integer class labels.
+        m: the relaxation margin in [0, 1] (default 0.4).
+        gamma: the scale :math:`\gamma > 0` (default 80).
+        reduction: ``"mean"`` (over the anchors with a positive and a negative), ``"sum"`` or
+            ``"none"`` (per anchor; 0 for an anchor without a positive or a negative).
+
+    Returns:
+        The loss. As the paper's, the weights :math:`\alpha` are held constant: the gradient is
+        not the derivative of the value (the finite-difference checks do not apply; the
+        re-typed reference checks the gradient).
+
+    Equals pytorch-metric-learning's ``CircleLoss(m, gamma)`` (its ``AvgNonZeroReducer`` averages
+    the positive losses: the anchors with a positive and a negative, each loss being a softplus).
+    """
+    xp = b.xp
+    check_floating(xp, "embeddings", embeddings)
+    check_ndim("embeddings", embeddings, 2, "(N, D)")
+    if not is_integer(xp, labels):
+        raise TypeError(f"labels must hold integer class labels, got dtype {labels.dtype}")
+    check_shape("labels", labels, (embeddings.shape[0],))
+    n = embeddings.shape[0]
+    if n == 0:
+        return reduce(xp, xp.sum(embeddings, axis=1), reduction)
+    unit = l2_normalize(xp, embeddings)
+    similarity = xp.matmul(unit, xp.matrix_transpose(unit))
+    rows = xp.arange(n, device=b.device(embeddings))
+    same = labels[:, None] == labels[None, :]
+    positive = same & (rows[:, None] != rows[None, :])
+    negative = ~same
+    held = b.stop_gradient(similarity)
+    positive_logits = -gamma * b.relu(1.0 + m - held) * (similarity - (1.0 - m))
+    negative_logits = gamma * b.relu(held + m) * (similarity - m)
+    valid = xp.any(positive, axis=1) & xp.any(negative, axis=1)
+    # rows without a positive or a negative: a finite stand-in (their loss is 0) so no -inf row is reduced
+    positive_logits = xp.where(valid[:, None], xp.where(positive, positive_logits, -math.inf), 0.0)
+    negative_logits = xp.where(valid[:, None], xp.where(negative, negative_logits, -math.inf), 0.0)
+    per_anchor = b.softplus(b.logsumexp(positive_logits, 1) + b.logsumexp(negative_logits, 1))
+    per_anchor = xp.where(valid, per_anchor, 0.0)
+    if reduction != "mean":
+        return reduce(xp, per_anchor, reduction)
+    return reduce(xp, per_anchor, reduction, xp.sum(xp.astype(valid, per_anchor.dtype)))

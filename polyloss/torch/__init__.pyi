@@ -21,6 +21,7 @@ __all__ = [
     "categorical_hinge",
     "cauchy",
     "charbonnier",
+    "circle",
     "clip",
     "contrastive",
     "cosface",
@@ -428,6 +429,14 @@ def cosface(
     *,
     scale: float | torch.Tensor = 64.0,
     margin: float | torch.Tensor = 0.35,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def circle(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    m: float = 0.4,
+    gamma: float = 80.0,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> torch.Tensor: ...
 def uncertainty_weighting(

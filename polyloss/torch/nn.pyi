@@ -22,6 +22,7 @@ __all__ = [
     "CategoricalHingeLoss",
     "CauchyLoss",
     "CharbonnierLoss",
+    "CircleLoss",
     "ContrastiveLoss",
     "CosFaceLoss",
     "CosineEmbeddingLoss",
@@ -556,6 +557,13 @@ class CosFaceLoss(PolylossLoss):
     def __call__(
         self, embeddings: torch.Tensor, class_weights: torch.Tensor, labels: torch.Tensor, **overrides: Any
     ) -> torch.Tensor: ...
+
+class CircleLoss(PolylossLoss):
+    def __init__(
+        self, *, m: float = 0.4, gamma: float = 80.0, reduction: Literal["mean", "sum", "none"] = "mean"
+    ) -> None: ...
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(self, embeddings: torch.Tensor, labels: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
 
 class CurriculumLoss(PolylossLoss):
     def __init__(self, *, progress: float = ..., reduction: Literal["mean", "sum", "none"] = "sum") -> None: ...

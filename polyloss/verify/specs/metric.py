@@ -16,7 +16,7 @@ import numpy as np
 
 from polyloss.verify.specs import ENDPOINTS_OF_0_1, SIGN_LABEL, register
 from polyloss.verify.specs._gen import away_from_kinks, binary, copy_of, labels, normal, set_to
-from polyloss.verify.specs.edges import EdgeCorpus, Finite, Raises, f64, i64
+from polyloss.verify.specs.edges import EdgeCorpus, Finite, Raises, f64, i64, softplus
 from polyloss.verify.specs.record import Case, HalfPrecision, Layout, LossSpec, Mean, Variant, ZeroCase
 from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
 
@@ -929,5 +929,130 @@ register(
         scale_invariant=("embeddings", "class_weights"),
         half_precision=HalfPrecision(zero_cases=(_zero_embedding_and_class_weight("cosface"),)),
         edge_cases=EDGES.of("cosface"),
+    )
+)
+
+
+# -- circle -------------------------------------------------------------------------------
+
+CIRCLE_EDGES = EdgeCorpus()
+CIRCLE_EDGES.case(
+    "circle",
+    "every label distinct: no positive, 0",
+    {"embeddings": f64([[1.0, 0.0], [0.0, 1.0]]), "labels": i64([0, 1])},
+    Finite(0.0, grad="zero"),
+)
+CIRCLE_EDGES.case(
+    "circle",
+    "one class: no negative, 0",
+    {"embeddings": f64([[1.0, 0.0], [0.6, 0.8]]), "labels": i64([3, 3])},
+    Finite(0.0, grad="zero"),
+)
+CIRCLE_EDGES.case(
+    "circle",
+    "a zero embedding: similarity 0, finite",
+    {"embeddings": f64([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), "labels": i64([0, 0, 1])},
+    Finite(),
+)
+CIRCLE_EDGES.empty_batch("circle", {"embeddings": np.zeros((0, D)), "labels": np.zeros(0, dtype=np.int64)}, (0,))
+
+
+def _circle_arrays(rng, n, **_):
+    classes = max(2, (n + 3) // 2)
+    y = labels(rng, (n + 3,), classes)
+    y[:2] = 0  # a positive pair and
+    y[2] = 1  # a negative for the first anchors
+    return {"embeddings": normal(rng, (n + 3, D)), "labels": y}
+
+
+def _pml_circle(m, a, p, r):
+    """pytorch-metric-learning's ``CircleLoss._compute_loss`` (``losses/circle_loss.py``) on
+    ``CosineSimilarity`` pairs, re-typed; its ``AvgNonZeroReducer`` is "mean" (the mean of the positive
+    losses), "none" the per-anchor losses."""
+    torch = m.torch
+    margin, gamma = p.get("m", 0.4), p.get("gamma", 80.0)
+    op, on, delta_p, delta_n = 1 + margin, -margin, 1 - margin, margin
+    embeddings = m.F.normalize(a["embeddings"], p=2, dim=1)
+    mat = embeddings @ embeddings.T
+    labels = a["labels"]
+    same = labels[:, None] == labels[None, :]
+    pos_mask = (same & ~torch.eye(len(labels), dtype=torch.bool)).to(mat.dtype)
+    neg_mask = (~same).to(mat.dtype)
+    pos_mask_bool, neg_mask_bool = pos_mask.bool(), neg_mask.bool()
+    anchor_positive, anchor_negative = mat[pos_mask_bool], mat[neg_mask_bool]
+    new_mat = torch.zeros_like(mat)
+    new_mat[pos_mask_bool] = -gamma * torch.relu(op - anchor_positive.detach()) * (anchor_positive - delta_p)
+    new_mat[neg_mask_bool] = gamma * torch.relu(anchor_negative.detach() - on) * (anchor_negative - delta_n)
+
+    def logsumexp(x, keep_mask, dim=1):  # pml's lmu.logsumexp(add_one=False); c_f.neg_inf is finfo.min
+        x = x.masked_fill(~keep_mask, torch.finfo(x.dtype).min)
+        output = torch.logsumexp(x, dim=dim, keepdim=True)
+        return output.masked_fill(~torch.any(keep_mask, dim=dim, keepdim=True), 0)
+
+    losses = m.F.softplus(logsumexp(new_mat, pos_mask_bool) + logsumexp(new_mat, neg_mask_bool)).squeeze(1)
+    zero_rows = (torch.sum(pos_mask, dim=1) == 0) | (torch.sum(neg_mask, dim=1) == 0)
+    losses = torch.where(zero_rows, torch.zeros_like(losses), losses)
+    if r == "none":
+        return losses
+    if r == "sum":
+        return losses.sum()
+    nonzero = losses > 0
+    return losses[nonzero].mean() if bool(nonzero.any()) else losses.sum() * 0
+
+
+def _numpy_circle_loop(m, a, p, r):
+    margin, gamma = p.get("m", 0.4), p.get("gamma", 80.0)
+    emb = np.asarray(a["embeddings"], dtype=float)
+    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    y = np.asarray(a["labels"])
+    out, kept = [], 0
+    for i in range(len(y)):
+        pos = [float(emb[i] @ emb[j]) for j in range(len(y)) if j != i and y[j] == y[i]]
+        neg = [float(emb[i] @ emb[j]) for j in range(len(y)) if y[j] != y[i]]
+        if not pos or not neg:
+            out.append(0.0)
+            continue
+        lp = [-gamma * max(0.0, 1 + margin - s) * (s - (1 - margin)) for s in pos]
+        ln = [gamma * max(0.0, s + margin) * (s - margin) for s in neg]
+
+        def lse(v):
+            top = max(v)
+            return top + math.log(math.fsum(math.exp(x - top) for x in v))
+
+        out.append(softplus(lse(lp) + lse(ln)))
+        kept += 1
+    values = np.array(out)
+    if r == "mean":
+        return np.asarray(values.sum() / kept if kept else 0.0)
+    return reduce_reference(np, values, r)
+
+
+register(
+    LossSpec(
+        name="circle",
+        variants=(
+            _variant("m=0.4,gamma=80", _circle_arrays),
+            _variant("m=0.25,gamma=32", _circle_arrays, m=0.25, gamma=32.0),
+        ),
+        references=(
+            Reference("pytorch-metric-learning CircleLoss (re-typed)", "torch", _pml_circle),
+            Reference("circle loop", "numpy", _numpy_circle_loop, grads=False),
+        ),
+        finite_differences=False,  # the weights alpha are held constant (the paper's, pml's .detach())
+        notes="The weights alpha_p, alpha_n are held constant, as the paper and pytorch-metric-learning do: the "
+        "gradient is not the derivative of the value; pml's re-typed loss checks it. 'mean' averages the anchors "
+        "with a positive and a negative (pml's AvgNonZeroReducer).",
+        layout=Layout(("embeddings", "labels"), coupled="pairs within the batch: every other sample is a pair"),
+        mean=Mean(
+            "the number of anchors with a positive and a negative",
+            lambda case, none: float(
+                sum(
+                    1
+                    for i, yi in enumerate(case.arrays["labels"])
+                    if (case.arrays["labels"] == yi).sum() > 1 and (case.arrays["labels"] != yi).any()
+                )
+            ),
+        ),
+        edge_cases=CIRCLE_EDGES.of("circle"),
     )
 )
