@@ -187,16 +187,28 @@ _WEIGHTED_MEAN = Mean("sum(weight) with weight, the number of elements otherwise
 SHAPE = 3  # features per sample
 
 
-def _pair(kinks: tuple[float, ...] = (0.0,), weighted: bool = False, **params: object) -> Variant:
+def _pair_variant(draw, weighted: bool = False, **params: object) -> Variant:
+    """A variant of ``(pred, target) = draw(rng, n)``, with elementwise weights in [0, 2) when ``weighted``."""
+
     def make(rng: np.random.Generator, n: int) -> Case:
-        target = normal(rng, (n, SHAPE))
-        arrays = {"pred": target + away_from_kinks(rng, (n, SHAPE), kinks), "target": target}
+        pred, target = draw(rng, n)
+        arrays = {"pred": pred, "target": target}
         if weighted:
             arrays["weight"] = rng.uniform(0.0, 2.0, size=(n, SHAPE))
         return Case(arrays, dict(params))
 
     name = ",".join([f"{k}={v}" for k, v in params.items()] + (["weight"] if weighted else [])) or "default"
     return Variant(name, make)
+
+
+def _pair(kinks: tuple[float, ...] = (0.0,), weighted: bool = False, **params: object) -> Variant:
+    """Normal targets, predictions whose errors keep away from the loss's ``kinks``."""
+
+    def draw(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        target = normal(rng, (n, SHAPE))
+        return target + away_from_kinks(rng, (n, SHAPE), kinks), target
+
+    return _pair_variant(draw, weighted, **params)
 
 
 def _torch_weighted(fn_name: str, *param_names: str) -> Reference:
@@ -504,27 +516,19 @@ def _kornia(name: str):
 def _positive_pair(weighted: bool = False, **params: object) -> Variant:
     """Targets away from 0 and from the epsilon floor, predictions within a factor of them."""
 
-    def make(rng: np.random.Generator, n: int) -> Case:
+    def draw(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         target = rng.uniform(0.5, 5.0, size=(n, SHAPE)) * rng.choice([-1.0, 1.0], size=(n, SHAPE))
         ratio = 1.0 + away_from_kinks(rng, (n, SHAPE), (0.0,), high=0.7)  # 0.3..0.95 or 1.05..1.7
-        arrays = {"pred": target * ratio, "target": target}
-        if weighted:
-            arrays["weight"] = rng.uniform(0.0, 2.0, size=(n, SHAPE))
-        return Case(arrays, dict(params))
+        return target * ratio, target
 
-    name = ",".join([f"{k}={v}" for k, v in params.items()] + (["weight"] if weighted else [])) or "default"
-    return Variant(name, make)
+    return _pair_variant(draw, weighted, **params)
 
 
 def _nonnegative_pair(weighted: bool = False, **params: object) -> Variant:
-    def make(rng: np.random.Generator, n: int) -> Case:
-        arrays = {"pred": rng.uniform(0.01, 5.0, size=(n, SHAPE)), "target": rng.uniform(0.01, 5.0, size=(n, SHAPE))}
-        if weighted:
-            arrays["weight"] = rng.uniform(0.0, 2.0, size=(n, SHAPE))
-        return Case(arrays, dict(params))
+    def draw(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        return rng.uniform(0.01, 5.0, size=(n, SHAPE)), rng.uniform(0.01, 5.0, size=(n, SHAPE))
 
-    name = ",".join([f"{k}={v}" for k, v in params.items()] + (["weight"] if weighted else [])) or "default"
-    return Variant(name, make)
+    return _pair_variant(draw, weighted, **params)
 
 
 register(
