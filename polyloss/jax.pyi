@@ -63,6 +63,7 @@ __all__ = [
     "mse",
     "msle",
     "multi_margin",
+    "multi_similarity",
     "multilabel_soft_margin",
     "nll",
     "nt_xent",
@@ -428,6 +429,15 @@ def circle(
     *,
     m: float = 0.4,
     gamma: float = 80.0,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def multi_similarity(
+    embeddings: jax.Array,
+    labels: jax.Array,
+    *,
+    alpha: float = 2.0,
+    beta: float = 50.0,
+    base: float = 0.5,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> jax.Array: ...
 def uncertainty_weighting(

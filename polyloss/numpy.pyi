@@ -62,6 +62,7 @@ __all__ = [
     "mse",
     "msle",
     "multi_margin",
+    "multi_similarity",
     "multilabel_soft_margin",
     "nll",
     "nt_xent",
@@ -439,6 +440,15 @@ def circle(
     *,
     m: float = 0.4,
     gamma: float = 80.0,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def multi_similarity(
+    embeddings: numpy.ndarray,
+    labels: numpy.ndarray,
+    *,
+    alpha: float = 2.0,
+    beta: float = 50.0,
+    base: float = 0.5,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> numpy.ndarray: ...
 def uncertainty_weighting(

@@ -671,3 +671,63 @@ def circle(
     if reduction != "mean":
         return reduce(xp, per_anchor, reduction)
     return reduce(xp, per_anchor, reduction, xp.sum(xp.astype(valid, per_anchor.dtype)))
+
+
+@loss(
+    "metric",
+    settings={"alpha": positive_number(), "beta": positive_number(), "base": finite_number()},
+)
+def multi_similarity(
+    b: Backend,
+    embeddings: Array,
+    labels: Array,
+    *,
+    alpha: float = 2.0,
+    beta: float = 50.0,
+    base: float = 0.5,
+    reduction: str = "mean",
+) -> Array:
+    r"""Multi-similarity loss (Wang et al., 2019) on the cosine similarities of a labelled batch.
+
+    For anchor :math:`i` with positives :math:`P_i` (same label, not itself) and negatives :math:`N_i`:
+
+    .. math:: \ell_i = \frac{1}{\alpha} \log\Bigl(1 + \sum_{p \in P_i} e^{-\alpha (s_{ip} - \lambda)}\Bigr)
+              + \frac{1}{\beta} \log\Bigl(1 + \sum_{n \in N_i} e^{\beta (s_{in} - \lambda)}\Bigr)
+
+    Args:
+        embeddings: ``(N, D)`` embeddings (normalised here: cosine similarities).
+        labels: ``(N,)`` integer class labels.
+        alpha: the positive pairs' scale :math:`\alpha > 0` (default 2).
+        beta: the negative pairs' scale :math:`\beta > 0` (default 50).
+        base: the similarity threshold :math:`\lambda` (default 0.5).
+        reduction: ``"mean"`` (over anchors), ``"sum"`` or ``"none"`` (per anchor).
+
+    Returns:
+        The loss; an anchor without positives (or negatives) has that term 0.
+
+    Equals pytorch-metric-learning's ``MultiSimilarityLoss(alpha, beta, base)`` (all pairs, no miner;
+    its ``MeanReducer``).
+    """
+    xp = b.xp
+    check_floating(xp, "embeddings", embeddings)
+    check_ndim("embeddings", embeddings, 2, "(N, D)")
+    if not is_integer(xp, labels):
+        raise TypeError(f"labels must hold integer class labels, got dtype {labels.dtype}")
+    check_shape("labels", labels, (embeddings.shape[0],))
+    n = embeddings.shape[0]
+    if n == 0:
+        return reduce(xp, xp.sum(embeddings, axis=1), reduction)
+    unit = l2_normalize(xp, embeddings)
+    similarity = xp.matmul(unit, xp.matrix_transpose(unit))
+    rows = xp.arange(n, device=b.device(embeddings))
+    same = labels[:, None] == labels[None, :]
+    positive = same & (rows[:, None] != rows[None, :])
+    one = xp.zeros((n, 1), dtype=similarity.dtype, device=b.device(embeddings))  # the "1 +" inside the logs
+
+    def soft_sum(kept: Array, logits: Array) -> Array:
+        return b.logsumexp(xp.concat([one, xp.where(kept, logits, -math.inf)], axis=1), 1)
+
+    per_anchor = (
+        soft_sum(positive, alpha * (base - similarity)) / alpha + soft_sum(~same, beta * (similarity - base)) / beta
+    )
+    return reduce(xp, per_anchor, reduction)

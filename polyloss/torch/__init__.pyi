@@ -66,6 +66,7 @@ __all__ = [
     "mse",
     "msle",
     "multi_margin",
+    "multi_similarity",
     "multilabel_soft_margin",
     "nll",
     "nt_xent",
@@ -437,6 +438,15 @@ def circle(
     *,
     m: float = 0.4,
     gamma: float = 80.0,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def multi_similarity(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    alpha: float = 2.0,
+    beta: float = 50.0,
+    base: float = 0.5,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> torch.Tensor: ...
 def uncertainty_weighting(

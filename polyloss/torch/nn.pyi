@@ -63,6 +63,7 @@ __all__ = [
     "MarginRankingLoss",
     "MultiLabelSoftMarginLoss",
     "MultiMarginLoss",
+    "MultiSimilarityLoss",
     "NLLLoss",
     "NTXentLoss",
     "ORPOLoss",
@@ -561,6 +562,18 @@ class CosFaceLoss(PolylossLoss):
 class CircleLoss(PolylossLoss):
     def __init__(
         self, *, m: float = 0.4, gamma: float = 80.0, reduction: Literal["mean", "sum", "none"] = "mean"
+    ) -> None: ...
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(self, embeddings: torch.Tensor, labels: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+
+class MultiSimilarityLoss(PolylossLoss):
+    def __init__(
+        self,
+        *,
+        alpha: float = 2.0,
+        beta: float = 50.0,
+        base: float = 0.5,
+        reduction: Literal["mean", "sum", "none"] = "mean",
     ) -> None: ...
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
     def __call__(self, embeddings: torch.Tensor, labels: torch.Tensor, **overrides: Any) -> torch.Tensor: ...

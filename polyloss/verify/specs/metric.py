@@ -1056,3 +1056,82 @@ register(
         edge_cases=CIRCLE_EDGES.of("circle"),
     )
 )
+
+
+# -- multi_similarity ---------------------------------------------------------------------
+
+MULTI_SIMILARITY_EDGES = EdgeCorpus()
+MULTI_SIMILARITY_EDGES.case(
+    "multi_similarity",
+    "every label distinct: the negative terms only",
+    {"embeddings": f64([[1.0, 0.0], [0.0, 1.0]]), "labels": i64([0, 1])},
+    Finite(math.log1p(math.exp(50.0 * (0.0 - 0.5))) / 50.0),
+)
+MULTI_SIMILARITY_EDGES.case(
+    "multi_similarity",
+    "identical positives, no negative: log(1 + e^{-alpha (1 - base)}) / alpha",
+    {"embeddings": f64([[0.6, 0.8], [0.6, 0.8]]), "labels": i64([2, 2])},
+    Finite(math.log1p(math.exp(-2.0 * (1.0 - 0.5))) / 2.0, rtol=1e-9),
+)
+MULTI_SIMILARITY_EDGES.empty_batch(
+    "multi_similarity", {"embeddings": np.zeros((0, D)), "labels": np.zeros(0, dtype=np.int64)}, (0,)
+)
+
+
+def _pml_multi_similarity(m, a, p, r):
+    """pytorch-metric-learning's ``MultiSimilarityLoss._compute_loss`` (``losses/multi_similarity_loss.py``) on
+    ``CosineSimilarity`` pairs (``margin(x, y) = y - x``, inverted), with ``lmu.logsumexp(add_one=True)``;
+    its ``MeanReducer`` is "mean"."""
+    torch = m.torch
+    alpha, beta, base = p.get("alpha", 2.0), p.get("beta", 50.0), p.get("base", 0.5)
+    embeddings = m.F.normalize(a["embeddings"], p=2, dim=1)
+    mat = embeddings @ embeddings.T
+    labels = a["labels"]
+    same = labels[:, None] == labels[None, :]
+    pos_mask = same & ~torch.eye(len(labels), dtype=torch.bool)
+    neg_mask = ~same
+
+    def logsumexp(x, keep_mask, dim=1):  # lmu.logsumexp(add_one=True)
+        x = x.masked_fill(~keep_mask, torch.finfo(x.dtype).min)
+        zeros = torch.zeros(x.size(dim - 1), dtype=x.dtype).unsqueeze(dim)
+        x = torch.cat([x, zeros], dim=dim)
+        output = torch.logsumexp(x, dim=dim, keepdim=True)
+        return output.masked_fill(~torch.any(keep_mask, dim=dim, keepdim=True), 0)
+
+    pos_exp = base - mat  # margin(mat, base) for an inverted distance
+    neg_exp = mat - base  # margin(base, mat)
+    pos_loss = (1.0 / alpha) * logsumexp(alpha * pos_exp, keep_mask=pos_mask)
+    neg_loss = (1.0 / beta) * logsumexp(beta * neg_exp, keep_mask=neg_mask)
+    return reduce_reference(torch, (pos_loss + neg_loss).squeeze(1), r)
+
+
+def _numpy_multi_similarity_loop(m, a, p, r):
+    alpha, beta, base = p.get("alpha", 2.0), p.get("beta", 50.0), p.get("base", 0.5)
+    emb = np.asarray(a["embeddings"], dtype=float)
+    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    y = np.asarray(a["labels"])
+    out = []
+    for i in range(len(y)):
+        pos = [float(emb[i] @ emb[j]) for j in range(len(y)) if j != i and y[j] == y[i]]
+        neg = [float(emb[i] @ emb[j]) for j in range(len(y)) if y[j] != y[i]]
+        term_p = math.log1p(math.fsum(math.exp(-alpha * (s - base)) for s in pos)) / alpha
+        term_n = math.log1p(math.fsum(math.exp(beta * (s - base)) for s in neg)) / beta
+        out.append(term_p + term_n)
+    return reduce_reference(np, np.array(out), r)
+
+
+register(
+    LossSpec(
+        name="multi_similarity",
+        variants=(
+            _variant("alpha=2,beta=50,base=0.5", _circle_arrays),
+            _variant("alpha=1,beta=10,base=0.2", _circle_arrays, alpha=1.0, beta=10.0, base=0.2),
+        ),
+        references=(
+            Reference("pytorch-metric-learning MultiSimilarityLoss (re-typed)", "torch", _pml_multi_similarity),
+            Reference("multi-similarity loop", "numpy", _numpy_multi_similarity_loop, grads=False),
+        ),
+        layout=Layout(("embeddings", "labels"), coupled="pairs within the batch: every other sample is a pair"),
+        edge_cases=MULTI_SIMILARITY_EDGES.of("multi_similarity"),
+    )
+)
