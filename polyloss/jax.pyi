@@ -713,6 +713,7 @@ def focal_tversky(
     smooth: float | jax.Array = 1.0,
     axis: int = -1,
     per_sample: bool = False,
+    ignore_index: int | None = None,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> jax.Array: ...
 def jaccard(
@@ -734,6 +735,7 @@ def generalized_dice(
     smooth: float | jax.Array = 1e-05,
     axis: int = -1,
     per_sample: bool = False,
+    ignore_index: int | None = None,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> jax.Array: ...
 def dice_ce(

@@ -728,6 +728,7 @@ def focal_tversky(
     smooth: float | numpy.ndarray = 1.0,
     axis: int = -1,
     per_sample: bool = False,
+    ignore_index: int | None = None,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> numpy.ndarray: ...
 def jaccard(
@@ -749,6 +750,7 @@ def generalized_dice(
     smooth: float | numpy.ndarray = 1e-05,
     axis: int = -1,
     per_sample: bool = False,
+    ignore_index: int | None = None,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> numpy.ndarray: ...
 def dice_ce(

@@ -313,6 +313,7 @@ def focal_tversky(
     smooth: float | Array = 1.0,
     axis: int = -1,
     per_sample: bool = False,
+    ignore_index: int | None = None,
     reduction: str = "mean",
 ) -> Array:
     r"""Focal Tversky loss (Abraham & Khan, 2019).
@@ -333,12 +334,13 @@ def focal_tversky(
         smooth: :math:`s \ge 0` (default 1).
         axis: the class axis of logits (integer targets only; default -1).
         per_sample: one score per sample instead of one over the batch.
+        ignore_index: with class indices, the label of pixels that count nowhere (see :func:`dice`).
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per group).
 
     Returns:
         The loss in [0, 1].
     """
-    o = _overlap(b, pred, target, axis, per_sample)
+    o = _overlap(b, pred, target, axis, per_sample, ignore_index=ignore_index)
     xp = b.xp
     return reduce(xp, safe_pow(xp, 1.0 - _tversky_index(xp, o, alpha, beta, smooth), gamma), reduction)
 
@@ -391,6 +393,7 @@ def generalized_dice(
     smooth: float | Array = 1e-5,
     axis: int = -1,
     per_sample: bool = False,
+    ignore_index: int | None = None,
     reduction: str = "mean",
 ) -> Array:
     r"""Generalized Dice loss (Sudre et al., 2017) with class weights :math:`1 / V_c^2`.
@@ -408,6 +411,8 @@ def generalized_dice(
         axis: the class axis (default -1).
         per_sample: one loss per sample (MONAI's ``batch=False``) instead of
             one over the batch (``batch=True``).
+        ignore_index: the label of pixels that count nowhere, in the volumes and the overlaps
+            (the void label 255); ``None``: none.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (scalar, or ``(N,)`` with ``per_sample``).
 
     Returns:
@@ -416,7 +421,7 @@ def generalized_dice(
     Equals MONAI's ``GeneralizedDiceLoss(softmax=True, to_onehot_y=True,
     w_type="square", smooth_nr=smooth, smooth_dr=smooth, batch=not per_sample)``.
     """
-    o = _overlap(b, pred, target, axis, per_sample, labels_only=True)
+    o = _overlap(b, pred, target, axis, per_sample, labels_only=True, ignore_index=ignore_index)
     xp = b.xp
     volume = o.target_sum  # the weights depend on the labels only: no gradient flows through them
     absent = volume == 0

@@ -726,6 +726,7 @@ def focal_tversky(
     smooth: float | torch.Tensor = 1.0,
     axis: int = -1,
     per_sample: bool = False,
+    ignore_index: int | None = None,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> torch.Tensor: ...
 def jaccard(
@@ -747,6 +748,7 @@ def generalized_dice(
     smooth: float | torch.Tensor = 1e-05,
     axis: int = -1,
     per_sample: bool = False,
+    ignore_index: int | None = None,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> torch.Tensor: ...
 def dice_ce(

@@ -998,6 +998,7 @@ class FocalTverskyLoss(PolylossLoss):
         smooth: float | torch.Tensor = 1.0,
         axis: int = -1,
         per_sample: bool = False,
+        ignore_index: int | None = None,
         reduction: Literal["mean", "sum", "none"] = "mean",
     ) -> None: ...
     def forward(self, pred: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
@@ -1025,6 +1026,7 @@ class GeneralizedDiceLoss(PolylossLoss):
         smooth: float | torch.Tensor = 1e-05,
         axis: int = -1,
         per_sample: bool = False,
+        ignore_index: int | None = None,
         reduction: Literal["mean", "sum", "none"] = "mean",
     ) -> None: ...
     def forward(self, pred: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...

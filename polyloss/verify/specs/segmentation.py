@@ -97,7 +97,7 @@ def _edge_cases() -> EdgeCorpus:
         reductions=("mean", "sum"),  # no "none"
     )
     void = {"pred": f64([[[2.0, -1.0, 0.5], [0.0, 1.0, -2.0]]]), "target": i64([[255, 255]])}
-    for name in ("dice", "jaccard", "tversky", "dice_ce"):
+    for name in ("dice", "jaccard", "tversky", "focal_tversky", "generalized_dice", "dice_ce"):
         edges.case(
             name,
             "every pixel void (ignore_index=255): nothing scored, 0",
@@ -637,6 +637,7 @@ register(
                 alpha=0.7,
                 beta=0.3,
             ),
+            _variant("logits,axis=1,ignore_index=255", _logits_ignored, axis=1, ignore_index=255),
         ),
         references=(
             _loss_library(focal=True),
@@ -695,11 +696,17 @@ def _monai_generalized_dice(m, a, p, r):
     smooth_nr=smooth_dr=smooth, batch=not per_sample)``, re-typed (monai/losses/dice.py).
 
     MONAI takes (B, C, spatial) logits and (B, 1, spatial) labels; its "none"
-    keeps broadcastable (B, 1, 1, 1) dimensions, squeezed to polyloss's shape.
+    keeps broadcastable (B, 1, 1, 1) dimensions, squeezed to polyloss's shape. MONAI has no
+    ``ignore_index``: the void pixels are zeroed in both the probabilities and the one-hot
+    labels, as segmentation_models_pytorch's ``DiceLoss(ignore_index=...)`` does.
     """
     torch = m.torch
     input, target = _channels_first(m, a, p)
     target = target.unsqueeze(1)  # (B, 1, spatial)
+    ignore = p.get("ignore_index")
+    keep = None if ignore is None else target != ignore
+    if keep is not None:
+        target = torch.where(keep, target, 0)
     smooth = p.get("smooth", 1e-5)
     smooth_nr = smooth_dr = float(smooth)
     batch = not p.get("per_sample", False)
@@ -710,6 +717,8 @@ def _monai_generalized_dice(m, a, p, r):
     sh = list(target.shape)
     sh[1] = n_pred_ch
     target = torch.zeros(sh, dtype=input.dtype).scatter_(1, target.long(), 1)
+    if keep is not None:
+        input, target = input * keep, target * keep
 
     reduce_axis = torch.arange(2, len(input.shape)).tolist()
     if batch:
@@ -777,6 +786,7 @@ register(
                 smooth=0.0,
             ),
             _variant("axis=-1,smooth=1", lambda rng, n: _logits(rng, n, axis=-1, classes=2), smooth=1.0),
+            _variant("axis=1,per_sample,ignore_index=255", _logits_ignored, axis=1, per_sample=True, ignore_index=255),
         ),
         references=(
             Reference("MONAI GeneralizedDiceLoss (re-typed)", "torch", _monai_generalized_dice),
