@@ -57,6 +57,8 @@ __all__ = [
     "linear_cross_entropy",
     "listmle",
     "log_cosh",
+    "lovasz_hinge",
+    "lovasz_softmax",
     "mae",
     "mape",
     "margin_ranking",
@@ -750,6 +752,24 @@ def dice_ce(
     class_weight: jax.Array | None = None,
     ignore_background: bool = False,
     reduction: Literal["mean", "sum"] = "mean",
+) -> jax.Array: ...
+def lovasz_hinge(
+    pred: jax.Array,
+    target: jax.Array,
+    *,
+    per_sample: bool = False,
+    ignore_index: int | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def lovasz_softmax(
+    pred: jax.Array,
+    target: jax.Array,
+    *,
+    axis: int = -1,
+    classes: str = "present",
+    per_sample: bool = False,
+    ignore_index: int | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> jax.Array: ...
 def ctc(
     log_probs: jax.Array,

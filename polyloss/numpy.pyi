@@ -56,6 +56,8 @@ __all__ = [
     "linear_cross_entropy",
     "listmle",
     "log_cosh",
+    "lovasz_hinge",
+    "lovasz_softmax",
     "mae",
     "mape",
     "margin_ranking",
@@ -765,6 +767,24 @@ def dice_ce(
     class_weight: numpy.ndarray | None = None,
     ignore_background: bool = False,
     reduction: Literal["mean", "sum"] = "mean",
+) -> numpy.ndarray: ...
+def lovasz_hinge(
+    pred: numpy.ndarray,
+    target: numpy.ndarray,
+    *,
+    per_sample: bool = False,
+    ignore_index: int | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def lovasz_softmax(
+    pred: numpy.ndarray,
+    target: numpy.ndarray,
+    *,
+    axis: int = -1,
+    classes: str = "present",
+    per_sample: bool = False,
+    ignore_index: int | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> numpy.ndarray: ...
 def ctc(
     log_probs: numpy.ndarray,

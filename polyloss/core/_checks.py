@@ -338,6 +338,20 @@ def check_signs(b: Backend, name: str, x: Array) -> None:
     raise ValueError(f"{name} must contain only 1 and -1, got a value of {bad!r}")
 
 
+def check_binary(b: Backend, name: str, x: Array, ignore_index: int | None = None) -> None:
+    """Refuse values other than 0 and 1 (and ``ignore_index``) in eager mode (binary masks)."""
+    if b.is_opaque(x) or math.prod(x.shape) == 0:
+        return
+    allowed = (x == 0) | (x == 1)
+    if ignore_index is not None:
+        allowed = allowed | (x == ignore_index)
+    if bool(b.xp.all(allowed)):  # one reduction read on the host, not the values
+        return
+    bad = next(v for v in b.host_values(x) if v not in (0, 1, ignore_index))
+    also = "" if ignore_index is None else f" and ignore_index={ignore_index}"
+    raise ValueError(f"{name} must contain only 0 and 1{also}, got a value of {bad!r}")
+
+
 def check_unit_interval(b: Backend, name: str, x: Array) -> None:
     """Refuse values outside [0, 1] (or NaN) in eager mode."""
     if b.is_opaque(x) or math.prod(x.shape) == 0:

@@ -1,4 +1,4 @@
-"""Overlap losses for segmentation: Dice, Tversky, focal Tversky, Jaccard, generalized Dice.
+"""Overlap losses for segmentation: Dice, Tversky, focal Tversky, Jaccard, generalized Dice, Lovász.
 
 Two input forms, chosen by the target's dtype:
 
@@ -24,6 +24,13 @@ Jaccard, ``alpha/s`` for Tversky), which pushes an empty prediction to stay empt
 on an empty target is penalised (unlike implementations that drop classes
 absent from the target).
 
+The Lovász losses (Berman et al., 2018) take logits: ``lovasz_hinge`` with a binary mask of
+``pred``'s shape, ``lovasz_softmax`` with class indices. Each group's errors are sorted (the order
+carries no gradient; equal errors give the same value in any order) and dotted with the increments
+of the Jaccard loss, so they are piecewise linear (hinge) or piecewise smooth (softmax) and work
+under ``jax.jit`` and ``torch.compile`` (a sort of static size, no data-dependent shapes). Ignored
+pixels take error 0 and rank after every other pixel, where they change nothing.
+
 Conventions (tested by ``tests/test_input_dtypes.py``, ``tests/test_bad_inputs.py`` and the
 edge-case corpus): an empty batch gives ``"sum"`` and ``"mean"`` 0 and an empty ``"none"``;
 class-index targets may have any integer dtype, and a ``bool`` or integer target of ``pred``'s own
@@ -34,6 +41,7 @@ absent from the target, polyloss scores them (predicted mass there is penalised)
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 from polyloss.core._checks import (
@@ -41,6 +49,7 @@ from polyloss.core._checks import (
     as_binary_target,
     boolean,
     check_axis,
+    check_binary,
     check_floating,
     check_not_float_indices,
     check_same_shape,
@@ -50,6 +59,7 @@ from polyloss.core._checks import (
     guard_traced_labels,
     is_integer,
     nonnegative_number,
+    one_of,
     positive_number,
 )
 from polyloss.core._reduce import reduce, safe_divide, safe_pow
@@ -495,3 +505,180 @@ def dice_ce(
     else:
         ce = cross_entropy(b, pred, target, axis=axis, ignore_index=ignore_index, reduction=reduction)
     return ce_weight * ce + dice_weight * dice_loss
+
+
+# --------------------------------------------------------------------------- Lovász
+
+
+def _lovasz_gradient(b: Backend, foreground: Array) -> Array:
+    """Berman et al.'s Algorithm 1 along the last axis: the increments of the Jaccard loss
+    :math:`\\Delta_J(M_k) = |M_k| / |F \\cup M_k|` as the pixels, ordered by decreasing error, join
+    the mispredicted set :math:`M_k` (``foreground``: 0/1 in that order)."""
+    xp = b.xp
+    total = xp.sum(foreground, axis=-1, keepdims=True)
+    intersection = total - b.cumulative_sum(foreground, -1)
+    union = total + b.cumulative_sum(1.0 - foreground, -1)  # >= 1 at every position: no 0/0
+    jaccard = 1.0 - intersection / union
+    return xp.concat([jaccard[..., :1], jaccard[..., 1:] - jaccard[..., :-1]], axis=-1)
+
+
+def _lovasz_extension(b: Backend, errors: Array, foreground: Array) -> Array:
+    """The Lovász extension of the Jaccard loss at ``errors`` (>= 0), along the last axis: the
+    errors sorted in decreasing order, dotted with :func:`_lovasz_gradient`. The order and the
+    labels carry no gradient; ties (equal errors) give the same value in any order."""
+    xp = b.xp
+    order = xp.argsort(b.stop_gradient(errors), axis=-1, descending=True, stable=True)
+    ranked_foreground = b.take_along_axis(b.stop_gradient(foreground), order, -1)
+    increments = b.stop_gradient(_lovasz_gradient(b, ranked_foreground))
+    return xp.sum(b.take_along_axis(errors, order, -1) * increments, axis=-1)
+
+
+def _groups(xp: Any, x: Array, per_sample: bool, lead: int = 0) -> Array:
+    """``x`` flattened into its groups along the last axis: one over the batch, or one per
+    sample (axis 0); ``lead`` trailing axes are kept last-but-one (the classes)."""
+    kept = tuple(x.shape[x.ndim - lead :])
+    pixels = math.prod(x.shape[1 if per_sample else 0 : x.ndim - lead])
+    shape = (x.shape[0], pixels, *kept) if per_sample else (pixels, *kept)
+    grouped = xp.reshape(x, shape)
+    if lead:  # pixels last
+        order = tuple(i for i in range(grouped.ndim) if i != grouped.ndim - lead - 1)
+        grouped = xp.permute_dims(grouped, (*order, grouped.ndim - lead - 1))
+    return grouped
+
+
+@loss("segmentation", settings={"per_sample": boolean()})
+def lovasz_hinge(
+    b: Backend,
+    pred: Array,
+    target: Array,
+    *,
+    per_sample: bool = False,
+    ignore_index: int | None = None,
+    reduction: str = "mean",
+) -> Array:
+    r"""Lovász hinge loss (Berman et al., 2018): a convex surrogate of the binary Jaccard loss.
+
+    With the hinge errors :math:`m_i = \max(1 - x_i s_i, 0)`, :math:`s_i = 2 t_i - 1 \in \{-1, 1\}`,
+    sorted so that :math:`m_{\pi(1)} \ge m_{\pi(2)} \ge \dots`:
+
+    .. math:: \ell = \sum_k m_{\pi(k)} igl(\Delta_J(M_k) - \Delta_J(M_{k-1})igr),
+              \qquad \Delta_J(M) = rac{|M|}{|F \cup M|}
+
+    with :math:`M_k = \{\pi(1), \dots, \pi(k)\}` and :math:`F` the foreground: the Lovász extension
+    of the Jaccard loss :math:`\Delta_J` at the errors. Computed over every pixel of the batch, or
+    per sample.
+
+    Args:
+        pred: logits, any shape (``(N, H, W)`` for a batch of masks), floating.
+        target: the binary mask, ``pred``'s shape: 0/1 floating, ``bool`` or integers (which may
+            hold ``ignore_index``).
+        per_sample: one loss per sample (axis 0; smp's ``per_image=True``), then reduced, instead
+            of one over the batch.
+        ignore_index: with an integer target, the label of pixels that count nowhere (255);
+            ``None``: none.
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (the scalar, or ``(N,)`` with
+            ``per_sample``).
+
+    Returns:
+        The loss, >= 0; 0 when every pixel is ignored (zero gradient). Piecewise linear in ``pred``.
+
+    Equals segmentation_models_pytorch's ``LovaszLoss(mode="binary", per_image=per_sample,
+    ignore_index=ignore_index)`` and Berman's reference ``lovasz_hinge`` (bermanmaxim/LovaszSoftmax).
+    Berman, Rannen Triki & Blaschko, *The Lovász-Softmax loss: A tractable surrogate for the
+    optimization of the intersection-over-union measure in neural networks*, CVPR 2018.
+
+    Examples:
+        >>> import numpy as np
+        >>> import polyloss.numpy as pl
+        >>> pred = np.array([2.0, -1.0, 0.5])
+        >>> target = np.array([1.0, 0.0, 0.0])
+        >>> float(pl.lovasz_hinge(pred, target))  # errors (0, 0, 1.5): 1.5 * (1/2 - 0)
+        0.75
+    """
+    xp = b.xp
+    check_floating(xp, "pred", pred)
+    target = as_binary_target(xp, target, pred)
+    check_same_shape("pred", pred, "target", target)
+    if per_sample and pred.ndim == 0:
+        raise ValueError("per_sample=True needs a batch axis 0, got a 0-d pred")
+    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
+        raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
+    if ignore_index is not None and not is_integer(xp, target):
+        raise ValueError(f"ignore_index needs an integer target, got dtype {target.dtype}")
+    check_binary(b, "target", target, ignore_index)
+    foreground = xp.astype(target == 1, pred.dtype)
+    errors = 1.0 - pred * (2.0 * foreground - 1.0)
+    if ignore_index is not None:  # an ignored pixel: no error, ranked after every positive one
+        errors = xp.where(target != ignore_index, errors, 0.0)
+    losses = _lovasz_extension(b, b.relu(_groups(xp, errors, per_sample)), _groups(xp, foreground, per_sample))
+    if b.is_opaque(target):  # traced labels outside {0, 1, ignore_index} make their group NaN
+        allowed = (target == 0) | (target == 1)
+        if ignore_index is not None:
+            allowed = allowed | (target == ignore_index)
+        unexpected = xp.any(~_groups(xp, allowed, per_sample), axis=-1)
+        losses = xp.where(unexpected, xp.nan, losses)
+    return reduce(xp, losses, reduction)
+
+
+@loss("segmentation", settings={"per_sample": boolean(), "classes": one_of("present", "all")})
+def lovasz_softmax(
+    b: Backend,
+    pred: Array,
+    target: Array,
+    *,
+    axis: int = -1,
+    classes: str = "present",
+    per_sample: bool = False,
+    ignore_index: int | None = None,
+    reduction: str = "mean",
+) -> Array:
+    r"""Lovász-softmax loss (Berman et al., 2018): a surrogate of the multi-class Jaccard loss.
+
+    For each class :math:`c`, with the softmax probabilities :math:`p_{ic}` and the errors
+    :math:`m_i = |[y_i = c] - p_{ic}|` sorted in decreasing order (see :func:`lovasz_hinge`):
+
+    .. math:: \ell_c = \sum_k m_{\pi(k)} igl(\Delta_J(M_k) - \Delta_J(M_{k-1})igr), \qquad
+              \ell = rac{1}{|\mathcal{C}|} \sum_{c \in \mathcal{C}} \ell_c
+
+    averaged over the classes present in the labels (``classes="present"``) or over all of them.
+
+    Args:
+        pred: logits with classes on ``axis`` (softmaxed here).
+        target: integer class indices, ``pred``'s shape without ``axis``.
+        axis: the class axis (default -1; 1 for ``(N, C, H, W)``).
+        classes: ``"present"`` (default: the classes present in the group's labels; a group with
+            none scores 0) or ``"all"``.
+        per_sample: one loss per sample (axis 0; smp's ``per_image=True``), then reduced.
+        ignore_index: the label of pixels that count nowhere (255); ``None``: none.
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (the scalar, or ``(N,)`` with
+            ``per_sample``).
+
+    Returns:
+        The loss in [0, 1]; 0 when every pixel is ignored (zero gradient).
+
+    Equals segmentation_models_pytorch's ``LovaszLoss(mode="multiclass", per_image=per_sample,
+    ignore_index=ignore_index)`` with ``axis=1`` and Berman's reference ``lovasz_softmax`` on the
+    softmaxed logits (bermanmaxim/LovaszSoftmax).
+
+    Examples:
+        >>> import numpy as np
+        >>> import polyloss.numpy as pl
+        >>> pred = np.array([[0.0, 0.0], [0.0, 0.0]])  # two pixels, each p = (1/2, 1/2)
+        >>> target = np.array([0, 1])
+        >>> float(pl.lovasz_softmax(pred, target))  # each class, ties in order: 0.5 * 1 + 0.5 * 0
+        0.5
+    """
+    xp = b.xp
+    check_floating(xp, "pred", pred)
+    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
+        raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
+    if per_sample and pred.ndim < 2:
+        raise ValueError(f"per_sample=True needs a batch axis 0 and a class axis, got a {pred.ndim}-d pred")
+    probs, onehot = _class_probabilities(b, pred, target, axis, per_sample, ignore_index)
+    probs, onehot = _groups(xp, probs, per_sample, lead=1), _groups(xp, onehot, per_sample, lead=1)
+    per_class = _lovasz_extension(b, b.abs(onehot - probs), onehot)  # (groups..., C)
+    if classes == "all":
+        return reduce(xp, xp.mean(per_class, axis=-1), reduction)
+    present = xp.sum(onehot, axis=-1) > 0
+    count = xp.sum(xp.astype(present, per_class.dtype), axis=-1)
+    return reduce(xp, safe_divide(xp, xp.sum(xp.where(present, per_class, 0.0), axis=-1), count), reduction)

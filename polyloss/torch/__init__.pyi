@@ -60,6 +60,8 @@ __all__ = [
     "linear_cross_entropy",
     "listmle",
     "log_cosh",
+    "lovasz_hinge",
+    "lovasz_softmax",
     "mae",
     "mape",
     "margin_ranking",
@@ -763,6 +765,24 @@ def dice_ce(
     class_weight: torch.Tensor | None = None,
     ignore_background: bool = False,
     reduction: Literal["mean", "sum"] = "mean",
+) -> torch.Tensor: ...
+def lovasz_hinge(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    per_sample: bool = False,
+    ignore_index: int | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def lovasz_softmax(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    axis: int = -1,
+    classes: str = "present",
+    per_sample: bool = False,
+    ignore_index: int | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> torch.Tensor: ...
 def ctc(
     log_probs: torch.Tensor,

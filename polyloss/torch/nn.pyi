@@ -56,6 +56,8 @@ __all__ = [
     "LinearCrossEntropyLoss",
     "ListMLELoss",
     "LogCoshLoss",
+    "LovaszHingeLoss",
+    "LovaszSoftmaxLoss",
     "MAELoss",
     "MAPELoss",
     "MSELoss",
@@ -1044,6 +1046,30 @@ class DiceCELoss(PolylossLoss):
         class_weight: torch.Tensor | None = None,
         ignore_background: bool = False,
         reduction: Literal["mean", "sum"] = "mean",
+    ) -> None: ...
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+
+class LovaszHingeLoss(PolylossLoss):
+    def __init__(
+        self,
+        *,
+        per_sample: bool = False,
+        ignore_index: int | None = None,
+        reduction: Literal["mean", "sum", "none"] = "mean",
+    ) -> None: ...
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+
+class LovaszSoftmaxLoss(PolylossLoss):
+    def __init__(
+        self,
+        *,
+        axis: int = -1,
+        classes: str = "present",
+        per_sample: bool = False,
+        ignore_index: int | None = None,
+        reduction: Literal["mean", "sum", "none"] = "mean",
     ) -> None: ...
     def forward(self, pred: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
     def __call__(self, pred: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...

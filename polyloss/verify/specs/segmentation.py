@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from polyloss.verify.specs import ENDPOINTS_OF_0_1, register
-from polyloss.verify.specs._gen import binary, labels, normal, set_to
+from polyloss.verify.specs._gen import away_from_kinks, binary, labels, normal, set_to
 from polyloss.verify.specs.edges import EdgeCorpus, Finite, Raises, f64, i64
 from polyloss.verify.specs.record import Case, Evaluate, HalfPrecision, Layout, LossSpec, Mean, Variant, ZeroCase
 from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
@@ -117,6 +117,93 @@ def _edge_cases() -> EdgeCorpus:
         "class_weight of the wrong length",
         {"pred": f64([[2.0, -1.0, 0.5]]), "target": i64([1]), "class_weight": f64([1.0, 2.0])},
         Raises(ValueError, r"class_weight"),
+    )
+    for name, arrays in (
+        ("lovasz_hinge", {"pred": f64([[2.0, -1.0], [0.5, 3.0]]), "target": i64([[255, 255], [255, 255]])}),
+        ("lovasz_softmax", void),
+    ):
+        edges.case(
+            name,
+            "every pixel void (ignore_index=255): 0",
+            arrays,
+            Finite(0.0, grad="zero"),
+            params={"ignore_index": 255},
+        )
+        edges.case(
+            name,
+            "one sample entirely void, per_sample: it counts as 0 in the mean (smp's per_image)",
+            {
+                "pred": np.concatenate([arrays["pred"], arrays["pred"]]),
+                "target": np.concatenate([arrays["target"], np.zeros_like(arrays["target"])]),
+            },
+            Finite(),
+            params={"ignore_index": 255, "per_sample": True},
+        )
+    edges.case(
+        "lovasz_hinge",
+        "every pixel right by a margin: 0",
+        {"pred": f64([[3.0, -2.0], [-1.5, 1.5]]), "target": f64([[1.0, 0.0], [0.0, 1.0]])},
+        Finite(0.0, grad="zero"),
+    )
+    edges.case(
+        "lovasz_hinge",
+        "saturated logits of the wrong sign",
+        {"pred": f64([[-1e4, 1e4]]), "target": f64([[1.0, 0.0]])},
+        Finite(1e4 + 1.0),  # both errors 1e4 + 1; the increments of Delta_J sum to 1
+    )
+    edges.case(
+        "lovasz_hinge",
+        "a single pixel",
+        {"pred": f64([0.25]), "target": f64([1.0])},
+        Finite(0.75),
+    )
+    edges.case(
+        "lovasz_hinge",
+        "a target value other than 0 and 1",
+        {"pred": f64([0.25, 1.0]), "target": f64([1.0, 0.5])},
+        Raises(ValueError, r"target must contain only 0 and 1, got a value of 0\.5"),
+    )
+    edges.case(
+        "lovasz_hinge",
+        "ignore_index with a floating target",
+        {"pred": f64([0.25, 1.0]), "target": f64([1.0, 0.0])},
+        Raises(ValueError, r"ignore_index needs an integer target"),
+        params={"ignore_index": 255},
+    )
+    edges.case(
+        "lovasz_softmax",
+        "a class absent from the labels, classes='present': left out",
+        {"pred": f64([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]), "target": i64([0, 1])},
+        Finite(lambda a: (2 / 3 * 1.0 + 1 / 3 * 0.0 + 2 / 3 * 1.0 + 1 / 3 * 0.0) / 2),
+    )
+    edges.case(
+        "lovasz_softmax",
+        "a class absent from the labels, classes='all': its largest probability",
+        {"pred": f64([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]), "target": i64([0, 1])},
+        Finite(lambda a: (2 / 3 + 2 / 3 + 1 / 3) / 3),
+        params={"classes": "all"},
+    )
+    edges.case(
+        "lovasz_softmax",
+        "saturated logits, every pixel right: 0",
+        {"pred": f64([[100.0, -100.0], [-100.0, 100.0]]), "target": i64([0, 1])},
+        Finite(0.0),
+    )
+    edges.case(
+        "lovasz_softmax",
+        "classes neither 'present' nor 'all'",
+        {"pred": f64([[0.0, 0.0]]), "target": i64([0])},
+        Raises(ValueError, r"classes must be 'present' or 'all', got 'some'"),
+        params={"classes": "some"},
+    )
+    edges.empty_batch(
+        "lovasz_hinge", {"pred": np.zeros((0, 2, 2)), "target": np.zeros((0, 2, 2))}, (0,), params={"per_sample": True}
+    )
+    edges.empty_batch(
+        "lovasz_softmax",
+        {"pred": np.zeros((0, 2, 3)), "target": np.zeros((0, 2), dtype=np.int64)},
+        (0,),
+        params={"per_sample": True},
     )
     edges.case(
         "jaccard",
@@ -884,5 +971,205 @@ register(
             zero_cases=(ZeroCase("dice_ce class absent,smooth=0", "axis=1,class absent,smooth=0"),)
         ),
         edge_cases=EDGES.of("dice_ce"),
+    )
+)
+
+
+# --------------------------------------------------------------------------- Lovász
+
+
+def _hinge_mask(rng, n, *, void=False):
+    """(N, 2, 3) logits whose hinge errors 1 -+ x stay away from 0, and a binary mask (an integer
+    one with about a fifth of the pixels 255 when ``void``)."""
+    shape = (n, 2, 3)
+    target = binary(rng, shape)
+    if void:
+        target = np.where(rng.random(shape) < 0.2, 255, target.astype(np.int64))
+    return {"pred": away_from_kinks(rng, shape, kinks=(1.0,)), "target": target}
+
+
+def _smp_lovasz_grad(gt_sorted, dtype):
+    """segmentation_models_pytorch's ``_lovasz_grad`` (Berman's Algorithm 1), re-typed; in the
+    errors' ``dtype`` where smp calls ``.float()`` (its float32 cannot be dotted with float64 errors)."""
+    p = len(gt_sorted)
+    gts = gt_sorted.sum()
+    intersection = gts - gt_sorted.to(dtype).cumsum(0)
+    union = gts + (1 - gt_sorted).to(dtype).cumsum(0)
+    jaccard = 1.0 - intersection / union
+    if p > 1:  # cover 1-pixel case
+        jaccard[1:p] = jaccard[1:p] - jaccard[0:-1]
+    return jaccard
+
+
+def _smp_lovasz_hinge(m, a, p, r):
+    """segmentation_models_pytorch's ``LovaszLoss(mode="binary")`` (``_lovasz_hinge``,
+    ``_lovasz_hinge_flat``, ``_flatten_binary_scores``; losses/lovasz.py), re-typed; ``"sum"``
+    and ``"none"`` keep the per-image losses its mean averages."""
+    torch, F = m.torch, m.F
+    ignore = p.get("ignore_index")
+
+    def flat(logits, labels):
+        scores, labels = logits.reshape(-1), labels.reshape(-1)
+        if ignore is not None:
+            valid = labels != ignore
+            scores, labels = scores[valid], labels[valid]
+        if len(labels) == 0:
+            return scores.sum() * 0.0  # only void pixels, the gradients should be 0
+        signs = 2.0 * labels.float() - 1.0
+        errors = 1.0 - scores * signs.to(scores.dtype)
+        errors_sorted, perm = torch.sort(errors, dim=0, descending=True)
+        gt_sorted = labels[perm.data]
+        return torch.dot(F.relu(errors_sorted), _smp_lovasz_grad(gt_sorted, scores.dtype))
+
+    return _per_sample_or_pooled(m, a, p, r, flat)
+
+
+def _smp_lovasz_softmax(m, a, p, r):
+    """segmentation_models_pytorch's ``LovaszLoss(mode="multiclass")`` (softmax over the classes,
+    ``_lovasz_softmax``, ``_lovasz_softmax_flat``, ``_flatten_probas``; losses/lovasz.py), re-typed,
+    with ``classes`` passed through as its helper takes it (smp's class fixes "present")."""
+    torch = m.torch
+    pred, target = _channels_first(m, a, p)
+    ignore, classes = p.get("ignore_index"), p.get("classes", "present")
+
+    def flat(logits, labels):
+        probas = logits.softmax(dim=1)
+        C = probas.size(1)
+        probas = torch.movedim(probas, 1, -1).reshape(-1, C)  # [P, C]
+        labels = labels.reshape(-1)
+        if ignore is not None:
+            valid = labels != ignore
+            probas, labels = probas[valid], labels[valid]
+        if probas.numel() == 0:
+            return logits.sum() * 0.0  # only void pixels, the gradients should be 0
+        losses = []
+        for c in range(C):
+            fg = (labels == c).type_as(probas)  # foreground for class c
+            if classes == "present" and fg.sum() == 0:
+                continue
+            errors = (fg - probas[:, c]).abs()
+            errors_sorted, perm = torch.sort(errors, 0, descending=True)
+            losses.append(torch.dot(errors_sorted, _smp_lovasz_grad(fg[perm.data], probas.dtype)))
+        return sum(losses) / len(losses) if losses else logits.sum() * 0.0
+
+    return _per_sample_or_pooled(m, {"pred": pred, "target": target}, p, r, flat)
+
+
+def _np_lovasz(errors, foreground):
+    """The Lovász extension of the Jaccard loss by its definition: the pixels join the mispredicted
+    set M in decreasing error, each adding its error times the increase of |M| / |F u M|."""
+    order = sorted(range(len(errors)), key=lambda i: -errors[i])
+    fg = {i for i, f in enumerate(foreground) if f}
+    total, mispredicted, previous = 0.0, set(), 0.0
+    for i in order:
+        mispredicted.add(i)
+        jaccard = len(mispredicted) / len(fg | mispredicted)
+        total += errors[i] * (jaccard - previous)
+        previous = jaccard
+    return total
+
+
+def _np_lovasz_groups(a, p, *, softmax):
+    """[(probabilities or logits, labels)] of each group's kept pixels, one pixel at a time."""
+    pred, target = np.asarray(a["pred"], dtype=np.float64), np.asarray(a["target"])
+    if softmax:
+        pred = np.moveaxis(pred, p.get("axis", -1), -1)
+    ignore = p.get("ignore_index")
+    samples = (
+        [(pred[i : i + 1], target[i : i + 1]) for i in range(len(pred))] if p.get("per_sample") else [(pred, target)]
+    )
+    groups = []
+    for sample_pred, sample_target in samples:
+        kept = []
+        for idx in np.ndindex(sample_target.shape):
+            if ignore is not None and int(sample_target[idx]) == ignore:
+                continue
+            row = sample_pred[idx]
+            if softmax:
+                e = np.exp(row - row.max())
+                row = e / e.sum()
+            kept.append((row, int(sample_target[idx])))
+        groups.append(kept)
+    return groups
+
+
+def _np_lovasz_hinge(m, a, p, r):
+    losses = []
+    for kept in _np_lovasz_groups(a, p, softmax=False):
+        errors = [max(1.0 - float(x) * (2 * t - 1), 0.0) for x, t in kept]
+        losses.append(_np_lovasz(errors, [t == 1 for _, t in kept]))
+    out = np.asarray(losses) if p.get("per_sample") else np.asarray(losses[0])
+    return reduce_reference(np, out, r)
+
+
+def _np_lovasz_softmax(m, a, p, r):
+    classes = np.asarray(a["pred"]).shape[p.get("axis", -1)]
+    losses = []
+    for kept in _np_lovasz_groups(a, p, softmax=True):
+        per_class = []
+        for c in range(classes):
+            foreground = [t == c for _, t in kept]
+            if p.get("classes", "present") == "present" and not any(foreground):
+                continue
+            per_class.append(
+                _np_lovasz([abs(float(f) - row[c]) for (row, _), f in zip(kept, foreground, strict=True)], foreground)
+            )
+        losses.append(math.fsum(per_class) / len(per_class) if per_class else 0.0)
+    out = np.asarray(losses) if p.get("per_sample") else np.asarray(losses[0])
+    return reduce_reference(np, out, r)
+
+
+register(
+    LossSpec(
+        name="lovasz_hinge",
+        variants=(
+            _variant("mask", _hinge_mask),
+            _variant("mask,per_sample", _hinge_mask, per_sample=True),
+            _variant("integer mask,ignore_index=255", lambda rng, n: _hinge_mask(rng, n, void=True), ignore_index=255),
+            _variant(
+                "integer mask,per_sample,ignore_index=255",
+                lambda rng, n: _hinge_mask(rng, n, void=True),
+                per_sample=True,
+                ignore_index=255,
+            ),
+        ),
+        references=(
+            Reference("segmentation_models_pytorch LovaszLoss binary (re-typed)", "torch", _smp_lovasz_hinge),
+            Reference("Lovász extension by its definition", "numpy", _np_lovasz_hinge, grads=False),
+        ),
+        not_differentiable={"target": "a binary mask"},
+        layout=_pooled_unless_per_sample,
+        edge_cases=EDGES.of("lovasz_hinge"),
+    )
+)
+
+
+register(
+    LossSpec(
+        name="lovasz_softmax",
+        variants=(
+            _variant("axis=1", _logits, axis=1),
+            _variant("axis=-1,per_sample", lambda rng, n: _logits(rng, n, axis=-1), per_sample=True),
+            _variant("axis=1,classes=all", _logits, axis=1, classes="all"),
+            _variant(
+                "axis=-1,per_sample,class absent in sample 0",
+                lambda rng, n: _logits(rng, n, axis=-1, absent="first"),
+                per_sample=True,
+            ),
+            _variant(
+                "axis=-1,per_sample,class absent in sample 0,classes=all",
+                lambda rng, n: _logits(rng, n, axis=-1, absent="first"),
+                per_sample=True,
+                classes="all",
+            ),
+            _variant("axis=1,ignore_index=255", _logits_ignored, axis=1, ignore_index=255),
+            _variant("axis=1,per_sample,ignore_index=255", _logits_ignored, axis=1, per_sample=True, ignore_index=255),
+        ),
+        references=(
+            Reference("segmentation_models_pytorch LovaszLoss multiclass (re-typed)", "torch", _smp_lovasz_softmax),
+            Reference("Lovász extension by its definition", "numpy", _np_lovasz_softmax, grads=False),
+        ),
+        layout=_pooled_unless_per_sample,
+        edge_cases=EDGES.of("lovasz_softmax"),
     )
 )
