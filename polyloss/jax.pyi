@@ -250,6 +250,7 @@ def infonce(
 def nt_xent(
     z1: jax.Array,
     z2: jax.Array,
+    labels: jax.Array | None = None,
     *,
     temperature: float | jax.Array = 0.5,
     group: None = None,

@@ -267,6 +267,7 @@ def infonce(
 def nt_xent(
     z1: numpy.ndarray,
     z2: numpy.ndarray,
+    labels: numpy.ndarray | None = None,
     *,
     temperature: float | numpy.ndarray = 0.5,
     group: None = None,

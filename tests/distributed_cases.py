@@ -32,6 +32,7 @@ class Case:
     params: dict[str, Any] = field(default_factory=dict)
     learnable: dict[str, float] = field(default_factory=dict)
     label: str = ""
+    labelled: bool = False  # also pass ``labels``: global_labels(world), sharded as the rows
 
     @property
     def name(self) -> str:
@@ -53,7 +54,13 @@ CASES = (
     Case("infonce", ("query", "key"), {"temperature": 0.3}),
     Case("infonce", ("query", "key"), {"temperature": 0.3, "chunk_size": 2}, label="infonce-chunked"),
     Case("nt_xent", ("z1", "z2"), {"temperature": 0.5}),
+    Case("nt_xent", ("z1", "z2"), {"temperature": 0.5}, label="nt_xent-labels", labelled=True),
 )
+
+
+def global_labels(world: int) -> np.ndarray:
+    """``(world * LOCAL,)`` labels cycling through 3 values: each sample's positives sit on other devices too."""
+    return np.arange(world * LOCAL, dtype=np.int64) % 3
 
 
 def global_batch(world: int, content: str) -> tuple[np.ndarray, np.ndarray]:

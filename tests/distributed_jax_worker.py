@@ -22,7 +22,7 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 sys.path.insert(0, str(Path(__file__).parent))
-from distributed_cases import CASES, CONTENTS, JAX_WORLDS, LOCAL, REDUCTIONS, global_batch, key
+from distributed_cases import CASES, CONTENTS, JAX_WORLDS, LOCAL, REDUCTIONS, global_batch, global_labels, key
 
 import polyloss.jax as pj
 
@@ -31,11 +31,20 @@ AXIS = "batch"
 PMAP_WORLD = 4
 
 
+def _local_labels(case: Any, world: int) -> dict[str, jax.Array]:
+    """``labels`` for a labelled case: this device's slice of the global labels (inside a mapped function)."""
+    if not case.labelled:
+        return {}
+    start = jax.lax.axis_index(AXIS) * LOCAL
+    return {"labels": jax.lax.dynamic_slice_in_dim(jnp.asarray(global_labels(world)), start, LOCAL)}
+
+
 def _functions(mesh: Mesh, case: Any, reduction: str) -> tuple[Any, Any, Any]:
     loss = getattr(pj, case.loss)
+    world = mesh.devices.size
 
     def local(x: jax.Array, y: jax.Array, hyper: dict[str, jax.Array]) -> jax.Array:
-        return loss(x, y, **case.params, **hyper, axis_name=AXIS, reduction=reduction)
+        return loss(x, y, **_local_labels(case, world), **case.params, **hyper, axis_name=AXIS, reduction=reduction)
 
     def local_grads(x: jax.Array, y: jax.Array, hyper: dict[str, jax.Array]) -> Any:
         return jax.grad(lambda *args: jnp.sum(local(*args)), argnums=(0, 1, 2))(x, y, hyper)
@@ -93,7 +102,7 @@ def _pmap_gradients(world: int, per_rank: list[dict[str, Any]]) -> None:
         loss = getattr(pj, case.loss)
 
         def local(x: jax.Array, y: jax.Array, hyper: dict[str, jax.Array], loss: Any = loss, case: Any = case) -> Any:
-            return loss(x, y, **case.params, **hyper, axis_name=AXIS, reduction="mean")
+            return loss(x, y, **_local_labels(case, world), **case.params, **hyper, axis_name=AXIS, reduction="mean")
 
         grads = jax.pmap(jax.grad(local, argnums=(0, 1, 2)), axis_name=AXIS, in_axes=(0, 0, None))
         a, b = global_batch(world, "random")

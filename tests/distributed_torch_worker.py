@@ -19,7 +19,18 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 sys.path.insert(0, str(Path(__file__).parent))
-from distributed_cases import CASES, CONTENTS, DIM, LOCAL, REDUCTIONS, TORCH_WORLDS, global_batch, key, shard
+from distributed_cases import (
+    CASES,
+    CONTENTS,
+    DIM,
+    LOCAL,
+    REDUCTIONS,
+    TORCH_WORLDS,
+    global_batch,
+    global_labels,
+    key,
+    shard,
+)
 
 
 def _free_port() -> int:
@@ -46,7 +57,8 @@ def _run(rank: int, world: int, port: int, out: str) -> None:
                     for name, value in case.learnable.items()
                 }
                 loss = getattr(pt, case.loss)
-                value = loss(x, y, **case.params, **hyper, group=dist.group.WORLD, reduction=reduction)
+                labels = {"labels": torch.tensor(shard(global_labels(world), rank))} if case.labelled else {}
+                value = loss(x, y, **labels, **case.params, **hyper, group=dist.group.WORLD, reduction=reduction)
                 value.sum().backward()
                 k = key(world, case, content, reduction)
                 results[f"{k}/value"] = value.detach().numpy()

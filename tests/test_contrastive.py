@@ -8,6 +8,8 @@ autograd and ``jax.grad``.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -132,6 +134,24 @@ def test_nt_xent_matches_a_loop_over_the_2n_anchors(backend, z1, z2):
     rows = np_nt_xent_rows(z1, z2, 0.5)
     for reduction in REDUCTIONS:
         close(m.nt_xent(backend.asarray(z1), backend.asarray(z2), reduction=reduction), reduce(rows, reduction))
+
+
+@given(z1=drawn(4, D), z2=drawn(4, D), permutation=st.permutations(range(4)))
+@settings(max_examples=2)
+def test_nt_xent_with_distinct_labels_is_the_loss_without_labels(backend, z1, z2, permutation):
+    """Distinct labels (in any order) leave one positive per anchor: the unlabelled loss, values and gradients."""
+    m = namespace(backend)
+    labels = backend.asarray(np.asarray(permutation, dtype=np.int64))
+    inputs = [backend.asarray(z1), backend.asarray(z2)]
+    for reduction in REDUCTIONS:
+        with_labels = functools.partial(m.nt_xent, labels=labels, reduction=reduction)
+        without = functools.partial(m.nt_xent, reduction=reduction)
+        close(with_labels(*inputs), to_numpy(without(*inputs)))
+        if backend.has_autodiff:
+            _, got = backend.value_and_grad(with_labels, inputs, (0, 1))
+            _, expected = backend.value_and_grad(without, inputs, (0, 1))
+            for g, e in zip(got, expected, strict=True):
+                close(g, to_numpy(e))
 
 
 @pytest.mark.parametrize("temperature", [0.5, 0.01])

@@ -29,6 +29,7 @@ from distributed_cases import (
     TORCH_WORLDS,
     Case,
     global_batch,
+    global_labels,
     key,
 )
 from helpers import MODULES
@@ -66,7 +67,8 @@ def _expected(case: Case, world: int, content: str, reduction: str) -> dict[str,
     a, b = global_batch(world, content)
     x, y = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
     hyper = {n: torch.tensor(v, dtype=torch.float64, requires_grad=True) for n, v in case.learnable.items()}
-    value = getattr(pt, case.loss)(x, y, **case.params, **hyper, reduction=reduction)
+    labels = {"labels": torch.tensor(global_labels(world))} if case.labelled else {}
+    value = getattr(pt, case.loss)(x, y, **labels, **case.params, **hyper, reduction=reduction)
     value.sum().backward()
     assert x.grad is not None and y.grad is not None
     grads = {"0": x.grad.numpy(), "1": y.grad.numpy()}

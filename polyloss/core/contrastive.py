@@ -23,7 +23,9 @@ at a time in the forward pass.
 Conventions (tested by the edge-case corpus, ``tests/test_bad_inputs.py`` and
 ``tests/test_input_dtypes.py``): an empty batch gives ``"sum"`` and ``"mean"`` 0 and an empty
 ``"none"``; embeddings must be floating (``TypeError`` naming them); the two views never broadcast;
-a one-row batch of NT-Xent has no negative and gives 0.
+a one-row batch of NT-Xent has no negative and gives 0, and so does a labelled NT-Xent whose samples
+all share one label. NT-Xent's ``labels`` are gathered with the embeddings when distributed, and its
+``"mean"`` divides by the global number of positive pairs.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from polyloss.core._checks import (
     positive_number,
 )
 from polyloss.core._devices import devices_of, reduce_across
-from polyloss.core._reduce import l2_normalize, reduce, softmax_cross_entropy
+from polyloss.core._reduce import is_empty, l2_normalize, reduce, safe_divide, safe_logaddexp, softmax_cross_entropy
 from polyloss.core._registry import loss
 from polyloss.core._typing import Array, AxisName, Backend, Devices, ProcessGroup
 from polyloss.core.classification import chunked_cross_entropy
@@ -213,6 +215,7 @@ def nt_xent(
     b: Backend,
     z1: Array,
     z2: Array,
+    labels: Array | None = None,
     *,
     temperature: float | Array = 0.5,
     group: ProcessGroup = None,
@@ -230,20 +233,34 @@ def nt_xent(
     Self-similarity is excluded (a ``-inf`` logit); every other view in the
     batch is a negative. ``"mean"`` averages over the 2N anchors.
 
+    With ``labels``, every view of a sample with the same label is a positive too, and each
+    positive pair :math:`(i, p)` is contrasted with the negatives :math:`\mathcal{N}(i)` (the views
+    with another label) only:
+
+    .. math:: \ell_{ip} = -\log \frac{\exp(z_i \cdot z_p / \tau)}
+              {\exp(z_i \cdot z_p / \tau) + \sum_{k \in \mathcal{N}(i)} \exp(z_i \cdot z_k / \tau)}
+
+    ``"none"`` sums them per anchor and ``"mean"`` averages over the positive pairs
+    (pytorch-metric-learning's ``NTXentLoss`` and ``optax.losses.ntxent``); with distinct labels
+    this is the loss without them.
+
     Args:
         z1: ``(N, D)`` embeddings of the first view.
         z2: ``(N, D)`` embeddings of the second view.
+        labels: optional ``(N,)`` integer labels of the samples (both views share them).
         temperature: :math:`\tau > 0` (default 0.5).
         group: a ``torch.distributed`` process group (``polyloss.torch``): the devices the
             batch is spread over; ``None`` (default) for one device.
         axis_name: a mesh axis name bound by ``shard_map`` or ``pmap`` (``polyloss.jax``),
             the same for JAX; ``None`` (default) for one device.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``(2N,)``, the rows of ``z``;
+        reduction: ``"mean"`` (over the 2N anchors; with ``labels``, over the positive pairs, 0
+            when there is none), ``"sum"`` or ``"none"`` (``(2N,)``, the rows of ``z``;
             distributed, ``(2n,)``: this device's rows of ``z1``, then of ``z2``).
 
     Returns:
         The loss; per anchor with ``reduction="none"``. With ``N = 1`` each
-        anchor's only candidate is its positive: the loss is 0.
+        anchor's only candidate is its positive: the loss is 0; so is a positive pair with no
+        negative (every label the same).
 
     Numerically study-hub's ``InfoNCELoss`` class (eunsu-park/study-hub, lesson 24 "Loss Functions") once its labels
     account for the removed diagonal (``N + i - 1`` for the first N rows; as
@@ -254,6 +271,10 @@ def nt_xent(
     """
     xp = b.xp
     _check_views(xp, "z1", z1, "z2", z2)
+    if labels is not None:
+        if not is_integer(xp, labels):
+            raise TypeError(f"labels must hold integer labels, got dtype {labels.dtype}")
+        check_shape("labels", labels, (z1.shape[0],))
     devices = devices_of(b, group, axis_name)
     devices.check_same_rows("z1", z1)
     z1, z2 = _normalized(xp, True, z1, z2)
@@ -264,8 +285,34 @@ def nt_xent(
     own = xp.concat([rows, rows + total])
     self_pair = xp.arange(2 * total, device=b.device(z1))[None, :] == own[:, None]
     logits = xp.where(self_pair, -math.inf, _similarities(xp, anchors, candidates) / temperature)
-    per_anchor = softmax_cross_entropy(b, logits, xp.concat([rows + total, rows]), 1)
-    return reduce_across(xp, devices, per_anchor, reduction, 2 * n)
+    if labels is None:
+        per_anchor = softmax_cross_entropy(b, logits, xp.concat([rows + total, rows]), 1)
+        return reduce_across(xp, devices, per_anchor, reduction, 2 * n)
+    if is_empty(logits):  # no sample anywhere (every device holds the same number of rows)
+        return reduce(xp, xp.sum(logits, axis=1), reduction)
+    global_labels = devices.all_gather(labels)
+    same = xp.concat([labels, labels])[:, None] == xp.concat([global_labels, global_labels])[None, :]
+    positive = same & ~self_pair
+    per_anchor = _labelled_pairs(b, logits, positive, ~same)
+    if reduction != "mean":
+        return reduce_across(xp, devices, per_anchor, reduction, 2 * n)
+    pairs = xp.sum(xp.astype(positive, per_anchor.dtype))
+    return safe_divide(xp, devices.sum(xp.sum(per_anchor)), devices.sum(pairs))
+
+
+def _labelled_pairs(b: Backend, logits: Array, positive: Array, negative: Array) -> Array:
+    """Each anchor's sum over its positive pairs of ``log(e^{l_p} + sum_neg e^{l_k}) - l_p``; a pair
+    without negatives is 0 (``-inf`` logits and empty rows guarded: zero gradients, never NaN)."""
+    xp = b.xp
+    top = b.stop_gradient(xp.max(xp.where(negative, logits, -math.inf), axis=1, keepdims=True))
+    top = xp.where(top > -math.inf, top, 0.0)
+    exps = xp.where(negative, xp.exp(xp.where(negative, logits, top) - top), 0.0)
+    negatives = xp.sum(exps, axis=1, keepdims=True)
+    some = negatives > 0
+    log_negatives = xp.where(some, top + xp.log(xp.where(some, negatives, 1.0)), -math.inf)
+    positive_logits = xp.where(positive, logits, 0.0)
+    pair_losses = safe_logaddexp(b, positive_logits, log_negatives) - positive_logits
+    return xp.sum(xp.where(positive, pair_losses, 0.0), axis=1)
 
 
 @loss("contrastive", settings={"normalize": boolean(), "logit_scale": positive_number(arrays=True)})

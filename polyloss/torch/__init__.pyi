@@ -255,6 +255,7 @@ def infonce(
 def nt_xent(
     z1: torch.Tensor,
     z2: torch.Tensor,
+    labels: torch.Tensor | None = None,
     *,
     temperature: float | torch.Tensor = 0.5,
     group: torch.distributed.ProcessGroup | None = None,

@@ -15,8 +15,17 @@ import numpy as np
 
 from polyloss.verify.specs import register
 from polyloss.verify.specs._gen import normal, set_to
-from polyloss.verify.specs.edges import EdgeCorpus, Finite, ce, f64, fmean, softplus
-from polyloss.verify.specs.record import DEFAULT_TOLERANCES, Case, HalfPrecision, Layout, LossSpec, Variant, ZeroCase
+from polyloss.verify.specs.edges import EdgeCorpus, Finite, Raises, ce, f64, fmean, i64, softplus
+from polyloss.verify.specs.record import (
+    DEFAULT_TOLERANCES,
+    Case,
+    HalfPrecision,
+    Layout,
+    LossSpec,
+    Mean,
+    Variant,
+    ZeroCase,
+)
 from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
 
 # --------------------------------------------------------------------------- edge cases
@@ -90,9 +99,34 @@ def _edge_cases() -> EdgeCorpus:
         Finite(),
         params={"logit_scale": 100.0},
     )
+    two_views = {"z1": f64([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), "z2": f64([[1.0, 0.5], [-0.5, 1.0], [0.0, 1.0]])}
+    edges.case(
+        "nt_xent",
+        "one label for every sample: no negative, 0",
+        {**two_views, "labels": i64([4, 4, 4])},
+        Finite(0.0, grad="zero"),
+    )
+    edges.case(
+        "nt_xent",
+        "labels of the wrong shape",
+        {**two_views, "labels": i64([0, 1])},
+        Raises(ValueError, r"labels must have shape \(3,\), got \(2,\)"),
+    )
+    edges.case(
+        "nt_xent",
+        "floating labels",
+        {**two_views, "labels": f64([0.0, 1.0, 0.0])},
+        Raises(TypeError, r"labels must hold integer labels, got dtype"),
+    )
     NO_ROWS = np.zeros((0, 4))
     edges.empty_batch("infonce", {"query": NO_ROWS, "key": NO_ROWS}, (0,))
     edges.empty_batch("nt_xent", {"z1": NO_ROWS, "z2": NO_ROWS}, (0,))
+    edges.case(
+        "nt_xent",
+        "no sample, with labels: 0",
+        {"z1": NO_ROWS, "z2": NO_ROWS, "labels": np.zeros(0, dtype=np.int64)},
+        Finite(0.0, grad="zero", shape=()),
+    )
     # the shared scale and bias get a gradient of exactly 0
     edges.empty_batch("clip", {"image_emb": NO_ROWS, "text_emb": NO_ROWS, "logit_scale": f64(10.0)}, (0,))
     edges.empty_batch(
@@ -291,6 +325,8 @@ def _study_hub_infonce(m, a, p, r):
     ``N + i - 1`` (column ``N + i`` of the full matrix, shifted left by the removed
     diagonal entry), and ``2N - 1`` is out of range (IndexError for every N).
     """
+    if "labels" in a:
+        raise NotApplicable("study-hub's InfoNCELoss has one positive per anchor, no labels")
     torch, nn = m.torch, m.torch.nn
     z_i, z_j, temperature = a["z1"], a["z2"], p.get("temperature", 0.5)
     batch_size = z_i.size(0)
@@ -311,21 +347,78 @@ def _study_hub_infonce(m, a, p, r):
     return nn.functional.cross_entropy(similarity_matrix, labels, reduction=r)
 
 
-def _optax_ntxent(m, a, p, r):
-    """optax.losses.ntxent on concat(z1, z2) with labels concat(arange(N), arange(N)).
+def _labelled_views(rng, n, *, classes=2):
+    """Two views and ``(N,)`` labels from ``classes`` labels: several positives per anchor."""
+    return {**_views(rng, n), "labels": rng.integers(0, classes, size=n).astype(np.int64)}
 
-    It averages over every matched (i, j) pair, i.e. over the 2N anchors (one positive
-    each), so "sum" is that mean times 2N; it returns no per-anchor values.
+
+def _positive_pairs(case: Case) -> int:
+    """The number of (anchor, positive) pairs over the 2N views: 2N without labels."""
+    n = case.arrays["z1"].shape[0]
+    if "labels" not in case.arrays:
+        return 2 * n
+    groups = np.concatenate([case.arrays["labels"], case.arrays["labels"]])
+    return int((groups[:, None] == groups[None, :]).sum()) - 2 * n
+
+
+def _optax_ntxent(m, a, p, r):
+    """optax.losses.ntxent on concat(z1, z2) with labels concat(labels, labels) (or
+    concat(arange(N), arange(N)) without labels).
+
+    It averages over every matched (i, j) pair, so "sum" is that mean times the number of positive
+    pairs (2N without labels); it returns no per-anchor values.
     """
     if r == "none":
         raise NotApplicable("optax.losses.ntxent returns only the mean")
     jnp = m.jnp
     n = a["z1"].shape[0]
-    labels = jnp.concatenate([jnp.arange(n), jnp.arange(n)])
+    labels = jnp.arange(n) if "labels" not in a else a["labels"]
     loss = m.optax.losses.ntxent(
-        jnp.concatenate([a["z1"], a["z2"]], axis=0), labels, temperature=p.get("temperature", 0.5)
+        jnp.concatenate([a["z1"], a["z2"]], axis=0),
+        jnp.concatenate([labels, labels]),
+        temperature=p.get("temperature", 0.5),
     )
-    return loss * (2 * n) if r == "sum" else loss
+    if r == "mean":
+        return loss
+    groups = jnp.concatenate([labels, labels])
+    return loss * (jnp.sum(groups[:, None] == groups[None, :]) - 2 * n)
+
+
+def _np_nt_xent(m, a, p, r):
+    """Each positive pair's -log(e^{s_ip} / (e^{s_ip} + sum over the other-label views e^{s_ik})), in
+    float64 one pair at a time; summed per anchor ("none"), "mean" over the pairs."""
+    z = np.concatenate([np.asarray(a["z1"], dtype=np.float64), np.asarray(a["z2"], dtype=np.float64)])
+    n = len(z) // 2
+    labels = np.asarray(a["labels"]) if "labels" in a else np.arange(n)
+    groups = np.concatenate([labels, labels])
+    norms = [math.sqrt(math.fsum(v * v for v in row)) for row in z]
+    unit = [row / max(norm, 1e-12) for row, norm in zip(z, norms, strict=True)]
+    tau = float(p.get("temperature", 0.5))
+    per_anchor, pairs = [], 0
+    for i in range(2 * n):
+        sims = [math.fsum(unit[i] * unit[k]) / tau for k in range(2 * n)]
+        negatives = [sims[k] for k in range(2 * n) if groups[k] != groups[i]]
+        total = 0.0
+        for j in range(2 * n):
+            if j == i or groups[j] != groups[i]:
+                continue
+            pairs += 1
+            top = max([sims[j], *negatives])
+            total += top + math.log(math.fsum(math.exp(v - top) for v in [sims[j], *negatives])) - sims[j]
+        per_anchor.append(total)
+    if r == "none":
+        return np.asarray(per_anchor)
+    return np.asarray(math.fsum(per_anchor) / pairs if r == "mean" and pairs else math.fsum(per_anchor))
+
+
+def _nt_xent_layout(case: Case) -> Layout:
+    if "labels" in case.arrays:
+        return Layout(
+            ("z1", "z2", "labels"),
+            none="halves",
+            coupled=_IN_BATCH + " ((2N,) anchors; the other views of a label are positives)",
+        )
+    return Layout(("z1", "z2"), none="halves", coupled=_IN_BATCH + " ((2N,) anchors)")
 
 
 register(
@@ -336,10 +429,14 @@ register(
             _variant("N=1 (loss 0)", lambda rng, n: _views(rng, 1)),
             _variant("temperature=0.01", _views, temperature=0.01),
             _variant("collinear views (z2 = c * z1)", lambda rng, n: _views(rng, n, collinear=True)),
+            _variant("labels", _labelled_views),
+            _variant("labels,temperature=0.1", lambda rng, n: _labelled_views(rng, n, classes=3), temperature=0.1),
+            _variant("labels all equal (no negative: 0)", lambda rng, n: _labelled_views(rng, n, classes=1)),
         ),
         references=(
             Reference("study-hub InfoNCELoss (re-typed, labels fixed)", "torch", _study_hub_infonce),
             Reference("optax.losses.ntxent", "jax", _optax_ntxent),
+            Reference("positive-pair loop", "numpy", _np_nt_xent, grads=False),
         ),
         notes=(
             "optax.losses.ntxent normalizes with sqrt(max(||z||^2, finfo.eps)) (norm floor 1.5e-8 in float64, "
@@ -348,7 +445,10 @@ register(
             "3e-5: at temperature 0.01 the logits reach 100 (float32 spacing 7.6e-6), see HARD_TEMPERATURE_TOLERANCES."
         ),
         tolerances=dict(HARD_TEMPERATURE_TOLERANCES),
-        layout=Layout(("z1", "z2"), none="halves", coupled=_IN_BATCH + " ((2N,) anchors)"),
+        layout=_nt_xent_layout,
+        mean=Mean(
+            "the number of positive pairs (2N without labels)", normaliser=lambda case, none: _positive_pairs(case)
+        ),
         scale_invariant=("z1", "z2"),
         half_precision=_zero_rows("nt_xent", "random", "z1", "z2", 0),
         edge_cases=EDGES.of("nt_xent"),
