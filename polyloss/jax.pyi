@@ -6,6 +6,7 @@ from typing import Any, Literal
 import jax
 
 __all__ = [
+    "approx_ndcg",
     "arcface",
     "asymmetric",
     "asymmetric_mse",
@@ -574,6 +575,14 @@ def pairwise_hinge(
     scores: jax.Array,
     labels: jax.Array,
     *,
+    mask: jax.Array | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> jax.Array: ...
+def approx_ndcg(
+    scores: jax.Array,
+    labels: jax.Array,
+    *,
+    temperature: float | jax.Array = 1.0,
     mask: jax.Array | None = None,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> jax.Array: ...

@@ -6,6 +6,7 @@ from typing import Literal
 import numpy
 
 __all__ = [
+    "approx_ndcg",
     "arcface",
     "asymmetric",
     "asymmetric_mse",
@@ -589,6 +590,14 @@ def pairwise_hinge(
     scores: numpy.ndarray,
     labels: numpy.ndarray,
     *,
+    mask: numpy.ndarray | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> numpy.ndarray: ...
+def approx_ndcg(
+    scores: numpy.ndarray,
+    labels: numpy.ndarray,
+    *,
+    temperature: float | numpy.ndarray = 1.0,
     mask: numpy.ndarray | None = None,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> numpy.ndarray: ...

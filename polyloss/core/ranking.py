@@ -1,7 +1,7 @@
 """Learning-to-rank losses over lists: scores ``(..., L)`` and relevance labels ``(..., L)``.
 
 Each list is the last axis; ``mask`` (optax's and Rax's ``where``) marks the real items of padded
-lists. Listwise losses (``ranking_softmax``, ``listmle``) give one value per list; pairwise losses
+lists. Listwise losses (``ranking_softmax``, ``listmle``, ``approx_ndcg``) give one value per list; pairwise losses
 (``pairwise_logistic``, ``pairwise_hinge``) one value per pair of items whose labels differ, summed
 per list for ``"none"``.
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from polyloss.core._checks import check_floating, check_same_shape, is_integer
+from polyloss.core._checks import check_floating, check_same_shape, is_integer, positive_number
 from polyloss.core._reduce import is_empty, reduce, safe_divide
 from polyloss.core._registry import loss
 from polyloss.core._typing import Array, Backend
@@ -185,3 +185,55 @@ def pairwise_hinge(
     Obermayer, *Large Margin Rank Boundaries for Ordinal Regression*, 2000.
     """
     return _pairwise(b, scores, labels, mask, lambda gap: b.relu(1.0 - gap), reduction)
+
+
+@loss("ranking", settings={"temperature": positive_number(arrays=True)})
+def approx_ndcg(
+    b: Backend,
+    scores: Array,
+    labels: Array,
+    *,
+    temperature: float | Array = 1.0,
+    mask: Array | None = None,
+    reduction: str = "mean",
+) -> Array:
+    r"""ApproxNDCG: minus NDCG with each rank replaced by a smooth approximation (Qin et al., 2010).
+
+    With the approximate rank :math:`\hat r_i = 1 + \sum_{j \ne i} \sigma\bigl((s_j - s_i) / T\bigr)`
+    over the valid items of the list, the gains :math:`g_i = 2^{y_i} - 1` and :math:`\mathrm{IDCG}`
+    the DCG of the items ordered by their gains:
+
+    .. math:: \ell = -\frac{1}{\mathrm{IDCG}} \sum_i \frac{g_i}{\log_2(1 + \hat r_i)}
+
+    Args:
+        scores: ``(..., L)`` item scores.
+        labels: ``(..., L)`` graded relevance labels (>= 0).
+        temperature: :math:`T > 0`, the sigmoid's temperature (default 1; smaller is closer to
+            the true ranks and steeper).
+        mask: optional ``(..., L)`` ``bool``: True for real items, False for padding.
+        reduction: ``"mean"`` (over lists with a valid item), ``"sum"`` or ``"none"`` (per list).
+
+    Returns:
+        The loss in [-1, 0] (minus a smooth NDCG, as Rax and TF-Ranking return it); 0 for a list
+        without a relevant item (IDCG = 0) or without a valid item.
+
+    Equals ``rax.approx_t12n(rax.ndcg_metric, temperature)(scores, labels, where=mask)``: Rax's
+    ``ndcg_metric`` with ``rank_fn=rax.utils.approx_ranks`` and ``step_fn = sigmoid(x / T)``
+    (without ``topn``). Qin, Liu & Li, *A general approximation framework for direct optimization
+    of information retrieval measures*, 2010.
+    """
+    xp = b.xp
+    labels, valid = _lists(b, scores, labels, mask)
+    pairs = valid[..., :, None] & valid[..., None, :]
+    size = scores.shape[-1]
+    pairs = pairs & ~xp.eye(size, dtype=xp.bool, device=b.device(scores))
+    above = b.sigmoid((scores[..., None, :] - scores[..., :, None]) / temperature)  # [i, j]: s_j over s_i
+    ranks = 1.0 + xp.sum(xp.where(pairs, above, 0.0), axis=-1)
+    gains = xp.where(valid, 2.0**labels - 1.0, 0.0)
+    dcg = xp.sum(gains / xp.log2(1.0 + ranks), axis=-1)
+    # the ideal DCG: the gains in decreasing order at ranks 1, 2, ... (padding's gain 0 ranks last)
+    order = xp.argsort(b.stop_gradient(gains), axis=-1, descending=True, stable=True)
+    ideal_gains = b.take_along_axis(gains, order, -1)
+    positions = xp.arange(1, size + 1, dtype=scores.dtype, device=b.device(scores))
+    ideal = xp.sum(ideal_gains / xp.log2(1.0 + positions), axis=-1)
+    return _per_list(xp, -safe_divide(xp, dcg, ideal), valid, reduction)

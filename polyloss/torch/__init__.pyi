@@ -9,6 +9,7 @@ import torch.distributed
 from polyloss.torch import nn as nn
 
 __all__ = [
+    "approx_ndcg",
     "arcface",
     "asymmetric",
     "asymmetric_mse",
@@ -587,6 +588,14 @@ def pairwise_hinge(
     scores: torch.Tensor,
     labels: torch.Tensor,
     *,
+    mask: torch.Tensor | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> torch.Tensor: ...
+def approx_ndcg(
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    temperature: float | torch.Tensor = 1.0,
     mask: torch.Tensor | None = None,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> torch.Tensor: ...

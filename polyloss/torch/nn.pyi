@@ -7,6 +7,7 @@ import torch
 import torch.distributed
 
 __all__ = [
+    "ApproxNdcgLoss",
     "ArcFaceLoss",
     "AsymmetricLoss",
     "AsymmetricMSELoss",
@@ -826,6 +827,17 @@ class PairwiseLogisticLoss(PolylossLoss):
 class PairwiseHingeLoss(PolylossLoss):
     def __init__(
         self, *, mask: torch.Tensor | None = None, reduction: Literal["mean", "sum", "none"] = "mean"
+    ) -> None: ...
+    def forward(self, scores: torch.Tensor, labels: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(self, scores: torch.Tensor, labels: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+
+class ApproxNdcgLoss(PolylossLoss):
+    def __init__(
+        self,
+        *,
+        temperature: float | torch.Tensor = 1.0,
+        mask: torch.Tensor | None = None,
+        reduction: Literal["mean", "sum", "none"] = "mean",
     ) -> None: ...
     def forward(self, scores: torch.Tensor, labels: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
     def __call__(self, scores: torch.Tensor, labels: torch.Tensor, **overrides: Any) -> torch.Tensor: ...

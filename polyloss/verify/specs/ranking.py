@@ -6,6 +6,7 @@ References: Rax (``rax.softmax_loss``, ``listmle_loss``, ``pairwise_logistic_los
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -17,7 +18,7 @@ from polyloss.verify.specs.record import Case, Layout, LossSpec, Mean, Variant
 from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
 
 LIST = 5  # items per list
-NAMES = ("ranking_softmax", "listmle", "pairwise_logistic", "pairwise_hinge")
+NAMES = ("ranking_softmax", "listmle", "pairwise_logistic", "pairwise_hinge", "approx_ndcg")
 
 
 def _edge_cases() -> EdgeCorpus:
@@ -59,6 +60,25 @@ def _edge_cases() -> EdgeCorpus:
         "tied labels rank in order of appearance",
         {"scores": f64([[0.0, 1.0]]), "labels": i64([[1, 1]])},
         Finite(-(0.0 - math.log(1.0 + math.e))),
+    )
+    edges.case(
+        "approx_ndcg",
+        "no relevant item (IDCG 0): 0",
+        {"scores": f64([[1.0, 2.0, 0.5]]), "labels": i64([[0, 0, 0]])},
+        Finite(0.0, grad="zero"),
+    )
+    edges.case(
+        "approx_ndcg",
+        "a single valid item: its rank is 1, NDCG 1",
+        {"scores": f64([[3.0, -1.0]]), "labels": i64([[2, 1]]), "mask": np.array([[True, False]])},
+        Finite(-1.0, grad="zero"),
+    )
+    edges.case(
+        "approx_ndcg",
+        "far-apart scores in the ideal order at temperature 0.01: the true NDCG, 1",
+        {"scores": f64([[30.0, 20.0, 10.0]]), "labels": i64([[2, 1, 0]])},
+        Finite(-1.0),
+        params={"temperature": 0.01},
     )
     return edges
 
@@ -221,6 +241,68 @@ register(
         layout=_LAYOUT,
         mean=_PAIRWISE_MEAN,
         edge_cases=EDGES.of("pairwise_logistic"),
+    )
+)
+
+
+def _rax_approx_ndcg(m, a, p, r):
+    """``rax.approx_t12n(rax.ndcg_metric, temperature)``, spelled out: its body on Rax 0.4's own
+    ``ndcg_metric`` and ``utils.approx_ranks`` (the transformation's ``jax.util.wraps`` decorator is
+    gone from JAX 0.10, so ``approx_t12n`` itself cannot be called there)."""
+    jax, jnp = m.jax, m.jnp
+    temperature = p.get("temperature", 1.0)
+    rank_fn = functools.partial(m.rax.utils.approx_ranks, step_fn=lambda x: jax.nn.sigmoid(x / temperature))
+    cutoff_fn = functools.partial(m.rax.utils.approx_cutoff, step_fn=lambda x: jax.nn.sigmoid(x / temperature))
+    reduce_fn = {"mean": jnp.mean, "sum": jnp.sum, "none": None}[r]
+    where = a.get("mask")
+    out = -m.rax.ndcg_metric(
+        a["scores"], a["labels"], where=where, rank_fn=rank_fn, cutoff_fn=cutoff_fn, reduce_fn=reduce_fn
+    )
+    if r == "none" and where is not None:
+        return jnp.where(where.any(axis=-1), out, 0.0)
+    return out
+
+
+def _np_approx_ndcg(m, a, p, r):
+    """Minus NDCG with the smooth ranks 1 + sum_j sigmoid((s_j - s_i) / T), one list and one item at a time."""
+    scores, labels = np.asarray(a["scores"], dtype=float), np.asarray(a["labels"], dtype=float)
+    temperature = float(p.get("temperature", 1.0))
+    per_list, kept = [], 0
+    for row in range(scores.shape[0]):
+        items = _items(a, row)
+        kept += bool(items)
+        gains = {i: 2.0 ** labels[row][i] - 1.0 for i in items}
+        dcg = 0.0
+        for i in items:
+            rank = 1.0 + math.fsum(
+                1.0 / (1.0 + math.exp(-(scores[row][j] - scores[row][i]) / temperature)) for j in items if j != i
+            )
+            dcg += gains[i] / math.log2(1.0 + rank)
+        ideal = math.fsum(g / math.log2(2.0 + k) for k, g in enumerate(sorted(gains.values(), reverse=True)))
+        per_list.append(-dcg / ideal if ideal else 0.0)
+    out = np.array(per_list)
+    if r == "mean":
+        return np.asarray(out.sum() / kept if kept else 0.0)
+    return reduce_reference(np, out, r)
+
+
+register(
+    LossSpec(
+        name="approx_ndcg",
+        variants=(
+            *_variants(),
+            Variant(
+                "graded labels,padded,temperature=0.5",
+                lambda rng, n: Case(_list_arrays(rng, n, padded=True), {"temperature": 0.5}),
+            ),
+        ),
+        references=(
+            Reference("rax.approx_t12n(rax.ndcg_metric) (its body)", "jax", _rax_approx_ndcg),
+            Reference("approx NDCG loop", "numpy", _np_approx_ndcg, grads=False),
+        ),
+        layout=_LAYOUT,
+        mean=_LISTWISE_MEAN,
+        edge_cases=EDGES.of("approx_ndcg"),
     )
 )
 
