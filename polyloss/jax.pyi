@@ -10,6 +10,7 @@ __all__ = [
     "arcface",
     "asymmetric",
     "asymmetric_mse",
+    "asymmetric_single_label",
     "bce",
     "bce_with_logits",
     "box_ciou",
@@ -232,6 +233,16 @@ def asymmetric(
     clip: float = 0.05,
     eps: float = 1e-08,
     reduction: Literal["mean", "sum", "none"] = "sum",
+) -> jax.Array: ...
+def asymmetric_single_label(
+    logits: jax.Array,
+    target: jax.Array,
+    *,
+    gamma_pos: float | jax.Array = 1.0,
+    gamma_neg: float | jax.Array = 4.0,
+    label_smoothing: float | jax.Array = 0.1,
+    axis: int = -1,
+    reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> jax.Array: ...
 def sparsemax_loss(
     logits: jax.Array, target: jax.Array, *, reduction: Literal["mean", "sum", "none"] = "mean"

@@ -10,6 +10,7 @@ __all__ = [
     "arcface",
     "asymmetric",
     "asymmetric_mse",
+    "asymmetric_single_label",
     "bce",
     "bce_with_logits",
     "box_ciou",
@@ -249,6 +250,16 @@ def asymmetric(
     clip: float = 0.05,
     eps: float = 1e-08,
     reduction: Literal["mean", "sum", "none"] = "sum",
+) -> numpy.ndarray: ...
+def asymmetric_single_label(
+    logits: numpy.ndarray,
+    target: numpy.ndarray,
+    *,
+    gamma_pos: float | numpy.ndarray = 1.0,
+    gamma_neg: float | numpy.ndarray = 4.0,
+    label_smoothing: float | numpy.ndarray = 0.1,
+    axis: int = -1,
+    reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> numpy.ndarray: ...
 def sparsemax_loss(
     logits: numpy.ndarray, target: numpy.ndarray, *, reduction: Literal["mean", "sum", "none"] = "mean"

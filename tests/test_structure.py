@@ -166,6 +166,22 @@ def test_public_signature_conventions(name):
     assert fn.__module__ == "polyloss.torch" and fn.__name__ == name
 
 
+def test_no_source_or_page_holds_a_control_character():
+    """A docstring written through a non-raw string loses its backslashes: ``\\bigl`` becomes a
+    backspace, ``\\frac`` a form feed, ``\\\\`` one backslash. Formulas must reach users intact."""
+    root = Path(__file__).parents[1]
+    files = [
+        *PACKAGE.rglob("*.py"),
+        *PACKAGE.rglob("*.pyi"),
+        *(root / "docs").rglob("*.md"),
+        *(root / "tests").rglob("*.py"),
+    ]
+    for path in files:
+        text = path.read_text()
+        bad = sorted({hex(ord(c)) for c in text if ord(c) < 32 and c not in "\n"})
+        assert not bad, f"{path.relative_to(root)} holds control characters {bad}"
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_family_docs_are_generated_from_the_code(family):
     page = Path(__file__).parents[1] / "docs" / "losses" / f"{family}.md"

@@ -1280,6 +1280,75 @@ def asymmetric(
     return reduce(xp, -loss_values, reduction)
 
 
+@loss(
+    "classification",
+    settings={
+        "gamma_pos": nonnegative_number(arrays=True),
+        "gamma_neg": nonnegative_number(arrays=True),
+        "label_smoothing": number_in(0.0, 1.0, arrays=True),
+    },
+)
+def asymmetric_single_label(
+    b: Backend,
+    logits: Array,
+    target: Array,
+    *,
+    gamma_pos: float | Array = 1.0,
+    gamma_neg: float | Array = 4.0,
+    label_smoothing: float | Array = 0.1,
+    axis: int = -1,
+    reduction: str = "mean",
+) -> Array:
+    r"""Asymmetric loss (ASL) for single-label classification (Ridnik et al., 2021): softmax
+    cross-entropy whose true class is weighted by :math:`(1 - p_y)^{\gamma_+}` and every other class
+    by :math:`p_c^{\gamma_-}`.
+
+    With :math:`p = \operatorname{softmax}(x)` and the smoothed targets
+    :math:`\tilde t = (1 - \varepsilon)\, \mathrm{onehot}(y) + \varepsilon / K`:
+
+    .. math:: \ell_i = -\tilde t_{iy}\, (1 - p_{iy})^{\gamma_+} \log p_{iy}
+              - \sum_{c \ne y} \tilde t_{ic}\, p_{ic}^{\gamma_-} \log p_{ic}
+
+    Args:
+        logits: ``(N, K)`` scores (classes on ``axis``).
+        target: integer class indices, ``logits``' shape without ``axis``.
+        gamma_pos: :math:`\gamma_+ \ge 0` (default 1, timm's).
+        gamma_neg: :math:`\gamma_- \ge 0` (default 4, timm's).
+        label_smoothing: :math:`\varepsilon` in [0, 1] (default 0.1: timm's ``eps``, which is a label
+            smoothing here); with 0 only the true class counts and this is :func:`focal` with
+            ``gamma=gamma_pos``.
+        axis: the class axis (default -1).
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per sample).
+
+    Returns:
+        The loss; finite for saturated logits (a zero weight times a ``-inf`` log-probability is 0).
+
+    Equals timm's ``AsymmetricLossSingleLabel(gamma_pos, gamma_neg, eps=label_smoothing,
+    reduction)`` (timm/loss/asymmetric_loss.py) with ``axis=-1``; its ``"sum"`` (any reduction but
+    ``"mean"``) is the per-sample loss, polyloss's ``"none"``. For multi-label problems see
+    :func:`asymmetric`.
+    """
+    xp = b.xp
+    check_floating(xp, "logits", logits)
+    axis = check_axis("logits", logits, axis)
+    class_labels(b, "target", target, logits=logits, axis=axis)
+    num_classes = logits.shape[axis]
+    index, valid = guard_traced_labels(b, target, num_classes)
+    classes = along_axis(xp, xp.arange(num_classes, device=b.device(logits)), axis, logits.ndim)
+    true_class = xp.expand_dims(index, axis=axis) == classes
+    log_probs = b.log_softmax(logits, axis)
+    probs = xp.exp(log_probs)
+    # the true class's focusing base is 1 - p = -expm1(log p) (no cancellation as p -> 1)
+    base = xp.where(true_class, -xp.expm1(log_probs), probs)
+    onehot = xp.astype(true_class, logits.dtype)
+    weight = _focusing_weight(xp, base, gamma_pos * onehot + gamma_neg * (1.0 - onehot))
+    smoothed = onehot * (1.0 - label_smoothing) + label_smoothing / num_classes
+    per_sample = -xp.sum(zero_times(xp, smoothed * weight, log_probs), axis=axis)
+    if valid is not None:  # out-of-range traced labels: NaN, never a wrapped class
+        per_sample = xp.where(valid, per_sample, xp.nan)
+    return reduce(xp, per_sample, reduction)
+
+
 def _focusing_weight(xp: Any, base: Array, exponent: Array) -> Array:
     """base ** exponent for base >= 0 and an elementwise exponent, as exp(exponent log base): torch's
     ``pow`` drops the second derivative in the exponent where the exponent is exactly 0 (its backward

@@ -459,7 +459,7 @@ def hinge_embedding(
 ) -> Array:
     r"""Hinge embedding loss: pull similar pairs' distances down, push dissimilar ones past a margin.
 
-    .. math:: \ell_i = egin{cases} x_i & y_i = 1 \ \max(0,\ m - x_i) & y_i = -1 \end{cases}
+    .. math:: \ell_i = \begin{cases} x_i & y_i = 1 \\ \max(0,\ m - x_i) & y_i = -1 \end{cases}
 
     Args:
         distance: :math:`x`, a distance (or dissimilarity) per pair, any shape (e.g. an L1 or L2

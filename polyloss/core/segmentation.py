@@ -561,8 +561,8 @@ def lovasz_hinge(
     With the hinge errors :math:`m_i = \max(1 - x_i s_i, 0)`, :math:`s_i = 2 t_i - 1 \in \{-1, 1\}`,
     sorted so that :math:`m_{\pi(1)} \ge m_{\pi(2)} \ge \dots`:
 
-    .. math:: \ell = \sum_k m_{\pi(k)} igl(\Delta_J(M_k) - \Delta_J(M_{k-1})igr),
-              \qquad \Delta_J(M) = rac{|M|}{|F \cup M|}
+    .. math:: \ell = \sum_k m_{\pi(k)} \bigl(\Delta_J(M_k) - \Delta_J(M_{k-1})\bigr),
+              \qquad \Delta_J(M) = \frac{|M|}{|F \cup M|}
 
     with :math:`M_k = \{\pi(1), \dots, \pi(k)\}` and :math:`F` the foreground: the Lovász extension
     of the Jaccard loss :math:`\Delta_J` at the errors. Computed over every pixel of the batch, or
@@ -637,8 +637,8 @@ def lovasz_softmax(
     For each class :math:`c`, with the softmax probabilities :math:`p_{ic}` and the errors
     :math:`m_i = |[y_i = c] - p_{ic}|` sorted in decreasing order (see :func:`lovasz_hinge`):
 
-    .. math:: \ell_c = \sum_k m_{\pi(k)} igl(\Delta_J(M_k) - \Delta_J(M_{k-1})igr), \qquad
-              \ell = rac{1}{|\mathcal{C}|} \sum_{c \in \mathcal{C}} \ell_c
+    .. math:: \ell_c = \sum_k m_{\pi(k)} \bigl(\Delta_J(M_k) - \Delta_J(M_{k-1})\bigr), \qquad
+              \ell = \frac{1}{|\mathcal{C}|} \sum_{c \in \mathcal{C}} \ell_c
 
     averaged over the classes present in the labels (``classes="present"``) or over all of them.
 

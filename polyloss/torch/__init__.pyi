@@ -13,6 +13,7 @@ __all__ = [
     "arcface",
     "asymmetric",
     "asymmetric_mse",
+    "asymmetric_single_label",
     "bce",
     "bce_with_logits",
     "box_ciou",
@@ -237,6 +238,16 @@ def asymmetric(
     clip: float = 0.05,
     eps: float = 1e-08,
     reduction: Literal["mean", "sum", "none"] = "sum",
+) -> torch.Tensor: ...
+def asymmetric_single_label(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    gamma_pos: float | torch.Tensor = 1.0,
+    gamma_neg: float | torch.Tensor = 4.0,
+    label_smoothing: float | torch.Tensor = 0.1,
+    axis: int = -1,
+    reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> torch.Tensor: ...
 def sparsemax_loss(
     logits: torch.Tensor, target: torch.Tensor, *, reduction: Literal["mean", "sum", "none"] = "mean"

@@ -11,6 +11,7 @@ __all__ = [
     "ArcFaceLoss",
     "AsymmetricLoss",
     "AsymmetricMSELoss",
+    "AsymmetricSingleLabelLoss",
     "BCELoss",
     "BCEWithLogitsLoss",
     "BoxCIoULoss",
@@ -278,6 +279,19 @@ class AsymmetricLoss(PolylossLoss):
         clip: float = 0.05,
         eps: float = 1e-08,
         reduction: Literal["mean", "sum", "none"] = "sum",
+    ) -> None: ...
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
+
+class AsymmetricSingleLabelLoss(PolylossLoss):
+    def __init__(
+        self,
+        *,
+        gamma_pos: float | torch.Tensor = 1.0,
+        gamma_neg: float | torch.Tensor = 4.0,
+        label_smoothing: float | torch.Tensor = 0.1,
+        axis: int = -1,
+        reduction: Literal["mean", "sum", "none"] = "mean",
     ) -> None: ...
     def forward(self, logits: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
     def __call__(self, logits: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...

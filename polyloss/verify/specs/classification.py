@@ -1066,6 +1066,28 @@ def _second_wave_edges() -> EdgeCorpus:
     for name in ("multi_margin", "categorical_hinge", "generalized_cross_entropy"):
         edges.empty_batch(name, {"logits": np.zeros((0, K)), "target": np.zeros(0, dtype=np.int64)}, (0,))
     edges.empty_batch("asymmetric", {"logits": np.zeros((0, K)), "target": np.zeros((0, K))}, (0, K))
+    edges.empty_batch(
+        "asymmetric_single_label", {"logits": np.zeros((0, K)), "target": np.zeros(0, dtype=np.int64)}, (0,)
+    )
+    edges.case(
+        "asymmetric_single_label",
+        "saturated logits (+-1e4), the true class ahead: 0 (a zero weight times -inf is 0)",
+        {"logits": f64([[1e4, -1e4, 0.0]]), "target": i64([0])},
+        Finite(0.0),
+    )
+    edges.case(
+        "asymmetric_single_label",
+        "saturated logits, the true class far behind: finite",
+        {"logits": f64([[-1e4, 1e4, 0.0]]), "target": i64([0])},
+        Finite(lambda a: (1 - 0.1 + 0.1 / 3) * 2e4),  # weight (1 - 0)^1, -log p = 2e4
+    )
+    edges.case(
+        "asymmetric_single_label",
+        "gammas 0: label-smoothed cross-entropy",
+        {"logits": f64([[2.0, 0.5, -1.0]]), "target": i64([1])},
+        Finite(lambda a: 0.9 * ce(a["logits"], [1])[0] + 0.1 / 3 * sum(ce(a["logits"], [c])[0] for c in range(3))),
+        params={"gamma_pos": 0.0, "gamma_neg": 0.0},
+    )
     edges.case(
         "sparsemax_loss",
         "the label far ahead: sparsemax is one-hot, loss and gradient exactly 0",
@@ -1306,6 +1328,78 @@ register(
         notes="Default reduction 'sum', as timm's -loss.sum(); logs clamped at eps as timm's.",
         layout=Layout(("logits", "target")),
         edge_cases=SECOND_WAVE_EDGES.of("asymmetric"),
+    )
+)
+
+
+def _timm_asl_single_label(m, a, p, r):
+    """timm's ``AsymmetricLossSingleLabel.forward`` (timm/loss/asymmetric_loss.py), re-typed, classes
+    moved last for an ``axis``; its ``"mean"`` is the mean over samples, any other reduction the
+    per-sample losses ("none"; polyloss's "sum" adds them)."""
+    torch = m.torch
+    inputs = torch.movedim(a["logits"], p.get("axis", -1), -1)
+    target = a["target"]
+    gamma_pos, gamma_neg, eps = p.get("gamma_pos", 1.0), p.get("gamma_neg", 4.0), p.get("label_smoothing", 0.1)
+    num_classes = inputs.size()[-1]
+    log_preds = torch.log_softmax(inputs, dim=-1)
+    targets_classes = torch.zeros_like(inputs).scatter_(-1, target.long().unsqueeze(-1), 1)
+    targets = targets_classes
+    anti_targets = 1 - targets
+    xs_pos = torch.exp(log_preds)
+    xs_neg = 1 - xs_pos
+    xs_pos = xs_pos * targets
+    xs_neg = xs_neg * anti_targets
+    asymmetric_w = torch.pow(1 - xs_pos - xs_neg, gamma_pos * targets + gamma_neg * anti_targets)
+    log_preds = log_preds * asymmetric_w
+    if eps > 0:  # label smoothing
+        targets_classes = targets_classes.mul(1 - eps).add(eps / num_classes)
+    loss = -targets_classes.mul(log_preds)
+    loss = loss.sum(dim=-1)
+    return reduce_reference(torch, loss, r)
+
+
+def _np_asl_single_label(m, a, p, r):
+    """The formula one sample and one class at a time, in float64."""
+    logits = np.moveaxis(np.asarray(a["logits"], dtype=np.float64), p.get("axis", -1), -1)
+    target = np.asarray(a["target"])
+    gamma_pos, gamma_neg, eps = p.get("gamma_pos", 1.0), p.get("gamma_neg", 4.0), p.get("label_smoothing", 0.1)
+    out = np.zeros(target.shape)
+    for idx in np.ndindex(target.shape):
+        row = logits[idx]
+        top = row.max()
+        log_z = top + math.log(math.fsum(math.exp(v - top) for v in row))
+        terms = []
+        for c, v in enumerate(row):
+            log_p = v - log_z
+            is_true = c == int(target[idx])
+            weight = (1.0 - math.exp(log_p)) ** gamma_pos if is_true else math.exp(log_p) ** gamma_neg
+            smoothed = (1.0 - eps) * is_true + eps / len(row)
+            terms.append(-smoothed * weight * log_p)
+        out[idx] = math.fsum(terms)
+    return reduce_reference(np, out, r)
+
+
+register(
+    LossSpec(
+        name="asymmetric_single_label",
+        variants=(
+            _variant("timm defaults", _int_targets),
+            _variant("label_smoothing=0 (focal)", _int_targets, label_smoothing=0.0, gamma_pos=2.0),
+            _variant(
+                "gamma_neg=2,gamma_pos=0,label_smoothing=0.3",
+                _int_targets,
+                gamma_neg=2.0,
+                gamma_pos=0.0,
+                label_smoothing=0.3,
+            ),
+            _variant("axis=1,(N,C,L)", lambda rng, n: _int_targets(rng, n, shape=(n, 4, 3), axis=1), axis=1),
+        ),
+        references=(
+            Reference("timm AsymmetricLossSingleLabel (re-typed)", "torch", _timm_asl_single_label),
+            Reference("asymmetric single-label loop", "numpy", _np_asl_single_label, grads=False),
+        ),
+        layout=Layout(("logits", "target")),
+        edge_cases=SECOND_WAVE_EDGES.of("asymmetric_single_label"),
     )
 )
 
