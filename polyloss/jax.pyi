@@ -121,6 +121,7 @@ def cross_entropy(
     ignore_index: int | None = None,
     label_smoothing: float | jax.Array = 0.0,
     z_loss: float | jax.Array = 0.0,
+    mask: jax.Array | None = None,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> jax.Array: ...
 def linear_cross_entropy(
@@ -188,6 +189,7 @@ def poly1(
     *,
     epsilon: float | jax.Array = 1.0,
     axis: int = -1,
+    mask: jax.Array | None = None,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> jax.Array: ...
 def hinge(scores: jax.Array, target: jax.Array, *, reduction: Literal["mean", "sum", "none"] = "mean") -> jax.Array: ...
@@ -307,6 +309,7 @@ def kl_div(
     *,
     log_target: bool = False,
     axis: int = -1,
+    mask: jax.Array | None = None,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> jax.Array: ...
 def js_div(

@@ -136,6 +136,7 @@ def cross_entropy(
     ignore_index: int | None = None,
     label_smoothing: float | numpy.ndarray = 0.0,
     z_loss: float | numpy.ndarray = 0.0,
+    mask: numpy.ndarray | None = None,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> numpy.ndarray: ...
 def linear_cross_entropy(
@@ -203,6 +204,7 @@ def poly1(
     *,
     epsilon: float | numpy.ndarray = 1.0,
     axis: int = -1,
+    mask: numpy.ndarray | None = None,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> numpy.ndarray: ...
 def hinge(
@@ -324,6 +326,7 @@ def kl_div(
     *,
     log_target: bool = False,
     axis: int = -1,
+    mask: numpy.ndarray | None = None,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> numpy.ndarray: ...
 def js_div(

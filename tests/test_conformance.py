@@ -24,6 +24,10 @@ EXAMPLES = 3 if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci" else settings
 # jit against eager, where each draw is a new compilation (of every reduction) and the shapes matter
 # little: 2 draws (Hypothesis' simplest, then a random one). The edge corpus runs jitted too.
 JIT_EXAMPLES = 2 if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci" else settings().max_examples
+# JAX's own checks (its values, float32, vmap, finite differences) compile per draw and take about
+# three quarters of the matrix's time: 2 draws. Its gradients stay tied to torch's at 3 draws by the
+# "grad" check (torch~jax), and torch's to finite differences at 3.
+JAX_EXAMPLES = 2 if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci" else settings().max_examples
 
 
 def _draw(spec, data, count: int = 1):
@@ -67,15 +71,27 @@ CHECKS = {
 }
 
 
-@pytest.mark.parametrize("check,backend,name", MATRIX)
+def _run_check(env, check: str, backend: str, name: str, data) -> None:
+    spec = SPECS[name]
+    cases, note = _draw(spec, data, count=3 if check == "vmap" else 1)
+    _assert(CHECKS[check](spec, cases, env, backend), note)
+
+
+@pytest.mark.parametrize("check,backend,name", [entry for entry in MATRIX if entry[1] != "jax"])
 @settings(max_examples=EXAMPLES)
 @given(data=st.data())
 def test_conformance(env, check, backend, name, data):
     """float64 values equal polyloss.numpy's (jax's for autodiff losses), float32 within tolerance,
     torch and jax gradients agree, gradients match finite differences, vmap equals a loop."""
-    spec = SPECS[name]
-    cases, note = _draw(spec, data, count=3 if check == "vmap" else 1)
-    _assert(CHECKS[check](spec, cases, env, backend), note)
+    _run_check(env, check, backend, name, data)
+
+
+@pytest.mark.parametrize("check,backend,name", [entry for entry in MATRIX if entry[1] == "jax"])
+@settings(max_examples=JAX_EXAMPLES)
+@given(data=st.data())
+def test_conformance_jax(env, check, backend, name, data):
+    """The same checks on JAX alone, at JAX_EXAMPLES draws."""
+    _run_check(env, check, backend, name, data)
 
 
 def test_losses_without_finite_differences_have_a_gradient_reference():

@@ -352,6 +352,17 @@ def check_binary(b: Backend, name: str, x: Array, ignore_index: int | None = Non
     raise ValueError(f"{name} must contain only 0 and 1{also}, got a value of {bad!r}")
 
 
+def sample_mask(xp: Any, mask: Array | None, shape: tuple[int, ...]) -> Array | None:
+    """``mask`` (optax's ``where``) as a ``bool`` array of the per-sample ``shape``: ``bool`` or 0/1
+    integers, never broadcast (a silently broadcast mask would keep or drop whole rows)."""
+    if mask is None:
+        return None
+    if mask.dtype != xp.bool and not is_integer(xp, mask):
+        raise TypeError(f"mask must be bool (or 0/1 integers), got dtype {mask.dtype}")
+    check_shape("mask", mask, shape)
+    return mask if mask.dtype == xp.bool else mask != 0
+
+
 def check_unit_interval(b: Backend, name: str, x: Array) -> None:
     """Refuse values outside [0, 1] (or NaN) in eager mode."""
     if b.is_opaque(x) or math.prod(x.shape) == 0:

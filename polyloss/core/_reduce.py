@@ -32,6 +32,23 @@ def reduce(xp: Any, loss: Array, reduction: str, normalizer: Array | None = None
     return safe_divide(xp, total, normalizer)
 
 
+def masked_rows(xp: Any, x: Array, mask: Array | None, axis: int) -> Array:
+    """``x`` with the rows of masked-out samples (``mask`` False, classes on ``axis``) set to 0, so
+    that whatever they held (padding, NaN, -inf) reaches no value and no gradient."""
+    return x if mask is None else xp.where(xp.expand_dims(mask, axis=axis), x, 0.0)
+
+
+def reduce_kept(xp: Any, per_sample: Array, mask: Array | None, reduction: str) -> Array:
+    """``reduction`` of ``per_sample`` with the masked-out samples 0 and left out of ``"mean"``
+    (which divides by the number of kept samples; 0 when none is kept)."""
+    if mask is None:
+        return reduce(xp, per_sample, reduction)
+    per_sample = xp.where(mask, per_sample, 0.0)
+    if reduction != "mean":
+        return reduce(xp, per_sample, reduction)
+    return reduce(xp, per_sample, reduction, normalizer=xp.sum(xp.astype(mask, per_sample.dtype)))
+
+
 def is_empty(x: Array) -> bool:
     """Whether ``x`` has no elements: decided on its static shape, never on its values, so it holds
     under jax.jit and torch.compile alike."""

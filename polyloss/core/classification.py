@@ -41,6 +41,7 @@ from polyloss.core._checks import (
     as_binary_target,
     check_axis,
     check_broadcasts,
+    check_class_target,
     check_floating,
     check_nonnegative,
     check_not_float_indices,
@@ -56,11 +57,14 @@ from polyloss.core._checks import (
     nonnegative_number,
     number_in,
     positive_number,
+    sample_mask,
 )
 from polyloss.core._reduce import (
     along_axis,
     clamped_bce,
+    masked_rows,
     reduce,
+    reduce_kept,
     safe_divide,
     safe_pow,
     softmax_cross_entropy,
@@ -70,6 +74,9 @@ from polyloss.core._registry import loss
 from polyloss.core._typing import Array, Backend, RowGrads, SharedGrads, TransposedProduct
 
 # --------------------------------------------------------------------------- helpers
+
+#: the label a masked-out sample takes when no ``ignore_index`` is given: never a class
+_MASKED = -1
 
 
 def _check_ignore_index(ignore_index: Any) -> None:
@@ -183,6 +190,7 @@ def cross_entropy(
     ignore_index: int | None = None,
     label_smoothing: float | Array = 0.0,
     z_loss: float | Array = 0.0,
+    mask: Array | None = None,
     reduction: str = "mean",
 ) -> Array:
     r"""Softmax cross-entropy with class-index or probability targets.
@@ -211,11 +219,14 @@ def cross_entropy(
         label_smoothing: :math:`\varepsilon` in [0, 1], mass spread over all K classes.
         z_loss: coefficient (>= 0) of PaLM's auxiliary ``logsumexp(logits)^2``
             term, weighted like its sample; no anchor library has it.
+        mask: optional ``bool`` of the logits' shape without ``axis`` (optax's ``where``): False
+            samples count nowhere, as ignored ones do (value 0, gradient 0 whatever their logits
+            and targets hold; ``"mean"`` over the kept samples).
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per sample: the logits'
             shape without ``axis``).
 
     Returns:
-        The loss; per sample with ``reduction="none"`` (0 for ignored samples).
+        The loss; per sample with ``reduction="none"`` (0 for ignored and masked samples).
 
     Matches ``torch.nn.functional.cross_entropy(moveaxis(logits, axis, 1), target,
     weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing)``
@@ -245,10 +256,17 @@ def cross_entropy(
     num_classes = logits.shape[axis]
     if weight is not None:
         _check_class_vector("weight", weight, num_classes)
+    kept = sample_mask(xp, mask, tuple(s for i, s in enumerate(logits.shape) if i != axis))
 
     if not is_integer(xp, target):
-        return _cross_entropy_soft(b, logits, target, axis, weight, ignore_index, label_smoothing, z_loss, reduction)
+        return _cross_entropy_soft(
+            b, logits, target, axis, weight, ignore_index, label_smoothing, z_loss, reduction, kept
+        )
 
+    if kept is not None:  # a masked sample is an ignored one (whatever label it holds)
+        check_class_target(logits, target, axis)
+        ignore_index = _MASKED if ignore_index is None else ignore_index
+        target = xp.where(kept, target, ignore_index)
     class_labels(b, "target", target, logits=logits, axis=axis, ignore_index=ignore_index)
     if weight is None and ignore_index is None and is_static_zero(label_smoothing) and is_static_zero(z_loss):
         return fused_cross_entropy(b, logits, target, axis, reduction)
@@ -281,6 +299,7 @@ def _cross_entropy_soft(
     label_smoothing: float | Array,
     z_loss: float | Array,
     reduction: str,
+    kept: Array | None = None,
 ) -> Array:
     xp = b.xp
     check_not_float_indices("target", "logits", logits, target, axis)
@@ -291,6 +310,7 @@ def _cross_entropy_soft(
             f"ignore_index applies to integer class targets only, got ignore_index={ignore_index} "
             "with probability targets (zero the rows instead)"
         )
+    logits, target = masked_rows(xp, logits, kept, axis), masked_rows(xp, target, kept, axis)
     num_classes = logits.shape[axis]
     log_probs = b.log_softmax(logits, axis)
     coef = target
@@ -303,7 +323,7 @@ def _cross_entropy_soft(
     if not is_static_zero(z_loss):
         log_z = b.logsumexp(logits, axis)
         per_sample = per_sample + z_loss * log_z * log_z
-    return reduce(xp, per_sample, reduction)
+    return reduce_kept(xp, per_sample, kept, reduction)
 
 
 # --------------------------------------------------------------------------- linear cross-entropy
@@ -920,6 +940,7 @@ def poly1(
     *,
     epsilon: float | Array = 1.0,
     axis: int = -1,
+    mask: Array | None = None,
     reduction: str = "mean",
 ) -> Array:
     r"""Poly-1 loss: cross-entropy plus a first-order polynomial term.
@@ -935,18 +956,25 @@ def poly1(
         epsilon: coefficient of the polynomial term, finite and >= -1 (default 1.0,
             the paper's Poly-1; optax defaults to 2.0).
         axis: the class axis (default -1).
+        mask: optional ``bool`` of the logits' shape without ``axis`` (optax's ``where``): False
+            samples count nowhere (value 0, gradient 0; ``"mean"`` over the kept samples).
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per sample).
 
     Returns:
         The loss; per sample with ``reduction="none"``.
 
-    Matches ``optax.losses.poly_loss_cross_entropy(logits, one_hot(target), epsilon=epsilon)``
-    followed by the mean. Leng et al., *PolyLoss*, 2022.
+    Matches ``optax.losses.poly_loss_cross_entropy(logits, one_hot(target), epsilon=epsilon,
+    where=mask)`` followed by the mean (over the kept samples). Leng et al., *PolyLoss*, 2022.
     """
     xp = b.xp
     check_floating(xp, "logits", logits)
     axis = check_axis("logits", logits, axis)
+    kept = sample_mask(xp, mask, tuple(s for i, s in enumerate(logits.shape) if i != axis))
+    logits = masked_rows(xp, logits, kept, axis)
     if is_integer(xp, target):
+        if kept is not None:  # a masked sample's label may be anything (padding): class 0 stands in
+            check_class_target(logits, target, axis)
+            target = xp.where(kept, target, 0)
         class_labels(b, "target", target, logits=logits, axis=axis)
         nll = _pick(b, logits, target, axis, None, _nll_of_logits).nll
         per_sample = nll - epsilon * xp.expm1(-nll)
@@ -954,10 +982,11 @@ def poly1(
         check_not_float_indices("target", "logits", logits, target, axis)
         check_floating(xp, "target", target)
         check_same_shape("logits", logits, "target", target)
+        target = masked_rows(xp, target, kept, axis)
         log_probs = b.log_softmax(logits, axis)
         cross_entropy_ = -xp.sum(zero_times(xp, target, log_probs), axis=axis)
         per_sample = cross_entropy_ - epsilon * xp.sum(target * xp.expm1(log_probs), axis=axis)
-    return reduce(xp, per_sample, reduction)
+    return reduce_kept(xp, per_sample, kept, reduction)
 
 
 def _hinge_margin(b: Backend, scores: Array, target: Array) -> Array:

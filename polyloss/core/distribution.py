@@ -32,8 +32,9 @@ from polyloss.core._checks import (
     class_labels,
     number_in,
     positive_number,
+    sample_mask,
 )
-from polyloss.core._reduce import reduce, safe_logaddexp, xlogy, zero_times
+from polyloss.core._reduce import masked_rows, reduce, reduce_kept, safe_logaddexp, xlogy, zero_times
 from polyloss.core._registry import loss
 from polyloss.core._typing import Array, Backend
 from polyloss.core.classification import fused_cross_entropy
@@ -68,6 +69,7 @@ def kl_div(
     *,
     log_target: bool = False,
     axis: int = -1,
+    mask: Array | None = None,
     reduction: str = "mean",
 ) -> Array:
     r"""Kullback-Leibler divergence KL(p || q) of a target ``p`` from a model ``q``.
@@ -82,6 +84,8 @@ def kl_div(
             outside [0, 1] raise ``ValueError`` in eager mode.
         log_target: ``p`` holds log-probabilities (``-inf`` for impossible classes).
         axis: the class axis, summed over (default -1).
+        mask: optional ``bool`` of the input's shape without ``axis`` (optax's ``where``): False
+            samples count nowhere (value 0, gradient 0; ``"mean"`` over the kept samples).
         reduction: ``"mean"`` (over samples), ``"sum"`` or ``"none"`` (one
             divergence per sample: the input's shape without ``axis``).
 
@@ -106,12 +110,14 @@ def kl_div(
     """
     xp = b.xp
     axis = _check_pair(xp, "log_q", log_q, "p", p, axis)
+    kept = sample_mask(xp, mask, tuple(s for i, s in enumerate(log_q.shape) if i != axis))
+    log_q, p = masked_rows(xp, log_q, kept, axis), masked_rows(xp, p, kept, axis)
     if not log_target:
         check_unit_interval(b, "p", p)
         terms = _kl_terms(xp, log_q, p)
     else:
         terms = _kl_terms_log_target(xp, log_q, p)
-    return reduce(xp, xp.sum(terms, axis=axis), reduction)
+    return reduce_kept(xp, xp.sum(terms, axis=axis), kept, reduction)
 
 
 @loss("distribution")

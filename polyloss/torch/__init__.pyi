@@ -124,6 +124,7 @@ def cross_entropy(
     ignore_index: int | None = None,
     label_smoothing: float | torch.Tensor = 0.0,
     z_loss: float | torch.Tensor = 0.0,
+    mask: torch.Tensor | None = None,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> torch.Tensor: ...
 def linear_cross_entropy(
@@ -191,6 +192,7 @@ def poly1(
     *,
     epsilon: float | torch.Tensor = 1.0,
     axis: int = -1,
+    mask: torch.Tensor | None = None,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> torch.Tensor: ...
 def hinge(
@@ -312,6 +314,7 @@ def kl_div(
     *,
     log_target: bool = False,
     axis: int = -1,
+    mask: torch.Tensor | None = None,
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> torch.Tensor: ...
 def js_div(

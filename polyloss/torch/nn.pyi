@@ -135,6 +135,7 @@ class CrossEntropyLoss(PolylossLoss):
         ignore_index: int | None = None,
         label_smoothing: float | torch.Tensor = 0.0,
         z_loss: float | torch.Tensor = 0.0,
+        mask: torch.Tensor | None = None,
         reduction: Literal["mean", "sum", "none"] = "mean",
     ) -> None: ...
     def forward(self, logits: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
@@ -219,7 +220,12 @@ class SigmoidFocalLoss(PolylossLoss):
 
 class Poly1Loss(PolylossLoss):
     def __init__(
-        self, *, epsilon: float | torch.Tensor = 1.0, axis: int = -1, reduction: Literal["mean", "sum", "none"] = "mean"
+        self,
+        *,
+        epsilon: float | torch.Tensor = 1.0,
+        axis: int = -1,
+        mask: torch.Tensor | None = None,
+        reduction: Literal["mean", "sum", "none"] = "mean",
     ) -> None: ...
     def forward(self, logits: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
     def __call__(self, logits: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
@@ -377,7 +383,12 @@ class SupConLoss(PolylossLoss):
 
 class KLDivLoss(PolylossLoss):
     def __init__(
-        self, *, log_target: bool = False, axis: int = -1, reduction: Literal["mean", "sum", "none"] = "mean"
+        self,
+        *,
+        log_target: bool = False,
+        axis: int = -1,
+        mask: torch.Tensor | None = None,
+        reduction: Literal["mean", "sum", "none"] = "mean",
     ) -> None: ...
     def forward(self, log_q: torch.Tensor, p: torch.Tensor, **overrides: Any) -> torch.Tensor: ...
     def __call__(self, log_q: torch.Tensor, p: torch.Tensor, **overrides: Any) -> torch.Tensor: ...

@@ -238,7 +238,46 @@ def _edge_cases() -> EdgeCorpus:
     edges.empty_batch(
         "linear_cross_entropy", {"hidden": np.zeros((0, 2)), "weight": lce_weight, "target": NO_LABELS}, (0,)
     )
+    # the mask (optax's `where`): masked samples hold padding (NaN logits, the label -100) and count nowhere
+    padded_logits = f64([[2.0, -1.0, 0.5], [math.nan, math.nan, math.nan], [0.3, 0.2, -0.4]])
+    keep = np.array([True, False, True])
+    for name in ("cross_entropy", "poly1"):
+        edges.case(
+            name,
+            "masked samples holding NaN logits and the label -100: as if absent",
+            {"logits": padded_logits, "target": i64([0, -100, 2]), "mask": keep},
+            Finite(lambda a, name=name: _without_masked(name, a)),
+        )
+        edges.case(
+            name,
+            "every sample masked: 0",
+            {"logits": f64([[2.0, -1.0], [0.5, 0.1]]), "target": i64([0, 1]), "mask": np.zeros(2, dtype=bool)},
+            Finite(0.0, grad="zero"),
+        )
+        edges.case(
+            name,
+            "a mask of the wrong shape",
+            {"logits": f64([[2.0, -1.0], [0.5, 0.1]]), "target": i64([0, 1]), "mask": np.ones((2, 2), dtype=bool)},
+            Raises(ValueError, r"mask must have shape \(2,\), got \(2, 2\)"),
+        )
+        edges.case(
+            name,
+            "a floating mask",
+            {"logits": f64([[2.0, -1.0], [0.5, 0.1]]), "target": i64([0, 1]), "mask": f64([1.0, 0.0])},
+            Raises(TypeError, r"mask must be bool \(or 0/1 integers\), got dtype"),
+        )
     return edges
+
+
+def _without_masked(name: str, arrays: dict[str, np.ndarray]) -> float:
+    """The mean loss of the kept samples alone, from the plain formulas (cross-entropy, poly-1)."""
+    kept = [i for i, k in enumerate(arrays["mask"]) if k]
+    logits = [arrays["logits"][i] for i in kept]
+    labels = [int(arrays["target"][i]) for i in kept]
+    losses = ce(logits, labels)
+    if name == "poly1":  # + epsilon (1 - p_y), epsilon 1
+        losses = [loss + 1.0 - math.exp(-loss) for loss in losses]
+    return fmean(losses)
 
 
 EDGES = _edge_cases()
@@ -258,9 +297,10 @@ def _class_weight_sum(weight_name: str) -> Callable[[Case, np.ndarray], float]:
     def normaliser(case: Case, none: np.ndarray) -> float:
         target = case.arrays["target"]
         if not np.issubdtype(target.dtype, np.integer):
-            return none.size
+            return _kept_count(case, none)
         ignore = case.params.get("ignore_index")
         kept = np.ones(target.shape, bool) if ignore is None else target != ignore
+        kept = kept & case.arrays.get("mask", True)
         weight = case.arrays.get(weight_name)
         if weight is None:
             return float(kept.sum())
@@ -305,6 +345,38 @@ def _soft_targets(rng, n, *, weight=False):
     return arrays
 
 
+def _masked(make):
+    """``make``'s arrays plus a ``mask`` (optax's ``where``) of the per-sample shape, about a third
+    of the samples False."""
+
+    def arrays(rng, n, **kwargs):
+        made = make(rng, n, **kwargs)
+        made["mask"] = rng.random(made["logits"].shape[:-1]) > 0.35
+        return made
+
+    return arrays
+
+
+def _kept_count(case: Case, none: np.ndarray) -> float:
+    """The number of samples ``mask`` keeps (all of them without one)."""
+    mask = case.arrays.get("mask")
+    return float(none.size if mask is None else mask.sum())
+
+
+def _optax_where(m, a, out, r):
+    """optax's per-sample losses (0 at masked samples) reduced as polyloss: "mean" over the kept ones."""
+    mask = a.get("mask")
+    if mask is None or r != "mean":
+        return reduce_reference(m.jnp, out, r)
+    return m.jnp.sum(out) / m.jnp.maximum(m.jnp.sum(mask), 1)
+
+
+def _where_of(m, a):
+    """optax's ``where``: the per-sample mask broadcast over the classes (last axis), or None."""
+    mask = a.get("mask")
+    return None if mask is None else m.jnp.broadcast_to(mask[..., None], a["logits"].shape)
+
+
 # -- cross_entropy ----------------------------------------------------------------
 
 
@@ -314,12 +386,17 @@ def _torch_cross_entropy(m, a, p, r):
     axis = p.get("axis", -1)
     logits, target = a["logits"], a["target"]
     integer = not m.torch.is_floating_point(target)
-    if integer and p.get("ignore_index") is not None and bool((target == p["ignore_index"]).all()):
+    ignore = p.get("ignore_index")
+    if "mask" in a:  # torch has no mask: a masked sample is an ignored one
+        if not integer:
+            raise NotApplicable("torch has no ignore_index for probability targets")
+        ignore = -100 if ignore is None else ignore
+        target = m.torch.where(a["mask"], target, ignore)
+    if integer and ignore is not None and bool((target == ignore).all()):
         raise NotApplicable("torch returns NaN for an all-ignored batch; polyloss returns 0 by design")
     logits = m.torch.movedim(logits, axis, 1)
     if not integer:
         target = m.torch.movedim(target, axis, 1)
-    ignore = p.get("ignore_index")
     return m.F.cross_entropy(
         logits,
         target,
@@ -334,18 +411,27 @@ def _optax_cross_entropy(m, a, p, r):
     if a.get("weight") is not None or p.get("label_smoothing") or p.get("z_loss") or p.get("ignore_index") is not None:
         raise NotApplicable("optax has no weight, label_smoothing, z_loss or ignore_index")
     axis = p.get("axis", -1)
+    if a.get("mask") is not None and axis not in (-1, a["logits"].ndim - 1):
+        raise NotApplicable("the masked variants keep the classes last")
     if m.jnp.issubdtype(a["target"].dtype, m.jnp.integer):
-        out = m.optax.losses.softmax_cross_entropy_with_integer_labels(a["logits"], a["target"], axis=axis)
+        out = m.optax.losses.softmax_cross_entropy_with_integer_labels(
+            a["logits"], a["target"], axis=axis, where=a.get("mask")
+        )
     else:
+        # optax's `where` leaves masked rows a NaN target gradient (0 * log 0 in its backward pass):
+        # its per-sample losses, the masked ones set to 0, stand in for it
         out = m.optax.losses.softmax_cross_entropy(a["logits"], a["target"], axis=axis)
-    return reduce_reference(m.jnp, out, r)
+        out = out if a.get("mask") is None else m.jnp.where(a["mask"], out, 0.0)
+    return _optax_where(m, a, out, r)
 
 
 def _numpy_z_loss(m, a, p, r):
     """Cross-entropy plus PaLM's z-loss, one sample at a time (no anchor has z-loss)."""
     np_ = m.np
     logits, target = np_.asarray(a["logits"]), np_.asarray(a["target"])
-    plain = a.get("weight") is None and not p.get("label_smoothing") and p.get("ignore_index") is None
+    plain = (
+        a.get("weight") is None and not p.get("label_smoothing") and p.get("ignore_index") is None and "mask" not in a
+    )
     if not (plain and logits.ndim == 2 and np_.issubdtype(target.dtype, np_.integer)):
         raise NotApplicable("the loop covers unweighted (N, C) logits with class indices")
     out = np_.zeros(len(target))
@@ -382,6 +468,13 @@ register(
             ),
             _variant("axis=1,(N,C,L)", lambda rng, n: _int_targets(rng, n, shape=(n, 4, 3), axis=1), axis=1),
             _variant("z_loss=0.01", _int_targets, z_loss=0.01),
+            _variant("int,mask", _masked(_int_targets)),
+            _variant("probabilities,mask", _masked(_soft_targets)),
+            _variant(
+                "ignore_index=-100,weight,mask",
+                lambda rng, n: _masked(_int_targets)(rng, n, weight=True, ignore=-100),
+                ignore_index=-100,
+            ),
         ),
         references=(
             # torch's nll_loss kernel (class indices) has no derivative in the class weights
@@ -392,10 +485,10 @@ register(
             Reference("z-loss loop", "numpy", _numpy_z_loss, grads=False),
         ),
         notes="all-ignored batches give 0 (torch: NaN); ignored rows with -inf logits give zero gradient.",
-        layout=Layout(("logits", "target"), shared=("weight",)),
+        layout=Layout(("logits", "target", "mask"), shared=("weight",)),
         mean=Mean(
-            "sum of weight[y_i] over non-ignored samples (their number without weight); "
-            "the number of samples with probability targets",
+            "sum of weight[y_i] over non-ignored, kept samples (their number without weight); "
+            "the number of kept samples with probability targets",
             _class_weight_sum("weight"),
         ),
         unit_weights=("weight",),
@@ -907,8 +1000,10 @@ def _optax_poly1(m, a, p, r):
     target = a["target"]
     if m.jnp.issubdtype(target.dtype, m.jnp.integer):
         target = m.jax.nn.one_hot(target, a["logits"].shape[-1], dtype=a["logits"].dtype)
-    out = m.optax.losses.poly_loss_cross_entropy(a["logits"], target, epsilon=p.get("epsilon", 1.0))
-    return reduce_reference(m.jnp, out, r)
+    out = m.optax.losses.poly_loss_cross_entropy(
+        a["logits"], target, epsilon=p.get("epsilon", 1.0), where=_where_of(m, a)
+    )
+    return _optax_where(m, a, out, r)
 
 
 def _one_hot_arrays(rng, n):
@@ -924,9 +1019,12 @@ register(
             _variant("int,epsilon=1", _int_targets),
             _variant("one-hot,epsilon=2", _one_hot_arrays, epsilon=2.0),
             _variant("probabilities,epsilon=-1", _soft_targets, epsilon=-1.0),
+            _variant("int,mask", _masked(_int_targets)),
+            _variant("probabilities,mask,epsilon=2", _masked(_soft_targets), epsilon=2.0),
         ),
         references=(Reference("optax.losses.poly_loss_cross_entropy", "jax", _optax_poly1),),
-        layout=Layout(("logits", "target")),
+        layout=Layout(("logits", "target", "mask")),
+        mean=Mean("the number of kept samples (all without a mask)", _kept_count),
         edge_cases=EDGES.of("poly1"),
     )
 )

@@ -9,7 +9,7 @@ import numpy as np
 from polyloss.verify.specs import register
 from polyloss.verify.specs._gen import labels, log_softmax, normal, probabilities, set_to
 from polyloss.verify.specs.edges import INF, EdgeCorpus, Finite, Infinite, f64, i64
-from polyloss.verify.specs.record import Case, HalfPrecision, Layout, LossSpec, Variant, ZeroCase
+from polyloss.verify.specs.record import Case, HalfPrecision, Layout, LossSpec, Mean, Variant, ZeroCase
 from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
 
 # --------------------------------------------------------------------------- edge cases
@@ -61,6 +61,22 @@ def _edge_cases() -> EdgeCorpus:
         "saturated student logits",
         {"student_logits": f64([[1e4, -1e4]]), "teacher_logits": f64([[1e4, -1e4]]), "target": i64([0])},
         Finite(0.0),
+    )
+    edges.case(
+        "kl_div",
+        "masked samples holding NaN (padding): as if absent",
+        {
+            "log_q": f64([[math.log(0.5), math.log(0.5)], [math.nan, math.nan]]),
+            "p": f64([[0.25, 0.75], [math.nan, math.nan]]),
+            "mask": np.array([True, False]),
+        },
+        Finite(0.25 * math.log(0.5) + 0.75 * math.log(1.5)),
+    )
+    edges.case(
+        "kl_div",
+        "every sample masked: 0",
+        {"log_q": f64([[math.log(0.5), math.log(0.5)]]), "p": f64([[0.25, 0.75]]), "mask": np.array([False])},
+        Finite(0.0, grad="zero"),
     )
     NO_ROWS = np.zeros((0, 5))
     edges.empty_batch("kl_div", {"log_q": NO_ROWS, "p": NO_ROWS}, (0,))
@@ -115,7 +131,21 @@ def _kl_arrays(rng, n, *, zeros=False, masked=False, log_target=False, shape=Non
     return {"log_q": log_q, "p": p}
 
 
+def _masked_kl_arrays(rng, n, **kwargs):
+    """:func:`_kl_arrays` plus a per-sample ``mask`` (optax's ``where``), about a third False."""
+    arrays = _kl_arrays(rng, n, **kwargs)
+    arrays["mask"] = rng.random(arrays["log_q"].shape[:-1]) > 0.35
+    return arrays
+
+
+def _kept_samples(case: Case, none: np.ndarray) -> float:
+    mask = case.arrays.get("mask")
+    return float(none.size if mask is None else mask.sum())
+
+
 def _torch_kl_div(m, a, p, r):
+    if "mask" in a:
+        raise NotApplicable("F.kl_div has no mask")
     log_q, target = a["log_q"], a["p"]
     log_target, axis = p.get("log_target", False), p.get("axis", -1)
     if log_target and bool(m.torch.isinf(target).any()):
@@ -147,7 +177,13 @@ def _optax_kl_div(m, a, p, r):
         where = ~m.jnp.isinf(target)
     elif not log_target and bool(((target == 0) & m.jnp.isinf(log_q)).any()):
         where = target > 0
-    return reduce_reference(m.jnp, fn(log_q, target, axis=axis, where=where), r)
+    out = fn(log_q, target, axis=axis, where=where)
+    mask = a.get("mask")
+    if mask is None:
+        return reduce_reference(m.jnp, out, r)
+    # optax's per-sample divergences with the masked samples set to 0, "mean" over the kept ones
+    out = m.jnp.where(mask, out, 0.0)
+    return out if r == "none" else m.jnp.sum(out) / (m.jnp.maximum(m.jnp.sum(mask), 1) if r == "mean" else 1)
 
 
 def _numpy_kl_loop(m, a, p, r):
@@ -167,6 +203,11 @@ def _numpy_kl_loop(m, a, p, r):
                 continue  # 0 log 0 = 0, whatever q is
             total += math.exp(log_p) * (log_p - lq)
         out[idx] = total
+    if "mask" in a:  # masked samples count nowhere; "mean" over the kept ones
+        kept = np_.asarray(a["mask"])
+        out = np_.where(kept, out, 0.0)
+        if r == "mean":
+            return np_.asarray(out.sum() / max(int(kept.sum()), 1))
     return reduce_reference(np_, out, r)
 
 
@@ -201,6 +242,10 @@ register(
                 log_target=True,
             ).excluding(p=_KL_MINUS_INF_LOG_P),
             _variant("axis=1,(N,C,L)", lambda rng, n: _kl_arrays(rng, n, shape=(n, 4, 3), axis=1), axis=1),
+            _variant("probabilities,mask", _masked_kl_arrays),
+            _variant(
+                "log_target=True,mask", lambda rng, n: _masked_kl_arrays(rng, n, log_target=True), log_target=True
+            ),
         ),
         references=(
             Reference("torch.nn.functional.kl_div (batchmean)", "torch", _torch_kl_div),
@@ -218,7 +263,8 @@ register(
             "The gradient in p is checked where every p > 0; at p == 0 the derivative is -inf and polyloss "
             "returns -log q (finite; 0 where log_q = -inf), as torch's F.kl_div does."
         ),
-        layout=Layout(("log_q", "p")),
+        layout=Layout(("log_q", "p", "mask")),
+        mean=Mean("the number of kept samples (all without a mask)", _kept_samples),
         half_precision=HalfPrecision(
             variants=(
                 "zero target probabilities,log_q=-inf there (masked)",
