@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -246,7 +247,7 @@ def _edge_cases() -> EdgeCorpus:
             name,
             "masked samples holding NaN logits and the label -100: as if absent",
             {"logits": padded_logits, "target": i64([0, -100, 2]), "mask": keep},
-            Finite(lambda a, name=name: _without_masked(name, a)),
+            Finite(functools.partial(_without_masked, name)),
         )
         edges.case(
             name,
