@@ -266,3 +266,38 @@ def test_jax_jit_and_vmap_equal_eager():
     np.testing.assert_allclose(
         to_numpy(jax.jit(jax.vmap(grad))(*stacked)), np.stack([e[1] for e in eager]), rtol=1e-12, atol=1e-15
     )
+
+
+def test_torch_eager_runs_torch_kernel_with_the_definitions_gradients():
+    """Eager float tensors go through torch's CTC kernel (one pass each way), corrected to polyloss's
+    gradient: equal to the alpha recursion's (run through torch.func, which takes the definition) in
+    value, gradient and second derivative; an impossible sample keeps its zero gradient."""
+    import polyloss.torch as pt
+
+    rng = np.random.default_rng(3)
+    log_probs = torch.tensor(np_log_softmax(rng.normal(size=(3, 9, 5))), requires_grad=True)
+    targets = torch.tensor(rng.integers(1, 5, size=(3, 4)))
+    input_lengths, target_lengths = torch.tensor([9, 7, 2]), torch.tensor([4, 3, 4])  # sample 2: impossible
+
+    def loss(lp: torch.Tensor) -> torch.Tensor:
+        return pt.ctc(lp, targets, input_lengths, target_lengths, reduction="none")
+
+    native = loss(log_probs)
+    assert type(native.grad_fn).__name__ == "_NativeCTCBackward"
+    # torch.func traces its inputs: the backend then runs the definition, the reference here
+    definition, vjp = torch.func.vjp(loss, log_probs.detach())
+    np.testing.assert_allclose(native.detach().numpy(), definition.numpy(), rtol=1e-12)
+    cotangent = torch.tensor([0.7, -1.3, 0.0])
+    (expected,) = vjp(cotangent)
+    (got,) = torch.autograd.grad(native, log_probs, cotangent, create_graph=True)
+    np.testing.assert_allclose(got.detach().numpy(), expected.numpy(), rtol=1e-10, atol=1e-12)
+    assert torch.all(got[2] == 0.0)  # the impossible sample
+    # second order: the gradient of <grad, direction> against the definition's
+    direction = torch.tensor(rng.normal(size=(3, 9, 5)))
+    (second,) = torch.autograd.grad((got * direction).sum(), log_probs)
+    second_expected = torch.func.grad(lambda lp: (vjp_of(loss, lp, cotangent) * direction).sum())(log_probs.detach())
+    np.testing.assert_allclose(second.numpy(), second_expected.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def vjp_of(fn, x: torch.Tensor, cotangent: torch.Tensor) -> torch.Tensor:
+    return torch.func.vjp(fn, x)[1](cotangent)[0]

@@ -340,6 +340,74 @@ _FUSED: dict[str, Callable[..., torch.Tensor | None]] = {
 }
 
 
+class _NativeCTC(torch.autograd.Function):
+    """CTC's negative log-likelihood through torch's kernels (``aten::_ctc_loss`` and its backward:
+    one pass each way instead of a Python step per frame), with polyloss's gradient: torch's
+    backward returns the gradient with respect to the logits behind a ``log_softmax`` (it adds
+    ``exp(log_probs)`` over each sample's frames), which is taken away here; an impossible sample
+    (``inf``) gets a zero gradient, not torch's NaN. A second derivative (``create_graph=True``)
+    differentiates the definition instead, which torch's kernel cannot."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        log_probs: torch.Tensor,
+        targets: torch.Tensor,
+        input_lengths: torch.Tensor,
+        target_lengths: torch.Tensor,
+        blank: int,
+        definition: Callable[[torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        lengths = (input_lengths.long(), target_lengths.long())
+        nll, log_alpha = torch.ops.aten._ctc_loss.Tensor(
+            log_probs.transpose(0, 1), targets.long(), *lengths, blank, False
+        )
+        ctx.save_for_backward(log_probs, targets, *lengths, nll, log_alpha)
+        ctx.blank, ctx.definition = blank, definition
+        return nll
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        log_probs, targets, input_lengths, target_lengths, nll, log_alpha = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: a gradient that is itself differentiable
+            with torch.enable_grad():
+                (exact,) = torch.autograd.grad(ctx.definition(log_probs), log_probs, grad, create_graph=True)
+            return exact, None, None, None, None, None
+        native = torch.ops.aten._ctc_loss_backward.Tensor(
+            grad, log_probs.transpose(0, 1), targets.long(), input_lengths, target_lengths, nll, log_alpha, ctx.blank
+        ).transpose(0, 1)
+        frames = torch.arange(log_probs.shape[1], device=log_probs.device)[None, :] < input_lengths[:, None]
+        exact = native - log_probs.exp() * (frames * grad[:, None])[..., None]
+        return torch.where(torch.isfinite(nll)[:, None, None], exact, 0.0), None, None, None, None, None
+
+
+def _ctc_nll(
+    definition: Callable[..., torch.Tensor],
+    log_probs: torch.Tensor,
+    targets: torch.Tensor,
+    input_lengths: torch.Tensor,
+    target_lengths: torch.Tensor,
+    blank: int,
+) -> torch.Tensor | None:
+    """:class:`_NativeCTC` for concrete (validated) float32/float64 inputs with at least one sample,
+    frame and target column; elsewhere (torch.compile, torch.func, empty inputs) the definition."""
+    usable = log_probs.dtype in (torch.float32, torch.float64) and 0 not in (*log_probs.shape, targets.shape[1])
+    if not usable or _traced(log_probs) or _traced(targets):
+        return None
+    return _NativeCTC.apply(
+        log_probs,
+        targets,
+        input_lengths,
+        target_lengths,
+        blank,
+        lambda lp: definition(lp, targets, input_lengths, target_lengths, blank=blank),
+    )
+
+
+#: fused kernels that take the definition too (for what the kernel lacks, such as second derivatives)
+_FUSED_WITH_DEFINITION: dict[str, Callable[..., torch.Tensor | None]] = {"ctc_nll": _ctc_nll}
+
+
 class TorchBackend(ArrayAPIBackend):
     has_autodiff = True
 
@@ -390,6 +458,8 @@ class TorchBackend(ArrayAPIBackend):
     def fused(self, kernel: str, composed: Callable[..., Any], *arrays: Any, **params: Any) -> torch.Tensor:
         native = _FUSED.get(kernel)
         out = None if native is None else native(*arrays, **params)
+        if kernel in _FUSED_WITH_DEFINITION:
+            out = _FUSED_WITH_DEFINITION[kernel](lambda *a, **p: composed(self, *a, **p), *arrays, **params)
         return composed(self, *arrays, **params) if out is None else out
 
     def sigmoid(self, x: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,10 @@
 
 The forward (alpha) recursion is written once, in log space, over the
 backend's ``scan`` primitive (``jax.lax.scan`` under JAX, so it jits and
-vmaps; a Python loop over time elsewhere). Every log-sum-exp is guarded so
+vmaps; a Python loop over time elsewhere). It is the definition of the per-sample
+negative log-likelihood handed to ``b.fused``: torch in eager mode computes it with its own CTC
+kernel instead (one pass each way), its gradient corrected to this definition's and checked
+against it (``tests/test_ctc.py``); torch.compile and torch.func run the recursion. Every log-sum-exp is guarded so
 that states no alignment reaches (``-inf``) carry zero gradient, never NaN:
 an impossible alignment (a target longer than the input allows) gives an
 infinite loss with finite (zero) gradient, or 0 with ``zero_infinity=True``.
@@ -160,6 +163,26 @@ def ctc(
     _check_lengths(b, "target_lengths", target_lengths, 0, width, "the width of targets")
     _check_targets(b, targets, target_lengths, num_classes, blank)
 
+    per_sample = b.fused(
+        "ctc_nll", _negative_log_likelihood, log_probs, targets, input_lengths, target_lengths, blank=blank
+    )
+    if zero_infinity:
+        per_sample = xp.where(per_sample == math.inf, 0.0, per_sample)
+    if reduction == "mean":
+        lengths = xp.astype(xp.clip(target_lengths, 1, None), per_sample.dtype)
+        return mean(xp, per_sample / lengths)
+    return reduce(xp, per_sample, reduction)
+
+
+def _negative_log_likelihood(
+    b: Backend, log_probs: Array, targets: Array, input_lengths: Array, target_lengths: Array, *, blank: int
+) -> Array:
+    """Each sample's -log P(target | log_probs) by the alpha recursion: the definition (``inf`` for an
+    impossible alignment, NaN for a traced sample with an invalid label or length), passed to
+    ``b.fused`` so that a backend may compute it with its own kernel."""
+    xp = b.xp
+    n, frames, num_classes = log_probs.shape
+    width = targets.shape[1]
     device = b.device(log_probs)
     states = 2 * width + 1
     position = xp.arange(states, device=device)
@@ -191,10 +214,4 @@ def ctc(
     end_blank = xp.squeeze(b.take_along_axis(alpha, last[:, None], 1), axis=1)
     end_label = xp.squeeze(b.take_along_axis(alpha, xp.clip(last - 1, 0, states - 1)[:, None], 1), axis=1)
     end_label = xp.where(target_lengths > 0, end_label, _NEG_INF)
-    per_sample = xp.where(invalid, xp.nan, -safe_logaddexp(b, end_blank, end_label))
-    if zero_infinity:
-        per_sample = xp.where(per_sample == math.inf, 0.0, per_sample)
-    if reduction == "mean":
-        lengths = xp.astype(xp.clip(target_lengths, 1, None), per_sample.dtype)
-        return mean(xp, per_sample / lengths)
-    return reduce(xp, per_sample, reduction)
+    return xp.where(invalid, xp.nan, -safe_logaddexp(b, end_blank, end_label))
