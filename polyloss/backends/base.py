@@ -127,26 +127,47 @@ class ArrayAPIBackend:
         return xp.exp(-self.softplus(-x))
 
     def softmax_cross_entropy(
-        self, logits: Array, index: Array, axis: int, reduction: str = "none", valid: Array | None = None
+        self,
+        logits: Array,
+        index: Array,
+        axis: int,
+        reduction: str = "none",
+        valid: Array | None = None,
+        kept: Array | None = None,
     ) -> Array:
         """-log softmax(logits)[index] along ``axis``: the per-sample cross-entropy,
-        NaN where ``valid`` is False, then ``"mean"``/``"sum"`` over samples if asked.
+        NaN where ``valid`` is False, then ``"mean"``/``"sum"`` over samples if asked; samples
+        where ``kept`` is False count nowhere (0, zero gradient; ``"mean"`` over the kept ones).
 
         ``index`` has the logits' shape without ``axis`` and is in range. Fused
         where the framework has a kernel; here: log-softmax, then gather.
         """
         xp = self.xp
+        logits = self._kept_rows(logits, axis, kept)
         log_probs = self.log_softmax(logits, axis)
         nll = -xp.squeeze(self.take_along_axis(log_probs, xp.expand_dims(index, axis=axis), axis), axis=axis)
-        return self._mark_and_reduce(nll, reduction, valid)
+        return self._mark_and_reduce(nll, reduction, valid, kept)
 
-    def _mark_and_reduce(self, nll: Array, reduction: str, valid: Array | None) -> Array:
+    def _kept_rows(self, logits: Array, axis: int, kept: Array | None) -> Array:
+        """The logits with the rows of samples not kept set to 0: whatever they held (-inf, NaN)
+        reaches no value and no gradient (the double ``where``'s inner half)."""
+        xp = self.xp
+        return logits if kept is None else xp.where(xp.expand_dims(kept, axis=axis), logits, 0.0)
+
+    def _mark_and_reduce(self, nll: Array, reduction: str, valid: Array | None, kept: Array | None = None) -> Array:
         xp = self.xp
         if valid is not None:
             nll = xp.where(valid, nll, xp.nan)
+        if kept is not None:
+            nll = xp.where(kept, nll, 0.0)
         if reduction == "none":
             return nll
-        return xp.mean(nll) if reduction == "mean" else xp.sum(nll)
+        if reduction == "sum":
+            return xp.sum(nll)
+        if kept is None:
+            return xp.mean(nll)
+        count = xp.sum(xp.astype(kept, nll.dtype))
+        return xp.where(count > 0, xp.sum(nll) / xp.where(count > 0, count, 1.0), 0.0)
 
     def take_along_axis(self, x: Array, indices: Array, axis: int) -> Array:
         return self.xp.take_along_axis(x, indices, axis=axis)

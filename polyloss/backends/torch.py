@@ -304,6 +304,12 @@ def _traced(x: torch.Tensor) -> bool:
     return torch.compiler.is_compiling() or _is_functorch_wrapped(x) or x.is_meta
 
 
+def _all_finite(x: torch.Tensor) -> bool:
+    """Whether every value of a concrete tensor is finite, from one reduction: a sum is finite only
+    if every term is (an overflowing sum of finite values answers False, the safe side)."""
+    return bool(torch.isfinite(x.detach().sum()))
+
+
 def _on_host(x: torch.Tensor) -> bool:
     """Values readable without synchronising an accelerator."""
     return x.device.type == "cpu"
@@ -472,9 +478,15 @@ class TorchBackend(ArrayAPIBackend):
         axis: int,
         reduction: str = "none",
         valid: torch.Tensor | None = None,
+        kept: torch.Tensor | None = None,
     ) -> torch.Tensor:
         # torch's fused log_softmax + nll kernel, reduction included; classes sit on dim 1
-        # (or 0 when unbatched). ignore_index=-100 never matches: index is in range.
+        # (or 0 when unbatched). ignore_index=-100 never matches an index (in range) but the
+        # samples not kept, which torch's kernel skips in value and gradient.
+        if kept is not None and not (_on_host(logits) and not _traced(logits) and _all_finite(logits)):
+            # a -inf (or NaN) row, even a skipped one, makes log_softmax's gradient NaN there: the
+            # definition's masked rows (and no host read of the logits off eager CPU)
+            logits = self._kept_rows(logits, axis, kept)
         class_dim = 1 if logits.ndim > 1 else 0
         if logits.ndim > 1 and axis != 1:
             logits = torch.movedim(logits, axis, 1)
@@ -483,7 +495,14 @@ class TorchBackend(ArrayAPIBackend):
             # output split it, 1.4x slower at 4096x1000).
             nan_if_bad = torch.where(valid, 0.0, float("nan")).to(logits.dtype)
             logits = logits + nan_if_bad.unsqueeze(class_dim)
-        return F.cross_entropy(logits, _int64(index), reduction=reduction)
+        if kept is None:
+            return F.cross_entropy(logits, _int64(index), reduction=reduction)
+        index = torch.where(kept, _int64(index), -100)
+        if reduction != "mean":
+            return F.cross_entropy(logits, index, reduction=reduction)
+        # torch's mean of no kept sample is 0/0: the sum over the count, 0 when none is kept
+        count = kept.sum().to(logits.dtype)
+        return F.cross_entropy(logits, index, reduction="sum") / count.clamp(min=1.0)
 
     def take_along_axis(self, x: torch.Tensor, indices: torch.Tensor, axis: int) -> torch.Tensor:
         # gather, not take_along_dim: the latter broadcasts and wraps negative indices (slower, and

@@ -62,14 +62,20 @@ def mean(xp: Any, x: Array) -> Array:
 
 
 def softmax_cross_entropy(
-    b: Backend, logits: Array, index: Array, axis: int, reduction: str = "none", valid: Array | None = None
+    b: Backend,
+    logits: Array,
+    index: Array,
+    axis: int,
+    reduction: str = "none",
+    valid: Array | None = None,
+    kept: Array | None = None,
 ) -> Array:
     """``b.softmax_cross_entropy`` under the empty-batch policy: with no sample (``index`` empty) the
     per-sample losses are the empty array and ``"mean"`` is 0 (the frameworks' max over an empty
     class axis raises, and their mean of nothing is NaN)."""
     if is_empty(index):
         return reduce(b.xp, b.xp.sum(logits, axis=axis), reduction)
-    return b.softmax_cross_entropy(logits, index, axis, reduction, valid=valid)
+    return b.softmax_cross_entropy(logits, index, axis, reduction, valid=valid, kept=kept)
 
 
 def safe_divide(xp: Any, numerator: Array, denominator: Array, default: float = 0.0) -> Array:

@@ -90,9 +90,17 @@ class Backend(Protocol):
     def sigmoid(self, x: Array) -> Array: ...
 
     def softmax_cross_entropy(
-        self, logits: Array, index: Array, axis: int, reduction: str = "none", valid: Array | None = None
+        self,
+        logits: Array,
+        index: Array,
+        axis: int,
+        reduction: str = "none",
+        valid: Array | None = None,
+        kept: Array | None = None,
     ) -> Array:
-        """-log softmax(logits)[index] along ``axis``, NaN where ``valid`` is False, then reduced."""
+        """-log softmax(logits)[index] along ``axis``, NaN where ``valid`` is False, then reduced;
+        samples where ``kept`` is False are 0 with zero gradient whatever their logits hold, and
+        ``"mean"`` divides by the number of kept samples (0 when none is)."""
         ...
 
     def take_along_axis(self, x: Array, indices: Array, axis: int) -> Array: ...

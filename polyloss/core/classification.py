@@ -268,8 +268,13 @@ def cross_entropy(
         ignore_index = _MASKED if ignore_index is None else ignore_index
         target = xp.where(kept, target, ignore_index)
     class_labels(b, "target", target, logits=logits, axis=axis, ignore_index=ignore_index)
-    if weight is None and ignore_index is None and is_static_zero(label_smoothing) and is_static_zero(z_loss):
-        return fused_cross_entropy(b, logits, target, axis, reduction)
+    if weight is None and is_static_zero(label_smoothing) and is_static_zero(z_loss):
+        if ignore_index is None:
+            return fused_cross_entropy(b, logits, target, axis, reduction)
+        # the kernel skips the ignored samples itself (torch's ignore_index)
+        kept = target != ignore_index
+        index, valid = guard_traced_labels(b, xp.where(kept, target, 0), num_classes)
+        return softmax_cross_entropy(b, logits, index, axis, reduction, valid=valid, kept=kept)
     logits = _mask_ignored_rows(b, logits, target, axis, ignore_index)
     if not is_static_zero(label_smoothing):  # the smoothing term needs every log-probability
         log_probs = b.log_softmax(logits, axis)
