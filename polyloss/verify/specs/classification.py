@@ -450,6 +450,7 @@ register(
             _variant(
                 "int,weight,label_smoothing=0.1", lambda rng, n: _int_targets(rng, n, weight=True), label_smoothing=0.1
             ),
+            _variant("ignore_index=-100", lambda rng, n: _int_targets(rng, n, ignore=-100), ignore_index=-100),
             _variant(
                 "ignore_index=-100,weight",
                 lambda rng, n: _int_targets(rng, n, weight=True, ignore=-100),
