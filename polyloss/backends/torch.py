@@ -331,6 +331,18 @@ def _bce_with_logits(
     return positive * -F.logsigmoid(logits) + (1.0 - target) * -F.logsigmoid(-logits)
 
 
+def _kl_terms(log_q: torch.Tensor, p: torch.Tensor) -> torch.Tensor | None:
+    """``F.kl_div(log_q, p, reduction="none")`` (``xlogy(p, p) - p * log_q``) where it is the
+    definition: every log q finite (torch's 0 * -inf is NaN, the definition's 0), and, when p is
+    differentiated, every p > 0 (at p = 0 torch's derivative in p is -inf, the definition's -log q).
+    Both are read from one reduction each, on eager CPU tensors only; elsewhere the definition runs."""
+    if not _on_host(log_q) or _traced(log_q) or _traced(p) or not _all_finite(log_q):
+        return None
+    if p.requires_grad and p.numel() > 0 and not bool(p.detach().min() > 0):
+        return None
+    return F.kl_div(log_q, p, reduction="none")
+
+
 #: torch's fused kernels for the elementwise definitions that core passes to ``fused`` (one kernel
 #: each way instead of several array-API passes), ``reduction="none"`` (the core reduces); None
 #: where the kernel would not compute the definition for these arguments
@@ -343,6 +355,7 @@ _FUSED: dict[str, Callable[..., torch.Tensor | None]] = {
         F.huber_loss(pred, target, reduction="none", delta=delta) if isinstance(delta, float) else None
     ),
     "smooth_l1": lambda pred, target, beta: F.smooth_l1_loss(pred, target, reduction="none", beta=beta),
+    "kl_terms": _kl_terms,
 }
 
 

@@ -42,9 +42,11 @@ from polyloss.core.classification import fused_cross_entropy
 _LOG_2 = math.log(2.0)
 
 
-def _kl_terms(xp: Any, log_q: Array, p: Array) -> Array:
+def _kl_terms(b: Backend, log_q: Array, p: Array) -> Array:
     """Elementwise p (log p - log q) from probabilities ``p``; 0 where p == 0 (even where
-    log q = -inf), and the gradient with respect to ``p`` is 0 there."""
+    log q = -inf), and the gradient with respect to ``p`` is -log q there (0 where log q = -inf).
+    Passed to ``b.fused``: a backend may compute it with its own kernel."""
+    xp = b.xp
     return xlogy(xp, p, p) - zero_times(xp, p, log_q)
 
 
@@ -114,7 +116,7 @@ def kl_div(
     log_q, p = masked_rows(xp, log_q, kept, axis), masked_rows(xp, p, kept, axis)
     if not log_target:
         check_unit_interval(b, "p", p)
-        terms = _kl_terms(xp, log_q, p)
+        terms = b.fused("kl_terms", _kl_terms, log_q, p)
     else:
         terms = _kl_terms_log_target(xp, log_q, p)
     return reduce_kept(xp, xp.sum(terms, axis=axis), kept, reduction)
