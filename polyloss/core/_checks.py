@@ -338,6 +338,12 @@ def check_signs(b: Backend, name: str, x: Array) -> None:
     raise ValueError(f"{name} must contain only 1 and -1, got a value of {bad!r}")
 
 
+def check_ignore_index(ignore_index: Any) -> None:
+    """An ``ignore_index`` is an int (not a bool) or None."""
+    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
+        raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
+
+
 def check_binary(b: Backend, name: str, x: Array, ignore_index: int | None = None) -> None:
     """Refuse values other than 0 and 1 (and ``ignore_index``) in eager mode (binary masks)."""
     if b.is_opaque(x) or math.prod(x.shape) == 0:

@@ -43,6 +43,7 @@ from polyloss.core._checks import (
     check_broadcasts,
     check_class_target,
     check_floating,
+    check_ignore_index,
     check_nonnegative,
     check_not_float_indices,
     check_positive,
@@ -77,11 +78,6 @@ from polyloss.core._typing import Array, Backend, RowGrads, SharedGrads, Transpo
 
 #: the label a masked-out sample takes when no ``ignore_index`` is given: never a class
 _MASKED = -1
-
-
-def _check_ignore_index(ignore_index: Any) -> None:
-    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
-        raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
 
 
 def _check_class_vector(name: str, vector: Array, num_classes: int) -> None:
@@ -252,7 +248,7 @@ def cross_entropy(
     xp = b.xp
     check_floating(xp, "logits", logits)
     axis = check_axis("logits", logits, axis)
-    _check_ignore_index(ignore_index)
+    check_ignore_index(ignore_index)
     num_classes = logits.shape[axis]
     if weight is not None:
         _check_class_vector("weight", weight, num_classes)
@@ -551,7 +547,7 @@ def linear_cross_entropy(
         check_shape("bias", bias, (num_classes,))
     if class_weight is not None:
         _check_class_vector("class_weight", class_weight, num_classes)
-    _check_ignore_index(ignore_index)
+    check_ignore_index(ignore_index)
     class_labels(
         b, "target", target, num_classes=num_classes, shape=tuple(hidden.shape[:-1]), ignore_index=ignore_index
     )
@@ -630,7 +626,7 @@ def nll(
     xp = b.xp
     check_floating(xp, "log_probs", log_probs)
     axis = check_axis("log_probs", log_probs, axis)
-    _check_ignore_index(ignore_index)
+    check_ignore_index(ignore_index)
     if weight is not None:
         _check_class_vector("weight", weight, log_probs.shape[axis])
     class_labels(b, "target", target, logits=log_probs, axis=axis, ignore_index=ignore_index)
@@ -753,7 +749,7 @@ def focal(
     xp = b.xp
     check_floating(xp, "logits", logits)
     axis = check_axis("logits", logits, axis)
-    _check_ignore_index(ignore_index)
+    check_ignore_index(ignore_index)
     num_classes = logits.shape[axis]
     if alpha is not None and not isinstance(alpha, (int, float)):
         _check_class_vector("alpha", alpha, num_classes)

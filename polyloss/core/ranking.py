@@ -24,7 +24,7 @@ import math
 from typing import Any
 
 from polyloss.core._checks import check_floating, check_same_shape, is_integer, positive_number
-from polyloss.core._reduce import is_empty, reduce, safe_divide
+from polyloss.core._reduce import reduce, reduce_kept, safe_divide
 from polyloss.core._registry import loss
 from polyloss.core._typing import Array, Backend
 
@@ -49,10 +49,7 @@ def _lists(b: Backend, scores: Array, labels: Array, mask: Array | None) -> tupl
 
 def _per_list(xp: Any, per_list: Array, valid: Array, reduction: str) -> Array:
     """Lists without a valid item are 0 and left out of ``"mean"``."""
-    per_list = xp.where(xp.any(valid, axis=-1), per_list, 0.0)
-    if reduction != "mean" or is_empty(per_list):
-        return reduce(xp, per_list, reduction)
-    return reduce(xp, per_list, reduction, xp.sum(xp.astype(xp.any(valid, axis=-1), per_list.dtype)))
+    return reduce_kept(xp, per_list, xp.any(valid, axis=-1), reduction)
 
 
 @loss("ranking")

@@ -51,6 +51,7 @@ from polyloss.core._checks import (
     check_axis,
     check_binary,
     check_floating,
+    check_ignore_index,
     check_not_float_indices,
     check_same_shape,
     check_shape,
@@ -118,8 +119,7 @@ def _overlap(
     check_floating(xp, "pred", pred)
     if per_sample and pred.ndim == 0:
         raise ValueError("per_sample=True needs a batch axis 0, got a 0-d pred")
-    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
-        raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
+    check_ignore_index(ignore_index)
     # integers of pred's own shape are a mask (an integer mask is common in datasets), not class
     # indices, whose shape lacks the class axis
     mask_of_integers = is_integer(xp, target) and tuple(target.shape) == tuple(pred.shape) and not labels_only
@@ -601,8 +601,7 @@ def lovasz_hinge(
     check_same_shape("pred", pred, "target", target)
     if per_sample and pred.ndim == 0:
         raise ValueError("per_sample=True needs a batch axis 0, got a 0-d pred")
-    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
-        raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
+    check_ignore_index(ignore_index)
     if ignore_index is not None and not is_integer(xp, target):
         raise ValueError(f"ignore_index needs an integer target, got dtype {target.dtype}")
     check_binary(b, "target", target, ignore_index)
@@ -670,8 +669,7 @@ def lovasz_softmax(
     """
     xp = b.xp
     check_floating(xp, "pred", pred)
-    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
-        raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
+    check_ignore_index(ignore_index)
     if per_sample and pred.ndim < 2:
         raise ValueError(f"per_sample=True needs a batch axis 0 and a class axis, got a {pred.ndim}-d pred")
     probs, onehot = _class_probabilities(b, pred, target, axis, per_sample, ignore_index)
