@@ -16,6 +16,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from polyloss.core._reduce import reduce
 from polyloss.core._typing import AxisName, Devices, ProcessGroup, RingBlocks, RowChunks
 
 Array = Any
@@ -118,9 +119,11 @@ class ArrayAPIBackend:
     def abs(self, x: Array) -> Array:
         return self.relu(x) + self.relu(-x)
 
-    def fused(self, kernel: str, composed: Callable[..., Array], *arrays: Array, **params: Any) -> Array:
+    def fused(
+        self, kernel: str, composed: Callable[..., Array], *arrays: Array, reduction: str = "none", **params: Any
+    ) -> Array:
         """The array-API definition (no fused kernels here); see the protocol."""
-        return composed(self, *arrays, **params)
+        return reduce(self.xp, composed(self, *arrays, **params), reduction)
 
     def sigmoid(self, x: Array) -> Array:
         xp = self.xp

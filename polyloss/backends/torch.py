@@ -16,6 +16,7 @@ from torch.autograd.function import once_differentiable
 
 from polyloss.backends.base import ArrayAPIBackend
 from polyloss.core._checks import accelerator_values_checked
+from polyloss.core._reduce import reduce
 from polyloss.core._typing import (
     Backend,
     Devices,
@@ -348,15 +349,20 @@ def _kl_terms(log_q: torch.Tensor, p: torch.Tensor) -> torch.Tensor | None:
 #: where the kernel would not compute the definition for these arguments
 _FUSED: dict[str, Callable[..., torch.Tensor | None]] = {
     "bce_with_logits": _bce_with_logits,
-    "squared_error": lambda pred, target: F.mse_loss(pred, target, reduction="none"),
-    "absolute_error": lambda pred, target: F.l1_loss(pred, target, reduction="none"),
+    "squared_error": lambda pred, target, reduction="none": F.mse_loss(pred, target, reduction=reduction),
+    "absolute_error": lambda pred, target, reduction="none": F.l1_loss(pred, target, reduction=reduction),
     # torch's delta is a Python float: an array delta (a learnable one) runs the definition
-    "huber": lambda pred, target, delta: (
-        F.huber_loss(pred, target, reduction="none", delta=delta) if isinstance(delta, float) else None
+    "huber": lambda pred, target, delta, reduction="none": (
+        F.huber_loss(pred, target, reduction=reduction, delta=delta) if isinstance(delta, float) else None
     ),
-    "smooth_l1": lambda pred, target, beta: F.smooth_l1_loss(pred, target, reduction="none", beta=beta),
+    "smooth_l1": lambda pred, target, beta, reduction="none": F.smooth_l1_loss(
+        pred, target, reduction=reduction, beta=beta
+    ),
     "kl_terms": _kl_terms,
 }
+#: the kernels above that reduce themselves (torch's mean of no element is NaN: empty inputs are
+#: reduced by core's ``reduce``)
+_REDUCING = frozenset({"squared_error", "absolute_error", "huber", "smooth_l1"})
 
 
 class _NativeCTC(torch.autograd.Function):
@@ -474,12 +480,18 @@ class TorchBackend(ArrayAPIBackend):
     def abs(self, x: torch.Tensor) -> torch.Tensor:
         return torch.abs(x)  # derivative sign(x): 0 at 0
 
-    def fused(self, kernel: str, composed: Callable[..., Any], *arrays: Any, **params: Any) -> torch.Tensor:
+    def fused(
+        self, kernel: str, composed: Callable[..., Any], *arrays: Any, reduction: str = "none", **params: Any
+    ) -> torch.Tensor:
         native = _FUSED.get(kernel)
+        if native is not None and reduction != "none" and kernel in _REDUCING and arrays[0].numel() > 0:
+            reduced = native(*arrays, reduction=reduction, **params)
+            if reduced is not None:
+                return reduced
         out = None if native is None else native(*arrays, **params)
         if kernel in _FUSED_WITH_DEFINITION:
             out = _FUSED_WITH_DEFINITION[kernel](lambda *a, **p: composed(self, *a, **p), *arrays, **params)
-        return composed(self, *arrays, **params) if out is None else out
+        return reduce(xp, composed(self, *arrays, **params) if out is None else out, reduction)
 
     def sigmoid(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(x)

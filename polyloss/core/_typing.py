@@ -80,10 +80,13 @@ class Backend(Protocol):
         """|x|, NaN for NaN, with derivative 0 at x == 0 (as torch's ``abs``; ``jnp.abs`` gives 1)."""
         ...
 
-    def fused(self, kernel: str, composed: Callable[..., Array], *arrays: Array, **params: Any) -> Array:
-        """``composed(self, *arrays, **params)``: the array-API definition, or the framework's own
-        kernel ``kernel`` computing the same values and derivatives (in every array) in fewer passes,
-        where the backend has one for these arguments. The conformance matrix checks the kernel
+    def fused(
+        self, kernel: str, composed: Callable[..., Array], *arrays: Array, reduction: str = "none", **params: Any
+    ) -> Array:
+        """``composed(self, *arrays, **params)`` reduced by ``reduction`` (core's ``reduce``: the mean of
+        nothing is 0): the array-API definition, or the framework's own kernel ``kernel`` computing the
+        same values and derivatives (in every array) in fewer passes, the reduction included where it
+        can, where the backend has one for these arguments. The conformance matrix checks the kernel
         against the definition that numpy and JAX run."""
         ...
 

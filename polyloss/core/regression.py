@@ -76,6 +76,23 @@ def _smooth_l1(b: Backend, pred: Array, target: Array, *, beta: float) -> Array:
     return b.xp.where(abs_error < beta, 0.5 * error * error / beta, abs_error - 0.5 * beta)
 
 
+def _reduced(
+    b: Backend,
+    kernel: str,
+    definition: Any,
+    pred: Array,
+    target: Array,
+    weight: Array | None,
+    reduction: str,
+    **params: Any,
+) -> Array:
+    """The elementwise loss ``definition`` (``b.fused``'s ``kernel``), reduced; without a weight the
+    backend's kernel may include the reduction (one pass fewer each way)."""
+    if weight is None:
+        return b.fused(kernel, definition, pred, target, reduction=reduction, **params)
+    return _weighted_reduce(b.xp, b.fused(kernel, definition, pred, target, **params), weight, reduction)
+
+
 def _weighted_reduce(xp: Any, elementwise: Array, weight: Array | None, reduction: str) -> Array:
     """``"mean"`` with a weight is sum(w * loss) / sum(w) over the weight broadcast to the loss's
     shape (0 when every weight is 0)."""
@@ -106,7 +123,7 @@ def mse(b: Backend, pred: Array, target: Array, *, weight: Array | None = None, 
     followed by the mean.
     """
     _check_pair(b, pred, target, weight)
-    return _weighted_reduce(b.xp, b.fused("squared_error", _squared_error, pred, target), weight, reduction)
+    return _reduced(b, "squared_error", _squared_error, pred, target, weight, reduction)
 
 
 @loss("regression", settings={"over_penalty": nonnegative_number(arrays=True)})
@@ -163,7 +180,7 @@ def mae(b: Backend, pred: Array, target: Array, *, weight: Array | None = None, 
     Matches ``torch.nn.functional.l1_loss(pred, target, weight=weight, reduction=reduction)``.
     """
     _check_pair(b, pred, target, weight)
-    return _weighted_reduce(b.xp, b.fused("absolute_error", _absolute_error, pred, target), weight, reduction)
+    return _reduced(b, "absolute_error", _absolute_error, pred, target, weight, reduction)
 
 
 @loss("regression", settings={"delta": positive_number(arrays=True)})
@@ -209,7 +226,7 @@ def huber(
         2.708333
     """
     _check_pair(b, pred, target, weight)
-    return _weighted_reduce(b.xp, b.fused("huber", _huber, pred, target, delta=delta), weight, reduction)
+    return _reduced(b, "huber", _huber, pred, target, weight, reduction, delta=delta)
 
 
 @loss("regression", settings={"beta": nonnegative_number()})
@@ -244,10 +261,8 @@ def smooth_l1(
     """
     _check_pair(b, pred, target, weight)
     if beta == 0.0:
-        elementwise = b.fused("absolute_error", _absolute_error, pred, target)
-    else:
-        elementwise = b.fused("smooth_l1", _smooth_l1, pred, target, beta=beta)
-    return _weighted_reduce(b.xp, elementwise, weight, reduction)
+        return _reduced(b, "absolute_error", _absolute_error, pred, target, weight, reduction)
+    return _reduced(b, "smooth_l1", _smooth_l1, pred, target, weight, reduction, beta=beta)
 
 
 @loss("regression")
