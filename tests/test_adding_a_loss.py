@@ -1,5 +1,5 @@
 """Adding a loss is two files: the worked example of docs/architecture.md ("Adding a loss") passes the
-structural, conformance, invariance, mixed-precision and edge-case tests with nothing else written.
+structural, conformance, invariance, mixed-precision, edge-case and plot tests with nothing else written.
 
 A pytest plugin, loaded with ``-p`` in a subprocess, executes the doc's two code blocks in the namespaces of
 ``polyloss.core.regression`` and ``polyloss.verify.specs.regression`` (as if appended to those files) before
@@ -45,6 +45,7 @@ def test_the_worked_example_needs_no_other_file(tmp_path):
         "tests/test_invariances.py",
         "tests/test_mixed_precision.py",
         "tests/test_edge_cases.py",
+        "tests/test_docs_site.py",
     ]
     selection = f"{NAME} or (test_structure and not (family_docs and regression))"
     command = [sys.executable, "-m", "pytest", "-p", "throwaway_loss", "-p", "no:cacheprovider", "-q", "-rA"]
@@ -59,11 +60,12 @@ def test_the_worked_example_needs_no_other_file(tmp_path):
         "tests/test_structure.py::test_every_loss_has_a_spec_and_every_spec_a_loss",
         f"tests/test_structure.py::test_every_loss_states_the_empty_batch_policy[{NAME}]",
         f"tests/test_conformance.py::test_conformance[value-torch-{NAME}]",
-        f"tests/test_conformance.py::test_conformance_jax[fd-jax-{NAME}]",
+        f"tests/test_conformance.py::test_conformance_jax_once[fd-jax-{NAME}]",
         f"tests/test_conformance.py::test_matches_upstream_reference[{NAME}-Welsch loop]",
         f"tests/test_invariances.py::test_batch_permutation[{NAME}-torch]",
         f"tests/test_invariances.py::test_mean_is_sum_over_documented_normaliser[{NAME}-numpy]",
         f"tests/test_invariances.py::test_all_ones_weights_equal_no_weights[{NAME}-jax]",
+        f"tests/test_docs_site.py::test_every_loss_has_a_finite_plot[{NAME}]",
     ]:
         assert test in passed, f"{test} did not pass:\n{output[-3000:]}"
     assert any(f"test_edge_case[{NAME}-" in test for test in passed), output[-3000:]

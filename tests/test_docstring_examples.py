@@ -48,6 +48,6 @@ def test_the_generated_docs_render_the_examples_as_code():
     for name in FLAGSHIPS:
         page = family_page(FUNCTIONS[name].family)
         section = page[page.index(f"## `{name}`") :]
-        block = section[section.index("Examples:\n\n```pycon\n") : section.index("**Checked by")]
+        block = section[section.index("**Examples:**\n\n```pycon\n") : section.index("**Checked by")]
         assert f">>> round(float(pl.{name}(" in block, name
         assert block.rstrip().endswith("```"), name

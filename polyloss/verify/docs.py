@@ -13,6 +13,7 @@ from pathlib import Path
 
 from polyloss.core import CORE_HELPERS, CORE_LOSSES, FAMILIES
 from polyloss.verify.cases import array_hyperparameters
+from polyloss.verify.markdown import docstring_to_markdown
 from polyloss.verify.specs import SPECS
 
 
@@ -54,11 +55,11 @@ def _docstring(fn: Callable[..., object]) -> str:
     doc = inspect.cleandoc(fn.__doc__ or "")
     head, marker, examples = doc.partition("\nExamples:\n")
     if not marker:
-        return doc
+        return docstring_to_markdown(doc)
     body, _, tail = examples.partition("\n\n\n")
     code = inspect.cleandoc(body)
-    rendered = f"{head.rstrip()}\n\nExamples:\n\n```pycon\n{code}\n```"
-    return f"{rendered}\n\n{tail}" if tail else rendered
+    rendered = f"{docstring_to_markdown(head.rstrip())}\n\n**Examples:**\n\n```pycon\n{code}\n```"
+    return f"{rendered}\n\n{docstring_to_markdown(tail)}" if tail else rendered
 
 
 def family_page(family: str) -> str:
@@ -69,7 +70,7 @@ def family_page(family: str) -> str:
         "Every loss below exists as `polyloss.torch.<name>`, `polyloss.jax.<name>` and `polyloss.numpy.<name>`.",
         "",
         # the family's conventions: its core module's docstring
-        inspect.cleandoc(importlib.import_module(f"polyloss.core.{family}").__doc__ or ""),
+        docstring_to_markdown(inspect.cleandoc(importlib.import_module(f"polyloss.core.{family}").__doc__ or "")),
         "",
     ]
     for name, fn in {**CORE_LOSSES, **CORE_HELPERS}.items():

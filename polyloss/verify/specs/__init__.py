@@ -25,6 +25,7 @@ from polyloss.verify.specs.record import (
     LayoutRule,
     LossSpec,
     Mean,
+    Plot,
     Variant,
     ZeroCase,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "LossSpec",
     "Mean",
     "NotApplicable",
+    "Plot",
     "Reference",
     "Variant",
     "ZeroCase",

@@ -22,8 +22,25 @@ import numpy as np
 
 from polyloss.verify.specs import register
 from polyloss.verify.specs.edges import EdgeCorpus, Finite, Raises, f64
-from polyloss.verify.specs.record import Case, HalfPrecision, Layout, LossSpec, Variant, ZeroCase
+from polyloss.verify.specs.record import Case, HalfPrecision, Layout, LossSpec, Plot, Variant, ZeroCase
 from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
+
+# --------------------------------------------------------------------------- plots
+
+#: the box losses' axis (shared by the family's comparison plot)
+OFFSET_AXIS = "left edge of a 2 x 1 predicted box (unit box target)"
+
+
+def _offset_plot() -> Plot:
+    """The loss of a wide box ``(x, 0, x + 2, 1)`` against the unit target ``(0, 0, 1, 1)``: overlapping
+    for ``-2 < x < 1``, apart beyond (IoU loss 1 there, GIoU's and DIoU's still growing); its aspect
+    ratio (2:1 against 1:1) is what CIoU adds to DIoU."""
+    return Plot(
+        OFFSET_AXIS,
+        lambda x: {"pred": f64([[x, 0.0, x + 2.0, 1.0]]), "target": f64([[0.0, 0.0, 1.0, 1.0]])},
+        span=(-4.0, 3.0),
+    )
+
 
 # --------------------------------------------------------------------------- edge cases
 
@@ -426,6 +443,7 @@ register(
         layout=Layout(("pred", "target")),
         half_precision=_box_half_precision("box_iou", "mixed,shape=(n,2,4),eps=0.0"),
         edge_cases=EDGES.of("box_iou"),
+        plot=_offset_plot(),
     )
 )
 
@@ -441,6 +459,7 @@ register(
         layout=Layout(("pred", "target")),
         half_precision=_box_half_precision("box_giou"),
         edge_cases=EDGES.of("box_giou"),
+        plot=_offset_plot(),
     )
 )
 
@@ -455,6 +474,7 @@ register(
         layout=Layout(("pred", "target")),
         half_precision=_box_half_precision("box_diou"),
         edge_cases=EDGES.of("box_diou"),
+        plot=_offset_plot(),
     )
 )
 
@@ -479,5 +499,6 @@ register(
         layout=Layout(("pred", "target")),
         half_precision=_box_half_precision("box_ciou", "disjoint"),
         edge_cases=EDGES.of("box_ciou"),
+        plot=_offset_plot(),
     )
 )

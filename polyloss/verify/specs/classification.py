@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -23,8 +24,51 @@ from polyloss.verify.specs.edges import (
     i64,
     softplus,
 )
-from polyloss.verify.specs.record import Case, HalfPrecision, Layout, LossSpec, Mean, Variant, ZeroCase
+from polyloss.verify.specs.record import Case, HalfPrecision, Layout, LossSpec, Mean, Plot, Variant, ZeroCase
 from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
+
+# --------------------------------------------------------------------------- plots
+
+#: the softmax losses' axis (shared by the family's comparison plot: cross-entropy, focal, poly-1)
+LOGIT_AXIS = "logit of the true class (the other at 0)"
+#: the range of the softmax losses' plots (one for all, so that the comparison draws them alike)
+LOGIT_SPAN = (-4.0, 6.0)
+#: the binary (one-element) losses' axis
+MARGIN_AXIS = "margin t * score (target t = 1)"
+
+
+def _logit_plot(
+    sweep: tuple[str, tuple[Any, ...]] | None = None,
+    span: tuple[float, float] = LOGIT_SPAN,
+    params: dict[str, Any] | None = None,
+) -> Plot:
+    """The loss of one sample of two classes against the true class's logit, the other's at 0."""
+    return Plot(
+        LOGIT_AXIS,
+        lambda x: {"logits": f64([[x, 0.0]]), "target": i64([0])},
+        span=span,
+        sweep=sweep,
+        params=dict(params or {}),
+    )
+
+
+def _binary_plot(
+    axis: str,
+    first: str,
+    target: float,
+    sweep: tuple[str, tuple[Any, ...]] | None = None,
+    span: tuple[float, float] = (-4.0, 4.0),
+    params: dict[str, Any] | None = None,
+) -> Plot:
+    """The loss of one element (``first``: its score, logit or probability, at x) with a fixed ``target``."""
+    return Plot(
+        axis,
+        lambda x: {first: f64([x]), "target": f64([target])},
+        span=span,
+        sweep=sweep,
+        params=dict(params or {}),
+    )
+
 
 # --------------------------------------------------------------------------- edge cases
 
@@ -505,6 +549,7 @@ register(
             ),
         ),
         edge_cases=EDGES.of("cross_entropy"),
+        plot=_logit_plot(("label_smoothing", (0.0, 0.1, 0.3))),
     )
 )
 
@@ -681,6 +726,12 @@ register(
         unit_weights=("class_weight", "sample_weight"),
         weight_is_not_a_weight="the output layer's weight matrix (V, H) that makes the logits, not a loss weight",
         edge_cases=EDGES.of("linear_cross_entropy"),
+        plot=Plot(
+            "hidden state h (one feature; logits (h, 0), true class 0)",
+            lambda h: {"hidden": f64([[h]]), "weight": f64([[1.0], [0.0]]), "target": i64([0])},
+            span=(-8.0, 8.0),
+            sweep=("softcap", (None, 4.0, 2.0)),
+        ),
     )
 )
 
@@ -722,6 +773,11 @@ register(
         mean=Mean("sum of weight[y_i] over non-ignored samples", _class_weight_sum("weight")),
         unit_weights=("weight",),
         edge_cases=EDGES.of("nll"),
+        plot=Plot(
+            "probability of the true class (two classes)",
+            lambda q: {"log_probs": np.log(f64([[q, 1.0 - q]])), "target": i64([0])},
+            span=(0.05, 0.99),
+        ),
     )
 )
 
@@ -849,6 +905,7 @@ register(
             zero_cases=(ZeroCase("focal saturated target class", "gamma=0.5,alpha=0.25", (_saturated_target_class,)),),
         ),
         edge_cases=EDGES.of("focal"),
+        plot=_logit_plot(("gamma", (0.0, 1.0, 2.0, 5.0))),
     )
 )
 
@@ -892,6 +949,7 @@ register(
             ),
         ),
         edge_cases=EDGES.of("bce"),
+        plot=_binary_plot("predicted probability (target 1)", "probs", 1.0, span=(0.05, 0.99)),
     )
 )
 
@@ -949,6 +1007,7 @@ register(
         unit_weights=("weight", "pos_weight"),
         half_precision=HalfPrecision(variants=("logits=+-1000",)),
         edge_cases=EDGES.of("bce_with_logits"),
+        plot=_binary_plot("logit (target 1)", "logits", 1.0, ("label_smoothing", (0.0, 0.1, 0.3)), span=(-4.0, 6.0)),
     )
 )
 
@@ -994,6 +1053,9 @@ register(
             zero_cases=(ZeroCase("sigmoid_focal saturated,gamma=0.5", "gamma=0.5,alpha=None", (_saturated_correct,)),),
         ),
         edge_cases=EDGES.of("sigmoid_focal"),
+        plot=_binary_plot(
+            "logit (target 1)", "logits", 1.0, ("gamma", (0.0, 1.0, 2.0, 5.0)), span=(-4.0, 6.0), params={"alpha": None}
+        ),
     )
 )
 
@@ -1028,6 +1090,7 @@ register(
         layout=Layout(("logits", "target", "mask")),
         mean=Mean("the number of kept samples (all without a mask)", _kept_count),
         edge_cases=EDGES.of("poly1"),
+        plot=_logit_plot(("epsilon", (-1.0, 1.0, 2.0))),
     )
 )
 
@@ -1080,6 +1143,7 @@ register(
         second_order=False,
         layout=Layout(("scores", "target")),
         edge_cases=EDGES.of("hinge"),
+        plot=_binary_plot(MARGIN_AXIS, "scores", 1.0, span=(-3.0, 3.0)),
     )
 )
 
@@ -1091,6 +1155,7 @@ register(
         not_differentiable=_HINGE_LABELS,
         layout=Layout(("scores", "target")),
         edge_cases=EDGES.of("squared_hinge"),
+        plot=_binary_plot(MARGIN_AXIS, "scores", 1.0, span=(-3.0, 3.0)),
     )
 )
 
@@ -1245,6 +1310,7 @@ register(
         notes="Any real target is accepted (as torch's), so the target is differentiated too.",
         layout=Layout(("scores", "target")),
         edge_cases=SECOND_WAVE_EDGES.of("soft_margin"),
+        plot=_binary_plot(MARGIN_AXIS, "scores", 1.0, span=(-3.0, 3.0)),
     )
 )
 
@@ -1274,6 +1340,11 @@ register(
         layout=Layout(("logits", "target"), shared=("weight",)),
         unit_weights=("weight",),
         edge_cases=SECOND_WAVE_EDGES.of("multilabel_soft_margin"),
+        plot=Plot(
+            "logit of a positive label (one class, target 1)",
+            lambda x: {"logits": f64([[x]]), "target": f64([[1.0]])},
+            span=(-4.0, 6.0),
+        ),
     )
 )
 
@@ -1312,6 +1383,7 @@ register(
         layout=Layout(("logits", "target"), shared=("weight",)),
         unit_weights=("weight",),
         edge_cases=SECOND_WAVE_EDGES.of("multi_margin"),
+        plot=_logit_plot(("margin", (0.5, 1.0, 2.0)), span=(-3.0, 3.0)),
     )
 )
 
@@ -1359,6 +1431,7 @@ register(
         second_order=False,  # piecewise linear
         layout=Layout(("logits", "target")),
         edge_cases=SECOND_WAVE_EDGES.of("categorical_hinge"),
+        plot=_logit_plot(span=(-3.0, 3.0)),
     )
 )
 
@@ -1387,6 +1460,7 @@ register(
         references=(Reference("keras CategoricalGeneralizedCrossEntropy (re-typed)", "torch", _keras_gce),),
         layout=Layout(("logits", "target")),
         edge_cases=SECOND_WAVE_EDGES.of("generalized_cross_entropy"),
+        plot=_logit_plot(("q", (0.0, 0.7, 1.0))),
     )
 )
 
@@ -1428,6 +1502,9 @@ register(
         notes="Default reduction 'sum', as timm's -loss.sum(); logs clamped at eps as timm's.",
         layout=Layout(("logits", "target")),
         edge_cases=SECOND_WAVE_EDGES.of("asymmetric"),
+        plot=_binary_plot(
+            "logit of a negative label (target 0)", "logits", 0.0, ("gamma_neg", (0.0, 2.0, 4.0)), span=(-5.0, 6.0)
+        ),
     )
 )
 
@@ -1500,6 +1577,7 @@ register(
         ),
         layout=Layout(("logits", "target")),
         edge_cases=SECOND_WAVE_EDGES.of("asymmetric_single_label"),
+        plot=_logit_plot(("gamma_pos", (0.0, 1.0, 2.0))),
     )
 )
 
@@ -1530,5 +1608,6 @@ register(
         "scores keep away from them.",
         layout=Layout(("logits", "target")),
         edge_cases=SECOND_WAVE_EDGES.of("sparsemax_loss"),
+        plot=_logit_plot(span=(-3.0, 3.0)),
     )
 )

@@ -23,10 +23,37 @@ from polyloss.verify.specs.record import (
     Layout,
     LossSpec,
     Mean,
+    Plot,
     Variant,
     ZeroCase,
 )
 from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
+
+# --------------------------------------------------------------------------- plots
+
+#: the contrastive plots' axis (shared by the family's comparison plot, infonce at several temperatures)
+COSINE_AXIS = "cosine similarity of the positive pair"
+
+
+def _at_cosine(x: float) -> np.ndarray:
+    """A unit vector at cosine ``x`` from ``(1, 0, 0)``, in the plane of the first and third axes."""
+    return np.array([x, 0.0, math.sqrt(max(1.0 - x * x, 0.0))])
+
+
+def _pair_plot(first: str, second: str, sweep: tuple[str, tuple[float, ...]] | None, **params: float) -> Plot:
+    """Two samples (two views or modalities each): the first pair at cosine x, the second pair
+    identical and orthogonal to the first sample's view, so each is the other's negative."""
+    return Plot(
+        COSINE_AXIS,
+        lambda x: {first: f64([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), second: np.stack([_at_cosine(x), [0.0, 1.0, 0.0]])},
+        span=(-0.99, 0.99),
+        sweep=sweep,
+        params=dict(params),
+    )
+
+
+_NEGATIVES = f64([[0.0, 1.0, 0.0], [0.0, -1.0, 0.0], [-0.6, 0.0, -0.8]])
+
 
 # --------------------------------------------------------------------------- edge cases
 
@@ -304,6 +331,12 @@ register(
             zero_cases=_zero_rows("infonce", "in-batch", "query", "key", 1).zero_cases,
         ),
         edge_cases=EDGES.of("infonce"),
+        plot=Plot(
+            COSINE_AXIS,
+            lambda x: {"query": f64([[1.0, 0.0, 0.0]]), "key": _at_cosine(x)[None], "negatives": _NEGATIVES},
+            span=(-0.99, 0.99),
+            sweep=("temperature", (0.1, 0.5, 1.0)),
+        ),
     )
 )
 
@@ -452,6 +485,7 @@ register(
         scale_invariant=("z1", "z2"),
         half_precision=_zero_rows("nt_xent", "random", "z1", "z2", 0),
         edge_cases=EDGES.of("nt_xent"),
+        plot=_pair_plot("z1", "z2", ("temperature", (0.1, 0.5, 1.0))),
     )
 )
 
@@ -535,6 +569,7 @@ register(
         scale_invariant=("image_emb", "text_emb"),
         half_precision=_zero_rows("clip", "logit_scale=1/0.07 (array)", "image_emb", "text_emb", 1),
         edge_cases=EDGES.of("clip"),
+        plot=_pair_plot("image_emb", "text_emb", ("logit_scale", (1.0, 10.0, 100.0))),
     )
 )
 
@@ -613,6 +648,7 @@ register(
         scale_invariant=("image_emb", "text_emb"),
         half_precision=_zero_rows("siglip", "open_clip init scale=10,bias=-10 (arrays)", "image_emb", "text_emb", 1),
         edge_cases=EDGES.of("siglip"),
+        plot=_pair_plot("image_emb", "text_emb", ("logit_scale", (5.0, 10.0, 20.0)), logit_bias=-10.0),
     )
 )
 
@@ -740,5 +776,15 @@ register(
         layout=Layout(("features", "labels"), coupled=_IN_BATCH + " (every other view is a contrast)"),
         scale_invariant=(),
         edge_cases=SUPCON_EDGES.of("supcon"),
+        plot=Plot(
+            COSINE_AXIS,
+            lambda x: {
+                "features": np.stack(
+                    [np.stack([f64([1.0, 0.0, 0.0]), _at_cosine(x)]), f64([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]])]
+                )
+            },
+            span=(-0.99, 0.99),
+            sweep=("temperature", (0.07, 0.5, 1.0)),
+        ),
     )
 )

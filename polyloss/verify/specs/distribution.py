@@ -9,8 +9,27 @@ import numpy as np
 from polyloss.verify.specs import register
 from polyloss.verify.specs._gen import labels, log_softmax, normal, probabilities, set_to
 from polyloss.verify.specs.edges import INF, EdgeCorpus, Finite, Infinite, f64, i64
-from polyloss.verify.specs.record import Case, HalfPrecision, Layout, LossSpec, Mean, Variant, ZeroCase
+from polyloss.verify.specs.record import Case, HalfPrecision, Layout, LossSpec, Mean, Plot, Variant, ZeroCase
 from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
+
+# --------------------------------------------------------------------------- plots
+
+#: the divergences' axis: two classes, the model's logits (x, 0) against a fixed target
+SHIFT_AXIS = "model logit of class 0 (class 1 at 0; target (0.75, 0.25))"
+_PLOT_TARGET = f64([[0.75, 0.25]])
+
+
+def _log_softmax2(x: float) -> np.ndarray:
+    """log softmax of the logits (x, 0), shape (1, 2)."""
+    return -np.logaddexp(0.0, -np.array([[x, -x]]))
+
+
+def _shift_plot(model: str, target: str, log_target: bool) -> Plot:
+    """The divergence of the model ``log_softmax((x, 0))`` (input ``model``) from the target (0.75, 0.25)
+    (input ``target``, its log-probabilities when ``log_target``): 0 at x = log 3."""
+    fixed = np.log(_PLOT_TARGET) if log_target else _PLOT_TARGET
+    return Plot(SHIFT_AXIS, lambda x: {model: _log_softmax2(x), target: fixed.copy()}, span=(-5.0, 7.0))
+
 
 # --------------------------------------------------------------------------- edge cases
 
@@ -273,6 +292,7 @@ register(
             zero_cases=(ZeroCase("kl_div zero probabilities", "zero target probabilities"),),
         ),
         edge_cases=EDGES.of("kl_div"),
+        plot=_shift_plot("log_q", "p", log_target=False),
     )
 )
 
@@ -353,6 +373,7 @@ register(
             ),
         ),
         edge_cases=EDGES.of("js_div"),
+        plot=_shift_plot("log_q", "log_p", log_target=True),
     )
 )
 
@@ -443,5 +464,11 @@ register(
         layout=Layout(("student_logits", "teacher_logits", "target")),
         half_precision=HalfPrecision(variants=("T=0.5,axis=1,(N,C,L),target",)),
         edge_cases=EDGES.of("distillation"),
+        plot=Plot(
+            "student logit of class 0 (other 0; teacher (2, 0), no label)",
+            lambda x: {"student_logits": f64([[x, 0.0]]), "teacher_logits": f64([[2.0, 0.0]])},
+            span=(-4.0, 8.0),
+            sweep=("temperature", (1.0, 3.0, 6.0)),
+        ),
     )
 )

@@ -17,6 +17,7 @@ serves torch tensors and JAX arrays alike.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -32,8 +33,39 @@ from polyloss.verify.specs.edges import (
     f64,
     softplus,
 )
-from polyloss.verify.specs.record import Case, HalfPrecision, Layout, LossSpec, Variant, ZeroCase
+from polyloss.verify.specs.record import Case, HalfPrecision, Layout, LossSpec, Plot, Variant, ZeroCase
 from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
+
+# --------------------------------------------------------------------------- plots
+
+#: the discriminator (critic) losses' axis: one real and one fake sample, the fake's output at minus the real's
+DISCRIMINATOR_AXIS = "output on a real sample (the fake's at minus it)"
+#: the generator losses' axis
+GENERATOR_AXIS = "output on a fake sample"
+
+
+def _discriminator_plot(real: str, fake: str, span: tuple[float, float] = (-4.0, 4.0)) -> Plot:
+    """The loss of one real sample whose output is x and one fake whose output is -x (``real``, ``fake``:
+    the inputs' names): the discriminator separating them better as x grows."""
+    return Plot(DISCRIMINATOR_AXIS, lambda x: {real: f64([x]), fake: f64([-x])}, span=span)
+
+
+def _generator_plot(
+    fake: str, sweep: tuple[str, tuple[Any, ...]] | None = None, span: tuple[float, float] = (-4.0, 4.0)
+) -> Plot:
+    """The loss of one fake sample whose discriminator output (``fake``) is x."""
+    return Plot(GENERATOR_AXIS, lambda x: {fake: f64([x])}, span=span, sweep=sweep)
+
+
+def _square_features(z: Any) -> list[Any]:
+    """Two feature maps, the pixels and their squares: a pred of -1 matches a target of 1 in the second."""
+    return [z, z * z]
+
+
+def _bowl_critic(z: Any) -> Any:
+    """The critic 0.5 |z|^2 (operators and methods only: numpy, torch, JAX): its gradient at z is z."""
+    return (z * z).sum(-1) * 0.5
+
 
 # --------------------------------------------------------------------------- edge cases
 
@@ -235,6 +267,7 @@ register(
         layout=Layout(("real_logits", "fake_logits")),
         half_precision=HalfPrecision(variants=("saturated |logit|~30",)),
         edge_cases=EDGES.of("gan_discriminator"),
+        plot=_discriminator_plot("real_logits", "fake_logits"),
     )
 )
 
@@ -289,6 +322,7 @@ register(
         layout=Layout(("fake_logits",)),
         half_precision=HalfPrecision(variants=("minimax,saturated |logit|~30",)),
         edge_cases=EDGES.of("gan_generator"),
+        plot=_generator_plot("fake_logits", ("non_saturating", (True, False)), span=(-5.0, 5.0)),
     )
 )
 
@@ -318,6 +352,7 @@ register(
         second_order=False,  # linear
         layout=Layout(("real_scores", "fake_scores")),
         edge_cases=EDGES.of("wgan_critic"),
+        plot=_discriminator_plot("real_scores", "fake_scores"),
     )
 )
 
@@ -335,6 +370,7 @@ register(
         second_order=False,  # linear
         layout=Layout(("fake_scores",)),
         edge_cases=EDGES.of("wgan_generator"),
+        plot=_generator_plot("fake_scores"),
     )
 )
 
@@ -364,6 +400,7 @@ register(
         second_order=False,  # piecewise linear
         layout=Layout(("real_logits", "fake_logits")),
         edge_cases=EDGES.of("hinge_discriminator"),
+        plot=_discriminator_plot("real_logits", "fake_logits"),
     )
 )
 
@@ -381,6 +418,7 @@ register(
         second_order=False,  # linear
         layout=Layout(("fake_logits",)),
         edge_cases=EDGES.of("hinge_generator"),
+        plot=_generator_plot("fake_logits"),
     )
 )
 
@@ -487,6 +525,12 @@ register(
                 params={"critic": _smooth_critic},
             ),
         ),
+        plot=Plot(
+            "gradient norm of the critic at the interpolate (critic 0.5 |z|^2 at z = x)",
+            lambda g: {"real": f64([[g]]), "fake": f64([[g]]), "interpolation": f64([0.5])},
+            span=(0.05, 3.0),
+            params={"critic": _bowl_critic},
+        ),
     )
 )
 
@@ -539,6 +583,11 @@ register(
         ),
         layout=_vae_kl_layout,
         edge_cases=EDGES.of("vae_kl"),
+        plot=Plot(
+            "log-variance of one latent (mean 0)",
+            lambda v: {"mu": f64([[0.0]]), "logvar": f64([[v]])},
+            span=(-4.0, 3.0),
+        ),
     )
 )
 
@@ -592,6 +641,12 @@ register(
             ),
         ),
         edge_cases=EDGES.of("vae"),
+        plot=Plot(
+            "reconstruction of a pixel whose input is 1 (posterior at the prior: KL 0)",
+            lambda p: {"recon": f64([[p]]), "x": f64([[1.0]]), "mu": f64([[0.0]]), "logvar": f64([[0.0]])},
+            span=(0.05, 0.98),
+            sweep=("recon_loss", ("bce", "mse")),
+        ),
     )
 )
 
@@ -651,6 +706,13 @@ register(
             *empty_batch(
                 {"pred": np.zeros((0, 3, 2)), "target": np.zeros((0, 3, 2))}, (0,), params={"features": _two_layers}
             ),
+        ),
+        plot=Plot(
+            "error of one pixel (pred - target, target 1), features [z, z^2]",
+            lambda e: {"pred": f64([[1.0 + e]]), "target": f64([[1.0]])},
+            span=(-3.0, 1.0),
+            sweep=("layer_weights", ((1.0, 0.0), (0.5, 0.5), (0.0, 1.0))),
+            params={"features": _square_features},
         ),
     )
 )

@@ -17,8 +17,55 @@ import numpy as np
 from polyloss.verify.specs import ENDPOINTS_OF_0_1, SIGN_LABEL, register
 from polyloss.verify.specs._gen import away_from_kinks, binary, copy_of, labels, normal, set_to
 from polyloss.verify.specs.edges import EdgeCorpus, Finite, Raises, f64, i64, softplus
-from polyloss.verify.specs.record import Case, HalfPrecision, Layout, LossSpec, Mean, Variant, ZeroCase
+from polyloss.verify.specs.record import Case, HalfPrecision, Layout, LossSpec, Mean, Plot, Variant, ZeroCase
 from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
+
+# --------------------------------------------------------------------------- plots
+
+
+def _direction(angle: float) -> np.ndarray:
+    """The unit vector of the plane at ``angle`` (radians) from ``(1, 0)``."""
+    return np.array([math.cos(angle), math.sin(angle)])
+
+
+def _at_cosine(x: float) -> np.ndarray:
+    """A unit vector at cosine ``x`` from ``(1, 0, 0)``, in the plane of the first and third axes."""
+    return np.array([x, 0.0, math.sqrt(max(1.0 - x * x, 0.0))])
+
+
+def _sign_sweep(name: str) -> tuple[str, tuple[np.ndarray, ...]]:
+    """Both arms of a pair loss: the pair's label 1 (similar), then -1 (dissimilar)."""
+    return (name, (f64([1.0]), f64([-1.0])))
+
+
+def _angle_plot(sweep: tuple[str, tuple[float, ...]]) -> Plot:
+    """ArcFace and CosFace: an embedding at angle x from its class centre, the other class's centre
+    opposite the first."""
+    return Plot(
+        "angle to the true class centre (radians; the other class opposite)",
+        lambda x: {
+            "embeddings": _direction(x)[None],
+            "class_weights": np.stack([_direction(0.0), _direction(math.pi)]),
+            "labels": i64([0]),
+        },
+        span=(0.05, math.pi - 0.05),
+        sweep=sweep,
+    )
+
+
+def _batch_plot(sweep: tuple[str, tuple[float, ...]]) -> Plot:
+    """Circle and multi-similarity losses: a positive pair at cosine x, and a third sample of the
+    other label at a right angle to both."""
+    return Plot(
+        "cosine similarity of the positive pair (the negative at a right angle)",
+        lambda x: {
+            "embeddings": np.stack([f64([1.0, 0.0, 0.0]), _at_cosine(x), f64([0.0, 1.0, 0.0])]),
+            "labels": i64([0, 0, 1]),
+        },
+        span=(-0.99, 0.99),
+        sweep=sweep,
+    )
+
 
 # --------------------------------------------------------------------------- edge cases
 
@@ -273,6 +320,12 @@ register(
             ),
         ),
         edge_cases=EDGES.of("contrastive"),
+        plot=Plot(
+            "distance between the pair",
+            lambda x: {"x1": f64([[0.0, 0.0]]), "x2": f64([[x, 0.0]]), "similar": f64([1.0])},
+            span=(0.01, 2.5),
+            sweep=("similar", (f64([1.0]), f64([0.0]))),
+        ),
     )
 )
 
@@ -390,6 +443,12 @@ register(
             ),
         ),
         edge_cases=EDGES.of("triplet"),
+        plot=Plot(
+            "distance to the negative (the positive at distance 1)",
+            lambda x: {"anchor": f64([[0.0, 0.0]]), "positive": f64([[1.0, 0.0]]), "negative": f64([[0.0, x]])},
+            span=(0.05, 3.5),
+            sweep=("margin", (0.5, 1.0, 2.0)),
+        ),
     )
 )
 
@@ -626,6 +685,12 @@ register(
             ),
         ),
         edge_cases=EDGES.of("triplet_mined"),
+        plot=Plot(
+            "distance between the two classes (each a pair 1 apart)",
+            lambda x: {"embeddings": f64([[0.0, 0.0], [1.0, 0.0], [0.0, x], [1.0, x]]), "labels": i64([0, 0, 1, 1])},
+            span=(0.05, 3.5),
+            sweep=("mining", ("batch_hard", "batch_all", "semi_hard")),
+        ),
     )
 )
 
@@ -703,6 +768,13 @@ register(
             ),
         ),
         edge_cases=EDGES.of("cosine_embedding"),
+        plot=Plot(
+            "cosine similarity of the pair",
+            lambda x: {"x1": f64([[1.0, 0.0, 0.0]]), "x2": _at_cosine(x)[None], "target": f64([1.0])},
+            span=(-0.99, 0.99),
+            sweep=_sign_sweep("target"),
+            params={"margin": 0.2},
+        ),
     )
 )
 
@@ -734,6 +806,12 @@ register(
         second_order=False,  # piecewise linear
         layout=Layout(("x1", "x2", "target")),
         edge_cases=EDGES.of("margin_ranking"),
+        plot=Plot(
+            "score difference x1 - x2 (target 1: x1 ranks first)",
+            lambda x: {"x1": f64([x]), "x2": f64([0.0]), "target": f64([1.0])},
+            span=(-3.0, 3.0),
+            sweep=("margin", (0.0, 0.5, 1.0)),
+        ),
     )
 )
 
@@ -778,6 +856,12 @@ register(
         second_order=False,  # piecewise linear
         layout=Layout(("distance", "target")),
         edge_cases=HINGE_EMBEDDING_EDGES.of("hinge_embedding"),
+        plot=Plot(
+            "distance of the pair",
+            lambda x: {"distance": f64([x]), "target": f64([1.0])},
+            span=(0.0, 2.5),
+            sweep=_sign_sweep("target"),
+        ),
     )
 )
 
@@ -910,6 +994,7 @@ register(
             ),
         ),
         edge_cases=EDGES.of("arcface"),
+        plot=_angle_plot(("margin", (0.2, 0.35, 0.5))),
     )
 )
 
@@ -929,6 +1014,7 @@ register(
         scale_invariant=("embeddings", "class_weights"),
         half_precision=HalfPrecision(zero_cases=(_zero_embedding_and_class_weight("cosface"),)),
         edge_cases=EDGES.of("cosface"),
+        plot=_angle_plot(("margin", (0.1, 0.35, 0.5))),
     )
 )
 
@@ -1054,6 +1140,7 @@ register(
             ),
         ),
         edge_cases=CIRCLE_EDGES.of("circle"),
+        plot=_batch_plot(("m", (0.25, 0.4, 0.6))),
     )
 )
 
@@ -1133,5 +1220,6 @@ register(
         ),
         layout=Layout(("embeddings", "labels"), coupled="pairs within the batch: every other sample is a pair"),
         edge_cases=MULTI_SIMILARITY_EDGES.of("multi_similarity"),
+        plot=_batch_plot(("alpha", (1.0, 2.0, 5.0))),
     )
 )

@@ -14,8 +14,29 @@ import numpy as np
 from polyloss.verify.specs import register
 from polyloss.verify.specs._gen import set_to
 from polyloss.verify.specs.edges import EdgeCorpus, Finite, f64
-from polyloss.verify.specs.record import Case, HalfPrecision, Layout, LossSpec, Variant, ZeroCase
+from polyloss.verify.specs.record import Case, HalfPrecision, Layout, LossSpec, Plot, Variant, ZeroCase
 from polyloss.verify.specs.references import Reference, reduce_reference
+
+# --------------------------------------------------------------------------- plots
+
+#: one task of loss L against its log-variance s: exp(-s) L + s, least at s = log L (the sweep: L)
+_UNCERTAINTY_PLOT = Plot(
+    "log-variance s of a task (one task)",
+    lambda s: {"log_vars": f64([s])},
+    span=(-2.0, 3.0),
+    sweep=("losses", (f64([0.5]), f64([1.0]), f64([2.0]))),
+)
+#: the difficulties of the three samples of loss 1 in the curriculum plot
+_PLOT_DIFFICULTIES = (0.2, 0.45, 0.7)
+#: a sample of loss 2 and difficulty x among three of loss 1: it counts while x <= progress, and
+#: "mean" is the mean loss of the kept samples (the weights renormalise over them)
+_CURRICULUM_PLOT = Plot(
+    "difficulty of a loss-2 sample (3 loss-1 at 0.2, 0.45, 0.7)",
+    lambda d: {"losses": f64([2.0, 1.0, 1.0, 1.0]), "difficulty": f64([d, *_PLOT_DIFFICULTIES])},
+    span=(0.02, 0.98),  # no grid point within the finite-difference step of a progress swept
+    sweep=("progress", (0.3, 0.6, 0.9)),
+)
+
 
 # --------------------------------------------------------------------------- edge cases
 
@@ -89,6 +110,7 @@ register(
         notes="default reduction 'sum' (the paper's total).",
         layout=Layout(("losses", "log_vars")),  # the "batch" is the tasks,
         edge_cases=EDGES.of("uncertainty_weighting"),
+        plot=_UNCERTAINTY_PLOT,
     )
 )
 
@@ -140,5 +162,6 @@ register(
             ),
         ),
         edge_cases=EDGES.of("curriculum"),
+        plot=_CURRICULUM_PLOT,
     )
 )

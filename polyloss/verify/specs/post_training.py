@@ -13,18 +13,63 @@ one scalar at a time, from the papers' formulas.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from polyloss.verify.specs import register
 from polyloss.verify.specs._gen import labels, normal
 from polyloss.verify.specs.edges import EdgeCorpus, Finite, Raises, f64, fmean, i64, softplus
-from polyloss.verify.specs.record import Case, Layout, LossSpec, Mean, Variant
+from polyloss.verify.specs.record import Case, Layout, LossSpec, Mean, Plot, Variant
 from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
 
 
 def _sigmoid(x: float) -> float:
     return math.exp(-softplus(-x))
+
+
+# --------------------------------------------------------------------------- plots
+
+#: the reference-free losses on average log-probabilities (simpo, orpo): chosen and rejected around -1.5
+AVERAGE_AXIS = "average log-probability margin a_w - a_l (around -1.5)"
+#: the distillation divergences' axis: one token, four vocabulary entries
+SHIFT_AXIS = "shift of the student's top logit (teacher logits 2, 1, 0, -1)"
+_TEACHER = (2.0, 1.0, 0.0, -1.0)
+
+
+def _margin(x: float, centre: float, chosen: str, rejected: str) -> dict[str, np.ndarray]:
+    """One pair: ``chosen`` at ``centre + x / 2`` and ``rejected`` at ``centre - x / 2`` (a margin of x)."""
+    return {chosen: f64([centre + x / 2.0]), rejected: f64([centre - x / 2.0])}
+
+
+def _log_ratio_pair(x: float) -> dict[str, np.ndarray]:
+    """One pair of summed log-probabilities, the reference at -20: log-ratios +x/2 (chosen) and -x/2."""
+    return _margin(x, -20.0, "policy_chosen", "policy_rejected") | {
+        "reference_chosen": f64([-20.0]),
+        "reference_rejected": f64([-20.0]),
+    }
+
+
+def _average_plot(sweep: tuple[str, tuple[Any, ...]]) -> Plot:
+    """A pair of average log-probabilities around -1.5 (negative over the whole span)."""
+    return Plot(
+        AVERAGE_AXIS,
+        lambda x: _margin(x, -1.5, "policy_chosen", "policy_rejected"),
+        span=(-2.5, 2.5),
+        sweep=sweep,
+    )
+
+
+def _shift_plot(sweep: tuple[str, tuple[Any, ...]]) -> Plot:
+    """One token: the student's logits are the teacher's with the top one shifted by x (equal at 0)."""
+    teacher = f64([list(_TEACHER)])
+
+    def inputs(x: float) -> dict[str, np.ndarray]:
+        student = teacher.copy()
+        student[0, 0] += x
+        return {"student_logits": student, "teacher_logits": teacher.copy()}
+
+    return Plot(SHIFT_AXIS, inputs, span=(-4.0, 4.0), sweep=sweep)
 
 
 # --------------------------------------------------------------------------- edge cases
@@ -471,6 +516,12 @@ register(
         ),
         layout=_PAIR_LAYOUT,
         edge_cases=EDGES.of("dpo"),
+        plot=Plot(
+            "log-ratio margin c - r (chosen +x/2, rejected -x/2)",
+            _log_ratio_pair,
+            span=(-20.0, 20.0),
+            sweep=("beta", (0.1, 0.3, 1.0)),
+        ),
     )
 )
 
@@ -528,6 +579,7 @@ register(
         notes="On length-averaged log-probabilities; TRL's CPOTrainer with loss_type='simpo' and cpo_alpha=0.",
         layout=_POLICY_LAYOUT,
         edge_cases=EDGES.of("simpo"),
+        plot=_average_plot(("gamma", (0.0, 0.5, 1.5))),
     )
 )
 
@@ -566,6 +618,12 @@ register(
         notes="The preference term of TRL's CPOTrainer (its loss adds cpo_alpha times the chosen tokens' NLL).",
         layout=_POLICY_LAYOUT,
         edge_cases=EDGES.of("cpo"),
+        plot=Plot(
+            "log-probability margin log pi(y_w) - log pi(y_l) (around -30)",
+            lambda x: _margin(x, -30.0, "policy_chosen", "policy_rejected"),
+            span=(-20.0, 20.0),
+            sweep=("beta", (0.1, 0.3, 1.0)),
+        ),
     )
 )
 
@@ -621,6 +679,7 @@ register(
         ),
         layout=_POLICY_LAYOUT,
         edge_cases=EDGES.of("orpo"),
+        plot=_average_plot(("beta", (0.1, 0.5, 1.0))),
     )
 )
 
@@ -699,6 +758,17 @@ register(
         "constant.",
         layout=Layout(("policy_logps", "reference_logps", "desirable"), shared=("kl",)),
         edge_cases=EDGES.of("kto"),
+        plot=Plot(
+            "log-ratio of the desirable completion (the undesirable one's at minus it; KL 0)",
+            lambda x: {
+                "policy_logps": f64([-20.0 + x, -20.0 - x]),
+                "reference_logps": f64([-20.0, -20.0]),
+                "desirable": np.array([True, False]),
+                "kl": f64(0.0),
+            },
+            span=(-20.0, 20.0),
+            sweep=("beta", (0.1, 0.3, 1.0)),
+        ),
     )
 )
 
@@ -899,6 +969,13 @@ register(
             expected=_grpo_mean,
         ),
         edge_cases=EDGES.of("grpo"),
+        plot=Plot(
+            "probability ratio pi / pi_old of one token",
+            lambda w: {"logps": f64([[-1.0 + math.log(w)]]), "old_logps": f64([[-1.0]]), "mask": i64([[1]])},
+            span=(0.5, 1.6),
+            # the advantage's sign, not a keyword setting: advantages is passed by name with each curve
+            sweep=("advantages", (f64([1.0]), f64([-1.0]))),
+        ),
     )
 )
 
@@ -1039,7 +1116,9 @@ _TOKEN_MEAN = Mean("the number of kept tokens (labels != ignore_index; every tok
 _TOKEN_LAYOUT = Layout(("student_logits", "teacher_logits", "labels"))
 
 
-def _distillation_spec(name: str, variants: tuple[Variant, ...], references: tuple[Reference, ...], notes: str) -> None:
+def _distillation_spec(
+    name: str, variants: tuple[Variant, ...], references: tuple[Reference, ...], notes: str, plot: Plot
+) -> None:
     register(
         LossSpec(
             name=name,
@@ -1049,6 +1128,7 @@ def _distillation_spec(name: str, variants: tuple[Variant, ...], references: tup
             layout=_TOKEN_LAYOUT,
             mean=_TOKEN_MEAN,
             edge_cases=EDGES.of(name),
+            plot=plot,
         )
     )
 
@@ -1065,6 +1145,7 @@ _distillation_spec(
     (Reference("TRL GKDTrainer.generalized_jsd_loss (re-typed)", "torch", _trl_generalized_jsd),),
     "Per token, summed over the vocabulary; 'mean' over kept tokens (TRL's batchmean with labels; without labels "
     "TRL divides by the first dimension). Both logits are differentiated.",
+    _shift_plot(("beta", (0.1, 0.5, 0.9))),
 )
 _distillation_spec(
     "forward_kl",
@@ -1080,6 +1161,7 @@ _distillation_spec(
         ),
     ),
     "KL(teacher || student) per token; 'mean' over kept tokens.",
+    _shift_plot(("temperature", (0.5, 1.0, 2.0))),
 )
 _distillation_spec(
     "reverse_kl",
@@ -1095,6 +1177,7 @@ _distillation_spec(
         ),
     ),
     "KL(student || teacher) per token; 'mean' over kept tokens.",
+    _shift_plot(("temperature", (0.5, 1.0, 2.0))),
 )
 _distillation_spec(
     "total_variation",
@@ -1104,4 +1187,5 @@ _distillation_spec(
     ),
     (Reference("Liger-Kernel TorchTVDLoss (batchmean, re-typed)", "torch", _liger_tvd),),
     "Half the L1 distance of the token distributions; 'mean' over kept tokens (Liger-Kernel's batchmean).",
+    _shift_plot(("temperature", (0.5, 1.0, 2.0))),
 )

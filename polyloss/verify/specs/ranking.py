@@ -14,11 +14,25 @@ import numpy as np
 from polyloss.verify.specs import register
 from polyloss.verify.specs._gen import normal
 from polyloss.verify.specs.edges import EdgeCorpus, Finite, f64, i64, softplus
-from polyloss.verify.specs.record import Case, Layout, LossSpec, Mean, Variant
+from polyloss.verify.specs.record import Case, Layout, LossSpec, Mean, Plot, Variant
 from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
 
 LIST = 5  # items per list
 NAMES = ("ranking_softmax", "listmle", "pairwise_logistic", "pairwise_hinge", "approx_ndcg")
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _relevant_plot(sweep: tuple[str, tuple[float, ...]] | None = None) -> Plot:
+    """One list of three items, the first relevant (label 1): the loss against its score, the two
+    irrelevant ones scored 0."""
+    return Plot(
+        "score of the relevant item (two irrelevant ones at 0)",
+        lambda x: {"scores": f64([[x, 0.0, 0.0]]), "labels": f64([[1.0, 0.0, 0.0]])},
+        span=(-4.0, 4.0),
+        sweep=sweep,
+    )
 
 
 def _edge_cases() -> EdgeCorpus:
@@ -217,6 +231,7 @@ register(
         layout=_LAYOUT,
         mean=_LISTWISE_MEAN,
         edge_cases=EDGES.of("ranking_softmax"),
+        plot=_relevant_plot(),
     )
 )
 
@@ -229,6 +244,7 @@ register(
         layout=_LAYOUT,
         mean=_LISTWISE_MEAN,
         edge_cases=EDGES.of("listmle"),
+        plot=_relevant_plot(),
     )
 )
 
@@ -241,6 +257,7 @@ register(
         layout=_LAYOUT,
         mean=_PAIRWISE_MEAN,
         edge_cases=EDGES.of("pairwise_logistic"),
+        plot=_relevant_plot(),
     )
 )
 
@@ -303,6 +320,7 @@ register(
         layout=_LAYOUT,
         mean=_LISTWISE_MEAN,
         edge_cases=EDGES.of("approx_ndcg"),
+        plot=_relevant_plot(("temperature", (0.1, 1.0, 5.0))),
     )
 )
 
@@ -316,5 +334,6 @@ register(
         layout=_LAYOUT,
         mean=_PAIRWISE_MEAN,
         edge_cases=EDGES.of("pairwise_hinge"),
+        plot=_relevant_plot(),
     )
 )

@@ -120,6 +120,28 @@ class HalfPrecision:
     rounding_factor: float = DEFAULT_ROUNDING_FACTOR
 
 
+@dataclass(frozen=True)
+class Plot:
+    """The docs' picture of a loss, drawn from ``polyloss.numpy`` when the site is built
+    (``polyloss.verify.plots``): the loss and its derivative along one natural scalar axis ``x``, one
+    curve per value of a hyper-parameter.
+
+    ``axis``: what ``x`` is (the horizontal label: "logit of the true class", "error", "offset of
+    the second box"); ``inputs(x)``: the loss's arrays at ``x`` (float64 or integer numpy arrays);
+    ``span``: the range of ``x``; ``params``: fixed keyword arguments; ``sweep``: the hyper-parameter
+    drawn as several curves and its values (None: one curve at the defaults; an input's name sweeps
+    that input, e.g. a pair's label); ``reduction``: the one
+    plotted (the default, ``"mean"``, unless the loss has no mean).
+    """
+
+    axis: str
+    inputs: Callable[[float], dict[str, np.ndarray]]
+    span: tuple[float, float] = (-4.0, 4.0)
+    sweep: tuple[str, tuple[Any, ...]] | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    reduction: str = "mean"
+
+
 DEFAULT_TOLERANCES = {
     # (rtol, atol): |a - b| <= atol + rtol * |b|
     "float64": (1e-10, 1e-12),
@@ -153,6 +175,8 @@ class LossSpec:
     half_precision: HalfPrecision = field(default_factory=HalfPrecision)
     # singular and extreme inputs with their asserted outcomes (polyloss.verify.specs.edges)
     edge_cases: tuple[EdgeCase, ...] = ()
+    # the docs' plot of the loss and its derivative (every loss has one: tests/test_plots.py)
+    plot: Plot | None = None
 
     def differentiable_in(self, case: Case) -> tuple[str, ...]:
         """The inputs of ``case`` whose gradients are checked: every floating array but the

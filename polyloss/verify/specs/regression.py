@@ -9,8 +9,24 @@ import numpy as np
 from polyloss.verify.specs import register
 from polyloss.verify.specs._gen import away_from_kinks, normal, set_to
 from polyloss.verify.specs.edges import EdgeCorpus, Finite, f64
-from polyloss.verify.specs.record import Case, HalfPrecision, Layout, LossSpec, Mean, Variant, ZeroCase
+from polyloss.verify.specs.record import Case, HalfPrecision, Layout, LossSpec, Mean, Plot, Variant, ZeroCase
 from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
+
+# --------------------------------------------------------------------------- plots
+
+#: the regression plots' axis (shared by the family's comparison plot)
+ERROR_AXIS = "error (pred - target)"
+
+
+def _error_plot(sweep: tuple[str, tuple[float, ...]] | None = None, span: tuple[float, float] = (-3.0, 3.0)) -> Plot:
+    """The loss of one prediction against its error, the target at 0."""
+    return Plot(ERROR_AXIS, lambda e: {"pred": f64([e]), "target": f64([0.0])}, span=span, sweep=sweep)
+
+
+def _relative_plot(axis: str, sweep: tuple[str, tuple[float, ...]] | None = None) -> Plot:
+    """The loss of one prediction against its error relative to a target of 1 (mape, msle)."""
+    return Plot(axis, lambda e: {"pred": f64([1.0 + e]), "target": f64([1.0])}, span=(-0.9, 3.0), sweep=sweep)
+
 
 # --------------------------------------------------------------------------- edge cases
 
@@ -264,6 +280,7 @@ register(
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
         edge_cases=EDGES.of("mse"),
+        plot=_error_plot(),
     )
 )
 
@@ -276,6 +293,7 @@ register(
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
         edge_cases=EDGES.of("mae"),
+        plot=_error_plot(),
     )
 )
 
@@ -289,6 +307,7 @@ register(
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
         edge_cases=EDGES.of("huber"),
+        plot=_error_plot(("delta", (0.5, 1.0, 2.0))),
     )
 )
 
@@ -306,6 +325,7 @@ register(
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
         edge_cases=EDGES.of("smooth_l1"),
+        plot=_error_plot(("beta", (0.5, 1.0, 2.0))),
     )
 )
 
@@ -321,6 +341,7 @@ register(
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
         edge_cases=EDGES.of("log_cosh"),
+        plot=_error_plot(),
     )
 )
 
@@ -339,6 +360,7 @@ register(
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
         edge_cases=EDGES.of("quantile"),
+        plot=_error_plot(("q", (0.2, 0.5, 0.8))),
     )
 )
 
@@ -383,6 +405,7 @@ register(
             ),
         ),
         edge_cases=EDGES.of("poisson_nll"),
+        plot=Plot("log-rate (pred), count 2", lambda x: {"pred": f64([x]), "target": f64([2.0])}, span=(-2.0, 3.0)),
     )
 )
 
@@ -421,6 +444,11 @@ register(
             ),
         ),
         edge_cases=EDGES.of("gaussian_nll"),
+        plot=Plot(
+            "variance (var), error 1",
+            lambda v: {"pred": f64([1.0]), "target": f64([0.0]), "var": f64([v])},
+            span=(0.05, 4.0),
+        ),
     )
 )
 
@@ -454,6 +482,7 @@ register(
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
         edge_cases=EDGES.of("asymmetric_mse"),
+        plot=_error_plot(("over_penalty", (1.0, 2.0, 4.0))),
     )
 )
 
@@ -549,6 +578,7 @@ register(
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
         edge_cases=EDGES.of("mape"),
+        plot=_relative_plot("relative error (pred / target - 1)"),
     )
 )
 
@@ -568,6 +598,7 @@ register(
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
         edge_cases=EDGES.of("msle"),
+        plot=_relative_plot("relative error (pred / target - 1)"),
     )
 )
 
@@ -586,6 +617,7 @@ register(
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
         edge_cases=EDGES.of("charbonnier"),
+        plot=_error_plot(("scale", (0.5, 1.0, 2.0))),
     )
 )
 
@@ -601,5 +633,6 @@ register(
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
         edge_cases=EDGES.of("cauchy"),
+        plot=_error_plot(("scale", (0.5, 1.0, 2.0))),
     )
 )

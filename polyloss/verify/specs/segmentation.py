@@ -22,8 +22,58 @@ import numpy as np
 from polyloss.verify.specs import ENDPOINTS_OF_0_1, register
 from polyloss.verify.specs._gen import away_from_kinks, binary, labels, normal, set_to
 from polyloss.verify.specs.edges import EdgeCorpus, Finite, Raises, f64, i64
-from polyloss.verify.specs.record import Case, Evaluate, HalfPrecision, Layout, LossSpec, Mean, Variant, ZeroCase
+from polyloss.verify.specs.record import Case, Evaluate, HalfPrecision, Layout, LossSpec, Mean, Plot, Variant, ZeroCase
 from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
+
+# --------------------------------------------------------------------------- plots
+
+#: the probability losses' axis (shared by the comparison of dice, tversky and focal_tversky)
+OVERLAP_AXIS = "probability of each pixel's true class (1/4 foreground)"
+#: a 4 x 4 mask whose first row is foreground: imbalanced, as masks are
+_PLOT_MASK = np.zeros((4, 4))
+_PLOT_MASK[0] = 1.0
+#: the class-index losses' axis: four pixels, one of class 1
+LOGIT_AXIS = "logit of each pixel's true class (other 0; labels 0 0 0 1)"
+_PLOT_LABELS = np.array([0, 0, 0, 1], dtype=np.int64)
+
+
+def _overlap_plot(sweep: tuple[str, tuple[float, ...]] | None = None) -> Plot:
+    """The loss of a soft mask giving each pixel's true class probability x (x on the foreground
+    pixels, 1 - x on the background ones): from the inverted mask (x near 0) to the exact one."""
+    return Plot(
+        OVERLAP_AXIS,
+        lambda x: {"pred": np.where(_PLOT_MASK == 1.0, x, 1.0 - x), "target": _PLOT_MASK.copy()},
+        span=(0.02, 0.98),  # x -+ the finite-difference step stays a probability
+        sweep=sweep,
+    )
+
+
+def _logit_plot(sweep: tuple[str, tuple[float, ...]] | None = None) -> Plot:
+    """The loss of two-class logits (4, 2) giving each pixel's true class the logit x, the other 0."""
+
+    def inputs(x: float) -> dict[str, np.ndarray]:
+        onehot = np.eye(2)[_PLOT_LABELS]
+        return {"pred": x * onehot, "target": _PLOT_LABELS.copy()}
+
+    return Plot(LOGIT_AXIS, inputs, span=(-4.0, 6.0), sweep=sweep)
+
+
+#: one foreground pixel at logit x, three background ones at -0.5 (hinge errors 1 - x and 0.5): the
+#: slope is -1 while the foreground's error ranks first, the Jaccard increment 1/4 once it ranks last
+_LOVASZ_HINGE_PLOT = Plot(
+    "logit of the foreground pixel (3 background at -0.5)",
+    lambda x: {"pred": f64([x, -0.5, -0.5, -0.5]), "target": f64([1.0, 0.0, 0.0, 0.0])},
+    span=(-2.0, 2.5),
+)
+#: three classes, class 2 absent: one class-0 pixel with logits (x, 0, 0), three class-1 pixels with
+#: logits (0, 1, 0); "all" also averages the absent class's loss (its largest probability)
+_LOVASZ_SOFTMAX_PLOT = Plot(
+    "true-class logit of the class-0 pixel (3 class-1 pixels)",
+    lambda x: {"pred": f64([[x, 0.0, 0.0], *[[0.0, 1.0, 0.0]] * 3]), "target": i64([0, 1, 1, 1])},
+    span=(-3.0, 5.0),
+    sweep=("classes", ("present", "all")),
+)
+
 
 # --------------------------------------------------------------------------- edge cases
 
@@ -643,6 +693,7 @@ register(
             ),
         ),
         edge_cases=EDGES.of("dice"),
+        plot=_overlap_plot(),
     )
 )
 
@@ -693,6 +744,7 @@ register(
             zero_cases=(_empty_sample("tversky", "probabilities,per_sample,alpha=0.7,beta=0.3,smooth=0"),)
         ),
         edge_cases=EDGES.of("tversky"),
+        plot=_overlap_plot(("alpha", (0.3, 0.5, 0.7))),
     )
 )
 
@@ -735,6 +787,7 @@ register(
             zero_cases=(_empty_sample("focal_tversky", "probabilities,per_sample,gamma=2,alpha=0.3,beta=0.7,smooth=0"),)
         ),
         edge_cases=EDGES.of("focal_tversky"),
+        plot=_overlap_plot(("gamma", (0.75, 1.0, 2.0))),
     )
 )
 
@@ -771,6 +824,7 @@ register(
         layout=_pooled_unless_per_sample,
         half_precision=HalfPrecision(zero_cases=(_empty_sample("jaccard", "probabilities,per_sample,smooth=0"),)),
         edge_cases=EDGES.of("jaccard"),
+        plot=_overlap_plot(),
     )
 )
 
@@ -883,6 +937,7 @@ register(
         layout=_pooled_unless_per_sample,
         half_precision=HalfPrecision(variants=("axis=1,class absent,smooth=0",)),
         edge_cases=EDGES.of("generalized_dice"),
+        plot=_logit_plot(),
     )
 )
 
@@ -971,6 +1026,7 @@ register(
             zero_cases=(ZeroCase("dice_ce class absent,smooth=0", "axis=1,class absent,smooth=0"),)
         ),
         edge_cases=EDGES.of("dice_ce"),
+        plot=_logit_plot(("ce_weight", (0.0, 0.5, 1.0))),
     )
 )
 
@@ -1140,6 +1196,7 @@ register(
         not_differentiable={"target": "a binary mask"},
         layout=_pooled_unless_per_sample,
         edge_cases=EDGES.of("lovasz_hinge"),
+        plot=_LOVASZ_HINGE_PLOT,
     )
 )
 
@@ -1171,5 +1228,6 @@ register(
         ),
         layout=_pooled_unless_per_sample,
         edge_cases=EDGES.of("lovasz_softmax"),
+        plot=_LOVASZ_SOFTMAX_PLOT,
     )
 )

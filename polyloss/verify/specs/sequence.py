@@ -22,8 +22,31 @@ import numpy as np
 from polyloss.verify.specs import register
 from polyloss.verify.specs._gen import log_softmax, normal
 from polyloss.verify.specs.edges import EdgeCorpus, Finite, Infinite, Raises, i64
-from polyloss.verify.specs.record import Case, Evaluate, HalfPrecision, Layout, LossSpec, Mean, Variant
+from polyloss.verify.specs.record import Case, Evaluate, HalfPrecision, Layout, LossSpec, Mean, Plot, Variant
 from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
+
+# --------------------------------------------------------------------------- plots
+
+#: the plotted sample: frames, classes (the blank is 0) and its one-label target
+_PLOT_FRAMES, _PLOT_CLASSES, _PLOT_LABEL = 4, 3, 1
+
+
+def _ctc_plot_inputs(x: float) -> dict[str, np.ndarray]:
+    """One sample of four frames whose target is the single label 1: in every frame the label's logit is
+    ``x``, the blank's and the other class's 0 (``log_probs`` their log-softmax)."""
+    logits = np.zeros((1, _PLOT_FRAMES, _PLOT_CLASSES))
+    logits[:, :, _PLOT_LABEL] = x
+    return {
+        "log_probs": log_softmax(logits),
+        "targets": i64([[_PLOT_LABEL]]),
+        "input_lengths": i64([_PLOT_FRAMES]),
+        "target_lengths": i64([1]),
+    }
+
+
+def _ctc_plot() -> Plot:
+    return Plot("logit of the target label in each frame (others at 0)", _ctc_plot_inputs, span=(-4.0, 6.0))
+
 
 # --------------------------------------------------------------------------- edge cases
 
@@ -299,5 +322,6 @@ register(
         ),
         half_precision=HalfPrecision(variants=("zero_infinity,impossible sample",)),
         edge_cases=EDGES.of("ctc"),
+        plot=_ctc_plot(),
     )
 )
