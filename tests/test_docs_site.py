@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from polyloss.core import CORE_LOSSES
+from polyloss.verify.markdown import docstring_to_markdown
 from polyloss.verify.plots import COMPARISONS, comparison_curves, loss_curves, plot_of
 from polyloss.verify.specs import SPECS
 
@@ -114,6 +115,58 @@ def test_the_page_runs_as_a_user_runs_it(page, tmp_path):
         )
         assert result.returncode == 0, result.stdout + result.stderr
         assert " passed" in result.stdout and " failed" not in result.stdout, result.stdout
+
+
+# -- the docstrings as Markdown -----------------------------------------------------------
+
+
+def test_the_docstring_syntax_becomes_markdown():
+    doc = (
+        "Summary with :math:`a_i` and ``code``, a role across\n"
+        "a line :math:`x +\n  y` and :func:`mse`.\n"
+        "\n"
+        ".. math:: \\ell = 1\n"
+        "\n"
+        ".. math::\n"
+        "    a = b\n"
+        "        - c\n"
+        "\n"
+        "    d = e\n"
+        "\n"
+        "Args:\n"
+        "    pred: predictions, ``(N,)``,\n"
+        "        floating.\n"
+        "    **kwargs: passed on.\n"
+        "\n"
+        "Returns:\n"
+        "    The loss."
+    )
+    assert docstring_to_markdown(doc).split("\n") == [
+        "Summary with $a_i$ and `code`, a role across",
+        "a line $x + y$ and `mse`.",
+        "",
+        "```math",
+        "\\ell = 1",
+        "```",
+        "",
+        "```math",
+        "a = b",
+        "- c",
+        "```",
+        "",
+        "```math",
+        "d = e",
+        "```",
+        "",
+        "**Args:**",
+        "",
+        "- `pred`: predictions, `(N,)`, floating.",
+        "- `\\*\\*kwargs`: passed on.",
+        "",
+        "**Returns:**",
+        "",
+        "The loss.",
+    ]
 
 
 # -- the plots ----------------------------------------------------------------------------

@@ -161,8 +161,9 @@ def comparison_curves(comparison: Comparison) -> list[Curve]:
     return [curve(name, params, label, comparison.span) for label, name, params in comparison.curves]
 
 
-def draw(curves: list[Curve], axis: str, title: str, path: Path) -> Path:
-    """The loss (left) and its derivative (right) against ``axis``, as an SVG at ``path``."""
+def draw(curves: list[Curve], axis: str, title: str, path: Path, derivative: str = "derivative") -> Path:
+    """The loss (left) and its derivative (right) against ``axis``, as an SVG at ``path``; ``derivative``
+    titles the right panel."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -172,7 +173,7 @@ def draw(curves: list[Curve], axis: str, title: str, path: Path) -> Path:
     for c in curves:
         left.plot(c.x, c.value, label=c.label, linewidth=1.6)
         right.plot(c.x, c.derivative, label=c.label, linewidth=1.6)
-    for ax, what in ((left, "loss"), (right, f"derivative along {axis}")):
+    for ax, what in ((left, "loss"), (right, derivative)):
         ax.set_xlabel(axis)
         ax.set_title(what, fontsize=10)
         ax.grid(True, alpha=0.3)
@@ -188,7 +189,10 @@ def draw(curves: list[Curve], axis: str, title: str, path: Path) -> Path:
 
 
 def draw_loss(name: str, out: Path) -> Path:
-    return draw(loss_curves(name), plot_of(name).axis, name, out / f"{name}.svg")
+    # where the gradient deliberately is not the value's (a coefficient held constant, as CIoU's
+    # alpha), the panel shows the value's derivative and says so
+    derivative = "derivative" if SPECS[name].finite_differences else "derivative of the value (not its gradient)"
+    return draw(loss_curves(name), plot_of(name).axis, name, out / f"{name}.svg", derivative)
 
 
 def draw_comparison(comparison: Comparison, out: Path) -> Path:
