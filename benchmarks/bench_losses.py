@@ -261,12 +261,15 @@ def markdown_table(
     return "\n".join(lines) + "\n"
 
 
-def write_readme(table: str, header: str, path: Path) -> None:
+def write_readme(
+    table: str, header: str, path: Path, table_begin: str = TABLE_BEGIN, table_end: str = TABLE_END
+) -> None:
+    """Replace what lies between the markers ``table_begin`` and ``table_end`` in ``path``."""
     text = path.read_text()
-    begin, end = text.find(TABLE_BEGIN), text.find(TABLE_END)
+    begin, end = text.find(table_begin), text.find(table_end)
     if begin < 0 or end < begin:
-        raise SystemExit(f"{path} has no {TABLE_BEGIN!r} ... {TABLE_END!r} block")
-    path.write_text(text[: begin + len(TABLE_BEGIN)] + "\n" + header + "\n\n" + table + text[end:])
+        raise SystemExit(f"{path} has no {table_begin!r} ... {table_end!r} block")
+    path.write_text(text[: begin + len(table_begin)] + "\n" + header + "\n\n" + table + text[end:])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -135,6 +135,14 @@ def test_jax_jit_equals_eager(env, name):
 
 
 @pytest.mark.parametrize("name", SPEC_NAMES)
+def test_jax_jit_with_captured_inputs_equals_eager(env, name):
+    """``jax.jit(lambda x: loss(x, labels))``: the inputs not differentiated are constants of the trace."""
+    spec = SPECS[name]
+    (case,), note = _random_case(spec)
+    _assert(checks.check_jit_captured(spec, case, env), note)
+
+
+@pytest.mark.parametrize("name", SPEC_NAMES)
 def test_torch_compile_fullgraph_equals_eager(env, name):
     spec = SPECS[name]
     (case,) = make_cases(spec, 0, seed=0, n=3)

@@ -86,6 +86,10 @@ class ArrayAPIBackend:
         values = np.asarray(x)
         return float(values.min()), float(values.max())
 
+    def all_in(self, x: Array, values: tuple[float, ...]) -> bool:
+        """Whether every element of a concrete array is one of ``values``."""
+        return bool(np.isin(np.asarray(x), values).all())
+
     # -- the primitive set --------------------------------------------------------
     def log_softmax(self, x: Array, axis: int) -> Array:
         xp = self.xp

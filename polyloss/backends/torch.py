@@ -458,6 +458,13 @@ class TorchBackend(ArrayAPIBackend):
         low, high = torch.aminmax(x.detach())
         return float(low), float(high)
 
+    def all_in(self, x: torch.Tensor, values: tuple[float, ...]) -> bool:
+        x = x.detach()
+        allowed = x == values[0]
+        for value in values[1:]:
+            allowed |= x == value
+        return bool(allowed.all())
+
     # -- primitives: native kernels -------------------------------------------
     def log_softmax(self, x: torch.Tensor, axis: int) -> torch.Tensor:
         return torch.log_softmax(x, dim=axis)

@@ -332,7 +332,7 @@ def check_signs(b: Backend, name: str, x: Array) -> None:
     """Refuse values other than -1 and 1 in eager mode (the ``target`` of ranking losses)."""
     if b.is_opaque(x) or math.prod(x.shape) == 0:
         return
-    if bool(b.xp.all((x == 1) | (x == -1))):  # one reduction read on the host, not the values
+    if b.all_in(x, (1, -1)):
         return
     bad = next(v for v in b.host_values(x) if v not in (-1, 1))
     raise ValueError(f"{name} must contain only 1 and -1, got a value of {bad!r}")
@@ -348,10 +348,7 @@ def check_binary(b: Backend, name: str, x: Array, ignore_index: int | None = Non
     """Refuse values other than 0 and 1 (and ``ignore_index``) in eager mode (binary masks)."""
     if b.is_opaque(x) or math.prod(x.shape) == 0:
         return
-    allowed = (x == 0) | (x == 1)
-    if ignore_index is not None:
-        allowed = allowed | (x == ignore_index)
-    if bool(b.xp.all(allowed)):  # one reduction read on the host, not the values
+    if b.all_in(x, (0, 1) if ignore_index is None else (0, 1, ignore_index)):
         return
     bad = next(v for v in b.host_values(x) if v not in (0, 1, ignore_index))
     also = "" if ignore_index is None else f" and ignore_index={ignore_index}"

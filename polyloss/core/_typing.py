@@ -63,6 +63,11 @@ class Backend(Protocol):
         """(min, max) of a concrete, non-empty float array as Python floats."""
         ...
 
+    def all_in(self, x: Array, values: tuple[float, ...]) -> bool:
+        """Whether every element of a concrete array is one of ``values`` (one answer read on the
+        host, not the elements; never a reduction traced by an enclosing ``jax.jit``)."""
+        ...
+
     # -- primitives -----------------------------------------------------------------------
     def log_softmax(self, x: Array, axis: int) -> Array: ...
 

@@ -995,13 +995,13 @@ def _hinge_margin(b: Backend, scores: Array, target: Array) -> Array:
     check_floating(xp, "scores", scores)
     check_same_shape("scores", scores, "target", target)
     target = xp.astype(target, scores.dtype)
-    binary = xp.all((target == 0) | (target == 1))  # keras: {0, 1} labels become {-1, 1}
-    if b.is_opaque(target):
+    if b.is_opaque(target):  # keras: {0, 1} labels become {-1, 1}
+        binary = xp.all((target == 0) | (target == 1))
         return b.relu(1.0 - xp.where(binary, 2.0 * target - 1.0, target) * scores)
-    # eager: one reduction read on the host (never the labels themselves, unless they are wrong)
-    if bool(binary):
+    # eager: one answer read on the host (never the labels themselves, unless they are wrong)
+    if b.all_in(target, (0, 1)):
         target = 2.0 * target - 1.0
-    elif not bool(xp.all((target == 1) | (target == -1))):
+    elif not b.all_in(target, (-1, 1)):
         labels = sorted(set(b.host_values(target)))
         raise ValueError(f"target must hold labels in {{-1, 1}} or in {{0, 1}}, got {labels[:5]}")
     return b.relu(1.0 - target * scores)

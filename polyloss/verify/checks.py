@@ -211,6 +211,38 @@ def check_jit(spec: LossSpec, case: Case, env: Environment, reductions: Sequence
     return run_check("jit", "jax", env, _transform_body("jit", spec, case, env, "jax", reductions or spec.reductions))
 
 
+def check_jit_captured(spec: LossSpec, case: Case, env: Environment, reductions: Sequence[str] = ("mean",)) -> Outcome:
+    """``jax.jit`` over the differentiated inputs only, every other input (labels, lengths, masks)
+    captured as a concrete constant, as in ``jax.jit(lambda x: loss(x, labels))``, == eager, value and
+    gradient. Inside the trace even a captured array's ``jnp`` reductions are traced: an eager value
+    check must read it on the host (``Backend.all_in``, ``int_range``), never ``bool`` of a reduction."""
+
+    def body() -> Outcome:
+        harness = env.harnesses["jax"]
+        rtol, atol = spec.tolerances["float64"]
+        traced = argnums(spec, case)
+        results = []
+        for r in [r for r in reductions if r in spec.reductions] or spec.reductions[:1]:
+            loss = closure(spec, harness, list(case.arrays), case.params, r)
+
+            def captured(*arrays: Any, _loss: Callable[..., Any] = loss) -> Any:
+                def of_traced(*xs: Any) -> Any:
+                    full = list(arrays)
+                    for i, x in zip(traced, xs, strict=True):
+                        full[i] = x
+                    return _loss(*full)
+
+                return harness.jit(of_traced)(*(arrays[i] for i in traced))
+
+            eager_value, eager_grads = grads(spec, case, harness, r)
+            value, gs = grads(spec, case, harness, r, fn=captured)
+            results.append(compare(value, eager_value, rtol, atol))
+            results += [compare(g, e, rtol, atol) for g, e in zip(gs, eager_grads, strict=True)]
+        return fold("jit-captured", harness.name, results)
+
+    return run_check("jit-captured", "jax", env, body)
+
+
 def check_compile(spec: LossSpec, case: Case, env: Environment, reductions: Sequence[str] = ("mean",)) -> Outcome:
     """torch.compile(loss, fullgraph=True) == eager, value and gradient."""
     return run_check("compile", "torch", env, _transform_body("compile", spec, case, env, "torch", reductions))
