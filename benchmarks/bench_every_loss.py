@@ -16,6 +16,7 @@ the backward pass of its sum. Interleaved in one process, medians, ratio = polyl
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -214,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="9 repeats and 3 warm-up calls (else 31 and 10)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--write-readme", action="store_true", help="rewrite the table in benchmarks/README.md")
+    parser.add_argument("--save", default="", help="write the results to this JSON file")
+    parser.add_argument(
+        "--load", default="", help="comma-separated JSON files of earlier runs (--save): tabulate them, run nothing"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -230,7 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(header, flush=True)
     results: dict[tuple[str, str, int], dict[str, Any] | str] = {}
-    for name in names:
+    for path in filter(None, args.load.split(",")):  # runs split over processes (one per core), merged
+        saved = json.loads(Path(path).read_text())
+        results.update({(name, mode, int(n)): r for name, mode, n, r in saved["results"]})
+    for name in [] if args.load else names:
         for mode in modes:
             for n in sizes:
                 try:
@@ -240,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
                 results[(name, mode, n)] = r
                 shown = _cell(r) if isinstance(r, dict) else f"- {r}"
                 print(f"{name:<26} {mode:<14} n={n:<6} {shown}", flush=True)
+    if args.save:
+        rows = [[*key, r] for key, r in results.items()]
+        Path(args.save).write_text(json.dumps({"header": header, "results": rows}, indent=1))
+    results = {key: results[key] for key in sorted(results, key=lambda k: list(SPECS).index(k[0]))}
     table = markdown_table(results, sizes, modes)
     print(table)
     if args.write_readme:

@@ -84,7 +84,7 @@ def safe_divide(xp: Any, numerator: Array, denominator: Array, default: float = 
     return xp.where(nonzero, numerator / xp.where(nonzero, denominator, 1.0), default)
 
 
-def zero_times(xp: Any, coefficient: Array, value: Array) -> Array:
+def zero_times(xp: Any, coefficient: Array, value: Array, nonfinite: Array | None = None) -> Array:
     """coefficient * value, and exactly 0 where coefficient == 0 and value is infinite or NaN:
     the ``0 * log 0 = 0`` convention.
 
@@ -92,8 +92,14 @@ def zero_times(xp: Any, coefficient: Array, value: Array) -> Array:
     derivative with respect to the coefficient is ``value`` at coefficient == 0 too: a target
     entry of exactly 0 still has its gradient). Only at the guarded entries are both derivatives
     0 (double where: the product never sees the infinite value, so no ``0 * inf = NaN``).
+
+    ``nonfinite``: where ``value`` is infinite or NaN, when the inputs tell it (softplus(x) is
+    infinite exactly where x is +inf or NaN): the same result, but a compiler (inductor, XLA) need
+    not keep ``value`` for the backward pass only to find the guarded entries again.
     """
-    guarded = (coefficient == 0) & ~xp.isfinite(value)
+    if nonfinite is None:
+        nonfinite = ~xp.isfinite(value)
+    guarded = (coefficient == 0) & nonfinite
     return xp.where(guarded, 0.0, coefficient * xp.where(guarded, 0.0, value))
 
 

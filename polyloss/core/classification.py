@@ -162,11 +162,14 @@ def _bce_terms(b: Backend, logits: Array, target: Array, pos_weight: Array | Non
 
 def _bce_definition(b: Backend, logits: Array, target: Array, *, pos_weight: Array | None) -> Array:
     """The definition of :func:`_bce_terms`: a zero coefficient times an infinite softplus is 0,
-    never NaN."""
+    never NaN. softplus(-x) is infinite (or NaN) exactly where x is -inf (or NaN), softplus(x) where
+    x is +inf: the guards read the logits, not the softplus values."""
     xp = b.xp
     positive = target * pos_weight if pos_weight is not None else target
     negative = 1.0 - target
-    return zero_times(xp, positive, b.softplus(-logits)) + zero_times(xp, negative, b.softplus(logits))
+    return zero_times(xp, positive, b.softplus(-logits), ~(logits > -math.inf)) + zero_times(
+        xp, negative, b.softplus(logits), ~(logits < math.inf)
+    )
 
 
 # --------------------------------------------------------------------------- losses

@@ -1119,7 +1119,7 @@ def _keras_hinge(squared: bool):
 
 def _optax_hinge(m, a, p, r):
     target = a["target"]
-    if bool(m.jnp.all((target == 0) | (target == 1))):
+    if m.np.isin(m.np.asarray(target), (0.0, 1.0)).all():  # the labels read on the host, as data
         target = 2.0 * target - 1.0  # optax takes {-1, 1} only
     return reduce_reference(m.jnp, m.optax.losses.hinge_loss(a["scores"], target), r)
 
