@@ -84,10 +84,32 @@ def _pairwise_distance(b: Backend, x: Array, y: Array, p: float, eps: float) -> 
     return safe_pow(xp, xp.sum(safe_pow(xp, magnitude, p), axis=-1), 1.0 / p)
 
 
-def _cross_distances(xp: Any, embeddings: Array, squared: bool) -> Array:
-    """(N, N) Euclidean (or squared) distances from explicit differences: exact 0 on the
-    diagonal and for coincident rows (the ``|a|^2 + |b|^2 - 2ab`` shortcut is not)."""
-    squared_distance = _squared_distance(xp, embeddings[:, None, :], embeddings[None, :, :])
+def _exact_squared_distances(b: Backend, embeddings: Array) -> Array:
+    """(N, N) squared distances from explicit differences, a few rows at a time (about 2**24
+    differences at once): exact 0 on the diagonal and between coincident rows, where
+    ``|a|^2 + |b|^2 - 2 a.b`` leaves rounding noise. Values only (no gradient is taken through it)."""
+    xp = b.xp
+    n, dim = embeddings.shape
+    parts: list[Array] = []
+    for start, stop in _row_chunks(n, n * max(dim, 1)):
+        # ordered after the previous part (a finite 0/1 flag: a distance may overflow to inf)
+        rows = _in_order(xp, embeddings[start:stop, ...], parts[-1][:1, :1] == 0 if parts else None)
+        parts.append(_squared_distance(xp, rows[:, None, :], embeddings[None, :, :]))
+    if not parts:
+        return xp.zeros((0, 0), dtype=embeddings.dtype, device=b.device(embeddings))
+    return xp.concat(parts, axis=0)
+
+
+def _cross_distances(b: Backend, embeddings: Array, squared: bool) -> Array:
+    """(N, N) Euclidean (or squared) distances in O(N^2) memory: the values exact
+    (:func:`_exact_squared_distances`, a backend may use its own kernel), the derivatives (first and
+    second) those of ``|a|^2 + |b|^2 - 2 a.b``, the same function, whose autograd keeps the (N, D)
+    embeddings where the explicit differences' kept (N, N, D)."""
+    xp = b.xp
+    exact = b.fused("cross_squared_distances", _exact_squared_distances, b.stop_gradient(embeddings))
+    norms = xp.sum(embeddings * embeddings, axis=1)
+    smooth = norms[:, None] + norms[None, :] - 2.0 * xp.matmul(embeddings, xp.matrix_transpose(embeddings))
+    squared_distance = exact + (smooth - b.stop_gradient(smooth))
     return squared_distance if squared else safe_sqrt(xp, squared_distance)
 
 
@@ -237,9 +259,14 @@ def triplet(
 _TRIPLETS_AT_ONCE = 1 << 24
 
 
-def _anchor_chunks(n: int) -> list[tuple[int, int]]:
-    size = max(1, _TRIPLETS_AT_ONCE // max(n * n, 1))
+def _row_chunks(n: int, per_row: int) -> list[tuple[int, int]]:
+    """[start, stop) of N rows taken a few at a time, about 2**24 values of ``per_row`` each at once."""
+    size = max(1, _TRIPLETS_AT_ONCE // max(per_row, 1))
     return [(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def _anchor_chunks(n: int) -> list[tuple[int, int]]:
+    return _row_chunks(n, n * n)
 
 
 def _in_order(xp: Any, chunk: Array, previous: Array | None) -> Array:
@@ -336,9 +363,10 @@ def triplet_mined(
     Addons' ``triplet_semihard_loss`` except that anchors without a negative
     contribute nothing (TFA gives them ``m + d_ap``) and an empty batch gives 0
     (TFA: NaN); ``batch_all`` averages over the triplets with a positive loss.
-    Memory: ``O(N^2)`` (plus the ``(N, N, D)`` differences of the distances): ``batch_all`` and
-    ``semi_hard`` compare the ``(anchor, positive, negative)`` triplets a few anchors at a time
-    (about 2**24 at once) without gradient, and keep ``(N, N)`` counts or indices.
+    Memory: ``O(N^2)``. The distances are computed a few anchors at a time (about 2**24 differences
+    at once), their gradient through the Gram matrix; ``batch_all`` and ``semi_hard`` compare the
+    ``(anchor, positive, negative)`` triplets a few anchors at a time (about 2**24 at once) without
+    gradient, and keep ``(N, N)`` counts or indices. Time: ``O(N^3)`` for those two.
     """
     xp = b.xp
     _check_rows(xp, "embeddings", embeddings, ndim=2)
@@ -347,7 +375,7 @@ def triplet_mined(
     check_shape("labels", labels, tuple(embeddings.shape[:1]))
 
     n = embeddings.shape[0]
-    distance = _cross_distances(xp, embeddings, squared)
+    distance = _cross_distances(b, embeddings, squared)
     same = labels[:, None] == labels[None, :]
     positive = same & ~xp.eye(n, dtype=xp.bool, device=b.device(embeddings))
     negative = ~same
