@@ -301,16 +301,27 @@ def _active_triplets(
 
 def _semi_hard_negatives(b: Backend, distance: Array, negative: Array) -> Array:
     """The ``(N, N)`` index of each (anchor, positive) pair's semi-hard negative: the closest one
-    farther than the positive, else the farthest; found a few anchors at a time."""
+    farther than the positive (the first in index order among equals), else the farthest.
+
+    Sorted, not compared triplet by triplet: per anchor, the negatives' distances sorted once and
+    each candidate positive's distance ranked among them, in O(N^2 log N) time and O(N^2) memory
+    (one stable sort of the negatives and the positives together: a negative at the same distance
+    as a positive ranks before it, so the rank counts the negatives no farther than it)."""
     xp = b.xp
+    n = distance.shape[0]
     farthest = xp.argmax(xp.where(negative, distance, -1.0), axis=1)
-    chosen: list[Array] = []
-    for start, stop in _anchor_chunks(distance.shape[0]):
-        d = _in_order(xp, distance[start:stop, ...], chosen[-1] if chosen else None)
-        outside = negative[start:stop, None, :] & (d[:, None, :] > d[:, :, None])
-        nearest = xp.argmin(xp.where(outside, d[:, None, :], math.inf), axis=2)
-        chosen.append(xp.where(xp.any(outside, axis=2), nearest, farthest[start:stop, None]))
-    return xp.concat(chosen)
+    negative_distance = xp.where(negative, distance, math.inf)  # the others sort last
+    by_distance = xp.argsort(negative_distance, axis=1, stable=True)
+    keys = xp.concat([negative_distance, distance], axis=1)  # (N, 2N): the negatives, then every pair
+    flags = xp.concat([xp.astype(negative, xp.int64), xp.zeros_like(xp.astype(negative, xp.int64))], axis=1)
+    order = xp.argsort(keys, axis=1, stable=True)
+    negatives_so_far = b.cumulative_sum(b.take_along_axis(flags, order, 1), 1)
+    position = xp.argsort(order, axis=1, stable=True)[:, n:]  # where each pair's distance sorted to
+    no_farther = b.take_along_axis(negatives_so_far, position, 1)  # negatives with d_an <= d_ap
+    count = xp.sum(xp.astype(negative, xp.int64), axis=1, keepdims=True)
+    # no_farther <= count <= N - 1 (an anchor is not its own negative): always an index
+    nearest = b.take_along_axis(by_distance, no_farther, 1)
+    return xp.where(no_farther < count, nearest, farthest[:, None])
 
 
 @loss("metric", settings={"mining": one_of(*_MINING), "margin": nonnegative_number(), "squared": boolean()})
@@ -364,9 +375,10 @@ def triplet_mined(
     contribute nothing (TFA gives them ``m + d_ap``) and an empty batch gives 0
     (TFA: NaN); ``batch_all`` averages over the triplets with a positive loss.
     Memory: ``O(N^2)``. The distances are computed a few anchors at a time (about 2**24 differences
-    at once), their gradient through the Gram matrix; ``batch_all`` and ``semi_hard`` compare the
-    ``(anchor, positive, negative)`` triplets a few anchors at a time (about 2**24 at once) without
-    gradient, and keep ``(N, N)`` counts or indices. Time: ``O(N^3)`` for those two.
+    at once), their gradient through the Gram matrix. ``batch_all`` compares the ``(anchor, positive,
+    negative)`` triplets a few anchors at a time (about 2**24 at once) without gradient and keeps
+    ``(N, N)`` counts: ``O(N^3)`` time. ``semi_hard`` ranks each positive's distance among its anchor's
+    sorted negatives: ``O(N^2 log N)`` time, as ``batch_hard``'s reductions.
     """
     xp = b.xp
     _check_rows(xp, "embeddings", embeddings, ndim=2)
