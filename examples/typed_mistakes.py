@@ -25,3 +25,5 @@ penalty = pn.gradient_penalty  # error: attr-defined
 not_a_tensor: int = pt.mae(logits, logits)  # error: assignment
 criterion = pnn.FocalLoss(gama=2.0)  # error: call-arg
 ranked = pnn.CrossEntropyLoss(reduction="avg")  # error: arg-type
+pnn.FocalLoss()(logits)  # error: call-arg
+not_a_float: float = pnn.MSELoss()(logits, logits)  # error: assignment

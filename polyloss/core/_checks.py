@@ -317,6 +317,14 @@ def class_labels(
     check_class_indices(b, labels, num_classes, ignore_index)
 
 
+def group_labels(xp: Any, name: str, labels: Array, n: int, *, what: str = "class labels") -> None:
+    """Labels that group a batch's ``n`` samples (equal labels, one group): an integer dtype and
+    shape ``(n,)``. Unlike :func:`class_labels` they index nothing, so any integer value is valid."""
+    if not is_integer(xp, labels):
+        raise TypeError(f"{name} must hold integer {what}, got dtype {labels.dtype}")
+    check_shape(name, labels, (n,))
+
+
 def guard_traced_labels(b: Backend, index: Array, num_classes: int) -> tuple[Array, Array | None]:
     """Traced labels cannot be validated: clip them into range and return the mask of
     in-range samples, whose complement gets a NaN loss (never a wrapped or clamped class).

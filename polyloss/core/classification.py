@@ -293,6 +293,30 @@ def cross_entropy(
     return _reduce_classes(xp, per_sample, picked, class_weight, reduction)
 
 
+def _probability_targets(
+    xp: Any,
+    logits: Array,
+    target: Array,
+    axis: int,
+    ignore_index: int | None,
+    label_smoothing: float | Array,
+    kept: Array | None = None,
+) -> Array:
+    """Checked probability targets, the rows not ``kept`` zeroed, label-smoothed: ``target (1 - e) + e / C``."""
+    check_not_float_indices("target", "logits", logits, target, axis)
+    check_floating(xp, "target", target)
+    check_same_shape("logits", logits, "target", target)
+    if ignore_index is not None:
+        raise ValueError(
+            f"ignore_index applies to integer class targets only, got ignore_index={ignore_index} "
+            "with probability targets (zero the rows instead)"
+        )
+    target = masked_rows(xp, target, kept, axis)
+    if is_static_zero(label_smoothing):
+        return target
+    return target * (1.0 - label_smoothing) + label_smoothing / logits.shape[axis]
+
+
 def _cross_entropy_soft(
     b: Backend,
     logits: Array,
@@ -306,20 +330,9 @@ def _cross_entropy_soft(
     kept: Array | None = None,
 ) -> Array:
     xp = b.xp
-    check_not_float_indices("target", "logits", logits, target, axis)
-    check_floating(xp, "target", target)
-    check_same_shape("logits", logits, "target", target)
-    if ignore_index is not None:
-        raise ValueError(
-            f"ignore_index applies to integer class targets only, got ignore_index={ignore_index} "
-            "with probability targets (zero the rows instead)"
-        )
-    logits, target = masked_rows(xp, logits, kept, axis), masked_rows(xp, target, kept, axis)
-    num_classes = logits.shape[axis]
+    coef = _probability_targets(xp, logits, target, axis, ignore_index, label_smoothing, kept)
+    logits = masked_rows(xp, logits, kept, axis)
     log_probs = b.log_softmax(logits, axis)
-    coef = target
-    if not is_static_zero(label_smoothing):
-        coef = target * (1.0 - label_smoothing) + label_smoothing / num_classes
     if weight is not None:
         coef = coef * along_axis(xp, weight, axis, logits.ndim)
     # 0 * log 0 = 0: classes with zero target mass may have -inf logits.
@@ -666,19 +679,8 @@ def _focal_soft(
     reduction: str,
 ) -> Array:
     """:func:`focal` with probability targets (keras's ``CategoricalFocalCrossentropy``)."""
-    xp = b.xp
-    check_not_float_indices("target", "logits", logits, target, axis)
-    check_floating(xp, "target", target)
-    check_same_shape("logits", logits, "target", target)
-    if ignore_index is not None:
-        raise ValueError(
-            f"ignore_index applies to integer class targets only, got ignore_index={ignore_index} "
-            "with probability targets (zero the rows instead)"
-        )
-    coef = target
-    if not is_static_zero(label_smoothing):
-        coef = target * (1.0 - label_smoothing) + label_smoothing / logits.shape[axis]
-    return reduce(xp, _focal_terms(b, logits, coef, axis, gamma, alpha), reduction)
+    coef = _probability_targets(b.xp, logits, target, axis, ignore_index, label_smoothing)
+    return reduce(b.xp, _focal_terms(b, logits, coef, axis, gamma, alpha), reduction)
 
 
 @loss(

@@ -38,9 +38,8 @@ from polyloss.core._checks import (
     check_floating,
     check_ndim,
     check_same_shape,
-    check_shape,
     finite_number,
-    is_integer,
+    group_labels,
     one_of,
     positive_number,
 )
@@ -272,9 +271,7 @@ def nt_xent(
     xp = b.xp
     _check_views(xp, "z1", z1, "z2", z2)
     if labels is not None:
-        if not is_integer(xp, labels):
-            raise TypeError(f"labels must hold integer labels, got dtype {labels.dtype}")
-        check_shape("labels", labels, (z1.shape[0],))
+        group_labels(xp, "labels", labels, z1.shape[0], what="labels")
     devices = devices_of(b, group, axis_name)
     devices.check_same_rows("z1", z1)
     z1, z2 = _normalized(xp, True, z1, z2)
@@ -513,9 +510,7 @@ def supcon(
         raise ValueError(f"features must be (N, V, D): V views of N samples, got shape {tuple(features.shape)}")
     n, views, _ = features.shape
     if labels is not None:
-        if not is_integer(xp, labels):
-            raise TypeError(f"labels must hold integer class labels, got dtype {labels.dtype}")
-        check_shape("labels", labels, (n,))
+        group_labels(xp, "labels", labels, n)
     (features,) = _normalized(xp, normalize, features)
     # anchors in view-major order, as the reference's torch.cat(torch.unbind(features, 1), 0)
     anchors = xp.reshape(xp.permute_dims(features, (1, 0, 2)), (views * n, features.shape[2]))

@@ -31,6 +31,7 @@ from polyloss.core._checks import (
     check_unit_interval,
     class_labels,
     finite_number,
+    group_labels,
     guard_traced_labels,
     is_integer,
     nonnegative_number,
@@ -382,9 +383,7 @@ def triplet_mined(
     """
     xp = b.xp
     _check_rows(xp, "embeddings", embeddings, ndim=2)
-    if not is_integer(xp, labels):
-        raise TypeError(f"labels must hold integer identities, got dtype {labels.dtype}")
-    check_shape("labels", labels, tuple(embeddings.shape[:1]))
+    group_labels(xp, "labels", labels, embeddings.shape[0], what="identities")
 
     n = embeddings.shape[0]
     distance = _cross_distances(b, embeddings, squared)
@@ -655,6 +654,17 @@ def cosface(
     return _margin_cross_entropy(b, cosine, cosine - margin, index, valid, scale, reduction)
 
 
+def _labelled_cosines(b: Backend, embeddings: Array, labels: Array) -> tuple[Array, Array, Array]:
+    """A labelled batch's cosine similarities ``(N, N)``, its same-label mask and its positive-pair
+    mask (same label, not the anchor itself)."""
+    xp = b.xp
+    unit = l2_normalize(xp, embeddings)
+    similarity = xp.matmul(unit, xp.matrix_transpose(unit))
+    rows = xp.arange(embeddings.shape[0], device=b.device(embeddings))
+    same = labels[:, None] == labels[None, :]
+    return similarity, same, same & (rows[:, None] != rows[None, :])
+
+
 @loss("metric", settings={"m": number_in(0.0, 1.0), "gamma": positive_number()})
 def circle(
     b: Backend, embeddings: Array, labels: Array, *, m: float = 0.4, gamma: float = 80.0, reduction: str = "mean"
@@ -685,19 +695,11 @@ def circle(
     the positive losses: the anchors with a positive and a negative, each loss being a softplus).
     """
     xp = b.xp
-    check_floating(xp, "embeddings", embeddings)
-    check_ndim("embeddings", embeddings, 2, "(N, D)")
-    if not is_integer(xp, labels):
-        raise TypeError(f"labels must hold integer class labels, got dtype {labels.dtype}")
-    check_shape("labels", labels, (embeddings.shape[0],))
-    n = embeddings.shape[0]
-    if n == 0:
+    _check_rows(xp, "embeddings", embeddings, ndim=2)
+    group_labels(xp, "labels", labels, embeddings.shape[0])
+    if embeddings.shape[0] == 0:
         return reduce(xp, xp.sum(embeddings, axis=1), reduction)
-    unit = l2_normalize(xp, embeddings)
-    similarity = xp.matmul(unit, xp.matrix_transpose(unit))
-    rows = xp.arange(n, device=b.device(embeddings))
-    same = labels[:, None] == labels[None, :]
-    positive = same & (rows[:, None] != rows[None, :])
+    similarity, same, positive = _labelled_cosines(b, embeddings, labels)
     negative = ~same
     held = b.stop_gradient(similarity)
     positive_logits = -gamma * b.relu(1.0 + m - held) * (similarity - (1.0 - m))
@@ -749,20 +751,12 @@ def multi_similarity(
     its ``MeanReducer``).
     """
     xp = b.xp
-    check_floating(xp, "embeddings", embeddings)
-    check_ndim("embeddings", embeddings, 2, "(N, D)")
-    if not is_integer(xp, labels):
-        raise TypeError(f"labels must hold integer class labels, got dtype {labels.dtype}")
-    check_shape("labels", labels, (embeddings.shape[0],))
-    n = embeddings.shape[0]
-    if n == 0:
+    _check_rows(xp, "embeddings", embeddings, ndim=2)
+    group_labels(xp, "labels", labels, embeddings.shape[0])
+    if embeddings.shape[0] == 0:
         return reduce(xp, xp.sum(embeddings, axis=1), reduction)
-    unit = l2_normalize(xp, embeddings)
-    similarity = xp.matmul(unit, xp.matrix_transpose(unit))
-    rows = xp.arange(n, device=b.device(embeddings))
-    same = labels[:, None] == labels[None, :]
-    positive = same & (rows[:, None] != rows[None, :])
-    one = xp.zeros((n, 1), dtype=similarity.dtype, device=b.device(embeddings))  # the "1 +" inside the logs
+    similarity, same, positive = _labelled_cosines(b, embeddings, labels)
+    one = xp.zeros((embeddings.shape[0], 1), dtype=similarity.dtype, device=b.device(embeddings))  # "1 +" in the logs
 
     def soft_sum(kept: Array, logits: Array) -> Array:
         return b.logsumexp(xp.concat([one, xp.where(kept, logits, -math.inf)], axis=1), 1)

@@ -100,8 +100,8 @@ def _module_class(name: str, fn: Callable[..., object]) -> str:
     init = _wrapped("    def __init__(", ["self", "*", *keywords], ") -> None: ...")
     call = [*arrays, "**overrides: Any"]
     forward = _wrapped("    def forward(", ["self", *call], ") -> torch.Tensor: ...")
-    dunder_call = _wrapped("    def __call__(", ["self", *call], ") -> torch.Tensor: ...")
-    return "\n".join([f"class {class_name(name)}(PolylossLoss):", init, forward, dunder_call])
+    # nn.Module's __call__ runs forward: the same signature, for the checker
+    return "\n".join([f"class {class_name(name)}(PolylossLoss):", init, forward, "    __call__ = forward"])
 
 
 def _wrapped(head: str, params: list[str], tail: str) -> str:
@@ -133,7 +133,7 @@ def nn_stub() -> str:
                 "    log_vars: torch.nn.Parameter",
                 f'    def __init__(self, num_tasks: int, *, reduction: {reduction} = "sum") -> None: ...',
                 "    def forward(self, losses: torch.Tensor, **overrides: Any) -> torch.Tensor: ...",
-                "    def __call__(self, losses: torch.Tensor, **overrides: Any) -> torch.Tensor: ...",
+                "    __call__ = forward",
             ]
         )
     )

@@ -14,6 +14,24 @@ class NotSupported(NotImplementedError):
     """A harness hook the framework does not have (numpy has no autodiff, torch no ``jit``, ...)."""
 
 
+def of_inputs(
+    fn: Callable[..., Any],
+    arrays: Sequence[Any],
+    argnums: Sequence[int],
+    convert: Callable[[Any], Any] = lambda value: value,
+) -> Callable[..., Any]:
+    """``fn`` as a function of ``arrays[i]`` for ``i`` in ``argnums`` only (each passed through
+    ``convert``), the other inputs fixed: what a finite-difference checker perturbs."""
+
+    def wrt(*diff_inputs: Any) -> Any:
+        full = list(arrays)
+        for i, value in zip(argnums, diff_inputs, strict=True):
+            full[i] = convert(value)
+        return fn(*full)
+
+    return wrt
+
+
 class Harness:
     """The checks' view of one backend: its runtime primitives (``backend``) plus test hooks.
 

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from polyloss.backends.jax import BACKEND as JAX_BACKEND
-from polyloss.verify.harness.base import Harness
+from polyloss.verify.harness.base import Harness, of_inputs
 
 _HALF = (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16))
 
@@ -123,12 +123,7 @@ class JaxHarness(Harness):
     ) -> None:
         from jax.test_util import check_grads
 
-        def wrt(*diff_inputs: jax.Array) -> jax.Array:
-            full = list(arrays)
-            for i, value in zip(argnums, diff_inputs, strict=True):
-                full[i] = jnp.asarray(value)  # check_grads perturbs with NumPy
-            return fn(*full)
-
+        wrt = of_inputs(fn, arrays, argnums, jnp.asarray)  # check_grads perturbs with NumPy
         check_grads(wrt, tuple(arrays[i] for i in argnums), order=order, modes=("rev",), eps=1e-6, atol=1e-5, rtol=1e-4)
 
     def vmap(self, fn: Callable[..., Any], in_axes: Sequence[int | None]) -> Callable[..., Any]:

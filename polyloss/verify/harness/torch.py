@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from polyloss.backends.torch import BACKEND as TORCH_BACKEND
-from polyloss.verify.harness.base import Harness
+from polyloss.verify.harness.base import Harness, of_inputs
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -64,12 +64,7 @@ class TorchHarness(Harness):
     def check_finite_differences(
         self, fn: Callable[..., Any], arrays: Sequence[Any], argnums: Sequence[int], order: int, fast: bool = False
     ) -> None:
-        def wrt(*diff_inputs: torch.Tensor) -> torch.Tensor:
-            full = list(arrays)
-            for i, value in zip(argnums, diff_inputs, strict=True):
-                full[i] = value
-            return fn(*full)
-
+        wrt = of_inputs(fn, arrays, argnums)
         diff = [arrays[i].detach().clone().requires_grad_(True) for i in argnums]
         torch.autograd.gradcheck(wrt, diff, eps=1e-6, atol=1e-5, rtol=1e-4, raise_exception=True, fast_mode=fast)
         if order >= 2:

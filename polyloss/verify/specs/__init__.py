@@ -13,6 +13,7 @@ import importlib
 from dataclasses import replace
 
 from polyloss.core import FAMILIES
+from polyloss.verify.specs.edges import corpus_cases
 from polyloss.verify.specs.record import (
     DEFAULT_ROUNDING_FACTOR,
     DEFAULT_TOLERANCES,
@@ -47,15 +48,15 @@ SPECS: dict[str, LossSpec] = {}
 
 
 def register(spec: LossSpec) -> LossSpec:
+    """Registers ``spec`` with its edge cases: those its family's corpora state under its name
+    (:class:`~polyloss.verify.specs.edges.EdgeCorpus`), then those it is given."""
     if spec.name in SPECS:
         raise RuntimeError(f"spec {spec.name!r} registered twice")
     wrong = [edge.name for edge in spec.edge_cases if edge.loss not in ("", spec.name)]
     if wrong:
         raise RuntimeError(f"spec {spec.name!r} given edge cases of another loss: {wrong}")
-    if any(edge.loss == "" for edge in spec.edge_cases):  # made by edges.edge(): this spec's
-        edges = tuple(replace(edge, loss=spec.name) if edge.loss == "" else edge for edge in spec.edge_cases)
-        spec = replace(spec, edge_cases=edges)
-    SPECS[spec.name] = spec
+    given = tuple(replace(edge, loss=spec.name) for edge in spec.edge_cases)  # edges.edge() leaves loss ""
+    SPECS[spec.name] = spec = replace(spec, edge_cases=(*corpus_cases(spec.name), *given))
     return spec
 
 

@@ -74,8 +74,6 @@ def _binary_plot(
 
 
 def _edge_cases() -> EdgeCorpus:
-    """Singular and extreme inputs of this family's losses, each with its asserted outcome (read at each
-    registration as ``edge_cases=EDGES.of(name)``; run by ``polyloss.verify.edge_cases``)."""
     edges = EdgeCorpus()
     edges.case(
         "cross_entropy",
@@ -548,7 +546,6 @@ register(
                 ),
             ),
         ),
-        edge_cases=EDGES.of("cross_entropy"),
         plot=_logit_plot(("label_smoothing", (0.0, 0.1, 0.3))),
     )
 )
@@ -725,7 +722,6 @@ register(
         ),
         unit_weights=("class_weight", "sample_weight"),
         weight_is_not_a_weight="the output layer's weight matrix (V, H) that makes the logits, not a loss weight",
-        edge_cases=EDGES.of("linear_cross_entropy"),
         plot=Plot(
             "hidden state h (one feature; logits (h, 0), true class 0)",
             lambda h: {"hidden": f64([[h]]), "weight": f64([[1.0], [0.0]]), "target": i64([0])},
@@ -772,7 +768,6 @@ register(
         layout=Layout(("log_probs", "target"), shared=("weight",)),
         mean=Mean("sum of weight[y_i] over non-ignored samples", _class_weight_sum("weight")),
         unit_weights=("weight",),
-        edge_cases=EDGES.of("nll"),
         plot=Plot(
             "probability of the true class (two classes)",
             lambda q: {"log_probs": np.log(f64([[q, 1.0 - q]])), "target": i64([0])},
@@ -904,7 +899,6 @@ register(
             variants=("gamma=1,ignore_index=-1",),
             zero_cases=(ZeroCase("focal saturated target class", "gamma=0.5,alpha=0.25", (_saturated_target_class,)),),
         ),
-        edge_cases=EDGES.of("focal"),
         plot=_logit_plot(("gamma", (0.0, 1.0, 2.0, 5.0))),
     )
 )
@@ -948,7 +942,6 @@ register(
                 ),
             ),
         ),
-        edge_cases=EDGES.of("bce"),
         plot=_binary_plot("predicted probability (target 1)", "probs", 1.0, span=(0.05, 0.99)),
     )
 )
@@ -1006,7 +999,6 @@ register(
         layout=_bce_with_logits_layout,
         unit_weights=("weight", "pos_weight"),
         half_precision=HalfPrecision(variants=("logits=+-1000",)),
-        edge_cases=EDGES.of("bce_with_logits"),
         plot=_binary_plot("logit (target 1)", "logits", 1.0, ("label_smoothing", (0.0, 0.1, 0.3)), span=(-4.0, 6.0)),
     )
 )
@@ -1052,7 +1044,6 @@ register(
             variants=("gamma=0.5,alpha=None",),
             zero_cases=(ZeroCase("sigmoid_focal saturated,gamma=0.5", "gamma=0.5,alpha=None", (_saturated_correct,)),),
         ),
-        edge_cases=EDGES.of("sigmoid_focal"),
         plot=_binary_plot(
             "logit (target 1)", "logits", 1.0, ("gamma", (0.0, 1.0, 2.0, 5.0)), span=(-4.0, 6.0), params={"alpha": None}
         ),
@@ -1089,7 +1080,6 @@ register(
         references=(Reference("optax.losses.poly_loss_cross_entropy", "jax", _optax_poly1),),
         layout=Layout(("logits", "target", "mask")),
         mean=Mean("the number of kept samples (all without a mask)", _kept_count),
-        edge_cases=EDGES.of("poly1"),
         plot=_logit_plot(("epsilon", (-1.0, 1.0, 2.0))),
     )
 )
@@ -1142,7 +1132,6 @@ register(
         not_differentiable=_HINGE_LABELS,
         second_order=False,
         layout=Layout(("scores", "target")),
-        edge_cases=EDGES.of("hinge"),
         plot=_binary_plot(MARGIN_AXIS, "scores", 1.0, span=(-3.0, 3.0)),
     )
 )
@@ -1154,7 +1143,6 @@ register(
         references=(_keras_hinge(True),),
         not_differentiable=_HINGE_LABELS,
         layout=Layout(("scores", "target")),
-        edge_cases=EDGES.of("squared_hinge"),
         plot=_binary_plot(MARGIN_AXIS, "scores", 1.0, span=(-3.0, 3.0)),
     )
 )
@@ -1309,7 +1297,6 @@ register(
         ),
         notes="Any real target is accepted (as torch's), so the target is differentiated too.",
         layout=Layout(("scores", "target")),
-        edge_cases=SECOND_WAVE_EDGES.of("soft_margin"),
         plot=_binary_plot(MARGIN_AXIS, "scores", 1.0, span=(-3.0, 3.0)),
     )
 )
@@ -1339,7 +1326,6 @@ register(
         ),
         layout=Layout(("logits", "target"), shared=("weight",)),
         unit_weights=("weight",),
-        edge_cases=SECOND_WAVE_EDGES.of("multilabel_soft_margin"),
         plot=Plot(
             "logit of a positive label (one class, target 1)",
             lambda x: {"logits": f64([[x]]), "target": f64([[1.0]])},
@@ -1382,7 +1368,6 @@ register(
         ),
         layout=Layout(("logits", "target"), shared=("weight",)),
         unit_weights=("weight",),
-        edge_cases=SECOND_WAVE_EDGES.of("multi_margin"),
         plot=_logit_plot(("margin", (0.5, 1.0, 2.0)), span=(-3.0, 3.0)),
     )
 )
@@ -1430,7 +1415,6 @@ register(
         ),
         second_order=False,  # piecewise linear
         layout=Layout(("logits", "target")),
-        edge_cases=SECOND_WAVE_EDGES.of("categorical_hinge"),
         plot=_logit_plot(span=(-3.0, 3.0)),
     )
 )
@@ -1459,7 +1443,6 @@ register(
         ),
         references=(Reference("keras CategoricalGeneralizedCrossEntropy (re-typed)", "torch", _keras_gce),),
         layout=Layout(("logits", "target")),
-        edge_cases=SECOND_WAVE_EDGES.of("generalized_cross_entropy"),
         plot=_logit_plot(("q", (0.0, 0.7, 1.0))),
     )
 )
@@ -1501,7 +1484,6 @@ register(
         references=(Reference("timm AsymmetricLossMultiLabel (re-typed)", "torch", _timm_asl),),
         notes="Default reduction 'sum', as timm's -loss.sum(); logs clamped at eps as timm's.",
         layout=Layout(("logits", "target")),
-        edge_cases=SECOND_WAVE_EDGES.of("asymmetric"),
         plot=_binary_plot(
             "logit of a negative label (target 0)", "logits", 0.0, ("gamma_neg", (0.0, 2.0, 4.0)), span=(-5.0, 6.0)
         ),
@@ -1576,7 +1558,6 @@ register(
             Reference("asymmetric single-label loop", "numpy", _np_asl_single_label, grads=False),
         ),
         layout=Layout(("logits", "target")),
-        edge_cases=SECOND_WAVE_EDGES.of("asymmetric_single_label"),
         plot=_logit_plot(("gamma_pos", (0.0, 1.0, 2.0))),
     )
 )
@@ -1607,7 +1588,6 @@ register(
         notes="The support of sparsemax changes at ties between scores (a kink of the second derivative); random "
         "scores keep away from them.",
         layout=Layout(("logits", "target")),
-        edge_cases=SECOND_WAVE_EDGES.of("sparsemax_loss"),
         plot=_logit_plot(span=(-3.0, 3.0)),
     )
 )

@@ -59,8 +59,6 @@ _NEGATIVES = f64([[0.0, 1.0, 0.0], [0.0, -1.0, 0.0], [-0.6, 0.0, -0.8]])
 
 
 def _edge_cases() -> EdgeCorpus:
-    """Singular and extreme inputs of this family's losses, each with its asserted outcome (read at each
-    registration as ``edge_cases=EDGES.of(name)``; run by ``polyloss.verify.edge_cases``)."""
     edges = EdgeCorpus()
     COLLINEAR = f64([[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]])
     edges.case(
@@ -330,7 +328,6 @@ register(
             variants=("temperature=0.01",),
             zero_cases=_zero_rows("infonce", "in-batch", "query", "key", 1).zero_cases,
         ),
-        edge_cases=EDGES.of("infonce"),
         plot=Plot(
             COSINE_AXIS,
             lambda x: {"query": f64([[1.0, 0.0, 0.0]]), "key": _at_cosine(x)[None], "negatives": _NEGATIVES},
@@ -484,7 +481,6 @@ register(
         ),
         scale_invariant=("z1", "z2"),
         half_precision=_zero_rows("nt_xent", "random", "z1", "z2", 0),
-        edge_cases=EDGES.of("nt_xent"),
         plot=_pair_plot("z1", "z2", ("temperature", (0.1, 0.5, 1.0))),
     )
 )
@@ -568,7 +564,6 @@ register(
         ),
         scale_invariant=("image_emb", "text_emb"),
         half_precision=_zero_rows("clip", "logit_scale=1/0.07 (array)", "image_emb", "text_emb", 1),
-        edge_cases=EDGES.of("clip"),
         plot=_pair_plot("image_emb", "text_emb", ("logit_scale", (1.0, 10.0, 100.0))),
     )
 )
@@ -647,7 +642,6 @@ register(
         ),
         scale_invariant=("image_emb", "text_emb"),
         half_precision=_zero_rows("siglip", "open_clip init scale=10,bias=-10 (arrays)", "image_emb", "text_emb", 1),
-        edge_cases=EDGES.of("siglip"),
         plot=_pair_plot("image_emb", "text_emb", ("logit_scale", (5.0, 10.0, 20.0)), logit_bias=-10.0),
     )
 )
@@ -775,7 +769,6 @@ register(
         "reference code's .mean().",
         layout=Layout(("features", "labels"), coupled=_IN_BATCH + " (every other view is a contrast)"),
         scale_invariant=(),
-        edge_cases=SUPCON_EDGES.of("supcon"),
         plot=Plot(
             COSINE_AXIS,
             lambda x: {

@@ -35,8 +35,6 @@ def _shift_plot(model: str, target: str, log_target: bool) -> Plot:
 
 
 def _edge_cases() -> EdgeCorpus:
-    """Singular and extreme inputs of this family's losses, each with its asserted outcome (read at each
-    registration as ``edge_cases=EDGES.of(name)``; run by ``polyloss.verify.edge_cases``)."""
     edges = EdgeCorpus()
     edges.case(
         "kl_div",
@@ -291,7 +289,6 @@ register(
             ),
             zero_cases=(ZeroCase("kl_div zero probabilities", "zero target probabilities"),),
         ),
-        edge_cases=EDGES.of("kl_div"),
         plot=_shift_plot("log_q", "p", log_target=False),
     )
 )
@@ -372,7 +369,6 @@ register(
                 ),
             ),
         ),
-        edge_cases=EDGES.of("js_div"),
         plot=_shift_plot("log_q", "log_p", log_target=True),
     )
 )
@@ -463,7 +459,6 @@ register(
         ),
         layout=Layout(("student_logits", "teacher_logits", "target")),
         half_precision=HalfPrecision(variants=("T=0.5,axis=1,(N,C,L),target",)),
-        edge_cases=EDGES.of("distillation"),
         plot=Plot(
             "student logit of class 0 (other 0; teacher (2, 0), no label)",
             lambda x: {"student_logits": f64([[x, 0.0]]), "teacher_logits": f64([[2.0, 0.0]])},

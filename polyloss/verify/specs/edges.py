@@ -110,9 +110,9 @@ def empty_batch(
 
 
 class EdgeCorpus:
-    """The edge cases a family's spec module states, by loss, before its registrations take them
-    (``edge_cases=EDGES.of(name)``). Every corpus is kept, so a test can check that no case is left
-    untaken."""
+    """The edge cases a family's spec module states, by loss, before its registrations: ``register``
+    gives each spec the cases stated under its name (:func:`corpus_cases`). Every corpus is kept, so
+    a test can check that no case is left untaken."""
 
     ALL: ClassVar[list[EdgeCorpus]] = []
 
@@ -134,6 +134,11 @@ class EdgeCorpus:
 
     def of(self, loss: str) -> tuple[EdgeCase, ...]:
         return tuple(edge for edge in self.cases if edge.loss == loss)
+
+
+def corpus_cases(loss: str) -> tuple[EdgeCase, ...]:
+    """The cases every corpus states so far under ``loss``, in the order stated."""
+    return tuple(edge for corpus in EdgeCorpus.ALL for edge in corpus.of(loss))
 
 
 def f64(values: Any) -> np.ndarray:

@@ -71,8 +71,6 @@ def _bowl_critic(z: Any) -> Any:
 
 
 def _edge_cases() -> EdgeCorpus:
-    """Singular and extreme inputs of this family's losses, each with its asserted outcome (read at each
-    registration as ``edge_cases=EDGES.of(name)``; run by ``polyloss.verify.edge_cases``)."""
     edges = EdgeCorpus()
     for label, big in SATURATED.items():
         edges.case(
@@ -266,7 +264,6 @@ register(
         notes="study-hub's function returns two BCE means added; 'sum' adds the two sums, 'none' the per-sample terms.",
         layout=Layout(("real_logits", "fake_logits")),
         half_precision=HalfPrecision(variants=("saturated |logit|~30",)),
-        edge_cases=EDGES.of("gan_discriminator"),
         plot=_discriminator_plot("real_logits", "fake_logits"),
     )
 )
@@ -321,7 +318,6 @@ register(
         ),
         layout=Layout(("fake_logits",)),
         half_precision=HalfPrecision(variants=("minimax,saturated |logit|~30",)),
-        edge_cases=EDGES.of("gan_generator"),
         plot=_generator_plot("fake_logits", ("non_saturating", (True, False)), span=(-5.0, 5.0)),
     )
 )
@@ -351,7 +347,6 @@ register(
         references=(Reference("study-hub wgan_loss_discriminator (re-typed)", "torch", _study_hub_wgan_critic),),
         second_order=False,  # linear
         layout=Layout(("real_scores", "fake_scores")),
-        edge_cases=EDGES.of("wgan_critic"),
         plot=_discriminator_plot("real_scores", "fake_scores"),
     )
 )
@@ -369,7 +364,6 @@ register(
         references=(Reference("study-hub wgan_loss_generator (re-typed)", "torch", _study_hub_wgan_generator),),
         second_order=False,  # linear
         layout=Layout(("fake_scores",)),
-        edge_cases=EDGES.of("wgan_generator"),
         plot=_generator_plot("fake_scores"),
     )
 )
@@ -399,7 +393,6 @@ register(
         ),
         second_order=False,  # piecewise linear
         layout=Layout(("real_logits", "fake_logits")),
-        edge_cases=EDGES.of("hinge_discriminator"),
         plot=_discriminator_plot("real_logits", "fake_logits"),
     )
 )
@@ -417,7 +410,6 @@ register(
         references=(Reference("hinge formula (BigGAN loss_hinge_gen)", "torch", _torch_hinge_generator),),
         second_order=False,  # linear
         layout=Layout(("fake_logits",)),
-        edge_cases=EDGES.of("hinge_generator"),
         plot=_generator_plot("fake_logits"),
     )
 )
@@ -517,7 +509,6 @@ register(
             ),
         ),
         edge_cases=(
-            *EDGES.of("gradient_penalty"),
             # the critic is defined below the corpus, so its empty batch is stated here
             *empty_batch(
                 {"real": np.zeros((0, 3)), "fake": np.zeros((0, 3)), "interpolation": np.zeros(0)},
@@ -582,7 +573,6 @@ register(
             Reference("closed-form KL loop", "numpy", _numpy_kl_loop, grads=False),
         ),
         layout=_vae_kl_layout,
-        edge_cases=EDGES.of("vae_kl"),
         plot=Plot(
             "log-variance of one latent (mean 0)",
             lambda v: {"mu": f64([[0.0]]), "logvar": f64([[v]])},
@@ -640,7 +630,6 @@ register(
                 ZeroCase("vae bce recon 0 and 1", "bce,binary x", (set_to("recon", 0, 0.0), set_to("recon", 1, 1.0))),
             ),
         ),
-        edge_cases=EDGES.of("vae"),
         plot=Plot(
             "reconstruction of a pixel whose input is 1 (posterior at the prior: KL 0)",
             lambda p: {"recon": f64([[p]]), "x": f64([[1.0]]), "mu": f64([[0.0]]), "logvar": f64([[0.0]])},
@@ -702,7 +691,6 @@ register(
         ),
         layout=Layout(("pred", "target")),  # the feature maps act per sample (in params),
         edge_cases=(
-            *EDGES.of("perceptual"),
             *empty_batch(
                 {"pred": np.zeros((0, 3, 2)), "target": np.zeros((0, 3, 2))}, (0,), params={"features": _two_layers}
             ),

@@ -18,7 +18,7 @@ from polyloss.verify.specs import ENDPOINTS_OF_0_1, SIGN_LABEL, register
 from polyloss.verify.specs._gen import away_from_kinks, binary, copy_of, labels, normal, set_to
 from polyloss.verify.specs.edges import EdgeCorpus, Finite, Raises, f64, i64, softplus
 from polyloss.verify.specs.record import Case, HalfPrecision, Layout, LossSpec, Mean, Plot, Variant, ZeroCase
-from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
+from polyloss.verify.specs.references import NotApplicable, Reference, reduce_kept_reference, reduce_reference
 
 # --------------------------------------------------------------------------- plots
 
@@ -71,8 +71,6 @@ def _batch_plot(sweep: tuple[str, tuple[float, ...]]) -> Plot:
 
 
 def _edge_cases() -> EdgeCorpus:
-    """Singular and extreme inputs of this family's losses, each with its asserted outcome (read at each
-    registration as ``edge_cases=EDGES.of(name)``; run by ``polyloss.verify.edge_cases``)."""
     edges = EdgeCorpus()
     E = f64([[1.0, 2.0], [1.0, 2.0]])
     edges.case(
@@ -319,7 +317,6 @@ register(
                 ZeroCase("contrastive zero distance,eps=0", "eps=0", (copy_of("x1", "x2"),)),
             ),
         ),
-        edge_cases=EDGES.of("contrastive"),
         plot=Plot(
             "distance between the pair",
             lambda x: {"x1": f64([[0.0, 0.0]]), "x2": f64([[x, 0.0]]), "similar": f64([1.0])},
@@ -442,7 +439,6 @@ register(
                 ),
             ),
         ),
-        edge_cases=EDGES.of("triplet"),
         plot=Plot(
             "distance to the negative (the positive at distance 1)",
             lambda x: {"anchor": f64([[0.0, 0.0]]), "positive": f64([[1.0, 0.0]]), "negative": f64([[0.0, x]])},
@@ -684,7 +680,6 @@ register(
                 ),
             ),
         ),
-        edge_cases=EDGES.of("triplet_mined"),
         plot=Plot(
             "distance between the two classes (each a pair 1 apart)",
             lambda x: {"embeddings": f64([[0.0, 0.0], [1.0, 0.0], [0.0, x], [1.0, x]]), "labels": i64([0, 0, 1, 1])},
@@ -767,7 +762,6 @@ register(
                 ),
             ),
         ),
-        edge_cases=EDGES.of("cosine_embedding"),
         plot=Plot(
             "cosine similarity of the pair",
             lambda x: {"x1": f64([[1.0, 0.0, 0.0]]), "x2": _at_cosine(x)[None], "target": f64([1.0])},
@@ -805,7 +799,6 @@ register(
         references=(Reference("torch.nn.functional.margin_ranking_loss", "torch", _torch_margin_ranking),),
         second_order=False,  # piecewise linear
         layout=Layout(("x1", "x2", "target")),
-        edge_cases=EDGES.of("margin_ranking"),
         plot=Plot(
             "score difference x1 - x2 (target 1: x1 ranks first)",
             lambda x: {"x1": f64([x]), "x2": f64([0.0]), "target": f64([1.0])},
@@ -855,7 +848,6 @@ register(
         references=(Reference("torch.nn.functional.hinge_embedding_loss", "torch", _torch_hinge_embedding),),
         second_order=False,  # piecewise linear
         layout=Layout(("distance", "target")),
-        edge_cases=HINGE_EMBEDDING_EDGES.of("hinge_embedding"),
         plot=Plot(
             "distance of the pair",
             lambda x: {"distance": f64([x]), "target": f64([1.0])},
@@ -993,7 +985,6 @@ register(
                 ZeroCase("arcface target cosine 1", "default", (_parallel_to_class_weight,)),
             ),
         ),
-        edge_cases=EDGES.of("arcface"),
         plot=_angle_plot(("margin", (0.2, 0.35, 0.5))),
     )
 )
@@ -1013,7 +1004,6 @@ register(
         layout=Layout(("embeddings", "labels"), shared=("class_weights",)),
         scale_invariant=("embeddings", "class_weights"),
         half_precision=HalfPrecision(zero_cases=(_zero_embedding_and_class_weight("cosface"),)),
-        edge_cases=EDGES.of("cosface"),
         plot=_angle_plot(("margin", (0.1, 0.35, 0.5))),
     )
 )
@@ -1107,10 +1097,7 @@ def _numpy_circle_loop(m, a, p, r):
 
         out.append(softplus(lse(lp) + lse(ln)))
         kept += 1
-    values = np.array(out)
-    if r == "mean":
-        return np.asarray(values.sum() / kept if kept else 0.0)
-    return reduce_reference(np, values, r)
+    return reduce_kept_reference(out, kept, r)
 
 
 register(
@@ -1139,7 +1126,6 @@ register(
                 )
             ),
         ),
-        edge_cases=CIRCLE_EDGES.of("circle"),
         plot=_batch_plot(("m", (0.25, 0.4, 0.6))),
     )
 )
@@ -1219,7 +1205,6 @@ register(
             Reference("multi-similarity loop", "numpy", _numpy_multi_similarity_loop, grads=False),
         ),
         layout=Layout(("embeddings", "labels"), coupled="pairs within the batch: every other sample is a pair"),
-        edge_cases=MULTI_SIMILARITY_EDGES.of("multi_similarity"),
         plot=_batch_plot(("alpha", (1.0, 2.0, 5.0))),
     )
 )

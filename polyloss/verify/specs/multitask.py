@@ -42,8 +42,6 @@ _CURRICULUM_PLOT = Plot(
 
 
 def _edge_cases() -> EdgeCorpus:
-    """Singular and extreme inputs of this family's losses, each with its asserted outcome (read at each
-    registration as ``edge_cases=EDGES.of(name)``; run by ``polyloss.verify.edge_cases``)."""
     edges = EdgeCorpus()
     edges.case(
         "uncertainty_weighting",
@@ -109,7 +107,6 @@ register(
         references=(Reference("study-hub MultiTaskLoss (re-typed)", "torch", _study_hub_multitask),),
         notes="default reduction 'sum' (the paper's total).",
         layout=Layout(("losses", "log_vars")),  # the "batch" is the tasks,
-        edge_cases=EDGES.of("uncertainty_weighting"),
         plot=_UNCERTAINTY_PLOT,
     )
 )
@@ -161,7 +158,6 @@ register(
                 ZeroCase("curriculum no sample kept", "progress=0.5", (set_to("difficulty", slice(None), 0.875),)),
             ),
         ),
-        edge_cases=EDGES.of("curriculum"),
         plot=_CURRICULUM_PLOT,
     )
 )

@@ -76,8 +76,6 @@ def _shift_plot(sweep: tuple[str, tuple[Any, ...]]) -> Plot:
 
 
 def _edge_cases() -> EdgeCorpus:
-    """Singular and extreme inputs of this family's losses, each with its asserted outcome (read at each
-    registration as ``edge_cases=EDGES.of(name)``; run by ``polyloss.verify.edge_cases``)."""
     edges = EdgeCorpus()
     pair = ("policy_chosen", "policy_rejected", "reference_chosen", "reference_rejected")
     huge = {"policy_chosen": f64([0.0, -1e4]), "policy_rejected": f64([-1e4, 0.0])}
@@ -515,7 +513,6 @@ register(
             "DPO (TRL before 1.0; TRL 1.16 and Liger-Kernel ignore label_smoothing there)."
         ),
         layout=_PAIR_LAYOUT,
-        edge_cases=EDGES.of("dpo"),
         plot=Plot(
             "log-ratio margin c - r (chosen +x/2, rejected -x/2)",
             _log_ratio_pair,
@@ -578,7 +575,6 @@ register(
         ),
         notes="On length-averaged log-probabilities; TRL's CPOTrainer with loss_type='simpo' and cpo_alpha=0.",
         layout=_POLICY_LAYOUT,
-        edge_cases=EDGES.of("simpo"),
         plot=_average_plot(("gamma", (0.0, 0.5, 1.5))),
     )
 )
@@ -617,7 +613,6 @@ register(
         ),
         notes="The preference term of TRL's CPOTrainer (its loss adds cpo_alpha times the chosen tokens' NLL).",
         layout=_POLICY_LAYOUT,
-        edge_cases=EDGES.of("cpo"),
         plot=Plot(
             "log-probability margin log pi(y_w) - log pi(y_l) (around -30)",
             lambda x: _margin(x, -30.0, "policy_chosen", "policy_rejected"),
@@ -678,7 +673,6 @@ register(
             "beta log sigmoid(log odds ratio): this is that second term, negated."
         ),
         layout=_POLICY_LAYOUT,
-        edge_cases=EDGES.of("orpo"),
         plot=_average_plot(("beta", (0.1, 0.5, 1.0))),
     )
 )
@@ -757,7 +751,6 @@ register(
         notes="Unpaired: one loss per completion, desirable or not; the KL reference point is clamped at 0 and held "
         "constant.",
         layout=Layout(("policy_logps", "reference_logps", "desirable"), shared=("kl",)),
-        edge_cases=EDGES.of("kto"),
         plot=Plot(
             "log-ratio of the desirable completion (the undesirable one's at minus it; KL 0)",
             lambda x: {
@@ -968,7 +961,6 @@ register(
             "bnpo, dapo, cispo: the kept-token count; dr_grpo: N * max_completion_length)",
             expected=_grpo_mean,
         ),
-        edge_cases=EDGES.of("grpo"),
         plot=Plot(
             "probability ratio pi / pi_old of one token",
             lambda w: {"logps": f64([[-1.0 + math.log(w)]]), "old_logps": f64([[-1.0]]), "mask": i64([[1]])},
@@ -1127,7 +1119,6 @@ def _distillation_spec(
             notes=notes,
             layout=_TOKEN_LAYOUT,
             mean=_TOKEN_MEAN,
-            edge_cases=EDGES.of(name),
             plot=plot,
         )
     )

@@ -15,7 +15,7 @@ from polyloss.verify.specs import register
 from polyloss.verify.specs._gen import normal
 from polyloss.verify.specs.edges import EdgeCorpus, Finite, f64, i64, softplus
 from polyloss.verify.specs.record import Case, Layout, LossSpec, Mean, Plot, Variant
-from polyloss.verify.specs.references import NotApplicable, Reference, reduce_reference
+from polyloss.verify.specs.references import NotApplicable, Reference, reduce_kept_reference, reduce_reference
 
 LIST = 5  # items per list
 NAMES = ("ranking_softmax", "listmle", "pairwise_logistic", "pairwise_hinge", "approx_ndcg")
@@ -230,7 +230,6 @@ register(
         ),
         layout=_LAYOUT,
         mean=_LISTWISE_MEAN,
-        edge_cases=EDGES.of("ranking_softmax"),
         plot=_relevant_plot(),
     )
 )
@@ -243,7 +242,6 @@ register(
         notes=_LABEL_ORDER + "; the float-label variant draws distinct labels.",
         layout=_LAYOUT,
         mean=_LISTWISE_MEAN,
-        edge_cases=EDGES.of("listmle"),
         plot=_relevant_plot(),
     )
 )
@@ -256,7 +254,6 @@ register(
         notes=_LABEL_ORDER + "; 'none' is the sum over each list's pairs, 'mean' divides by the batch's pairs.",
         layout=_LAYOUT,
         mean=_PAIRWISE_MEAN,
-        edge_cases=EDGES.of("pairwise_logistic"),
         plot=_relevant_plot(),
     )
 )
@@ -297,10 +294,7 @@ def _np_approx_ndcg(m, a, p, r):
             dcg += gains[i] / math.log2(1.0 + rank)
         ideal = math.fsum(g / math.log2(2.0 + k) for k, g in enumerate(sorted(gains.values(), reverse=True)))
         per_list.append(-dcg / ideal if ideal else 0.0)
-    out = np.array(per_list)
-    if r == "mean":
-        return np.asarray(out.sum() / kept if kept else 0.0)
-    return reduce_reference(np, out, r)
+    return reduce_kept_reference(per_list, kept, r)
 
 
 register(
@@ -319,7 +313,6 @@ register(
         ),
         layout=_LAYOUT,
         mean=_LISTWISE_MEAN,
-        edge_cases=EDGES.of("approx_ndcg"),
         plot=_relevant_plot(("temperature", (0.1, 1.0, 5.0))),
     )
 )
@@ -333,7 +326,6 @@ register(
         second_order=False,  # piecewise linear
         layout=_LAYOUT,
         mean=_PAIRWISE_MEAN,
-        edge_cases=EDGES.of("pairwise_hinge"),
         plot=_relevant_plot(),
     )
 )

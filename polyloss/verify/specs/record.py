@@ -173,7 +173,8 @@ class LossSpec:
     # inputs whose rows (last axis) may be scaled by positive factors without changing the loss
     scale_invariant: tuple[str, ...] = ()
     half_precision: HalfPrecision = field(default_factory=HalfPrecision)
-    # singular and extreme inputs with their asserted outcomes (polyloss.verify.specs.edges)
+    # singular and extreme inputs with their asserted outcomes (polyloss.verify.specs.edges): register()
+    # puts the family corpus's cases stated under the spec's name first, then these
     edge_cases: tuple[EdgeCase, ...] = ()
     # the docs' plot of the loss and its derivative (every loss has one: tests/test_plots.py)
     plot: Plot | None = None

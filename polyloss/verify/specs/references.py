@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 Arrays = dict[str, Any]
 
 
@@ -45,3 +47,11 @@ def reduce_reference(xp: Any, out: Any, reduction: str) -> Any:
     if reduction == "none":
         return out
     return xp.sum(out) if reduction == "sum" else xp.mean(out)
+
+
+def reduce_kept_reference(values: list[float], kept: int, reduction: str) -> np.ndarray:
+    """A loop reference's per-sample values reduced, ``"mean"`` over the ``kept`` samples only (0 if none)."""
+    out = np.array(values)
+    if reduction == "mean":
+        return np.asarray(out.sum() / kept if kept else 0.0)
+    return np.asarray(reduce_reference(np, out, reduction))

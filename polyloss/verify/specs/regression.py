@@ -32,8 +32,6 @@ def _relative_plot(axis: str, sweep: tuple[str, tuple[float, ...]] | None = None
 
 
 def _edge_cases() -> EdgeCorpus:
-    """Singular and extreme inputs of this family's losses, each with its asserted outcome (read at each
-    registration as ``edge_cases=EDGES.of(name)``; run by ``polyloss.verify.edge_cases``)."""
     edges = EdgeCorpus()
     edges.case(
         "mse", "exactly equal inputs", {"pred": f64([1.0, -2.0]), "target": f64([1.0, -2.0])}, Finite(0.0, grad="zero")
@@ -279,7 +277,6 @@ register(
         layout=_WEIGHTED,
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
-        edge_cases=EDGES.of("mse"),
         plot=_error_plot(),
     )
 )
@@ -292,7 +289,6 @@ register(
         layout=_WEIGHTED,
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
-        edge_cases=EDGES.of("mae"),
         plot=_error_plot(),
     )
 )
@@ -306,7 +302,6 @@ register(
         layout=_WEIGHTED,
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
-        edge_cases=EDGES.of("huber"),
         plot=_error_plot(("delta", (0.5, 1.0, 2.0))),
     )
 )
@@ -324,7 +319,6 @@ register(
         layout=_WEIGHTED,
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
-        edge_cases=EDGES.of("smooth_l1"),
         plot=_error_plot(("beta", (0.5, 1.0, 2.0))),
     )
 )
@@ -340,7 +334,6 @@ register(
         layout=_WEIGHTED,
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
-        edge_cases=EDGES.of("log_cosh"),
         plot=_error_plot(),
     )
 )
@@ -359,7 +352,6 @@ register(
         layout=_WEIGHTED,
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
-        edge_cases=EDGES.of("quantile"),
         plot=_error_plot(("q", (0.2, 0.5, 0.8))),
     )
 )
@@ -404,7 +396,6 @@ register(
                 ),
             ),
         ),
-        edge_cases=EDGES.of("poisson_nll"),
         plot=Plot("log-rate (pred), count 2", lambda x: {"pred": f64([x]), "target": f64([2.0])}, span=(-2.0, 3.0)),
     )
 )
@@ -443,7 +434,6 @@ register(
                 ),
             ),
         ),
-        edge_cases=EDGES.of("gaussian_nll"),
         plot=Plot(
             "variance (var), error 1",
             lambda v: {"pred": f64([1.0]), "target": f64([0.0]), "var": f64([v])},
@@ -481,7 +471,6 @@ register(
         layout=_WEIGHTED,
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
-        edge_cases=EDGES.of("asymmetric_mse"),
         plot=_error_plot(("over_penalty", (1.0, 2.0, 4.0))),
     )
 )
@@ -577,7 +566,6 @@ register(
         layout=_WEIGHTED,
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
-        edge_cases=EDGES.of("mape"),
         plot=_relative_plot("relative error (pred / target - 1)"),
     )
 )
@@ -597,7 +585,6 @@ register(
         layout=_WEIGHTED,
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
-        edge_cases=EDGES.of("msle"),
         plot=_relative_plot("relative error (pred / target - 1)"),
     )
 )
@@ -616,7 +603,6 @@ register(
         layout=_WEIGHTED,
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
-        edge_cases=EDGES.of("charbonnier"),
         plot=_error_plot(("scale", (0.5, 1.0, 2.0))),
     )
 )
@@ -632,7 +618,6 @@ register(
         layout=_WEIGHTED,
         mean=_WEIGHTED_MEAN,
         unit_weights=("weight",),
-        edge_cases=EDGES.of("cauchy"),
         plot=_error_plot(("scale", (0.5, 1.0, 2.0))),
     )
 )

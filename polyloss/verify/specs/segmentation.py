@@ -79,8 +79,6 @@ _LOVASZ_SOFTMAX_PLOT = Plot(
 
 
 def _edge_cases() -> EdgeCorpus:
-    """Singular and extreme inputs of this family's losses, each with its asserted outcome (read at each
-    registration as ``edge_cases=EDGES.of(name)``; run by ``polyloss.verify.edge_cases``)."""
     edges = EdgeCorpus()
     EMPTY = f64([[0.0, 0.0], [0.0, 0.0]])
     FULL = f64([[1.0, 1.0], [1.0, 1.0]])
@@ -692,7 +690,6 @@ register(
                 ),
             ),
         ),
-        edge_cases=EDGES.of("dice"),
         plot=_overlap_plot(),
     )
 )
@@ -743,7 +740,6 @@ register(
         half_precision=HalfPrecision(
             zero_cases=(_empty_sample("tversky", "probabilities,per_sample,alpha=0.7,beta=0.3,smooth=0"),)
         ),
-        edge_cases=EDGES.of("tversky"),
         plot=_overlap_plot(("alpha", (0.3, 0.5, 0.7))),
     )
 )
@@ -786,7 +782,6 @@ register(
         half_precision=HalfPrecision(
             zero_cases=(_empty_sample("focal_tversky", "probabilities,per_sample,gamma=2,alpha=0.3,beta=0.7,smooth=0"),)
         ),
-        edge_cases=EDGES.of("focal_tversky"),
         plot=_overlap_plot(("gamma", (0.75, 1.0, 2.0))),
     )
 )
@@ -823,7 +818,6 @@ register(
         ),
         layout=_pooled_unless_per_sample,
         half_precision=HalfPrecision(zero_cases=(_empty_sample("jaccard", "probabilities,per_sample,smooth=0"),)),
-        edge_cases=EDGES.of("jaccard"),
         plot=_overlap_plot(),
     )
 )
@@ -936,7 +930,6 @@ register(
         notes="the class weights 1/V_c^2 depend on the labels only (no gradient), as in MONAI.",
         layout=_pooled_unless_per_sample,
         half_precision=HalfPrecision(variants=("axis=1,class absent,smooth=0",)),
-        edge_cases=EDGES.of("generalized_dice"),
         plot=_logit_plot(),
     )
 )
@@ -1025,7 +1018,6 @@ register(
         half_precision=HalfPrecision(
             zero_cases=(ZeroCase("dice_ce class absent,smooth=0", "axis=1,class absent,smooth=0"),)
         ),
-        edge_cases=EDGES.of("dice_ce"),
         plot=_logit_plot(("ce_weight", (0.0, 0.5, 1.0))),
     )
 )
@@ -1195,7 +1187,6 @@ register(
         ),
         not_differentiable={"target": "a binary mask"},
         layout=_pooled_unless_per_sample,
-        edge_cases=EDGES.of("lovasz_hinge"),
         plot=_LOVASZ_HINGE_PLOT,
     )
 )
@@ -1227,7 +1218,6 @@ register(
             Reference("Lovász extension by its definition", "numpy", _np_lovasz_softmax, grads=False),
         ),
         layout=_pooled_unless_per_sample,
-        edge_cases=EDGES.of("lovasz_softmax"),
         plot=_LOVASZ_SOFTMAX_PLOT,
     )
 )

@@ -52,8 +52,6 @@ def _ctc_plot() -> Plot:
 
 
 def _edge_cases() -> EdgeCorpus:
-    """Singular and extreme inputs of this family's losses, each with its asserted outcome (read at each
-    registration as ``edge_cases=EDGES.of(name)``; run by ``polyloss.verify.edge_cases``)."""
     edges = EdgeCorpus()
     LP = np.log(np.full((1, 2, 3), 1.0 / 3.0))
     edges.case(
@@ -321,7 +319,6 @@ register(
             "each sample's loss divided by its target length (at least 1), then the batch mean", expected=_ctc_mean
         ),
         half_precision=HalfPrecision(variants=("zero_infinity,impossible sample",)),
-        edge_cases=EDGES.of("ctc"),
         plot=_ctc_plot(),
     )
 )
