@@ -5,6 +5,7 @@ The only module (with ``polyloss/torch.py``) that imports torch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -332,11 +333,65 @@ def _bce_with_logits(
     return positive * -F.logsigmoid(logits) + (1.0 - target) * -F.logsigmoid(-logits)
 
 
+class _KLTerms(torch.autograd.Function):
+    """The definition's ``p log p - p log q`` terms (``0 log 0 = 0``; 0 where ``p == 0`` and
+    ``log q = -inf``), with its derivatives written out. The first derivative in ``log q`` is
+    ``-p`` (the definition's guard changes nothing there: p is 0 where it applies), so the
+    backward pass computes no mask: under torch.compile, inductor's CPU code for the guard's
+    boolean mask ran at about 4 ns an element (compiled kl_div differentiating ``log_q`` only took
+    3.5x F.kl_div's time, 1.6x with this). A second derivative (``create_graph=True``)
+    differentiates the guarded form. Used under torch.compile only: dynamo refuses a custom ``jvp``,
+    which forward-mode AD (``torch.func.jvp``) needs, so elsewhere the definition runs."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(log_q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        zero = p == 0
+        guarded = _guarded(log_q, zero)
+        p_log_p = torch.where(zero, 0.0, p * torch.log(torch.where(zero, 1.0, p)))
+        return p_log_p - torch.where(guarded, 0.0, p * torch.where(guarded, 0.0, log_q))
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[torch.Tensor, torch.Tensor], output: torch.Tensor) -> None:
+        ctx.save_for_backward(*inputs)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        log_q, p = ctx.saved_tensors
+        grad_log_q = grad_p = None
+        if ctx.needs_input_grad[0]:
+            grad_log_q = -grad * (_exact_p(log_q, p) if torch.is_grad_enabled() else p)
+        if ctx.needs_input_grad[1]:
+            grad_p = grad * _d_terms_d_p(log_q, p)
+        return grad_log_q, grad_p
+
+
+def _guarded(log_q: torch.Tensor, zero: torch.Tensor) -> torch.Tensor:
+    """Where ``p == 0`` and ``log q`` is not finite (``|x| < inf`` is False for inf and NaN)."""
+    return zero & ~(torch.abs(log_q) < math.inf)
+
+
+def _exact_p(log_q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """``p``, 0 where guarded: the derivative in ``log q``, as a differentiable expression."""
+    return torch.where(_guarded(log_q, p == 0), 0.0, p)
+
+
+def _d_terms_d_p(log_q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """``log p + 1 - log q``; the ``log p + 1`` is 0 at ``p == 0``, the ``log q`` 0 where guarded."""
+    zero = p == 0
+    d_p_log_p = torch.where(zero, 0.0, torch.log(torch.where(zero, 1.0, p)) + 1.0)
+    return d_p_log_p - torch.where(_guarded(log_q, zero), 0.0, log_q)
+
+
 def _kl_terms(log_q: torch.Tensor, p: torch.Tensor) -> torch.Tensor | None:
     """``F.kl_div(log_q, p, reduction="none")`` (``xlogy(p, p) - p * log_q``) where it is the
     definition: every log q finite (torch's 0 * -inf is NaN, the definition's 0), and, when p is
     differentiated, every p > 0 (at p = 0 torch's derivative in p is -inf, the definition's -log q).
-    Both are read from one reduction each, on eager CPU tensors only; elsewhere the definition runs."""
+    Both are read from one reduction each, on eager CPU tensors only; under torch.compile
+    :class:`_KLTerms`; elsewhere the definition runs."""
+    if torch.compiler.is_compiling():
+        return _KLTerms.apply(log_q, p)
     if not _on_host(log_q) or _traced(log_q) or _traced(p) or not _all_finite(log_q):
         return None
     if p.requires_grad and p.numel() > 0 and not bool(p.detach().min() > 0):

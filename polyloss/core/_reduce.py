@@ -98,7 +98,10 @@ def zero_times(xp: Any, coefficient: Array, value: Array, nonfinite: Array | Non
     not keep ``value`` for the backward pass only to find the guarded entries again.
     """
     if nonfinite is None:
-        nonfinite = ~xp.isfinite(value)
+        # ~isfinite as ~(|v| < inf): the same mask (NaN compares False), but torch.compile's CPU
+        # code vectorises it where it writes isfinite element by element (compiled kl_div: 2.6x
+        # of F.kl_div's time with isfinite, 0.9x with this)
+        nonfinite = ~(xp.abs(value) < math.inf)
     guarded = (coefficient == 0) & nonfinite
     return xp.where(guarded, 0.0, coefficient * xp.where(guarded, 0.0, value))
 
