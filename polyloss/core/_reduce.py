@@ -99,8 +99,8 @@ def zero_times(xp: Any, coefficient: Array, value: Array, nonfinite: Array | Non
     """
     if nonfinite is None:
         # ~isfinite as ~(|v| < inf): the same mask (NaN compares False), but torch.compile's CPU
-        # code vectorises it where it writes isfinite element by element (compiled kl_div: 2.6x
-        # of F.kl_div's time with isfinite, 0.9x with this)
+        # code vectorises it where it writes isfinite element by element (compiled kl_div
+        # differentiating both inputs: 2.6x of F.kl_div's time with isfinite, 0.9x with this)
         nonfinite = ~(xp.abs(value) < math.inf)
     guarded = (coefficient == 0) & nonfinite
     return xp.where(guarded, 0.0, coefficient * xp.where(guarded, 0.0, value))
